@@ -1,0 +1,214 @@
+//! Verification costs, each next to its baseline:
+//!
+//! - raw `ed25519-dalek` strict verify of the signed bytes vs [`verify`] of a native
+//!   credential (what decoding, key lookup, checks and status add);
+//! - [`verify`] of a VC-JWT vs `jsonwebtoken::decode` of the same token;
+//! - one status-list lookup in a 1,000,000-bit list;
+//! - [`verify_batch`] of 64 credentials vs 64 single [`verify`] calls.
+//!
+//! Run with `cargo bench -p credmesh-credential --bench credential -- --quick`.
+
+// A bench is test code: a fixture that fails to build should stop it loudly.
+#![allow(clippy::unwrap_used)]
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use credmesh_credential::{
+    Bitstring, Context, IssuerKey, Policy, Presented, StatusCache, StatusSource, TrustSnapshot,
+    VcOptions, encode_envelope, sign_credential, signing_input, to_qr, to_vc_jwt, verify,
+    verify_batch,
+};
+use credmesh_proto::credential::v1::{
+    Claim, Credential, CredentialKind, StatusPurpose, StatusReference,
+};
+use criterion::{Criterion, criterion_group, criterion_main};
+use ed25519_dalek::Signature;
+
+const NOW: i64 = 1_750_000_000;
+
+fn credential(i: u64) -> Credential {
+    let claim = |name: &str, value: &str| Claim {
+        name: name.into(),
+        value: value.into(),
+    };
+    Credential {
+        id: format!("1.2.156.3005.2.11100000000013127D001.11310000002420813X.{i:08}.001.7"),
+        kind: CredentialKind::BusinessLicense as i32,
+        issuer: "SH/license".into(),
+        region: "SH".into(),
+        subject: "91310000MA1FL8TQ2X".into(),
+        issued_at: NOW - 86_400,
+        not_before: NOW - 86_400,
+        not_after: 4_102_444_800,
+        status: Some(StatusReference {
+            list_id: "SH/license/0".into(),
+            index: i,
+        }),
+        claims: vec![
+            claim("name", "上海示例科技有限公司"),
+            claim("uscc", "91310000MA1FL8TQ2X"),
+            claim("entity_type", "有限责任公司（自然人投资或控股）"),
+            claim("legal_representative", "张三"),
+            claim("registered_capital", "人民币100.0000万元"),
+            claim("established", "2020-05-18"),
+            claim("domicile", "上海市浦东新区示例路1号"),
+            claim("business_scope", "技术开发、技术咨询、技术服务。"),
+            claim("registration_authority", "上海市市场监督管理局"),
+        ],
+        version: 1,
+        nonce: Vec::new(),
+    }
+}
+
+struct Fixture {
+    key: IssuerKey,
+    trust: TrustSnapshot,
+    status: StatusCache,
+    policy: Policy,
+}
+
+fn fixture() -> Fixture {
+    let key = IssuerKey::from_bytes("SH-license-bench", &[7u8; 32]);
+    let mut trust = TrustSnapshot::new();
+    let trusted = key.to_trusted_key("SH/license", "SH", &[CredentialKind::BusinessLicense], 0);
+    trust.insert(&trusted, NOW).unwrap();
+    let mut status = StatusCache::new();
+    for purpose in [StatusPurpose::Revocation, StatusPurpose::Suspension] {
+        let mut bits = Bitstring::new(1_000_000);
+        bits.set(999_999, true).unwrap();
+        status
+            .insert_list("SH/license/0", purpose, bits, NOW)
+            .unwrap();
+    }
+    Fixture {
+        key,
+        trust,
+        status,
+        policy: Policy::default(),
+    }
+}
+
+fn native(c: &mut Criterion) {
+    let f = fixture();
+    let env = sign_credential(&credential(42), &f.key);
+    let bytes = encode_envelope(&env);
+    let qr = to_qr(&env);
+    let message = signing_input(Context::Credential, &env.payload);
+    let signature = Signature::from_slice(&env.signature).unwrap();
+    let vk = f.key.verifying_key();
+
+    let mut g = c.benchmark_group("native");
+    g.bench_function("ed25519_dalek_verify_strict", |b| {
+        b.iter(|| vk.verify_strict(black_box(&message), black_box(&signature)))
+    });
+    g.bench_function("ed25519_dalek_verify_non_strict", |b| {
+        use ed25519_dalek::Verifier as _;
+        b.iter(|| vk.verify(black_box(&message), black_box(&signature)))
+    });
+    g.bench_function("credmesh_verify_native", |b| {
+        b.iter(|| {
+            verify(
+                Presented::Native(black_box(&bytes)),
+                &f.trust,
+                &f.status,
+                &f.policy,
+                NOW,
+            )
+        })
+    });
+    g.bench_function("credmesh_verify_qr", |b| {
+        b.iter(|| {
+            verify(
+                Presented::Qr(black_box(&qr)),
+                &f.trust,
+                &f.status,
+                &f.policy,
+                NOW,
+            )
+        })
+    });
+    g.finish();
+}
+
+fn vc_jwt(c: &mut Criterion) {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+    let f = fixture();
+    let token = to_vc_jwt(
+        &credential(42),
+        &f.key,
+        &VcOptions {
+            status_base_url: "https://verify.sh.example".into(),
+        },
+    );
+    let decoding = DecodingKey::from_ed_der(&f.key.public_key_bytes());
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.validate_aud = false;
+    assert!(decode::<serde_json::Value>(&token, &decoding, &validation).is_ok());
+
+    let mut g = c.benchmark_group("vc_jwt");
+    g.bench_function("jsonwebtoken_decode", |b| {
+        b.iter(|| decode::<serde_json::Value>(black_box(&token), &decoding, &validation))
+    });
+    g.bench_function("credmesh_parse_and_rebuild_without_signature", |b| {
+        b.iter(|| {
+            credmesh_credential::parse_vc_jwt(black_box(&token))
+                .and_then(|p| p.credential())
+                .is_ok()
+        })
+    });
+    g.bench_function("credmesh_verify_vc_jwt", |b| {
+        b.iter(|| {
+            verify(
+                Presented::VcJwt(black_box(&token)),
+                &f.trust,
+                &f.status,
+                &f.policy,
+                NOW,
+            )
+        })
+    });
+    g.finish();
+}
+
+fn status_lookup(c: &mut Criterion) {
+    let f = fixture();
+    c.bench_function("status_cache_lookup_1m_bits", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i = (i + 7919) % 1_000_000;
+            f.status.lookup(black_box("SH/license/0"), black_box(i))
+        })
+    });
+}
+
+fn batch(c: &mut Criterion) {
+    let f = fixture();
+    let encoded: Vec<Vec<u8>> = (0..64)
+        .map(|i| encode_envelope(&sign_credential(&credential(i), &f.key)))
+        .collect();
+    let inputs: Vec<Presented<'_>> = encoded.iter().map(|e| Presented::Native(e)).collect();
+
+    let mut g = c.benchmark_group("batch_64");
+    g.bench_function("verify_batch", |b| {
+        b.iter(|| verify_batch(black_box(&inputs), &f.trust, &f.status, &f.policy, NOW))
+    });
+    g.bench_function("single_verify_x64", |b| {
+        b.iter(|| {
+            inputs
+                .iter()
+                .map(|i| verify(*i, &f.trust, &f.status, &f.policy, NOW))
+                .collect::<Vec<_>>()
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = native, vc_jwt, status_lookup, batch
+}
+criterion_main!(benches);

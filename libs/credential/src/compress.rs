@@ -1,0 +1,117 @@
+//! In-memory zlib and GZIP with bounded decompression.
+//!
+//! Compression writes into a `Vec`, which never fails; flate2 still returns `io::Result`
+//! because its encoders are generic over writers. Rather than make `to_qr` and
+//! `Bitstring::encode` fallible for an error that cannot happen, [`in_memory`] states the
+//! invariant in one place. Decompression is always bounded: the output is read through
+//! `take(max + 1)` so a zip bomb costs at most `max + 1` bytes before it is refused.
+
+use std::io::{self, Read, Write};
+
+use flate2::Compression;
+use flate2::read::{GzDecoder, ZlibDecoder};
+use flate2::write::{GzEncoder, ZlibEncoder};
+
+/// Unwraps the result of an encoder writing into a `Vec<u8>`.
+fn in_memory<T>(result: io::Result<T>) -> T {
+    match result {
+        Ok(v) => v,
+        // A `Vec<u8>` writer never fails and deflate on a valid stream has no error path.
+        Err(e) => unreachable!("in-memory compression failed: {e}"),
+    }
+}
+
+/// zlib (RFC 1950) at the best ratio: QR capacity matters more than microseconds.
+pub(crate) fn zlib(data: &[u8]) -> Vec<u8> {
+    let mut enc = ZlibEncoder::new(Vec::with_capacity(data.len() / 2 + 16), Compression::best());
+    in_memory(enc.write_all(data));
+    in_memory(enc.finish())
+}
+
+/// GZIP (RFC 1952) at the default level, as W3C Bitstring Status List requires.
+pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+    in_memory(enc.write_all(data));
+    in_memory(enc.finish())
+}
+
+/// What went wrong while inflating.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Inflate {
+    /// Not a valid stream.
+    Invalid,
+    /// More than the bound.
+    TooLarge,
+}
+
+fn bounded(mut reader: impl Read, max: usize) -> Result<Vec<u8>, Inflate> {
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    let mut out = Vec::new();
+    (&mut reader)
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(|_| Inflate::Invalid)?;
+    if out.len() > max {
+        return Err(Inflate::TooLarge);
+    }
+    Ok(out)
+}
+
+/// Inflates a zlib stream of at most `max` bytes. Bytes after the end of the stream are
+/// refused, so that every change to a QR text changes what it decodes to.
+pub(crate) fn unzlib(data: &[u8], max: usize) -> Result<Vec<u8>, Inflate> {
+    let mut decoder = ZlibDecoder::new(data);
+    let out = bounded(&mut decoder, max)?;
+    if usize::try_from(decoder.total_in()).ok() != Some(data.len()) {
+        return Err(Inflate::Invalid);
+    }
+    Ok(out)
+}
+
+/// Inflates a GZIP stream of at most `max` bytes.
+pub(crate) fn gunzip(data: &[u8], max: usize) -> Result<Vec<u8>, Inflate> {
+    bounded(GzDecoder::new(data), max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zlib_and_gzip_round_trip() {
+        let data = b"credmesh credmesh credmesh".repeat(50);
+        assert_eq!(unzlib(&zlib(&data), data.len()).unwrap(), data);
+        assert_eq!(gunzip(&gzip(&data), data.len()).unwrap(), data);
+    }
+
+    #[test]
+    fn inflating_past_the_bound_is_refused() {
+        let bomb = zlib(&vec![0u8; 1 << 20]);
+        assert!(bomb.len() < 2048);
+        assert_eq!(unzlib(&bomb, 65_536), Err(Inflate::TooLarge));
+        assert_eq!(gunzip(&gzip(&[0u8; 100]), 99), Err(Inflate::TooLarge));
+    }
+
+    #[test]
+    fn trailing_bytes_after_a_zlib_stream_are_refused() {
+        let mut data = zlib(b"payload");
+        data.push(0);
+        assert_eq!(unzlib(&data, 100), Err(Inflate::Invalid));
+    }
+
+    #[test]
+    fn a_corrupted_zlib_checksum_is_refused() {
+        let mut data = zlib(b"payload payload");
+        let last = data.len() - 1;
+        data[last] ^= 1;
+        assert_eq!(unzlib(&data, 100), Err(Inflate::Invalid));
+        let truncated = &zlib(b"payload payload")[..6];
+        assert_eq!(unzlib(truncated, 100), Err(Inflate::Invalid));
+    }
+
+    #[test]
+    fn garbage_is_invalid() {
+        assert_eq!(unzlib(b"not zlib", 100), Err(Inflate::Invalid));
+        assert_eq!(gunzip(b"not gzip", 100), Err(Inflate::Invalid));
+    }
+}
