@@ -1,0 +1,15 @@
+//! Test support for credmesh: real backends for tests, never mocks.
+//!
+//! Tests run against real SQLite files, a real PostgreSQL server and real Redis
+//! (standalone and cluster). `make test` starts the shared servers once (see
+//! `scripts/test-env.sh`) and exports their addresses; tests that must kill a
+//! server start their own private instance.
+//!
+//! # Layout
+//! - [`postgres`]: a fresh database per test on the shared server.
+//! - [`sqlite`]: a fresh SQLite file per test.
+//! - [`redis`]: the shared standalone and cluster addresses, and private servers.
+
+pub mod postgres;
+pub mod redis;
+pub mod sqlite;
