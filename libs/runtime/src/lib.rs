@@ -1,0 +1,23 @@
+//! Serving credmesh services: one place that knows how a service is put on the wire.
+//!
+//! Every service crate produces [`ServiceParts`] (its tonic services, its HTTP routes,
+//! its access policy and its readiness checks); [`Server`] serves one or many of them
+//! from an already-bound listener: `credmesh serve <service>` mounts one, `credmesh dev`
+//! mounts all. gRPC and HTTP share the port (HTTP/2 prior knowledge for gRPC, HTTP/1.1
+//! or h2 for the rest). Every gRPC call passes the same stack, outermost first:
+//! trace context → RED metrics → limits (concurrency, deadline) → authentication and
+//! authorisation → the service.
+//!
+//! # Layout
+//! - [`server`]: [`Server`], [`ServiceParts`], [`ServerConfig`], health and reflection.
+//! - [`limits`]: concurrency and deadline limits answering proper gRPC statuses.
+//! - [`clock`]: the clock domain code takes, so tests move time instead of sleeping.
+//! - [`shutdown`]: the process shutdown signal.
+
+pub mod clock;
+pub mod limits;
+pub mod server;
+pub mod shutdown;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use server::{Readiness, Server, ServerConfig, ServiceParts};

@@ -1,0 +1,371 @@
+//! [`Server`]: serve one or many services from one bound listener.
+
+use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    body::Body,
+    extract::{DefaultBodyLimit, State},
+    response::IntoResponse,
+    routing::get,
+};
+use credmesh_auth::{AccessPolicy, AuthLayer, TokenValidator};
+use credmesh_telemetry::{
+    metrics::GrpcMetricsLayer, metrics::Metrics, propagation::ServerTraceLayer,
+};
+use futures::future::BoxFuture;
+use http::{Request, StatusCode, header};
+use tokio::{net::TcpListener, sync::watch};
+use tonic::service::RoutesBuilder;
+use tonic_health::{ServingStatus, server::HealthReporter};
+use tower::ServiceExt as _;
+
+use crate::limits::LimitsLayer;
+
+/// A dependency whose failure makes the service not ready (its database, its cache).
+pub trait Readiness: Send + Sync {
+    /// A short name for the readiness report (`database`, `cache`).
+    fn name(&self) -> &str;
+    /// Succeeds when the dependency answers.
+    fn check(&self) -> BoxFuture<'_, anyhow::Result<()>>;
+}
+
+/// What a service crate hands the runtime to be served.
+pub struct ServiceParts {
+    /// The service's short name (`identity`, `license`, …).
+    pub name: &'static str,
+    /// The full gRPC service names it serves, for health checking
+    /// (`credmesh.identity.v1.IdentityService`).
+    pub grpc_names: Vec<&'static str>,
+    /// Adds its tonic services to the router.
+    pub mount: Box<dyn FnOnce(&mut RoutesBuilder) + Send>,
+    /// Its HTTP routes (public documents, JSON APIs, pages).
+    pub http: Router,
+    /// Which of its RPCs need what.
+    pub policy: AccessPolicy,
+    /// Its dependencies, checked for readiness.
+    pub readiness: Vec<Arc<dyn Readiness>>,
+}
+
+impl std::fmt::Debug for ServiceParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceParts")
+            .field("name", &self.name)
+            .field("grpc_names", &self.grpc_names)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Server limits; every value has a documented default.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Largest gRPC message a service decodes (`CREDMESH_MAX_MESSAGE_BYTES`, default 4 MiB).
+    pub max_message_bytes: usize,
+    /// Longest a call may run, and the cap on client deadlines
+    /// (`CREDMESH_REQUEST_TIMEOUT_MS`, default 30 s).
+    pub request_timeout: Duration,
+    /// Calls in flight before new ones are shed (`CREDMESH_MAX_CONCURRENT_REQUESTS`,
+    /// default 1024).
+    pub concurrency_limit: usize,
+    /// How often dependencies are checked for readiness (default 5 s).
+    pub readiness_interval: Duration,
+    /// Largest HTTP request body (default 1 MiB).
+    pub http_body_limit: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 4 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            concurrency_limit: 1024,
+            readiness_interval: Duration::from_secs(5),
+            http_body_limit: 1024 * 1024,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Reads the `CREDMESH_*` limits from `env`, defaults for what is unset.
+    pub fn from_env(env: &std::collections::HashMap<String, String>) -> anyhow::Result<Self> {
+        let mut c = ServerConfig::default();
+        let num = |key: &str| -> anyhow::Result<Option<u64>> {
+            match env.get(key).map(String::as_str).filter(|v| !v.is_empty()) {
+                None => Ok(None),
+                Some(v) => v
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| anyhow::anyhow!("{key} must be a whole number, not '{v}'")),
+            }
+        };
+        if let Some(n) = num("CREDMESH_MAX_MESSAGE_BYTES")? {
+            c.max_message_bytes = n as usize;
+        }
+        if let Some(n) = num("CREDMESH_REQUEST_TIMEOUT_MS")? {
+            c.request_timeout = Duration::from_millis(n);
+        }
+        if let Some(n) = num("CREDMESH_MAX_CONCURRENT_REQUESTS")? {
+            c.concurrency_limit = n as usize;
+        }
+        Ok(c)
+    }
+}
+
+/// Serves services; see the crate docs for the stack every call passes.
+pub struct Server {
+    config: ServerConfig,
+    metrics: Metrics,
+    validator: Arc<TokenValidator>,
+    parts: Vec<ServiceParts>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("config", &self.config)
+            .field("parts", &self.parts)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+struct HttpState {
+    metrics: Metrics,
+    ready: watch::Receiver<Report>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Report {
+    ready: bool,
+    checks: Vec<(String, Result<(), String>)>,
+}
+
+impl Server {
+    /// A server that validates tokens with `validator` and records into `metrics`.
+    pub fn new(config: ServerConfig, metrics: Metrics, validator: Arc<TokenValidator>) -> Self {
+        Self {
+            config,
+            metrics,
+            validator,
+            parts: Vec::new(),
+        }
+    }
+
+    /// Adds a service.
+    pub fn with_service(mut self, parts: ServiceParts) -> Self {
+        self.parts.push(parts);
+        self
+    }
+
+    /// Serves on every listener until `shutdown` resolves, then stops accepting, reports
+    /// NOT_SERVING and lets calls in flight finish. Each listener serves everything (gRPC
+    /// and HTTP are told apart by content type), so `credmesh dev` can offer its two
+    /// well-known ports from one set of services.
+    pub async fn serve(
+        self,
+        listeners: Vec<TcpListener>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Server {
+            config,
+            metrics,
+            validator,
+            parts,
+        } = self;
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let grpc_names: Vec<&'static str> = parts
+            .iter()
+            .flat_map(|p| p.grpc_names.iter().copied())
+            .collect();
+        set_health(&health, &grpc_names, ServingStatus::NotServing).await;
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(credmesh_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(credmesh_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let mut routes = RoutesBuilder::default();
+        routes.add_service(health_service);
+        routes.add_service(reflection_v1);
+        routes.add_service(reflection_v1alpha);
+        let mut policy = AccessPolicy::new();
+        let mut checks = Vec::new();
+        let mut http = Router::new();
+        let names: Vec<&str> = parts.iter().map(|p| p.name).collect();
+        for part in parts {
+            (part.mount)(&mut routes);
+            policy = policy.merge(part.policy);
+            checks.extend(part.readiness);
+            http = http.merge(part.http);
+        }
+
+        let grpc = routes
+            .routes()
+            .into_axum_router()
+            .layer(AuthLayer::new(validator, Arc::new(policy)))
+            .layer(LimitsLayer::new(
+                config.concurrency_limit,
+                config.request_timeout,
+            ))
+            .layer(GrpcMetricsLayer::new(metrics.clone()))
+            .layer(ServerTraceLayer);
+
+        let (ready_tx, ready_rx) = watch::channel(Report::default());
+        let ops: Router = Router::new()
+            .route("/metrics", get(metrics_handler))
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/readyz", get(ready_handler))
+            .with_state(HttpState {
+                metrics,
+                ready: ready_rx,
+            });
+        let http = http
+            .merge(ops)
+            .layer(DefaultBodyLimit::max(config.http_body_limit));
+
+        let app = http.fallback_service(tower::service_fn(move |req: Request<Body>| {
+            let grpc = grpc.clone();
+            async move {
+                let is_grpc = req
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|ct| ct.starts_with("application/grpc"));
+                if is_grpc {
+                    grpc.oneshot(req).await
+                } else {
+                    Ok::<_, Infallible>((StatusCode::NOT_FOUND, "not found\n").into_response())
+                }
+            }
+        }));
+
+        let readiness = tokio::spawn(readiness_loop(
+            health.clone(),
+            grpc_names.clone(),
+            checks,
+            config.readiness_interval,
+            ready_tx,
+        ));
+
+        let addrs = listeners
+            .iter()
+            .map(|l| l.local_addr())
+            .collect::<Result<Vec<_>, _>>()?;
+        tracing::info!(addrs = ?addrs, services = ?names, "serving");
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let health_on_stop = health.clone();
+        let names_on_stop = grpc_names.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            readiness.abort();
+            set_health(&health_on_stop, &names_on_stop, ServingStatus::NotServing).await;
+            let _ = stop_tx.send(true);
+        });
+        let mut servers = Vec::new();
+        for listener in listeners {
+            let mut stop = stop_rx.clone();
+            let app = app.clone();
+            servers.push(tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    })
+                    .await
+            }));
+        }
+        for server in servers {
+            server.await??;
+        }
+        tracing::info!(addrs = ?addrs, "stopped");
+        Ok(())
+    }
+}
+
+async fn set_health(health: &HealthReporter, names: &[&'static str], status: ServingStatus) {
+    health.set_service_status("", status).await;
+    for name in names {
+        health.set_service_status(*name, status).await;
+    }
+}
+
+async fn readiness_loop(
+    health: HealthReporter,
+    names: Vec<&'static str>,
+    checks: Vec<Arc<dyn Readiness>>,
+    interval: Duration,
+    report: watch::Sender<Report>,
+) {
+    let mut last = None;
+    loop {
+        let mut results = Vec::with_capacity(checks.len());
+        for check in &checks {
+            let result = match tokio::time::timeout(Duration::from_secs(2), check.check()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(err)) => Err(format!("{err:#}")),
+                Err(_) => Err("no answer within 2 s".to_string()),
+            };
+            results.push((check.name().to_string(), result));
+        }
+        let ready = results.iter().all(|(_, r)| r.is_ok());
+        if last != Some(ready) {
+            for (name, result) in &results {
+                if let Err(err) = result {
+                    tracing::warn!(dependency = %name, error = %err, "dependency not ready");
+                }
+            }
+            let status = if ready {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            set_health(&health, &names, status).await;
+            tracing::info!(ready, "readiness changed");
+            last = Some(ready);
+        }
+        let _ = report.send(Report {
+            ready,
+            checks: results,
+        });
+        tokio::time::sleep(interval).await;
+    }
+}
+
+async fn metrics_handler(State(state): State<HttpState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+}
+
+async fn ready_handler(State(state): State<HttpState>) -> impl IntoResponse {
+    let report = state.ready.borrow().clone();
+    let checks: serde_json::Map<String, serde_json::Value> = report
+        .checks
+        .iter()
+        .map(|(name, r)| {
+            let v = match r {
+                Ok(()) => "ok".to_string(),
+                Err(e) => e.clone(),
+            };
+            (name.clone(), serde_json::Value::String(v))
+        })
+        .collect();
+    let body = serde_json::json!({
+        "status": if report.ready { "ready" } else { "not_ready" },
+        "checks": checks,
+    });
+    let code = if report.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(body))
+}
