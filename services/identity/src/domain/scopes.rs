@@ -1,0 +1,85 @@
+//! The scope catalogue: every scope a token can carry, and which kinds of principal may
+//! hold it. A registration asking for a scope outside its kind's set is refused, so a
+//! partner system can never be registered with issuing rights by mistake.
+
+use credmesh_auth::PrincipalKind;
+
+/// Register and disable clients, revoke issuer keys, pin partner anchors.
+pub const IDENTITY_ADMIN: &str = "identity.admin";
+/// Register the caller's own issuer signing keys (services).
+pub const IDENTITY_KEYS: &str = "identity.keys";
+/// Read clients' public data, issuer keys and partner anchors.
+pub const IDENTITY_READ: &str = "identity.read";
+/// Establish, amend, deregister and revoke business licenses.
+pub const LICENSE_ISSUE: &str = "license.issue";
+/// Read the enterprise register and licenses.
+pub const LICENSE_READ: &str = "license.read";
+/// Verify credentials through the verify gateway.
+pub const VERIFY: &str = "verify";
+
+/// Every scope, with the kinds of principal that may hold it.
+pub const CATALOGUE: &[(&str, &[PrincipalKind])] = {
+    use PrincipalKind::*;
+    &[
+        (IDENTITY_ADMIN, &[Operator]),
+        (IDENTITY_KEYS, &[Service, Operator]),
+        (IDENTITY_READ, &[Service, Operator, Department]),
+        (LICENSE_ISSUE, &[Department, Operator]),
+        (
+            LICENSE_READ,
+            &[Service, Operator, Department, Inspector, Enterprise],
+        ),
+        (
+            VERIFY,
+            &[
+                Service, Partner, Operator, Department, Inspector, Enterprise,
+            ],
+        ),
+    ]
+};
+
+/// Whether `scope` exists at all.
+pub fn is_known(scope: &str) -> bool {
+    CATALOGUE.iter().any(|(s, _)| *s == scope)
+}
+
+/// Whether a principal of `kind` may hold `scope`.
+pub fn allowed(kind: PrincipalKind, scope: &str) -> bool {
+    CATALOGUE
+        .iter()
+        .any(|(s, kinds)| *s == scope && kinds.contains(&kind))
+}
+
+/// Every scope a principal of `kind` may hold (what `credmesh dev` gives its operator).
+pub fn all_for(kind: PrincipalKind) -> Vec<String> {
+    CATALOGUE
+        .iter()
+        .filter(|(_, kinds)| kinds.contains(&kind))
+        .map(|(s, _)| s.to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partners_may_only_verify() {
+        assert_eq!(all_for(PrincipalKind::Partner), vec![VERIFY.to_string()]);
+        assert!(!allowed(PrincipalKind::Partner, LICENSE_ISSUE));
+    }
+
+    #[test]
+    fn only_operators_administer_identity() {
+        for kind in [
+            PrincipalKind::Service,
+            PrincipalKind::Partner,
+            PrincipalKind::Department,
+            PrincipalKind::Inspector,
+            PrincipalKind::Enterprise,
+        ] {
+            assert!(!allowed(kind, IDENTITY_ADMIN), "{kind:?}");
+        }
+        assert!(allowed(PrincipalKind::Operator, IDENTITY_ADMIN));
+    }
+}
