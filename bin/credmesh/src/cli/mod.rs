@@ -1,0 +1,111 @@
+//! Command-line arguments and dispatch.
+
+mod identity;
+
+use std::{collections::HashMap, net::SocketAddr, path::PathBuf};
+
+use clap::{Parser, Subcommand};
+
+/// credmesh: signed credentials for business-environment reform.
+#[derive(Debug, Parser)]
+#[command(name = "credmesh", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every service in one process with local defaults (SQLite, in-process cache,
+    /// generated keys, a ready operator profile).
+    Dev(DevArgs),
+    /// Run one service from environment configuration (production).
+    Serve {
+        /// The service to run.
+        #[arg(value_enum)]
+        service: Service,
+    },
+    /// Apply a service's database migrations and exit (the Helm pre-install hook).
+    Migrate {
+        /// The service whose database to migrate.
+        #[arg(value_enum)]
+        service: Service,
+    },
+    /// Generate an Ed25519 key (PKCS#8 PEM) and print its public key.
+    Keygen {
+        /// Where to write the private key (created owner-readable only).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Identity and trust: clients, tokens, issuer keys, trust lists, partner anchors.
+    Identity(identity::IdentityArgs),
+}
+
+/// The services `serve` and `migrate` know.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Service {
+    /// The identity and trust service.
+    Identity,
+}
+
+/// `credmesh dev` options.
+#[derive(Debug, clap::Args)]
+pub struct DevArgs {
+    /// Where data, keys and the CLI profile live; kept across restarts.
+    #[arg(long, default_value = "./data", env = "CREDMESH_DATA_DIR")]
+    pub data: PathBuf,
+    /// The gRPC address.
+    #[arg(long, default_value = "127.0.0.1:50051", env = "CREDMESH_GRPC_ADDR")]
+    pub grpc: SocketAddr,
+    /// The HTTP address (JWKS, trust list, /metrics).
+    #[arg(long, default_value = "127.0.0.1:8080", env = "CREDMESH_HTTP_ADDR")]
+    pub http: SocketAddr,
+    /// The region this deployment plays.
+    #[arg(long, default_value = "SH", env = "CREDMESH_REGION")]
+    pub region: String,
+}
+
+/// Options every client subcommand shares.
+#[derive(Debug, clap::Args)]
+pub struct ClientOpts {
+    /// The CLI profile (endpoint, client id, key file).
+    #[arg(
+        long,
+        global = true,
+        default_value = "./data/cli-profile.toml",
+        env = "CREDMESH_PROFILE"
+    )]
+    pub profile: PathBuf,
+    /// Override the profile's gRPC endpoint.
+    #[arg(long, global = true, env = "CREDMESH_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// Print answers as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// Runs the chosen command.
+pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Dev(args) => crate::dev::run(args, env).await,
+        Command::Serve { service } => crate::serve::run(service, env).await,
+        Command::Migrate { service } => crate::serve::migrate(service, env).await,
+        Command::Keygen { out } => {
+            if out.exists() {
+                anyhow::bail!(
+                    "{} exists already; refusing to overwrite a key",
+                    out.display()
+                );
+            }
+            let key = credmesh_credential::keys::IssuerKey::generate("local")?;
+            crate::keyfile::write_private(&out, &key.to_pkcs8_pem())?;
+            use base64::Engine as _;
+            println!(
+                "{}",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.public_key_bytes())
+            );
+            Ok(())
+        }
+        Command::Identity(args) => identity::run(args).await,
+    }
+}

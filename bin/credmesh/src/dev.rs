@@ -1,0 +1,124 @@
+//! `credmesh dev`: every service in one process, for a first try and for development.
+//!
+//! Data (SQLite files), generated keys and a CLI profile live under `--data` and are
+//! reused on restart. The process prints where it listens, an operator token and the
+//! commands to try next.
+
+use std::{collections::HashMap, sync::Arc};
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use credmesh_runtime::{Server, ServerConfig, SystemClock};
+use credmesh_store::{Db, DbOptions};
+use credmesh_telemetry::metrics::Metrics;
+use tokio::net::TcpListener;
+
+use crate::{cli::DevArgs, keyfile, profile::Profile};
+
+/// Runs every service until Ctrl-C.
+pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Result<()> {
+    env.entry("CREDMESH_LOG_FORMAT".into())
+        .or_insert_with(|| "pretty".into());
+    let _telemetry = credmesh_telemetry::init("credmesh-dev", &env)?;
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("creating the data directory {}", args.data.display()))?;
+    let data = std::fs::canonicalize(&args.data)?;
+    let keys = data.join("keys");
+    let (_, _) = keyfile::load_or_generate(&keys.join("anchor.pem"))?;
+    let (_, _) = keyfile::load_or_generate(&keys.join("token.pem"))?;
+    let (operator, _) = keyfile::load_or_generate(&keys.join("operator.pem"))?;
+    let operator_pk =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(operator.public_key_bytes());
+
+    let server_config = ServerConfig::from_env(&env)?;
+    let identity_env: HashMap<String, String> = [
+        ("CREDMESH_REGION", args.region.clone()),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}", data.join("identity.db").display()),
+        ),
+        (
+            "CREDMESH_ANCHOR_KEY_FILE",
+            keys.join("anchor.pem").display().to_string(),
+        ),
+        (
+            "CREDMESH_TOKEN_KEY_FILE",
+            keys.join("token.pem").display().to_string(),
+        ),
+        ("CREDMESH_ALLOW_CLIENT_SECRETS", "true".into()),
+        ("CREDMESH_PUBLIC_URL", format!("http://{}", args.http)),
+        ("CREDMESH_BOOTSTRAP_OPERATOR_KEY", operator_pk),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let identity_config = credmesh_identity::IdentityConfig::from_env(&identity_env)?;
+    let db = Db::connect(&identity_config.database_url, &DbOptions::default()).await?;
+    db.migrate(credmesh_identity::migrations()).await?;
+    let clock = Arc::new(SystemClock);
+    let identity = credmesh_identity::build(&identity_config, db, clock, &server_config).await?;
+
+    let grpc = TcpListener::bind(args.grpc).await.with_context(|| {
+        format!(
+            "binding the gRPC address {} (is another credmesh running?)",
+            args.grpc
+        )
+    })?;
+    let http = TcpListener::bind(args.http).await.with_context(|| {
+        format!(
+            "binding the HTTP address {} (is another credmesh running?)",
+            args.http
+        )
+    })?;
+    let grpc_addr = grpc.local_addr()?;
+    let http_addr = http.local_addr()?;
+
+    let profile_path = data.join("cli-profile.toml");
+    Profile {
+        endpoint: format!("http://{grpc_addr}"),
+        client_id: "operator".into(),
+        key_file: keys.join("operator.pem"),
+    }
+    .save(&profile_path)?;
+    let assertion = credmesh_auth::client_assertion("operator", operator.signing_key(), now())?;
+    let token = identity
+        .identity
+        .issue_token(
+            "operator",
+            credmesh_identity::service::Credential::Assertion(&assertion),
+            &[],
+            "",
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("issuing the operator token: {e}"))?;
+
+    let metrics = Metrics::new();
+    let server =
+        Server::new(server_config, metrics, identity.validator).with_service(identity.parts);
+    println!(
+        "\ncredmesh dev\n\n\
+         region        {region}\n\
+         gRPC          {grpc_addr}   (health, reflection: grpcurl -plaintext {grpc_addr} list)\n\
+         HTTP          http://{http_addr}/.well-known/jwks.json   /v1/trust/list   /metrics\n\
+         data          {data}\n\
+         CLI profile   {profile}\n\n\
+         operator token (valid {ttl} s):\n{token}\n\n\
+         try:\n  \
+         cargo run -q -p credmesh -- identity clients list\n  \
+         cargo run -q -p credmesh -- identity trust-list show\n\n\
+         credmesh dev ready grpc={grpc_addr} http={http_addr}",
+        region = args.region,
+        data = data.display(),
+        profile = profile_path.display(),
+        ttl = token.expires_in,
+        token = token.token,
+    );
+    server
+        .serve(vec![grpc, http], credmesh_runtime::shutdown::signal())
+        .await
+}
+
+fn now() -> i64 {
+    use credmesh_runtime::Clock as _;
+    SystemClock.now()
+}

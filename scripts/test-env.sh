@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Starts (or stops) the real backends the tests use, on loopback only:
+#   PostgreSQL 127.0.0.1:55432, Redis 127.0.0.1:56379, Redis Cluster 127.0.0.1:57001-57003.
+# `start` writes target/test-env/env with the CREDMESH_TEST_* variables the tests read.
+# Servers are throw-away: their data lives under a temporary directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+state=target/test-env
+mkdir -p "$state"
+base=/tmp/credmesh-test-env
+pg_port=55432
+redis_port=56379
+cluster_ports=(57001 57002 57003)
+
+pg_bin() { ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1; }
+
+start_postgres() {
+  local bin; bin=$(pg_bin)
+  if "$bin/pg_isready" -q -h 127.0.0.1 -p $pg_port 2>/dev/null; then return; fi
+  rm -rf "$base/pg"; mkdir -p "$base/pg"
+  chown -R postgres:postgres "$base/pg"
+  runuser -u postgres -- "$bin/initdb" -D "$base/pg/data" -A trust -U postgres >/dev/null
+  runuser -u postgres -- "$bin/pg_ctl" -D "$base/pg/data" -l "$base/pg/log" -w \
+    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $base/pg -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" start >/dev/null
+}
+
+start_redis() { # port [extra args]
+  local port=$1; shift
+  if redis-cli -p "$port" ping >/dev/null 2>&1; then return; fi
+  mkdir -p "$base/redis-$port"
+  redis-server --bind 127.0.0.1 --port "$port" --daemonize yes --save '' --appendonly no \
+    --dir "$base/redis-$port" --pidfile "$base/redis-$port/pid" --logfile "$base/redis-$port/log" "$@"
+  for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "redis on port $port did not start" >&2; exit 1
+}
+
+start_cluster() {
+  for p in "${cluster_ports[@]}"; do
+    start_redis "$p" --cluster-enabled yes --cluster-port $((p - 10000)) --cluster-config-file "$base/redis-$p/nodes.conf"
+  done
+  if ! redis-cli -p "${cluster_ports[0]}" cluster info | grep -q 'cluster_state:ok'; then
+    redis-cli --cluster create $(printf '127.0.0.1:%s ' "${cluster_ports[@]}") \
+      --cluster-replicas 0 --cluster-yes >/dev/null
+    for _ in $(seq 100); do
+      redis-cli -p "${cluster_ports[0]}" cluster info | grep -q 'cluster_state:ok' && return
+      sleep 0.1
+    done
+    echo "redis cluster did not become ok" >&2; exit 1
+  fi
+}
+
+case "${1:-start}" in
+  start)
+    start_postgres
+    start_redis $redis_port
+    start_cluster
+    cat > "$state/env" <<ENV
+export CREDMESH_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:$pg_port
+export CREDMESH_TEST_REDIS_URL=redis://127.0.0.1:$redis_port
+export CREDMESH_TEST_REDIS_CLUSTER_URL=redis-cluster://$(IFS=,; echo "${cluster_ports[*]/#/127.0.0.1:}")
+ENV
+    echo "test servers up: $(tr '\n' ' ' < "$state/env" | sed 's/export //g')"
+    ;;
+  stop)
+    bin=$(pg_bin)
+    [ -d "$base/pg/data" ] && runuser -u postgres -- "$bin/pg_ctl" -D "$base/pg/data" -m immediate stop >/dev/null 2>&1 || true
+    for p in $redis_port "${cluster_ports[@]}"; do redis-cli -p "$p" shutdown nosave >/dev/null 2>&1 || true; done
+    rm -rf "$base" "$state/env"
+    ;;
+  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac

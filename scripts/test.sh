@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# `make test`: start the real backends, run every test, run the third-party interop
+# checks, stop the backends — also when a test fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+started_here=0
+if [ ! -f target/test-env/env ]; then started_here=1; fi
+scripts/test-env.sh start
+if [ "$started_here" = 1 ]; then trap 'scripts/test-env.sh stop' EXIT; fi
+# shellcheck disable=SC1091
+source target/test-env/env
+export CREDMESH_PYTHON="$PWD/.tools/venv/bin/python"
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast --failure-output final
+  cargo test --workspace --doc
+else
+  cargo test --workspace --no-fail-fast
+fi

@@ -1,0 +1,159 @@
+//! End-to-end harness: runs the real `credmesh` binary on ephemeral loopback ports and
+//! stops it when the test ends.
+//!
+//! The binary is the one cargo built for this workspace (`make test` builds every
+//! target before running tests). Tests talk to it only through its public surfaces:
+//! gRPC, HTTP and its printed output.
+
+use std::{path::PathBuf, process::Stdio, time::Duration};
+
+use anyhow::{Context as _, bail};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+/// The workspace's `credmesh` binary.
+pub fn credmesh_bin() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let bin = target.join("debug/credmesh");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p credmesh` (make test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A running `credmesh dev`.
+#[derive(Debug)]
+pub struct Dev {
+    child: Child,
+    /// The gRPC address it bound.
+    pub grpc: String,
+    /// The HTTP address it bound.
+    pub http: String,
+    /// Everything it printed before it was ready.
+    pub banner: String,
+    /// Its data directory.
+    pub data: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Dev {
+    /// Starts `credmesh dev` on ephemeral ports in a fresh data directory.
+    pub async fn start() -> anyhow::Result<Dev> {
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("data");
+        let mut dev = Self::start_in(&data).await?;
+        dev._dir = Some(dir);
+        Ok(dev)
+    }
+
+    /// Starts `credmesh dev` on ephemeral ports with `data` as its data directory.
+    pub async fn start_in(data: &std::path::Path) -> anyhow::Result<Dev> {
+        let mut child = Command::new(credmesh_bin())
+            .args([
+                "dev",
+                "--grpc",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--data",
+            ])
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting credmesh dev")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let mut banner = String::new();
+        let ready = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await? {
+                banner.push_str(&line);
+                banner.push('\n');
+                if let Some(rest) = line.strip_prefix("credmesh dev ready ") {
+                    let mut grpc = None;
+                    let mut http = None;
+                    for part in rest.split_whitespace() {
+                        if let Some(v) = part.strip_prefix("grpc=") {
+                            grpc = Some(v.to_string());
+                        }
+                        if let Some(v) = part.strip_prefix("http=") {
+                            http = Some(v.to_string());
+                        }
+                    }
+                    return Ok::<_, anyhow::Error>((grpc, http));
+                }
+            }
+            bail!("credmesh dev exited before it was ready:\n{banner}")
+        })
+        .await
+        .context("credmesh dev was not ready within 60 s")??;
+        // Keep draining stdout so the child never blocks on a full pipe.
+        let mut rest = String::new();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                rest.push_str(&line);
+            }
+        });
+        let (Some(grpc), Some(http)) = ready else {
+            bail!("the ready line did not name both addresses");
+        };
+        // The banner continues after the ready line; give it a moment to arrive.
+        Ok(Dev {
+            child,
+            grpc,
+            http,
+            banner,
+            data: data.to_path_buf(),
+            _dir: None,
+        })
+    }
+
+    /// Stops the process (SIGKILL; it keeps no state outside its data directory).
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.child.kill().await?;
+        Ok(())
+    }
+}
+
+/// The Python interpreter with the third-party verifiers (`make deps` makes it).
+pub fn python() -> PathBuf {
+    std::env::var_os("CREDMESH_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/venv/bin/python")
+        })
+}
+
+/// Runs a script of `tools/interop` with the venv's Python; returns its stdout.
+pub async fn interop(script: &str, args: &[&str]) -> anyhow::Result<String> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tools/interop")
+        .join(script);
+    let out = Command::new(python())
+        .arg(&path)
+        .args(args)
+        .output()
+        .await
+        .with_context(|| {
+            format!(
+                "running {} (run `make deps` for the Python venv)",
+                path.display()
+            )
+        })?;
+    if !out.status.success() {
+        bail!(
+            "{script} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
