@@ -6,16 +6,18 @@
 //! mounts all. gRPC and HTTP share the port (HTTP/2 prior knowledge for gRPC, HTTP/1.1
 //! or h2 for the rest). Every gRPC call passes the same stack, outermost first:
 //! trace context → RED metrics → limits (concurrency, deadline) → authentication and
-//! authorisation → the service.
+//! authorisation → status normalisation → the service.
 //!
 //! # Layout
 //! - [`server`]: [`Server`], [`ServiceParts`], [`ServerConfig`], health and reflection.
 //! - [`limits`]: concurrency and deadline limits answering proper gRPC statuses.
+//! - [`normalize`]: tonic's own refusals (bad protobuf, oversize) given proper codes.
 //! - [`clock`]: the clock domain code takes, so tests move time instead of sleeping.
 //! - [`shutdown`]: the process shutdown signal.
 
 pub mod clock;
 pub mod limits;
+pub mod normalize;
 pub mod server;
 pub mod shutdown;
 

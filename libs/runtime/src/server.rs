@@ -20,7 +20,7 @@ use tonic::service::RoutesBuilder;
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::ServiceExt as _;
 
-use crate::limits::LimitsLayer;
+use crate::{limits::LimitsLayer, normalize::NormalizeLayer};
 
 /// A dependency whose failure makes the service not ready (its database, its cache).
 pub trait Readiness: Send + Sync {
@@ -207,6 +207,7 @@ impl Server {
         let grpc = routes
             .routes()
             .into_axum_router()
+            .layer(NormalizeLayer)
             .layer(AuthLayer::new(validator, Arc::new(policy)))
             .layer(LimitsLayer::new(
                 config.concurrency_limit,

@@ -6,10 +6,12 @@
 //! server start their own private instance.
 //!
 //! # Layout
+//! - [`grpc`]: raw gRPC calls with arbitrary bytes, for malformed-input tests.
 //! - [`postgres`]: a fresh database per test on the shared server.
 //! - [`sqlite`]: a fresh SQLite file per test.
 //! - [`redis`]: the shared standalone and cluster addresses, and private servers.
 
+pub mod grpc;
 pub mod postgres;
 pub mod redis;
 pub mod sqlite;

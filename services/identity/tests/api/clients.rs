@@ -233,7 +233,29 @@ async fn an_oversized_message_is_refused_without_reaching_the_service() {
             ..Default::default()
         })
         .await;
-    let err = app.client.clone().register_client(req).await.unwrap_err();
-    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    let r = app.client.clone().register_client(req).await;
+    assert_status(r, Code::ResourceExhausted, "MESSAGE_TOO_LARGE");
     assert_eq!(app.audit_count("big").await, 0);
+}
+
+#[tokio::test]
+async fn a_malformed_protobuf_body_is_invalid_argument_and_stores_nothing() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let token = app.operator_token().await;
+    // Field 1 announced as a 100-byte string, then the body ends: truncated protobuf.
+    let body = vec![0x0a, 100, b'a', b'b'];
+    let r = credmesh_testkit::grpc::raw_unary(
+        channel,
+        "/credmesh.identity.v1.IdentityService/RegisterClient",
+        body,
+        &[("authorization", format!("Bearer {token}"))],
+    )
+    .await;
+    assert_status(r, Code::InvalidArgument, "MALFORMED_REQUEST");
+    assert_eq!(app.audit_count("ab").await, 0);
 }

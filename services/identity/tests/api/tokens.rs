@@ -109,6 +109,36 @@ async fn calls_without_a_token_or_with_a_bad_one_are_unauthenticated() {
         "AUTH_BAD_SIGNATURE",
     );
 
+    // A well-formed token under a key id nobody published.
+    let stranger = IssuerKey::generate("s").unwrap();
+    let claims = credmesh_auth::AccessClaims {
+        iss: credmesh_auth::issuer_for_region("SH"),
+        sub: "operator".into(),
+        aud: "credmesh".into(),
+        exp: app.now() + 300,
+        iat: app.now(),
+        nbf: app.now(),
+        jti: "j1".into(),
+        scope: "identity.read".into(),
+        kind: PrincipalKind::Operator,
+        org: None,
+        region: "SH".into(),
+        cert: None,
+    };
+    let unknown = credmesh_auth::TokenSigner::new(
+        "SH-token-unknown".into(),
+        stranger.signing_key().clone(),
+        credmesh_auth::issuer_for_region("SH"),
+    )
+    .unwrap()
+    .sign(&claims)
+    .unwrap();
+    assert_status(
+        list(with_token(Default::default(), &unknown)).await,
+        Code::Unauthenticated,
+        "AUTH_UNKNOWN_KEY",
+    );
+
     // Expired: the clock moves past the token's lifetime.
     app.clock.advance(3600);
     assert_status(
