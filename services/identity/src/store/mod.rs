@@ -29,6 +29,27 @@ pub struct Actor<'a> {
     pub trace_id: &'a str,
 }
 
+impl<'a> Actor<'a> {
+    /// The audit entry recording that this actor did `action` to `target` at `at`.
+    pub fn entry(
+        self,
+        at: i64,
+        action: &'a str,
+        target: &'a str,
+        detail: serde_json::Value,
+    ) -> AuditEntry<'a> {
+        AuditEntry {
+            at,
+            actor: self.client_id,
+            actor_kind: self.kind,
+            action,
+            target,
+            detail,
+            trace_id: self.trace_id,
+        }
+    }
+}
+
 /// An issuer key with its registration time.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IssuerKeyRecord {
@@ -302,19 +323,11 @@ macro_rules! impl_identity_store {
                 if inserted == 0 {
                     return Err(IdentityError::ClientExists(client.client_id.clone()));
                 }
-                tx.append(&AuditEntry {
-                    at: client.created_at,
-                    actor: actor.client_id,
-                    actor_kind: actor.kind,
-                    action: "identity.register_client",
-                    target: &client.client_id,
-                    detail: serde_json::json!({
+                tx.append(&actor.entry(client.created_at, "identity.register_client", &client.client_id, serde_json::json!({
                         "kind": client.kind.as_str(),
                         "scopes": client.scopes,
                         "organization": client.organization.as_ref().map(|u| u.as_str()),
-                    }),
-                    trace_id: actor.trace_id,
-                })
+                    })))
                 .await?;
                 if let Some(key) = key {
                     tx.complete(key, &encode(client)).await?;
@@ -360,15 +373,7 @@ macro_rules! impl_identity_store {
                 if updated == 0 {
                     return Err(IdentityError::ClientNotFound(client_id.to_string()));
                 }
-                tx.append(&AuditEntry {
-                    at: now,
-                    actor: actor.client_id,
-                    actor_kind: actor.kind,
-                    action: "identity.disable_client",
-                    target: client_id,
-                    detail: serde_json::json!({ "reason": reason }),
-                    trace_id: actor.trace_id,
-                })
+                tx.append(&actor.entry(now, "identity.disable_client", client_id, serde_json::json!({ "reason": reason })))
                 .await?;
                 let row: ClientRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1"
@@ -466,19 +471,11 @@ macro_rules! impl_identity_store {
                 sqlx::query("UPDATE trust_state SET sequence = sequence + 1 WHERE id = 1")
                     .execute(&mut *tx)
                     .await?;
-                tx.append(&AuditEntry {
-                    at: now,
-                    actor: actor.client_id,
-                    actor_kind: actor.kind,
-                    action: "identity.register_issuer_key",
-                    target: &key.kid,
-                    detail: serde_json::json!({
+                tx.append(&actor.entry(now, "identity.register_issuer_key", &key.kid, serde_json::json!({
                         "issuer": key.issuer,
                         "kinds": key.kinds,
                         "retired": retired.as_ref().map(|r| r.key.kid.clone()),
-                    }),
-                    trace_id: actor.trace_id,
-                })
+                    })))
                 .await?;
                 tx.commit().await?;
                 Ok((
@@ -510,15 +507,7 @@ macro_rules! impl_identity_store {
                 sqlx::query("UPDATE trust_state SET sequence = sequence + 1 WHERE id = 1")
                     .execute(&mut *tx)
                     .await?;
-                tx.append(&AuditEntry {
-                    at: now,
-                    actor: actor.client_id,
-                    actor_kind: actor.kind,
-                    action: "identity.revoke_issuer_key",
-                    target: kid,
-                    detail: serde_json::json!({ "reason": reason }),
-                    trace_id: actor.trace_id,
-                })
+                tx.append(&actor.entry(now, "identity.revoke_issuer_key", kid, serde_json::json!({ "reason": reason })))
                 .await?;
                 let row: KeyRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT {KEY_COLUMNS} FROM issuer_keys WHERE kid = $1"
@@ -571,15 +560,7 @@ macro_rules! impl_identity_store {
                 .bind(anchor.pinned_at)
                 .execute(&mut *tx)
                 .await?;
-                tx.append(&AuditEntry {
-                    at: anchor.pinned_at,
-                    actor: actor.client_id,
-                    actor_kind: actor.kind,
-                    action: "identity.pin_partner_anchor",
-                    target: &anchor.region,
-                    detail: serde_json::json!({ "kid": anchor.kid, "endpoint": anchor.endpoint }),
-                    trace_id: actor.trace_id,
-                })
+                tx.append(&actor.entry(anchor.pinned_at, "identity.pin_partner_anchor", &anchor.region, serde_json::json!({ "kid": anchor.kid, "endpoint": anchor.endpoint })))
                 .await?;
                 tx.commit().await?;
                 Ok(())
@@ -629,15 +610,7 @@ macro_rules! impl_identity_store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                tx.append(&AuditEntry {
-                    at: now,
-                    actor: actor.client_id,
-                    actor_kind: actor.kind,
-                    action: "identity.import_partner_trust_list",
-                    target: region,
-                    detail: serde_json::json!({ "sequence": sequence }),
-                    trace_id: actor.trace_id,
-                })
+                tx.append(&actor.entry(now, "identity.import_partner_trust_list", region, serde_json::json!({ "sequence": sequence })))
                 .await?;
                 tx.commit().await?;
                 Ok(())
