@@ -46,6 +46,11 @@ fmt: ## format the code
 bench: ## benchmarks in release; report in target/bench/
 	@scripts/bench.sh
 
+.PHONY: helm-test
+helm-test: ## lint and render the Helm chart and k8s/ overlays, validate against the Kubernetes schemas
+	@scripts/install-deps.sh helm
+	@scripts/helm-test.sh
+
 .PHONY: test-env-start test-env-stop
 test-env-start: deps ## start the test servers and leave them running (source target/test-env/env)
 	@scripts/test-env.sh start

@@ -18,3 +18,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+
+# The Helm chart and the plain manifests (make helm-test).
+scripts/helm-test.sh
