@@ -7,7 +7,8 @@
 //! every service answers errors in the same shape.
 //!
 //! # Layout
-//! - [`credential::v1`], [`identity::v1`]: generated messages, clients and servers.
+//! - [`credential::v1`], [`identity::v1`], [`license::v1`]: generated messages, clients
+//!   and servers.
 //! - [`status`]: rich error details (`ErrorInfo`, `BadRequest`) in one place.
 //! - [`FILE_DESCRIPTOR_SET`]: every credmesh service, for reflection.
 
@@ -37,5 +38,14 @@ pub mod identity {
     pub mod v1 {
         #![allow(missing_docs, clippy::all, missing_debug_implementations)]
         include!(concat!(env!("OUT_DIR"), "/credmesh.identity.v1.rs"));
+    }
+}
+
+/// The electronic business license service.
+pub mod license {
+    /// Version 1 of the license service.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all, missing_debug_implementations)]
+        include!(concat!(env!("OUT_DIR"), "/credmesh.license.v1.rs"));
     }
 }
