@@ -12,7 +12,8 @@
 //!   [`check_signature`] and [`open`] verify the payload bytes as received, never a
 //!   re-encoding.
 //! - [`qr`]: `CM1:` + base45(zlib(envelope)) for printed and on-screen QR codes.
-//! - [`vcjwt`]: the interop form, a W3C VC 2.0 as an EdDSA JWT any JOSE library verifies.
+//! - [`vcjwt`]: the interop form, a W3C VC 2.0 as an EdDSA JWT any JOSE library verifies,
+//!   and status lists as W3C `BitstringStatusListCredential` VC-JWTs.
 //! - [`status_list`]: W3C Bitstring Status List ([`Bitstring`]) and signed status lists.
 //! - [`verify`](mod@verify): [`verify()`](fn@verify::verify) and [`verify_batch`], the one entry point,
 //!   with [`TrustSnapshot`], [`StatusSource`] / [`StatusCache`] and [`Policy`].
@@ -40,7 +41,9 @@ pub use error::{FormatError, KeyError, OpenError, SignatureError, StatusListErro
 pub use keys::{IssuerKey, kid_for};
 pub use qr::{QR_PREFIX, from_qr, to_qr};
 pub use status_list::{Bitstring, sign_status_list};
-pub use vcjwt::{ParsedJwt, VcOptions, parse_vc_jwt, to_vc_jwt};
+pub use vcjwt::{
+    ParsedJwt, VcOptions, parse_vc_jwt, status_list_vc_jwt, status_purpose_name, to_vc_jwt,
+};
 pub use verify::{
     Form, Outcome, Policy, Presented, StatusCache, StatusLookup, StatusSource, TrustEntry,
     TrustSnapshot, Verification, verify, verify_batch,

@@ -17,7 +17,9 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use credmesh_proto::credential::v1::{Claim, Credential, CredentialKind, StatusReference};
+use credmesh_proto::credential::v1::{
+    Claim, Credential, CredentialKind, StatusList, StatusPurpose, StatusReference,
+};
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
@@ -334,6 +336,100 @@ fn payload_json(c: &Credential, options: &VcOptions) -> String {
     j.close('}');
     j.close('}');
     j.out
+}
+
+/// The W3C `statusPurpose` name of a status purpose ("revocation", "suspension",
+/// "superseded"), as used in status list URLs; `None` for `UNSPECIFIED` and unknown values.
+pub fn status_purpose_name(purpose: i32) -> Option<&'static str> {
+    match StatusPurpose::try_from(purpose).ok()? {
+        StatusPurpose::Revocation => Some("revocation"),
+        StatusPurpose::Suspension => Some("suspension"),
+        StatusPurpose::Superseded => Some("superseded"),
+        StatusPurpose::Unspecified => None,
+    }
+}
+
+/// Renders a status list as a W3C `BitstringStatusListCredential` secured as a VC-JWT,
+/// the document a credential's `credentialStatus.statusListCredential` URL serves.
+///
+/// `url` is that URL (it becomes the credential `id` and `sub`); `valid_until` (Unix
+/// seconds, 0 for none) tells relying parties when to fetch a newer list. The payload's
+/// members, in order: `@context`, `id`, `type`, `issuer`, `validFrom` (the list's
+/// `updated_at`), `validUntil`, `credentialSubject` (`id` `<url>#list`, `type`
+/// `BitstringStatusList`, `statusPurpose`, `encodedList`), then `iss`, `sub`, `iat`,
+/// `nbf`, `exp` and a private `cm` with the list id, size and sequence.
+pub fn status_list_vc_jwt(
+    list: &StatusList,
+    url: &str,
+    valid_until: i64,
+    key: &IssuerKey,
+) -> String {
+    let issuer_urn = format!("{ISSUER_URN}{}", list.issuer);
+    let purpose = status_purpose_name(list.purpose).unwrap_or("revocation");
+    let mut j = Json::new();
+    j.open('{');
+    j.key("@context");
+    j.open('[');
+    j.str(VC_CONTEXT);
+    j.close(']');
+    j.field_str("id", url);
+    j.key("type");
+    j.open('[');
+    j.str("VerifiableCredential");
+    j.str("BitstringStatusListCredential");
+    j.close(']');
+    j.key("issuer");
+    j.open('{');
+    j.field_str("id", &issuer_urn);
+    j.close('}');
+    if let Some(from) = rfc3339(list.updated_at) {
+        j.field_str("validFrom", &from);
+    }
+    if valid_until != 0
+        && let Some(until) = rfc3339(valid_until)
+    {
+        j.field_str("validUntil", &until);
+    }
+    j.key("credentialSubject");
+    j.open('{');
+    j.field_str("id", &format!("{url}#list"));
+    j.field_str("type", "BitstringStatusList");
+    j.field_str("statusPurpose", purpose);
+    j.field_str("encodedList", &list.encoded_list);
+    j.close('}');
+    j.field_str("iss", &issuer_urn);
+    j.field_str("sub", url);
+    j.field_int("iat", list.updated_at);
+    j.field_int("nbf", list.updated_at);
+    if valid_until != 0 {
+        j.field_int("exp", valid_until);
+    }
+    j.key("cm");
+    j.open('{');
+    j.field_str("list", &list.list_id);
+    j.field_int("size", list.size);
+    j.field_int("sequence", list.sequence);
+    j.close('}');
+    j.close('}');
+    sign_jws(&j.out, key)
+}
+
+/// Signs a JSON payload as a compact JWS with header `{"alg":"EdDSA","kid":…,"typ":"vc+jwt"}`.
+fn sign_jws(payload: &str, key: &IssuerKey) -> String {
+    let mut header = Json::new();
+    header.open('{');
+    header.field_str("alg", "EdDSA");
+    header.field_str("kid", key.kid());
+    header.field_str("typ", "vc+jwt");
+    header.close('}');
+    let mut token = String::with_capacity((header.out.len() + payload.len()) * 4 / 3 + 100);
+    URL_SAFE_NO_PAD.encode_string(header.out.as_bytes(), &mut token);
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(payload.as_bytes(), &mut token);
+    let signature = key.sign(token.as_bytes());
+    token.push('.');
+    URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut token);
+    token
 }
 
 /// A VC-JWT split and decoded once: header checked, signature decoded, payload bytes
@@ -804,6 +900,51 @@ mod tests {
             parts[2]
         );
         assert!(decode::<serde_json::Value>(&tampered, &decoding, &validation).is_err());
+    }
+
+    #[test]
+    fn a_status_list_renders_as_a_bitstring_status_list_credential() {
+        use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+        let k = key("SH-license-a");
+        let mut bits = crate::status_list::Bitstring::new(0);
+        bits.set(42, true).unwrap();
+        let list = StatusList {
+            list_id: "SH/license/0".into(),
+            issuer: "SH/license".into(),
+            purpose: StatusPurpose::Revocation as i32,
+            encoded_list: bits.encode(),
+            size: crate::status_list::Bitstring::MIN_SIZE as u64,
+            updated_at: 4_000_000_000,
+            sequence: 7,
+        };
+        let url = "https://verify.sh.example/v1/status/SH/license/0/revocation";
+        let token = status_list_vc_jwt(&list, url, 4_000_000_600, &k);
+        assert!(parse_vc_jwt(&token).is_ok(), "typ vc+jwt, EdDSA, kid");
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.validate_aud = false;
+        validation.validate_nbf = false;
+        validation.validate_exp = false;
+        let data = decode::<serde_json::Value>(
+            &token,
+            &DecodingKey::from_ed_der(&k.public_key_bytes()),
+            &validation,
+        )
+        .unwrap();
+        let v = data.claims;
+        assert_eq!(v["type"][1], "BitstringStatusListCredential");
+        assert_eq!(v["id"], url);
+        assert_eq!(v["credentialSubject"]["type"], "BitstringStatusList");
+        assert_eq!(v["credentialSubject"]["statusPurpose"], "revocation");
+        assert_eq!(v["issuer"]["id"], "urn:credmesh:issuer:SH/license");
+        assert_eq!(v["exp"], 4_000_000_600i64);
+        let encoded = v["credentialSubject"]["encodedList"].as_str().unwrap();
+        let back = crate::status_list::Bitstring::decode(encoded, 1 << 20).unwrap();
+        assert_eq!(back.get(42), Some(true));
+        assert_eq!(
+            status_purpose_name(StatusPurpose::Superseded as i32),
+            Some("superseded")
+        );
+        assert_eq!(status_purpose_name(0), None);
     }
 
     #[test]
