@@ -12,6 +12,9 @@ if [ "$started_here" = 1 ]; then trap 'scripts/test-env.sh stop' EXIT; fi
 source target/test-env/env
 export CREDMESH_PYTHON="$PWD/.tools/venv/bin/python"
 
+# The end-to-end tests run the real binary; test runners build only test targets.
+cargo build -p credmesh
+
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast --failure-output final
   cargo test --workspace --doc
