@@ -178,7 +178,11 @@ impl Server {
             .iter()
             .flat_map(|p| p.grpc_names.iter().copied())
             .collect();
-        set_health(&health, &grpc_names, ServingStatus::NotServing).await;
+        // The empty service name answers liveness: SERVING while the process serves.
+        // Each named service answers readiness: SERVING only while its dependencies do.
+        // A database outage then takes pods out of rotation without restarting them.
+        health.set_service_status("", ServingStatus::Serving).await;
+        set_readiness(&health, &grpc_names, ServingStatus::NotServing).await;
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(credmesh_proto::FILE_DESCRIPTOR_SET)
@@ -264,7 +268,10 @@ impl Server {
         tokio::spawn(async move {
             shutdown.await;
             readiness.abort();
-            set_health(&health_on_stop, &names_on_stop, ServingStatus::NotServing).await;
+            health_on_stop
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
+            set_readiness(&health_on_stop, &names_on_stop, ServingStatus::NotServing).await;
             let _ = stop_tx.send(true);
         });
         let mut servers = Vec::new();
@@ -287,8 +294,7 @@ impl Server {
     }
 }
 
-async fn set_health(health: &HealthReporter, names: &[&'static str], status: ServingStatus) {
-    health.set_service_status("", status).await;
+async fn set_readiness(health: &HealthReporter, names: &[&'static str], status: ServingStatus) {
     for name in names {
         health.set_service_status(*name, status).await;
     }
@@ -324,7 +330,7 @@ async fn readiness_loop(
             } else {
                 ServingStatus::NotServing
             };
-            set_health(&health, &names, status).await;
+            set_readiness(&health, &names, status).await;
             tracing::info!(ready, "readiness changed");
             last = Some(ready);
         }
