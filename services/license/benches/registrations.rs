@@ -1,0 +1,367 @@
+//! Registrations per second (`make bench`), on SQLite and PostgreSQL, each beside a raw
+//! sqlx INSERT loop of the same row shape in the same run, and again with a register
+//! already holding many enterprises.
+//!
+//! One registration is everything `EstablishEnterprise` does behind the gRPC adapter:
+//! validation, the idempotency claim, the serial and status-entry allocation, two
+//! Ed25519 signatures (envelope and VC-JWT), the version row, the register row, the
+//! audit entry and the stored answer, in one transaction. The baseline inserts one row
+//! of the same shape (same columns, same indexes, same credential sizes) per
+//! transaction. Goals: registrations ≥ 0.5× the baseline, and with 10,000 or 1,000,000
+//! enterprises registered ≥ 0.8× the empty-register rate.
+//!
+//! Settings (environment): `CREDMESH_BENCH_N` registrations per measurement (default
+//! 2000), `CREDMESH_BENCH_PREFILL` comma-separated register sizes (default
+//! `0,10000,1000000`), `CREDMESH_TEST_POSTGRES_URL` the PostgreSQL server (PostgreSQL is
+//! skipped without it). Prefilled rows are generated in SQL, not through the service.
+//!
+//! Run: `cargo bench -p credmesh-license --bench registrations`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use credmesh_auth::{Principal, PrincipalKind};
+use credmesh_credential::keys::IssuerKey;
+use credmesh_license::{
+    License,
+    api::grpc::establish_response,
+    domain::{
+        authority::SHANGHAI_JINGAN,
+        license::{EstablishInput, MoneyInput, TermInput},
+    },
+    service::Caller,
+    store::Issued,
+};
+use credmesh_proto::{
+    credential::v1::KeyStatus,
+    identity::v1::{IssuerKey as PbKey, RegisterIssuerKeyRequest, RegisterIssuerKeyResponse},
+    prost::Message as _,
+};
+use credmesh_runtime::{ServerConfig, SystemClock};
+use credmesh_store::{Db, DbOptions, idempotency::IdempotencyKey};
+use futures::future::BoxFuture;
+
+const SYMBOLS: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
+
+/// The `n`-th valid Jing'an enterprise code of this run (`run` keeps runs apart).
+fn uscc(run: u32, n: u32) -> String {
+    let mut body = *b"MA000000";
+    let mut v = run * 10_000_000 + n;
+    for slot in body.iter_mut().skip(2).rev() {
+        *slot = SYMBOLS[(v % 31) as usize];
+        v /= 31;
+    }
+    credmesh_uscc::Uscc::from_parts('9', '1', "310106", std::str::from_utf8(&body).unwrap())
+        .unwrap()
+        .to_string()
+}
+
+fn active_registrar() -> Arc<dyn credmesh_license::KeyRegistrar> {
+    let f = |req: RegisterIssuerKeyRequest| -> BoxFuture<'static, Result<RegisterIssuerKeyResponse, tonic::Status>> {
+        Box::pin(async move {
+            Ok(RegisterIssuerKeyResponse {
+                key: Some(PbKey {
+                    key: Some(credmesh_proto::credential::v1::TrustedKey {
+                        kid: req.kid,
+                        status: KeyStatus::Active as i32,
+                        ..Default::default()
+                    }),
+                    registered_at: 0,
+                }),
+                retired: None,
+            })
+        })
+    };
+    Arc::new(f)
+}
+
+async fn service(db: Db, dir: &std::path::Path) -> Arc<License> {
+    let key = IssuerKey::generate("bench").unwrap();
+    let path = dir.join("signing.pem");
+    std::fs::write(&path, key.to_pkcs8_pem().as_bytes()).unwrap();
+    let env: HashMap<String, String> = [(
+        "CREDMESH_SIGNING_KEY_FILE".to_string(),
+        path.display().to_string(),
+    )]
+    .into();
+    let config = credmesh_license::LicenseConfig::from_env(&env).unwrap();
+    let built = credmesh_license::build(
+        &config,
+        db,
+        Arc::new(SystemClock),
+        &ServerConfig::default(),
+        active_registrar(),
+    )
+    .await
+    .unwrap();
+    assert!(built.registration.wait(Duration::from_secs(5)).await);
+    built.license
+}
+
+fn operator() -> Principal {
+    Principal {
+        client_id: "bench".into(),
+        kind: PrincipalKind::Operator,
+        scopes: vec!["license.issue".into()],
+        organization: None,
+        region: "SH".into(),
+        token_id: String::new(),
+        expires_at: 0,
+        enforcement_certificate: None,
+    }
+}
+
+/// `n` registrations through the service, one after another; registrations per second.
+async fn registrations(license: &License, run: u32, n: u32) -> f64 {
+    let principal = operator();
+    let started = Instant::now();
+    for i in 0..n {
+        let code = uscc(run, i);
+        let input = EstablishInput {
+            uscc: &code,
+            name: "上海静安面馆有限公司",
+            entity_type: "有限责任公司（自然人投资或控股）",
+            legal_representative: "王小明",
+            legal_representative_id_number: "11010519491231002X",
+            capital: Some(MoneyInput {
+                amount: "500000.00",
+                currency: "CNY",
+            }),
+            establishment_date: "2025-03-01",
+            term: Some(TermInput {
+                start: "",
+                end: "",
+                long_term: true,
+            }),
+            domicile: "上海市静安区南京西路1000号",
+            business_scope: "餐饮服务；食品销售。",
+            registration_authority: SHANGHAI_JINGAN,
+            issue_date: "",
+        };
+        let key = IdempotencyKey::new(
+            "license.EstablishEnterprise",
+            "bench",
+            &format!("bench-{run}-{i}"),
+            code.as_bytes(),
+        )
+        .unwrap();
+        let encode = |i: &Issued| {
+            establish_response(license, i)
+                .map(|r| r.encode_to_vec())
+                .unwrap_or_default()
+        };
+        license
+            .establish(
+                Caller {
+                    principal: &principal,
+                    trace_id: "",
+                },
+                &input,
+                key.as_ref(),
+                &encode,
+            )
+            .await
+            .unwrap();
+    }
+    f64::from(n) / started.elapsed().as_secs_f64()
+}
+
+const RAW_TABLE: &str = "CREATE TABLE bench_raw (
+    uscc TEXT NOT NULL, version BIGINT NOT NULL, license_id TEXT NOT NULL UNIQUE,
+    is_current BOOLEAN NOT NULL, name TEXT NOT NULL, entity_type TEXT NOT NULL,
+    legal_representative TEXT NOT NULL, rep_id_salt BYTEA, rep_id_hash BYTEA,
+    capital_amount TEXT NOT NULL, capital_currency TEXT NOT NULL,
+    establishment_date TEXT NOT NULL, term_start TEXT NOT NULL, term_end TEXT NOT NULL,
+    domicile TEXT NOT NULL, business_scope TEXT NOT NULL, authority TEXT NOT NULL,
+    issue_date TEXT NOT NULL, list_no BIGINT NOT NULL, list_index BIGINT NOT NULL,
+    kid TEXT NOT NULL, envelope BYTEA NOT NULL, vc_jwt TEXT NOT NULL, issued_at BIGINT NOT NULL,
+    issued_by TEXT NOT NULL, superseded_at BIGINT NOT NULL, revoked_at BIGINT NOT NULL,
+    PRIMARY KEY (uscc, version), UNIQUE (list_no, list_index))";
+
+const RAW_INSERT: &str = "INSERT INTO bench_raw VALUES ($1, 1, $2, TRUE, $3, $4, $5, $6, $7, $8, $9, \
+     $10, $11, '', $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, 0, 0)";
+
+/// `n` single-row INSERTs of the same shape, each its own transaction; inserts per second.
+macro_rules! raw_loop {
+    ($pool:expr, $offset:expr, $n:expr, $envelope:expr, $jwt:expr) => {{
+        let started = Instant::now();
+        for i in 0..$n {
+            let k = $offset + i64::from(i);
+            sqlx::query(RAW_INSERT)
+                .bind(format!("R{k:017}"))
+                .bind(format!("raw-license-{k}"))
+                .bind("上海静安面馆有限公司")
+                .bind("有限责任公司（自然人投资或控股）")
+                .bind("王小明")
+                .bind(vec![7u8; 16])
+                .bind(vec![9u8; 32])
+                .bind("500000.00")
+                .bind("CNY")
+                .bind("2025-03-01")
+                .bind("2025-03-01")
+                .bind("上海市静安区南京西路1000号")
+                .bind("餐饮服务；食品销售。")
+                .bind(SHANGHAI_JINGAN)
+                .bind("2025-06-01")
+                .bind(k / 131_072 + 1_000_000)
+                .bind(k % 131_072)
+                .bind("SH-license-0123456789abcdef")
+                .bind($envelope.clone())
+                .bind($jwt.clone())
+                .bind(1_750_000_000i64)
+                .bind("bench")
+                .execute($pool)
+                .await
+                .unwrap();
+        }
+        f64::from($n) / started.elapsed().as_secs_f64()
+    }};
+}
+
+/// Grows the register to `total` rows with generated enterprises and versions, and the
+/// raw table alike.
+async fn prefill(db: &Db, from: i64, total: i64, envelope: &[u8], jwt: &str) {
+    if total <= from {
+        return;
+    }
+    let n = total - from;
+    let env_hex: String = envelope.iter().map(|b| format!("{b:02x}")).collect();
+    match db {
+        Db::Postgres(p) => {
+            let series = format!("generate_series({}, {})", from + 1, total);
+            for sql in [
+                format!(
+                    "INSERT INTO enterprises SELECT 'P' || lpad(i::text, 17, '0'), 'prefill', 'active', 1, 'prefill-' || i, '{SHANGHAI_JINGAN}', lpad(i::text, 12, '0'), '', 0, 0 FROM {series} i"
+                ),
+                format!(
+                    "INSERT INTO license_versions SELECT 'P' || lpad(i::text, 17, '0'), 1, 'prefill-' || i, TRUE, 'prefill', 't', 'r', NULL, NULL, '1', 'CNY', '2025-01-01', '2025-01-01', '', 'd', 's', '{SHANGHAI_JINGAN}', '2025-01-01', (a.next_index + i - {from} - 1) / 131072, (a.next_index + i - {from} - 1) % 131072, 'k', decode('{env_hex}', 'hex'), '{jwt}', 0, 'prefill', 0, 0 FROM {series} i, status_allocator a"
+                ),
+                format!("UPDATE status_allocator SET next_index = next_index + {n}"),
+                format!(
+                    "INSERT INTO bench_raw SELECT 'Q' || lpad(i::text, 17, '0'), 1, 'prefill-raw-' || i, TRUE, 'prefill', 't', 'r', NULL, NULL, '1', 'CNY', '2025-01-01', '2025-01-01', '', 'd', 's', 'a', '2025-01-01', 2000000 + i / 131072, i % 131072, 'k', decode('{env_hex}', 'hex'), '{jwt}', 0, 'prefill', 0, 0 FROM {series} i"
+                ),
+            ] {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(p)
+                    .await
+                    .unwrap();
+            }
+        }
+        Db::Sqlite(p) => {
+            let seq = format!(
+                "WITH RECURSIVE seq(i) AS (SELECT {} UNION ALL SELECT i + 1 FROM seq WHERE i < {total})",
+                from + 1
+            );
+            for sql in [
+                format!(
+                    "{seq} INSERT INTO enterprises SELECT printf('P%017d', i), 'prefill', 'active', 1, 'prefill-' || i, '{SHANGHAI_JINGAN}', printf('%012d', i), '', 0, 0 FROM seq"
+                ),
+                format!(
+                    "{seq} INSERT INTO license_versions SELECT printf('P%017d', i), 1, 'prefill-' || i, TRUE, 'prefill', 't', 'r', NULL, NULL, '1', 'CNY', '2025-01-01', '2025-01-01', '', 'd', 's', '{SHANGHAI_JINGAN}', '2025-01-01', (a.next_index + i - {from} - 1) / 131072, (a.next_index + i - {from} - 1) % 131072, 'k', X'{env_hex}', '{jwt}', 0, 'prefill', 0, 0 FROM seq, status_allocator a"
+                ),
+                format!("UPDATE status_allocator SET next_index = next_index + {n}"),
+                format!(
+                    "{seq} INSERT INTO bench_raw SELECT printf('Q%017d', i), 1, 'prefill-raw-' || i, TRUE, 'prefill', 't', 'r', NULL, NULL, '1', 'CNY', '2025-01-01', '2025-01-01', '', 'd', 's', 'a', '2025-01-01', 2000000 + i / 131072, i % 131072, 'k', X'{env_hex}', '{jwt}', 0, 'prefill', 0, 0 FROM seq"
+                ),
+            ] {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(p)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+async fn bench_backend(name: &str, url: &str, n: u32, sizes: &[i64]) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::connect(url, &DbOptions::default()).await.unwrap();
+    db.migrate(credmesh_license::migrations()).await.unwrap();
+    match &db {
+        Db::Sqlite(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(RAW_TABLE.replace("BYTEA", "BLOB")))
+            .execute(p)
+            .await
+            .map(drop)
+            .unwrap(),
+        Db::Postgres(p) => sqlx::raw_sql(RAW_TABLE).execute(p).await.map(drop).unwrap(),
+    }
+    let license = service(db.clone(), dir.path()).await;
+    // Warm up, and take a real credential's sizes for the baseline rows.
+    registrations(&license, 0, 20).await;
+    let (_, sample) = license.license(&operator(), &uscc(0, 0)).await.unwrap();
+    let (envelope, jwt) = (sample.envelope.clone(), sample.vc_jwt.clone());
+
+    let mut registered = 20i64;
+    let mut raw_rows = 0i64;
+    let mut empty_rate = None;
+    for (run, &size) in sizes.iter().enumerate() {
+        let started = Instant::now();
+        prefill(&db, registered, size.max(registered), &envelope, &jwt).await;
+        registered = registered.max(size);
+        let filled = started.elapsed();
+        let rate = registrations(&license, run as u32 + 1, n).await;
+        registered += i64::from(n);
+        let raw = match &db {
+            Db::Sqlite(p) => raw_loop!(p, raw_rows, n, envelope, jwt),
+            Db::Postgres(p) => raw_loop!(p, raw_rows, n, envelope, jwt),
+        };
+        raw_rows += i64::from(n);
+        let base = *empty_rate.get_or_insert(rate);
+        println!(
+            "| {name} | {size} | {rate:.0} | {raw:.0} | {:.2}× | {:.2}× | {:.1} s |",
+            rate / raw,
+            rate / base,
+            filled.as_secs_f64()
+        );
+    }
+    db.close().await;
+}
+
+#[tokio::main]
+async fn main() {
+    let n: u32 = std::env::var("CREDMESH_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let sizes: Vec<i64> = std::env::var("CREDMESH_BENCH_PREFILL")
+        .unwrap_or_else(|_| "0,10000,1000000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    println!("license registrations, {n} per measurement (one transaction each)\n");
+    println!(
+        "| backend | enterprises before | registrations/s | raw INSERTs/s | vs raw | vs empty | prefill time |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}/bench.db", dir.path().display());
+    bench_backend("sqlite", &sqlite, n, &sizes).await;
+    match std::env::var("CREDMESH_TEST_POSTGRES_URL") {
+        Ok(server) if !server.is_empty() => {
+            let server = server.trim_end_matches('/');
+            let name = format!("bench_{}", std::process::id());
+            let mut admin =
+                <sqlx::PgConnection as sqlx::Connection>::connect(&format!("{server}/postgres"))
+                    .await
+                    .unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            bench_backend("postgresql", &format!("{server}/{name}"), n, &sizes).await;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+        }
+        _ => println!("| postgresql | skipped: CREDMESH_TEST_POSTGRES_URL is not set | | | | | |"),
+    }
+    println!(
+        "\ngoals: registrations ≥ 0.5× raw INSERTs; with a filled register ≥ 0.8× the empty one"
+    );
+}
