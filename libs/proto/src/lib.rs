@@ -49,3 +49,12 @@ pub mod license {
         include!(concat!(env!("OUT_DIR"), "/credmesh.license.v1.rs"));
     }
 }
+
+/// The partner-facing verify gateway.
+pub mod verify {
+    /// Version 1 of the verify gateway.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all, missing_debug_implementations)]
+        include!(concat!(env!("OUT_DIR"), "/credmesh.verify.v1.rs"));
+    }
+}

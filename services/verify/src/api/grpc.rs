@@ -1,0 +1,88 @@
+//! `credmesh.verify.v1.VerifyService`: a thin adapter over [`Gateway`]. The access
+//! policy has already required the `verify` scope; here the caller is rate limited and
+//! named in the audit.
+
+use std::sync::Arc;
+
+use credmesh_auth::Principal;
+use credmesh_proto::verify::v1::{
+    BatchVerifyRequest, BatchVerifyResponse, PresentedCredential, VerifyRequest, VerifyResponse,
+    presented_credential::Form, verify_service_server::VerifyService,
+};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    error::VerifyError,
+    service::{Gateway, Input, MAX_BATCH},
+};
+
+/// The gRPC adapter.
+#[derive(Debug, Clone)]
+pub struct VerifyApi {
+    gateway: Arc<Gateway>,
+}
+
+impl VerifyApi {
+    /// An adapter over `gateway`.
+    pub fn new(gateway: Arc<Gateway>) -> Self {
+        Self { gateway }
+    }
+}
+
+/// Converts a presented credential, naming `field` when it is empty.
+pub fn input(credential: Option<PresentedCredential>, field: &str) -> Result<Input, VerifyError> {
+    match credential.and_then(|c| c.form) {
+        Some(Form::Envelope(bytes)) if !bytes.is_empty() => Ok(Input::Envelope(bytes)),
+        Some(Form::Text(text)) if !text.trim().is_empty() => Ok(Input::Text(text)),
+        _ => Err(VerifyError::invalid(
+            "CREDENTIAL_MISSING",
+            field,
+            "a credential is required: set envelope (native bytes) or text (QR text or VC-JWT)",
+        )),
+    }
+}
+
+#[tonic::async_trait]
+impl VerifyService for VerifyApi {
+    #[tracing::instrument(skip_all)]
+    async fn verify(
+        &self,
+        request: Request<VerifyRequest>,
+    ) -> Result<Response<VerifyResponse>, Status> {
+        let client = Principal::from_request(&request)?.client_id.clone();
+        let input = input(request.into_inner().credential, "credential")?;
+        self.gateway.check_rate(&client, 1)?;
+        let result = self.gateway.verify(Some(&client), &input).await;
+        Ok(Response::new(VerifyResponse {
+            result: Some(result),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn batch_verify(
+        &self,
+        request: Request<BatchVerifyRequest>,
+    ) -> Result<Response<BatchVerifyResponse>, Status> {
+        let client = Principal::from_request(&request)?.client_id.clone();
+        let credentials = request.into_inner().credentials;
+        if credentials.is_empty() || credentials.len() > MAX_BATCH {
+            return Err(VerifyError::invalid(
+                "BATCH_SIZE",
+                "credentials",
+                format!(
+                    "a batch carries 1 to {MAX_BATCH} credentials, not {}",
+                    credentials.len()
+                ),
+            )
+            .into());
+        }
+        let inputs = credentials
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| input(Some(c), &format!("credentials[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.gateway.check_rate(&client, inputs.len())?;
+        let results = self.gateway.verify_many(Some(&client), &inputs).await;
+        Ok(Response::new(BatchVerifyResponse { results }))
+    }
+}

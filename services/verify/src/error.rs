@@ -1,0 +1,85 @@
+//! The verify gateway's errors and their one mapping to gRPC statuses (the HTTP API
+//! maps the same enum to HTTP codes in `api::http`).
+//!
+//! A credential that does not verify is never an error: it is an answer. Errors are
+//! bad requests, refused callers and the rate limit.
+
+use credmesh_proto::status::{self, FieldViolation};
+use tonic::{Code, Status};
+
+/// Everything a verify call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The request is invalid; every offending field is listed.
+    #[error("{message}")]
+    Invalid {
+        /// Stable reason.
+        reason: &'static str,
+        /// A sentence for a person.
+        message: String,
+        /// The offending fields.
+        violations: Vec<FieldViolation>,
+    },
+    /// The partner exceeded its rate limit.
+    #[error("rate limit exceeded for client '{client_id}'; retry after {retry_after} s")]
+    RateLimited {
+        /// Who.
+        client_id: String,
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// The caller is not authenticated or lacks the `verify` scope.
+    #[error("{0}")]
+    Auth(#[from] credmesh_auth::AuthError),
+}
+
+impl VerifyError {
+    /// An invalid request naming one field.
+    pub fn invalid(reason: &'static str, field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        VerifyError::Invalid {
+            reason,
+            violations: vec![FieldViolation::new(field, message.clone())],
+            message,
+        }
+    }
+
+    /// The stable reason.
+    pub fn reason(&self) -> String {
+        match self {
+            VerifyError::Invalid { reason, .. } => (*reason).to_owned(),
+            VerifyError::RateLimited { .. } => "RATE_LIMITED".to_owned(),
+            VerifyError::Auth(e) => status::reason(&e.to_status()).unwrap_or_else(|| "AUTH".into()),
+        }
+    }
+
+    /// The one mapping to a gRPC status.
+    pub fn to_status(&self) -> Status {
+        match self {
+            VerifyError::Invalid {
+                reason,
+                message,
+                violations,
+            } => status::invalid_argument(reason, message.clone(), violations.clone()),
+            VerifyError::RateLimited { retry_after, .. } => {
+                let mut s = status::error_with_metadata(
+                    Code::ResourceExhausted,
+                    "RATE_LIMITED",
+                    self.to_string(),
+                    [("retry_after_seconds", retry_after.to_string())],
+                );
+                if let Ok(v) = retry_after.to_string().parse() {
+                    s.metadata_mut().insert("retry-after", v);
+                }
+                s
+            }
+            VerifyError::Auth(e) => e.to_status(),
+        }
+    }
+}
+
+impl From<VerifyError> for Status {
+    fn from(e: VerifyError) -> Status {
+        e.to_status()
+    }
+}

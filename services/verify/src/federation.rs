@@ -1,0 +1,284 @@
+//! Trust: the region's own trust list and partner regions' lists, each verified against
+//! a pinned anchor key, merged into one [`TrustSnapshot`] that verifications share.
+//!
+//! Lists are fetched from identity services over gRPC (`GetTrustList`, public): this
+//! region's own identity and, for each configured partner, the partner's identity. A
+//! fetched list is kept only if its anchor signature checks and its sequence does not go
+//! backwards; the last good list of each region is kept when a fetch fails, and the raw
+//! signed lists are written to the shared cache so a replica started while a partner is
+//! dark still has its (possibly stale) list.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex, RwLock},
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+use credmesh_cache::Cache;
+use credmesh_credential::{
+    Context as SignContext, TrustSnapshot, VerifyingKey, decode_envelope, encode_envelope,
+    envelope::open,
+};
+use credmesh_proto::{
+    credential::v1::{Envelope, TrustList},
+    identity::v1::{GetTrustListRequest, identity_service_client::IdentityServiceClient},
+};
+use credmesh_runtime::Clock;
+use tonic::transport::Channel;
+
+/// The merged, verified trust data one verification uses.
+#[derive(Debug, Default)]
+pub struct Trust {
+    /// Every trusted key of every region.
+    pub snapshot: TrustSnapshot,
+    /// Each region's status list base URL (no trailing slash).
+    pub status_base: HashMap<String, String>,
+    /// Changes whenever any region's list sequence changes (same on every replica
+    /// holding the same lists).
+    pub version: u64,
+}
+
+#[derive(Debug)]
+struct Source {
+    region: String,
+    client: IdentityServiceClient<Channel>,
+    /// `None` only for the own region before its anchor is pinned at first fetch.
+    anchor: Option<VerifyingKey>,
+}
+
+#[derive(Debug, Clone)]
+struct Held {
+    list: TrustList,
+    fetched_at: i64,
+}
+
+/// Keeps every region's last good trust list and the merged snapshot.
+#[derive(Debug)]
+pub struct Federation {
+    sources: Mutex<Vec<Source>>,
+    held: Mutex<BTreeMap<String, Held>>,
+    current: RwLock<Arc<Trust>>,
+    cache: Cache,
+    clock: Arc<dyn Clock>,
+}
+
+/// A lazily connecting gRPC channel with timeouts.
+pub fn channel(url: &str) -> anyhow::Result<Channel> {
+    Ok(Channel::from_shared(url.to_string())
+        .with_context(|| format!("'{url}' is not a URL"))?
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(5))
+        .connect_lazy())
+}
+
+fn cache_key(region: &str) -> String {
+    format!("trust/{region}")
+}
+
+/// Verifies a region's signed trust list against its anchor.
+pub fn open_trust_list(
+    envelope: &Envelope,
+    region: &str,
+    anchor: &VerifyingKey,
+) -> anyhow::Result<TrustList> {
+    let list: TrustList = open(SignContext::TrustList, envelope, anchor).with_context(|| {
+        format!("the trust list of {region} does not verify against its pinned anchor")
+    })?;
+    if list.region != region {
+        bail!(
+            "the trust list signed by {region}'s anchor names region '{}'",
+            list.region
+        );
+    }
+    Ok(list)
+}
+
+impl Federation {
+    /// A federation over this region's identity (`own_anchor` pinned or `None` to pin
+    /// on first fetch) and `partners` (region, identity channel, pinned anchor).
+    pub fn new(
+        region: &str,
+        own: Channel,
+        own_anchor: Option<VerifyingKey>,
+        partners: Vec<(String, Channel, VerifyingKey)>,
+        cache: Cache,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let mut sources = vec![Source {
+            region: region.to_owned(),
+            client: IdentityServiceClient::new(own),
+            anchor: own_anchor,
+        }];
+        sources.extend(partners.into_iter().map(|(region, ch, anchor)| Source {
+            region,
+            client: IdentityServiceClient::new(ch),
+            anchor: Some(anchor),
+        }));
+        Self {
+            sources: Mutex::new(sources),
+            held: Mutex::new(BTreeMap::new()),
+            current: RwLock::new(Arc::new(Trust::default())),
+            cache,
+            clock,
+        }
+    }
+
+    /// The current merged trust data.
+    pub fn current(&self) -> Arc<Trust> {
+        self.current
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Fetches every region's list once; keeps the last good one where a fetch fails.
+    /// Returns the regions that could not be refreshed.
+    pub async fn refresh(&self) -> Vec<String> {
+        let sources: Vec<(String, IdentityServiceClient<Channel>, Option<VerifyingKey>)> = self
+            .sources
+            .lock()
+            .map(|s| {
+                s.iter()
+                    .map(|s| (s.region.clone(), s.client.clone(), s.anchor))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut failed = Vec::new();
+        for (region, client, anchor) in sources {
+            if let Err(err) = self.refresh_region(&region, client, anchor).await {
+                tracing::warn!(region = %region, error = %format!("{err:#}"), "trust list not refreshed");
+                if !self.is_held(&region) {
+                    self.load_from_cache(&region, anchor).await;
+                }
+                failed.push(region);
+            }
+        }
+        self.rebuild();
+        failed
+    }
+
+    fn is_held(&self, region: &str) -> bool {
+        self.held.lock().is_ok_and(|h| h.contains_key(region))
+    }
+
+    async fn refresh_region(
+        &self,
+        region: &str,
+        mut client: IdentityServiceClient<Channel>,
+        anchor: Option<VerifyingKey>,
+    ) -> anyhow::Result<()> {
+        let response = client
+            .get_trust_list(GetTrustListRequest {})
+            .await
+            .with_context(|| format!("fetching the trust list of {region}"))?
+            .into_inner();
+        let envelope = response
+            .trust_list
+            .context("the answer carries no trust list")?;
+        let anchor = match anchor {
+            Some(a) => a,
+            None => {
+                let bytes: [u8; 32] = response
+                    .anchor_public_key
+                    .as_slice()
+                    .try_into()
+                    .context("identity named no 32-byte anchor key")?;
+                let key = VerifyingKey::from_bytes(&bytes).context("identity's anchor key")?;
+                tracing::warn!(region = %region, kid = %response.anchor_kid,
+                    "pinning the region's anchor key as first seen; set CREDMESH_ANCHOR_PUBLIC_KEY to pin it explicitly");
+                if let Ok(mut sources) = self.sources.lock()
+                    && let Some(s) = sources.iter_mut().find(|s| s.region == region)
+                {
+                    s.anchor = Some(key);
+                }
+                key
+            }
+        };
+        let list = open_trust_list(&envelope, region, &anchor)?;
+        let now = self.clock.now();
+        self.hold(region, list, now)?;
+        let mut value = now.to_be_bytes().to_vec();
+        value.extend_from_slice(&encode_envelope(&envelope));
+        self.cache
+            .set(
+                &cache_key(region),
+                &value,
+                Duration::from_secs(7 * 24 * 3600),
+            )
+            .await;
+        Ok(())
+    }
+
+    fn hold(&self, region: &str, list: TrustList, fetched_at: i64) -> anyhow::Result<()> {
+        let mut held = self
+            .held
+            .lock()
+            .map_err(|_| anyhow::anyhow!("trust state poisoned"))?;
+        if let Some(h) = held.get(region)
+            && h.list.sequence > list.sequence
+        {
+            bail!(
+                "refusing trust list sequence {} of {region}: {} is held already",
+                list.sequence,
+                h.list.sequence
+            );
+        }
+        held.insert(region.to_owned(), Held { list, fetched_at });
+        Ok(())
+    }
+
+    async fn load_from_cache(&self, region: &str, anchor: Option<VerifyingKey>) {
+        let Some(anchor) = anchor else { return };
+        let Some(value) = self.cache.get(&cache_key(region)).await else {
+            return;
+        };
+        if value.len() < 8 {
+            return;
+        }
+        let fetched_at = i64::from_be_bytes(value[..8].try_into().unwrap_or_default());
+        let loaded = decode_envelope(&value[8..])
+            .map_err(anyhow::Error::from)
+            .and_then(|env| open_trust_list(&env, region, &anchor));
+        match loaded {
+            Ok(list) => {
+                if self.hold(region, list, fetched_at).is_ok() {
+                    tracing::info!(region = %region, fetched_at, "trust list loaded from the shared cache");
+                }
+            }
+            Err(err) => {
+                tracing::warn!(region = %region, error = %format!("{err:#}"), "cached trust list refused")
+            }
+        }
+    }
+
+    fn rebuild(&self) {
+        let Ok(held) = self.held.lock() else { return };
+        let mut trust = Trust::default();
+        for (region, h) in held.iter() {
+            if let Err(err) = trust.snapshot.extend_from_trust_list(&h.list, h.fetched_at) {
+                tracing::warn!(region = %region, error = %err, "trust list not admitted");
+                continue;
+            }
+            let base = h.list.status_base_url.trim_end_matches('/');
+            if !base.is_empty() {
+                trust.status_base.insert(region.clone(), base.to_owned());
+            }
+            trust.version ^= mix(region.as_bytes(), h.list.sequence);
+        }
+        drop(held);
+        if let Ok(mut current) = self.current.write() {
+            *current = Arc::new(trust);
+        }
+    }
+}
+
+/// A 64-bit mix of a name and a number, for order-independent version hashes.
+pub fn mix(name: &[u8], n: u64) -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(name);
+    h.update(n.to_be_bytes());
+    let d = h.finalize();
+    u64::from_be_bytes(d[..8].try_into().unwrap_or_default())
+}

@@ -1,0 +1,188 @@
+//! The verify gateway (`credmesh.verify.v1.VerifyService`): partner-facing
+//! verification of every credential kind, in every form, from every trusted region.
+//!
+//! Answers come from in-process trust and status data, never from a call to the issuing
+//! service on the request path: trust lists are fetched from this region's identity
+//! service and from pinned partner regions, status lists from each region's public HTTP
+//! base URL; both are verified, kept in memory, shared through the cache (Redis in
+//! production) and refreshed in the background. A revocation seen by one replica is
+//! pushed to all through cache invalidation. When a source is unreachable the last good
+//! data keeps answering, marked stale, until the maximum staleness; then the answer is
+//! STATUS_UNKNOWN, never VALID.
+//!
+//! # Layout
+//! - [`config`]: settings from the environment.
+//! - [`domain`]: the answer rules (staleness, disclosure) and the rate limiter.
+//! - [`federation`]: trust lists of this and partner regions, pinned anchors.
+//! - [`status`]: status lists over HTTP ([`fetch`]), the hot structure, invalidation.
+//! - [`store`]: the per-partner audit on SQLite or PostgreSQL.
+//! - [`service`]: [`Gateway`], the operations.
+//! - [`api`]: the gRPC and HTTP/JSON adapters and the OpenAPI document.
+//! - [`error`]: the error enum and its one mapping to gRPC statuses.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod federation;
+pub mod fetch;
+pub mod service;
+pub mod status;
+pub mod store;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use credmesh_auth::{Access, AccessPolicy, GrpcJwksSource, TokenValidator, ValidatorConfig};
+use credmesh_cache::{Cache, CacheOptions};
+use credmesh_credential::VerifyingKey;
+use credmesh_proto::verify::v1::{VerificationResult, verify_service_server::VerifyServiceServer};
+use credmesh_runtime::{Clock, Readiness, ServerConfig, ServiceParts};
+use credmesh_store::{Db, ServiceMigrations};
+use futures::future::BoxFuture;
+
+pub use config::VerifyConfig;
+pub use service::{Gateway, Input};
+
+/// The full gRPC service name.
+pub const GRPC_NAME: &str = "credmesh.verify.v1.VerifyService";
+/// The scope partners need.
+pub const SCOPE: &str = "verify";
+
+/// The verify gateway's migrations for both backends.
+pub fn migrations() -> ServiceMigrations {
+    ServiceMigrations {
+        sqlite: sqlx::migrate!("./migrations/sqlite"),
+        postgres: sqlx::migrate!("./migrations/postgres"),
+    }
+}
+
+/// Which RPC needs what.
+pub fn access_policy() -> AccessPolicy {
+    let m = |name: &str| format!("/{GRPC_NAME}/{name}");
+    AccessPolicy::new()
+        .rule(&m("Verify"), Access::Scope(SCOPE))
+        .rule(&m("BatchVerify"), Access::Scope(SCOPE))
+}
+
+/// The token validator for `credmesh serve verify`: this region's identity keys,
+/// refreshed in the background; accepts tokens for `verify` or every service.
+pub fn validator(config: &VerifyConfig) -> anyhow::Result<Arc<TokenValidator>> {
+    let channel = federation::channel(&config.identity_url)?;
+    let validator = TokenValidator::new(
+        Arc::new(GrpcJwksSource::new(channel)),
+        ValidatorConfig::new(
+            credmesh_auth::issuer_for_region(config.region.code()),
+            ["verify", "credmesh"],
+        ),
+    );
+    validator.spawn_refresh();
+    Ok(validator)
+}
+
+/// A built gateway's pieces.
+#[derive(Debug)]
+pub struct Built {
+    /// The gateway, for in-process callers (the scan page, tests, benchmarks).
+    pub gateway: Arc<Gateway>,
+    /// What the runtime serves.
+    pub parts: ServiceParts,
+}
+
+/// Verifies scanned QR text (or a VC-JWT) as the public scan page `/v/{qr}` does: no
+/// caller, no rate limit, no audit; the same answer a partner gets.
+pub async fn verify_qr(gateway: &Gateway, text: &str) -> VerificationResult {
+    gateway.verify_text(text).await
+}
+
+/// Builds the gateway on a migrated database, loads trust lists once and starts the
+/// background refresh. `validator` checks partner tokens on the HTTP API (gRPC calls
+/// are checked by the server's auth layer).
+pub async fn build(
+    config: &VerifyConfig,
+    db: Db,
+    clock: Arc<dyn Clock>,
+    server: &ServerConfig,
+    validator: Arc<TokenValidator>,
+) -> anyhow::Result<Built> {
+    let cache = Cache::connect(
+        &config.cache_url,
+        CacheOptions {
+            key_prefix: config.cache_prefix.clone(),
+            ..CacheOptions::default()
+        },
+    )
+    .await
+    .context("REDIS_URL")?;
+    let own_anchor = config
+        .anchor_public_key
+        .map(|k| VerifyingKey::from_bytes(&k))
+        .transpose()
+        .context("CREDMESH_ANCHOR_PUBLIC_KEY is not an Ed25519 public key")?;
+    let mut partners = Vec::new();
+    for p in &config.partners {
+        let anchor = VerifyingKey::from_bytes(&p.anchor).with_context(|| {
+            format!(
+                "the anchor key of partner {} is not an Ed25519 key",
+                p.region
+            )
+        })?;
+        partners.push((p.region.clone(), federation::channel(&p.endpoint)?, anchor));
+    }
+    let federation = Arc::new(federation::Federation::new(
+        config.region.code(),
+        federation::channel(&config.identity_url)?,
+        own_anchor,
+        partners,
+        cache.clone(),
+        clock.clone(),
+    ));
+    let settings = service::Settings {
+        freshness: domain::answer::Freshness {
+            max_staleness: config.max_staleness,
+            fresh: config.fresh,
+        },
+        result_ttl: config.result_ttl,
+        trust_refresh: config.trust_refresh,
+        status_refresh: config.status_refresh,
+        rate_per_second: config.rate_per_second,
+        rate_burst: config.rate_burst,
+    };
+    let gateway = Gateway::new(
+        federation,
+        cache.clone(),
+        clock,
+        settings,
+        store::for_db(&db),
+    );
+    gateway.start().await;
+    let api = api::grpc::VerifyApi::new(gateway.clone());
+    let max = server.max_message_bytes;
+    let parts = ServiceParts {
+        name: "verify",
+        grpc_names: vec![GRPC_NAME],
+        mount: Box::new(move |routes| {
+            routes.add_service(
+                VerifyServiceServer::new(api)
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            );
+        }),
+        http: api::http::routes(gateway.clone(), validator),
+        policy: access_policy(),
+        readiness: vec![Arc::new(DbReady(db))],
+    };
+    Ok(Built { gateway, parts })
+}
+
+#[derive(Debug)]
+struct DbReady(Db);
+
+impl Readiness for DbReady {
+    fn name(&self) -> &str {
+        "database"
+    }
+    fn check(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(self.0.ping())
+    }
+}

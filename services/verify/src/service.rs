@@ -1,0 +1,376 @@
+//! The gateway's operations: verify one or many credentials from the in-process trust
+//! and status data, with the result cache, the missing-list fetch, the per-partner rate
+//! limit and audit, and the background refresh.
+
+use std::{
+    fmt::Write as _,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use credmesh_cache::Cache;
+use credmesh_credential::{Outcome, Policy, Presented, Verification, verify_batch};
+use credmesh_proto::{prost::Message as _, verify::v1::VerificationResult};
+use credmesh_runtime::Clock;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use crate::{
+    domain::{
+        answer::{self, Freshness},
+        rate::RateLimiter,
+    },
+    error::VerifyError,
+    federation::Federation,
+    status::{StatusStore, invalidated_list},
+    store::{AuditRow, VerifyStore},
+};
+
+/// The most credentials one BatchVerify may carry.
+pub const MAX_BATCH: usize = 256;
+
+/// A credential as received, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// An encoded envelope.
+    Envelope(Vec<u8>),
+    /// QR text or a VC-JWT, recognised by its shape.
+    Text(String),
+}
+
+impl Input {
+    fn presented(&self) -> Presented<'_> {
+        match self {
+            Input::Envelope(b) => Presented::Native(b),
+            Input::Text(t) => Presented::detect(t),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Input::Envelope(b) => b,
+            Input::Text(t) => t.trim().as_bytes(),
+        }
+    }
+}
+
+/// Tunables of the gateway.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Staleness bound and freshness target.
+    pub freshness: Freshness,
+    /// How long answers are cached (0: not at all).
+    pub result_ttl: Duration,
+    /// Trust refresh period.
+    pub trust_refresh: Duration,
+    /// Status refresh period.
+    pub status_refresh: Duration,
+    /// Per-partner rate, credentials per second.
+    pub rate_per_second: f64,
+    /// Per-partner burst.
+    pub rate_burst: u32,
+}
+
+/// The verify gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    federation: Arc<Federation>,
+    status: Arc<StatusStore>,
+    cache: Cache,
+    clock: Arc<dyn Clock>,
+    policy: Policy,
+    settings: Settings,
+    limiter: Mutex<RateLimiter>,
+    started: Instant,
+    audit: mpsc::Sender<AuditRow>,
+    store: Arc<dyn VerifyStore>,
+}
+
+impl Gateway {
+    /// A gateway; call [`Gateway::start`] to load data and begin refreshing.
+    pub fn new(
+        federation: Arc<Federation>,
+        cache: Cache,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+        store: Arc<dyn VerifyStore>,
+    ) -> Arc<Self> {
+        let status = Arc::new(StatusStore::new(
+            cache.clone(),
+            settings.freshness.fresh,
+            settings.freshness.max_staleness * 2,
+        ));
+        let (audit, rx) = mpsc::channel(65_536);
+        tokio::spawn(audit_writer(rx, store.clone()));
+        Arc::new(Self {
+            federation,
+            status,
+            cache,
+            clock,
+            policy: Policy {
+                max_status_age: settings.freshness.max_staleness,
+                max_clock_skew: Duration::from_secs(300),
+            },
+            settings,
+            limiter: Mutex::new(RateLimiter::new(
+                settings.rate_per_second,
+                settings.rate_burst,
+            )),
+            started: Instant::now(),
+            audit,
+            store,
+        })
+    }
+
+    /// Fetches trust lists once (so the first requests have data), then refreshes trust
+    /// and status in the background and follows other replicas' invalidations. The tasks
+    /// stop when the gateway is dropped.
+    pub async fn start(self: &Arc<Self>) {
+        self.refresh_trust().await;
+        let weak = Arc::downgrade(self);
+        let mut invalidations = self.cache.subscribe_invalidations();
+        tokio::spawn(async move {
+            loop {
+                let key = match invalidations.recv().await {
+                    Ok(key) => key,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                };
+                let Some(gateway) = weak.upgrade() else {
+                    return;
+                };
+                if let Some(list_id) = invalidated_list(&key) {
+                    let trust = gateway.federation.current();
+                    let now = gateway.clock.now();
+                    if let Err(err) = gateway.status.fetch(list_id, &trust, now, true).await {
+                        tracing::warn!(list_id, error = %err, "invalidated status list not refetched");
+                    }
+                }
+            }
+        });
+        let weak = Arc::downgrade(self);
+        let (trust_every, status_every) =
+            (self.settings.trust_refresh, self.settings.status_refresh);
+        tokio::spawn(async move {
+            let mut trust_tick = tokio::time::interval(trust_every);
+            let mut status_tick = tokio::time::interval(status_every);
+            trust_tick.tick().await;
+            status_tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = trust_tick.tick() => {
+                        let Some(g) = weak.upgrade() else { return };
+                        g.refresh_trust().await;
+                    }
+                    _ = status_tick.tick() => {
+                        let Some(g) = weak.upgrade() else { return };
+                        g.refresh_status().await;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Fetches every region's trust list now; returns the regions that failed.
+    pub async fn refresh_trust(&self) -> Vec<String> {
+        self.federation.refresh().await
+    }
+
+    /// Fetches every held status list from its issuer now.
+    pub async fn refresh_status(&self) {
+        let trust = self.federation.current();
+        self.status.refresh_all(&trust, self.clock.now()).await;
+    }
+
+    /// The staleness settings.
+    pub fn freshness(&self) -> Freshness {
+        self.settings.freshness
+    }
+
+    /// Refuses `cost` credentials when `client` is over its rate.
+    pub fn check_rate(&self, client: &str, cost: usize) -> Result<(), VerifyError> {
+        let now_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let cost = u32::try_from(cost).unwrap_or(u32::MAX);
+        let mut limiter = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
+        limiter
+            .try_take(client, cost, now_ms)
+            .map_err(|retry_after| VerifyError::RateLimited {
+                client_id: client.to_owned(),
+                retry_after,
+            })
+    }
+
+    /// Verifies one credential for `caller` (audited when named).
+    pub async fn verify(&self, caller: Option<&str>, input: &Input) -> VerificationResult {
+        self.verify_many(caller, std::slice::from_ref(input))
+            .await
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// Verifies QR text as the public scan page does: no caller, no audit.
+    pub async fn verify_text(&self, text: &str) -> VerificationResult {
+        self.verify(None, &Input::Text(text.to_owned())).await
+    }
+
+    /// Verifies many credentials (one Ed25519 batch over those not answered from the
+    /// result cache); answers in input order.
+    #[tracing::instrument(skip_all, fields(count = inputs.len()))]
+    pub async fn verify_many(
+        &self,
+        caller: Option<&str>,
+        inputs: &[Input],
+    ) -> Vec<VerificationResult> {
+        let now = self.clock.now();
+        let freshness = self.settings.freshness;
+        let caching = !self.settings.result_ttl.is_zero();
+        let trust = self.federation.current();
+        let version = trust.version ^ self.status.version();
+        let keys: Vec<String> = if caching {
+            inputs
+                .iter()
+                .map(|i| result_key(version, i.bytes()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut results: Vec<Option<VerificationResult>> = vec![None; inputs.len()];
+        if caching {
+            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+            for (slot, hit) in results.iter_mut().zip(self.cache.get_many(&refs).await) {
+                if let Some(bytes) = hit
+                    && let Ok(r) = VerificationResult::decode(bytes.as_slice())
+                {
+                    *slot = Some(answer::age_cached(r, freshness, now));
+                }
+            }
+        }
+        let todo: Vec<usize> = (0..inputs.len())
+            .filter(|i| results[*i].is_none())
+            .collect();
+        if !todo.is_empty() {
+            let mut verified = self.run(inputs, &todo, now, &trust);
+            // Lists nobody held yet: fetch them once, then answer again.
+            let missing: Vec<String> = verified
+                .iter()
+                .filter(|v| v.outcome == Outcome::StatusUnknown && v.reason == "STATUS_UNAVAILABLE")
+                .filter_map(|v| {
+                    v.credential
+                        .as_ref()?
+                        .status
+                        .as_ref()
+                        .map(|s| s.list_id.clone())
+                })
+                .collect();
+            if !missing.is_empty() {
+                let mut lists = missing;
+                lists.sort();
+                lists.dedup();
+                for list_id in &lists {
+                    self.status.fetch_missing(list_id, &trust, now).await;
+                }
+                let again: Vec<usize> = todo
+                    .iter()
+                    .zip(&verified)
+                    .filter(|(_, v)| v.reason == "STATUS_UNAVAILABLE")
+                    .map(|(i, _)| *i)
+                    .collect();
+                let redone = self.run(inputs, &again, now, &trust);
+                let mut redone = again.into_iter().zip(redone);
+                let mut next = redone.next();
+                for (i, v) in todo.iter().zip(verified.iter_mut()) {
+                    if let Some((j, r)) = &next
+                        && j == i
+                    {
+                        *v = r.clone();
+                        next = redone.next();
+                    }
+                }
+            }
+            for (i, v) in todo.iter().zip(&verified) {
+                let result = answer::to_result(v, freshness, now);
+                if caching && answer::cacheable(&result, freshness, self.settings.result_ttl) {
+                    self.cache
+                        .set(&keys[*i], &result.encode_to_vec(), self.settings.result_ttl)
+                        .await;
+                }
+                results[*i] = Some(result);
+            }
+        }
+        let results: Vec<VerificationResult> =
+            results.into_iter().map(Option::unwrap_or_default).collect();
+        if let Some(client) = caller {
+            for r in &results {
+                let row = AuditRow {
+                    client_id: client.to_owned(),
+                    credential_id: r.credential_id.clone(),
+                    outcome: outcome_name(r.outcome).to_owned(),
+                    reason: r.reason.clone(),
+                    issuer: r.issuer.clone(),
+                    verified_at: now,
+                };
+                if self.audit.try_send(row).is_err() {
+                    tracing::warn!(
+                        client_id = client,
+                        "audit queue full; a verification was not audited"
+                    );
+                }
+            }
+        }
+        results
+    }
+
+    fn run(
+        &self,
+        inputs: &[Input],
+        which: &[usize],
+        now: i64,
+        trust: &crate::federation::Trust,
+    ) -> Vec<Verification> {
+        let presented: Vec<Presented<'_>> = which.iter().map(|i| inputs[*i].presented()).collect();
+        let status = self.status.read();
+        verify_batch(&presented, &trust.snapshot, &*status, &self.policy, now)
+    }
+
+    /// A partner's most recent audited verifications, newest first.
+    pub async fn audit_for(&self, client_id: &str, limit: u32) -> anyhow::Result<Vec<AuditRow>> {
+        self.store.audit_for(client_id, limit).await
+    }
+}
+
+fn result_key(version: u64, bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut key = String::with_capacity(3 + 16 + 1 + 64);
+    let _ = write!(key, "vr/{version:016x}/");
+    for b in digest {
+        let _ = write!(key, "{b:02x}");
+    }
+    key
+}
+
+/// The lowercase outcome name of a proto outcome value.
+pub fn outcome_name(outcome: i32) -> &'static str {
+    use credmesh_proto::credential::v1::VerificationOutcome as O;
+    match O::try_from(outcome) {
+        Ok(O::Valid) => "valid",
+        Ok(O::Revoked) => "revoked",
+        Ok(O::Suspended) => "suspended",
+        Ok(O::Expired) => "expired",
+        Ok(O::NotYetValid) => "not_yet_valid",
+        Ok(O::UnknownIssuer) => "unknown_issuer",
+        Ok(O::BadSignature) => "bad_signature",
+        Ok(O::Malformed) => "malformed",
+        Ok(O::StatusUnknown) => "status_unknown",
+        _ => "unspecified",
+    }
+}
+
+async fn audit_writer(mut rx: mpsc::Receiver<AuditRow>, store: Arc<dyn VerifyStore>) {
+    let mut batch = Vec::with_capacity(512);
+    while rx.recv_many(&mut batch, 512).await > 0 {
+        if let Err(err) = store.record(&batch).await {
+            tracing::error!(error = %format!("{err:#}"), rows = batch.len(), "audit rows not written");
+        }
+        batch.clear();
+    }
+}

@@ -1,0 +1,103 @@
+//! The verify gateway's repository: the per-partner audit of what was verified, one
+//! trait with a SQLite and a PostgreSQL implementation generated from one body.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use credmesh_store::{
+    Db,
+    sqlx::{self, PgPool, SqlitePool},
+};
+
+/// One audited verification: who asked, about which credential, what was answered.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditRow {
+    /// The partner's client id.
+    pub client_id: String,
+    /// The credential id, empty when the input was not a verifiable credential.
+    pub credential_id: String,
+    /// The outcome name ("valid", "revoked", …).
+    pub outcome: String,
+    /// The stable reason.
+    pub reason: String,
+    /// The issuer, empty when unknown.
+    pub issuer: String,
+    /// When it was verified, Unix seconds.
+    pub verified_at: i64,
+}
+
+/// Everything the verify gateway stores.
+#[async_trait]
+pub trait VerifyStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Appends audit rows in one transaction.
+    async fn record(&self, rows: &[AuditRow]) -> anyhow::Result<()>;
+    /// A partner's most recent audit rows, newest first.
+    async fn audit_for(&self, client_id: &str, limit: u32) -> anyhow::Result<Vec<AuditRow>>;
+}
+
+/// The store for `db`.
+pub fn for_db(db: &Db) -> Arc<dyn VerifyStore> {
+    match db {
+        Db::Sqlite(pool) => Arc::new(SqliteVerifyStore { pool: pool.clone() }),
+        Db::Postgres(pool) => Arc::new(PgVerifyStore { pool: pool.clone() }),
+    }
+}
+
+/// SQLite implementation.
+#[derive(Debug, Clone)]
+pub struct SqliteVerifyStore {
+    pool: SqlitePool,
+}
+
+/// PostgreSQL implementation.
+#[derive(Debug, Clone)]
+pub struct PgVerifyStore {
+    pool: PgPool,
+}
+
+macro_rules! impl_verify_store {
+    ($store:ident, $dialect:tt) => {
+        #[async_trait]
+        impl VerifyStore for $store {
+            #[tracing::instrument(skip_all, fields(db.system = stringify!($dialect), rows = rows.len()))]
+            async fn record(&self, rows: &[AuditRow]) -> anyhow::Result<()> {
+                use anyhow::Context as _;
+                let mut tx = self.pool.begin().await.context("starting the audit write")?;
+                for r in rows {
+                    sqlx::query(concat!(
+                        "INSERT INTO verify_audit (client_id, credential_id, outcome, reason, issuer, verified_at) ",
+                        "VALUES ($1, $2, $3, $4, $5, $6)"
+                    ))
+                    .bind(&r.client_id)
+                    .bind(&r.credential_id)
+                    .bind(&r.outcome)
+                    .bind(&r.reason)
+                    .bind(&r.issuer)
+                    .bind(r.verified_at)
+                    .execute(&mut *tx)
+                    .await
+                    .context("writing an audit row")?;
+                }
+                tx.commit().await.context("committing the audit write")?;
+                Ok(())
+            }
+
+            #[tracing::instrument(skip_all, fields(db.system = stringify!($dialect)))]
+            async fn audit_for(&self, client_id: &str, limit: u32) -> anyhow::Result<Vec<AuditRow>> {
+                use anyhow::Context as _;
+                sqlx::query_as::<_, AuditRow>(concat!(
+                    "SELECT client_id, credential_id, outcome, reason, issuer, verified_at ",
+                    "FROM verify_audit WHERE client_id = $1 ORDER BY id DESC LIMIT $2"
+                ))
+                .bind(client_id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .context("reading the audit")
+            }
+        }
+    };
+}
+
+impl_verify_store!(SqliteVerifyStore, sqlite);
+impl_verify_store!(PgVerifyStore, postgresql);
