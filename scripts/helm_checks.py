@@ -6,8 +6,10 @@ every kustomize overlay into an output directory, then runs this script, which:
 
   1. validates every rendered object against the Kubernetes API schemas with unknown
      fields refused (kubernetes-validate, --strict); the Prometheus Operator
-     ServiceMonitor, a CRD those schemas do not hold, against the subset of its CRD
-     schema the chart uses, strictly too;
+     ServiceMonitor and PrometheusRule, CRDs those schemas do not hold, against the
+     subset of their CRD schemas the chart uses, strictly too; every alert expression
+     and every dashboard query is parsed by a PromQL parser (promql-parser), and every
+     credmesh metric they name must be in docs/OBSERVABILITY.md;
   2. asserts what operators rely on: every Deployment has gRPC probes, resources and the
      hardened securityContext (so do the Job and test pods); no Secret value appears in
      a ConfigMap or a plain env value; every Secret and ConfigMap a pod uses is rendered
@@ -19,7 +21,7 @@ every kustomize overlay into an output directory, then runs this script, which:
      overlay's chart-values.yaml.
 
 `--write-k8s-base` regenerates k8s/base/ from the chart instead (after a chart change).
-Needs PyYAML and kubernetes-validate (tools/requirements.txt).
+Needs PyYAML, kubernetes-validate and promql-parser (tools/requirements.txt).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import sys
 
 import jsonschema
 import kubernetes_validate.utils as kv
+import promql_parser
 import yaml
 
 KUBE_VERSION = "1.32.0"
@@ -125,6 +128,69 @@ SERVICE_MONITOR_SCHEMA = {
     },
 }
 
+# PrometheusRule (monitoring.coreos.com/v1), the same way: the fields of the Prometheus
+# Operator CRD the chart emits, nothing else. Expressions are parsed separately.
+PROMETHEUS_RULE_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "PrometheusRule"},
+        "metadata": SERVICE_MONITOR_SCHEMA["properties"]["metadata"],
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["groups"],
+            "properties": {
+                "groups": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["name", "rules"],
+                        "properties": {
+                            "name": {"type": "string", "minLength": 1},
+                            "interval": {"type": "string", "pattern": _DURATION},
+                            "rules": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "required": ["expr"],
+                                    "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
+                                    "properties": {
+                                        "alert": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                                        "record": {"type": "string", "pattern": "^[a-zA-Z_:][a-zA-Z0-9_:]*$"},
+                                        "expr": {"type": "string", "minLength": 1},
+                                        "for": {"type": "string", "pattern": _DURATION},
+                                        "keep_firing_for": {"type": "string", "pattern": _DURATION},
+                                        "labels": _STRMAP,
+                                        "annotations": _STRMAP,
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+CRD_SCHEMAS = {"ServiceMonitor": SERVICE_MONITOR_SCHEMA, "PrometheusRule": PROMETHEUS_RULE_SCHEMA}
+
+# The alerts the issue asks for; docs/OBSERVABILITY.md has a runbook line for each.
+ALERTS = {
+    "CredmeshGrpcErrorRate", "CredmeshGrpcLatencyP99", "CredmeshTrustListStale",
+    "CredmeshStatusListStale", "CredmeshDisputesOverdue", "CredmeshRateLimitStorm",
+}
+OBSERVABILITY_DOC = pathlib.Path("docs/OBSERVABILITY.md")
+# Grafana's built-in interval variables, which are not PromQL: a dashboard query is parsed
+# with them replaced by a duration, as Grafana does before sending it.
+GRAFANA_DURATIONS = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h"}
+
 
 class Checks:
     """Collects failures so one run reports all of them."""
@@ -211,12 +277,12 @@ def pod_spec(doc: dict) -> dict | None:
 def validate(c: Checks, docs: list[dict], where: str) -> None:
     for doc in docs:
         name = f"{where}: {doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
-        if doc.get("kind") == "ServiceMonitor":
+        if doc.get("kind") in CRD_SCHEMAS:
             errors = sorted(
-                jsonschema.Draft202012Validator(SERVICE_MONITOR_SCHEMA).iter_errors(doc),
+                jsonschema.Draft202012Validator(CRD_SCHEMAS[doc["kind"]]).iter_errors(doc),
                 key=lambda e: list(e.path),
             )
-            c.ok(not errors, f"{name} does not match the ServiceMonitor CRD schema: "
+            c.ok(not errors, f"{name} does not match the {doc['kind']} CRD schema: "
                  + "; ".join(f"{'.'.join(map(str, e.path))}: {e.message}" for e in errors))
             continue
         try:
@@ -487,6 +553,77 @@ def check_chart_render(c: Checks, docs: list[dict], where: str, values: dict) ->
         c.ok(not ingresses, f"{where}: no Ingress")
 
 
+def check_promql(c: Checks, expr: str, what: str) -> None:
+    """`expr` parses as PromQL and every credmesh metric it names is documented."""
+    try:
+        promql_parser.parse(expr)
+        c.ok(True, what)
+    except ValueError as e:
+        c.fail(f"{what}: not valid PromQL ({e}):\n{expr}")
+    documented = OBSERVABILITY_DOC.read_text() if OBSERVABILITY_DOC.exists() else ""
+    for metric in set(re.findall(r"\bcredmesh_[a-z0-9_]+", expr)):
+        base = re.sub(r"_(bucket|sum|count)$", "", metric)
+        c.ok(f"`{metric}" in documented or f"`{base}" in documented,
+             f"{what}: {metric} is not in the metric catalogue of {OBSERVABILITY_DOC}")
+
+
+def dashboard_panels(panels: list[dict]):
+    for panel in panels:
+        yield panel
+        yield from dashboard_panels(panel.get("panels") or [])
+
+
+def check_observability(c: Checks, docs: list[dict], where: str, values: dict) -> None:
+    """The alert rules and the dashboard: there exactly when asked for, every alert of the
+    issue present, every expression valid PromQL, the dashboard valid JSON."""
+    obs = values["observability"]
+    any_enabled = any(values["services"][s]["enabled"] for s in SERVICES)
+    rules = [d for d in docs if d["kind"] == "PrometheusRule"]
+    c.ok(len(rules) == (1 if obs["prometheusRule"]["enabled"] and any_enabled else 0),
+         f"{where}: {len(rules)} PrometheusRules")
+    for doc in rules:
+        alerts = set()
+        for group in doc["spec"]["groups"]:
+            for rule in group["rules"]:
+                name = rule.get("alert") or rule.get("record")
+                alerts.add(name)
+                check_promql(c, rule["expr"], f"{where}: PrometheusRule {group['name']}/{name}")
+                ann = rule.get("annotations") or {}
+                c.ok("record" in rule or all(ann.get(k) for k in ("summary", "description", "runbook")),
+                     f"{where}: alert {name} needs summary, description and runbook annotations")
+                c.ok("record" in rule or (rule.get("labels") or {}).get("severity") in ("warning", "critical"),
+                     f"{where}: alert {name} needs a severity label")
+                ns = doc["metadata"].get("namespace") or "default"  # helm template's release namespace
+                c.ok(f'namespace="{ns}"' in rule["expr"], f"{where}: alert {name} is scoped to the release namespace")
+        c.ok(ALERTS <= alerts, f"{where}: PrometheusRule lacks alerts {sorted(ALERTS - alerts)}")
+        documented = OBSERVABILITY_DOC.read_text() if OBSERVABILITY_DOC.exists() else ""
+        for a in sorted(alerts):
+            c.ok(f"### {a}" in documented, f"{where}: alert {a} has no runbook section in {OBSERVABILITY_DOC}")
+    dashboards = [d for d in docs if d["kind"] == "ConfigMap"
+                  and (d["metadata"].get("labels") or {}).get("grafana_dashboard") == "1"]
+    c.ok(len(dashboards) == (1 if obs["grafanaDashboard"]["enabled"] and any_enabled else 0),
+         f"{where}: {len(dashboards)} Grafana dashboard ConfigMaps")
+    for doc in dashboards:
+        for file, text in doc.get("data", {}).items():
+            try:
+                dash = json.loads(text)
+            except json.JSONDecodeError as e:
+                c.fail(f"{where}: dashboard {file} is not JSON: {e}")
+                continue
+            c.ok(bool(dash.get("uid")) and bool(dash.get("title")), f"{where}: dashboard {file} has a uid and a title")
+            exprs = 0
+            for panel in dashboard_panels(dash.get("panels") or []):
+                for target in panel.get("targets") or []:
+                    expr = target.get("expr")
+                    if not expr:
+                        continue
+                    exprs += 1
+                    for var, duration in GRAFANA_DURATIONS.items():
+                        expr = expr.replace(var, duration)
+                    check_promql(c, expr, f"{where}: dashboard panel {panel.get('title')!r} {target.get('refId')}")
+            c.ok(exprs > 0, f"{where}: dashboard {file} has queries")
+
+
 def check_common(c: Checks, docs: list[dict], where: str, values: dict | None,
                  extra_secrets: set[str], external: set[str] = frozenset()) -> None:
     """The checks every rendering gets: the chart's value sets (values given) and the
@@ -505,6 +642,7 @@ def check_common(c: Checks, docs: list[dict], where: str, values: dict | None,
     check_network_policies(c, docs, where, values)
     if values is not None:
         check_chart_render(c, docs, where, values)
+        check_observability(c, docs, where, values)
 
 
 def existing_secrets(values: dict) -> set[str]:
@@ -579,6 +717,8 @@ BAD_VALUES = [
       + "A" * 43 + '"}]'], ["SH is this deployment's own region"]),
     (["--set", "services.identity.enabled=false"], ["externalIdentity.url"]),
     (["--set", "keys.generate=false"], ["services.identity.keys.anchor is empty"]),
+    (["--set", "observability.prometheusRule.errorRatio=5"], ["/observability/prometheusRule/errorRatio"]),
+    (["--set", "observability.grafanaDashboard.enable=true"], ["/observability/grafanaDashboard", "'enable' not allowed"]),
 ]
 
 
