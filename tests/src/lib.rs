@@ -27,6 +27,15 @@ pub fn credmesh_bin() -> PathBuf {
     bin
 }
 
+/// How to start `credmesh dev` beyond the defaults.
+#[derive(Clone, Debug, Default)]
+pub struct DevOptions {
+    /// More environment (`RUST_LOG` defaults to `warn`; set it here to see more).
+    pub env: Vec<(String, String)>,
+    /// Write the process's stderr (its logs) to this file instead of the test's stderr.
+    pub stderr: Option<PathBuf>,
+}
+
 /// A running `credmesh dev`.
 #[derive(Debug)]
 pub struct Dev {
@@ -54,6 +63,19 @@ impl Dev {
 
     /// Starts `credmesh dev` on ephemeral ports with `data` as its data directory.
     pub async fn start_in(data: &std::path::Path) -> anyhow::Result<Dev> {
+        Self::start_with(data, &DevOptions::default()).await
+    }
+
+    /// Starts `credmesh dev` on ephemeral ports with `data` as its data directory, more
+    /// environment and, when asked, its stderr (the logs) written to a file.
+    pub async fn start_with(data: &std::path::Path, options: &DevOptions) -> anyhow::Result<Dev> {
+        let stderr = match &options.stderr {
+            Some(path) => Stdio::from(
+                std::fs::File::create(path)
+                    .with_context(|| format!("creating {}", path.display()))?,
+            ),
+            None => Stdio::inherit(),
+        };
         let mut child = Command::new(credmesh_bin())
             .args([
                 "dev",
@@ -65,8 +87,9 @@ impl Dev {
             ])
             .arg(data)
             .env("RUST_LOG", "warn")
+            .envs(options.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .context("starting credmesh dev")?;
