@@ -238,8 +238,12 @@ impl Gateway {
         if caching {
             let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
             for (slot, hit) in results.iter_mut().zip(self.cache.get_many(&refs).await) {
+                // The TTL is also checked on this gateway's clock, so an answer never
+                // outlives its TTL even when the clocks of cache and gateway disagree.
+                let ttl = self.settings.result_ttl.as_secs() as i64;
                 if let Some(bytes) = hit
                     && let Ok(r) = VerificationResult::decode(bytes.as_slice())
+                    && (0..=ttl).contains(&now.saturating_sub(r.verified_at))
                 {
                     *slot = Some(answer::age_cached(r, freshness, now));
                 }

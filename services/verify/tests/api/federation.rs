@@ -1,0 +1,89 @@
+//! Two regions as two deployments on loopback, anchors pinned both ways.
+
+use std::time::Duration;
+
+use credmesh_proto::credential::v1::VerificationOutcome;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn shanghai_and_jiangsu_verify_each_others_licenses_and_revocations() {
+    let clock = credmesh_runtime::ManualClock::new(T0);
+    let sh = spawn_region("SH", Backend::Sqlite, clock.clone()).await;
+    let js = spawn_region("JS", Backend::Sqlite, clock.clone()).await;
+    let sh_gw = spawn_gateway(&sh, &[&js], Backend::Sqlite, Options::default()).await;
+    let js_gw = spawn_gateway(&js, &[&sh], Backend::Sqlite, Options::default()).await;
+    let sh_bank = sh.partner("bank-sh").await;
+    let js_bank = js.partner("bank-suzhou").await;
+
+    let sh_license = license_qr(&sh.establish(1).await);
+    let js_license = license_qr(&js.establish(1).await);
+
+    let r = js_gw.verify_text(&js_bank, &sh_license).await;
+    assert_outcome(&r, VerificationOutcome::Valid);
+    assert_eq!(r.region, "SH");
+    let r = sh_gw.verify_text(&sh_bank, &js_license).await;
+    assert_outcome(&r, VerificationOutcome::Valid);
+    assert_eq!(r.region, "JS");
+    assert_eq!(r.issuer, "JS/license");
+
+    // Revoked in JS → SH answers revoked after its next refresh.
+    js.revoke(1).await;
+    sh_gw.gateway.refresh_status().await;
+    assert_outcome(
+        &sh_gw.verify_text(&sh_bank, &js_license).await,
+        VerificationOutcome::Revoked,
+    );
+}
+
+#[tokio::test]
+async fn a_dark_partner_is_answered_stale_then_status_unknown_never_valid() {
+    let clock = credmesh_runtime::ManualClock::new(T0);
+    let sh = spawn_region("SH", Backend::Sqlite, clock.clone()).await;
+    let mut js = spawn_region("JS", Backend::Sqlite, clock.clone()).await;
+    let sh_gw = spawn_gateway(
+        &sh,
+        &[&js],
+        Backend::Sqlite,
+        Options {
+            extra: vec![("CREDMESH_RESULT_CACHE_SECONDS", "0".into())],
+            ..Options::default()
+        },
+    )
+    .await;
+    let bank = sh.partner("bank-dark").await;
+    let qr = license_qr(&js.establish(2).await);
+    let fresh = sh_gw.verify_text(&bank, &qr).await;
+    assert_outcome(&fresh, VerificationOutcome::Valid);
+    assert!(!fresh.status.unwrap().stale);
+
+    js.stop().await;
+    clock.advance(300);
+    assert!(
+        sh_gw
+            .gateway
+            .refresh_trust()
+            .await
+            .contains(&"JS".to_string())
+    );
+    sh_gw.gateway.refresh_status().await;
+    let stale = sh_gw.verify_text(&bank, &qr).await;
+    assert_outcome(&stale, VerificationOutcome::Valid);
+    let status = stale.status.unwrap();
+    assert!(status.stale, "{stale:?}");
+    assert!(status.age_seconds >= 300, "{stale:?}");
+    assert!(stale.detail.contains("s old"), "{}", stale.detail);
+
+    clock.advance(301);
+    let unknown = sh_gw.verify_text(&bank, &qr).await;
+    assert_outcome(&unknown, VerificationOutcome::StatusUnknown);
+    assert!(unknown.status.unwrap().age_seconds > 600);
+
+    // Shanghai's own credentials are unaffected.
+    let own = license_qr(&sh.establish(3).await);
+    assert_outcome(
+        &sh_gw.verify_text(&bank, &own).await,
+        VerificationOutcome::Valid,
+    );
+    let _ = Duration::ZERO;
+}

@@ -1,0 +1,229 @@
+//! Every outcome, in every form, against a real Shanghai identity + license.
+
+use credmesh_credential::encode_envelope;
+use credmesh_proto::{
+    credential::v1::{CredentialKind, VerificationOutcome},
+    verify::v1::{BatchVerifyRequest, CredentialForm},
+};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_license_verifies_in_every_form_and_each_check_is_audited() {
+    for backend in BOTH {
+        let clock = credmesh_runtime::ManualClock::new(T0);
+        let sh = spawn_region("SH", backend, clock).await;
+        let gw = spawn_gateway(&sh, &[], backend, Options::default()).await;
+        let bank = sh.partner("bank-shanghai").await;
+        let v = sh.establish(1).await;
+        let c = v.credential.as_ref().unwrap();
+
+        let by_qr = gw.verify_text(&bank, &c.qr_text).await;
+        assert_outcome(&by_qr, VerificationOutcome::Valid);
+        assert_eq!(by_qr.form, CredentialForm::Qr as i32);
+        assert_eq!(by_qr.issuer, "SH/license");
+        assert_eq!(by_qr.region, "SH");
+        assert_eq!(by_qr.kind, CredentialKind::BusinessLicense as i32);
+        assert_eq!(by_qr.credential_id, v.license_id);
+        assert!(by_qr.status.unwrap().consulted);
+        assert!(!by_qr.status.unwrap().stale);
+        assert!(by_qr.disclosed.iter().any(|c| c.name == "name"));
+        assert!(
+            by_qr
+                .disclosed
+                .iter()
+                .all(|c| !c.name.contains("id_number"))
+        );
+
+        let by_jwt = gw.verify_text(&bank, &c.vc_jwt).await;
+        assert_outcome(&by_jwt, VerificationOutcome::Valid);
+        assert_eq!(by_jwt.form, CredentialForm::VcJwt as i32);
+        let by_native = gw
+            .verify(&bank, native(encode_envelope(c.envelope.as_ref().unwrap())))
+            .await
+            .unwrap();
+        assert_outcome(&by_native, VerificationOutcome::Valid);
+        assert_eq!(by_native.disclosed, by_qr.disclosed);
+
+        // The audit is written in the background; it names the partner and the credential.
+        let mut rows = Vec::new();
+        for _ in 0..100 {
+            rows = gw.gateway.audit_for("bank-shanghai", 10).await.unwrap();
+            if rows.len() == 3 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(rows.len(), 3, "{backend:?}");
+        assert!(
+            rows.iter()
+                .all(|r| r.credential_id == v.license_id && r.outcome == "valid")
+        );
+    }
+}
+
+#[tokio::test]
+async fn tampered_unknown_issuer_expired_and_garbage_each_get_their_own_outcome() {
+    let clock = credmesh_runtime::ManualClock::new(T0);
+    let sh = spawn_region("SH", Backend::Sqlite, clock.clone()).await;
+    let v = sh.establish(2).await;
+    let entcode = sh
+        .issuer_key("entcode", &[CredentialKind::Presentation])
+        .await;
+    let gw = spawn_gateway(&sh, &[], Backend::Sqlite, Options::default()).await;
+    let bank = sh.partner("bank-a").await;
+
+    // Tampered: one payload byte changed after signing.
+    let mut env = v.credential.as_ref().unwrap().envelope.clone().unwrap();
+    let last = env.payload.len() - 1;
+    env.payload[last] ^= 1;
+    let r = gw
+        .verify(&bank, native(encode_envelope(&env)))
+        .await
+        .unwrap();
+    assert_outcome(&r, VerificationOutcome::BadSignature);
+    assert!(r.disclosed.is_empty(), "nothing unsigned is disclosed");
+
+    // Unknown issuer: a key nobody registered.
+    let stranger = credmesh_credential::keys::IssuerKey::generate("SH-entcode-stranger").unwrap();
+    let r = gw
+        .verify_text(
+            &bank,
+            &qr_of(&sh.presentation(&stranger, "entcode", T0, T0 + 300)),
+        )
+        .await;
+    assert_outcome(&r, VerificationOutcome::UnknownIssuer);
+
+    // A presentation: valid inside its window, disclosing only its scenario's fields …
+    let p = sh.presentation(&entcode, "entcode", T0, T0 + 300);
+    let r = gw.verify_text(&bank, &qr_of(&p)).await;
+    assert_outcome(&r, VerificationOutcome::Valid);
+    assert_eq!(r.kind, CredentialKind::Presentation as i32);
+    let names: Vec<&str> = r.disclosed.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["scenario", "name"]);
+    assert!(!r.status.unwrap().consulted);
+    // … tolerated within the 5-minute skew, not yet valid when it starts later than that …
+    let skewed = sh.presentation(&entcode, "entcode", T0 + 200, T0 + 600);
+    assert_outcome(
+        &gw.verify_text(&bank, &qr_of(&skewed)).await,
+        VerificationOutcome::Valid,
+    );
+    let future = sh.presentation(&entcode, "entcode", T0 + 400, T0 + 900);
+    assert_outcome(
+        &gw.verify_text(&bank, &qr_of(&future)).await,
+        VerificationOutcome::NotYetValid,
+    );
+    // … and expired once its window (plus the tolerated skew) has passed.
+    clock.advance(700);
+    assert_outcome(
+        &gw.verify_text(&bank, &qr_of(&p)).await,
+        VerificationOutcome::Expired,
+    );
+
+    // Garbage.
+    let r = gw.verify_text(&bank, "hello").await;
+    assert_outcome(&r, VerificationOutcome::Malformed);
+    assert_eq!(r.form, CredentialForm::Unspecified as i32);
+
+    // An empty request is a bad request, not an outcome.
+    let err = gw.verify(&bank, None).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        credmesh_proto::status::reason(&err).as_deref(),
+        Some("CREDENTIAL_MISSING")
+    );
+}
+
+#[tokio::test]
+async fn a_batch_answers_each_credential_as_verify_would() {
+    let clock = credmesh_runtime::ManualClock::new(T0);
+    let sh = spawn_region("SH", Backend::Sqlite, clock).await;
+    let gw = spawn_gateway(&sh, &[], Backend::Sqlite, Options::default()).await;
+    let bank = sh.partner("bank-b").await;
+    let mut inputs = Vec::new();
+    for n in 10..14 {
+        inputs.push(text(&license_qr(&sh.establish(n).await)).unwrap());
+    }
+    let mut bad = sh.establish(14).await.credential.unwrap().envelope.unwrap();
+    bad.signature[0] ^= 1;
+    inputs.push(native(encode_envelope(&bad)).unwrap());
+    inputs.push(text("CM1:not-base45").unwrap());
+    let results = gw
+        .client
+        .clone()
+        .batch_verify(with_token(
+            BatchVerifyRequest {
+                credentials: inputs.clone(),
+            },
+            &bank,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    assert_eq!(results.len(), 6);
+    for r in &results[..4] {
+        assert_outcome(r, VerificationOutcome::Valid);
+    }
+    assert_outcome(&results[4], VerificationOutcome::BadSignature);
+    assert_outcome(&results[5], VerificationOutcome::Malformed);
+    for (input, batch) in inputs.iter().zip(&results) {
+        let one = gw.verify(&bank, Some(input.clone())).await.unwrap();
+        assert_eq!(one.outcome, batch.outcome);
+        assert_eq!(one.reason, batch.reason);
+    }
+
+    let err = gw
+        .client
+        .clone()
+        .batch_verify(with_token(
+            BatchVerifyRequest {
+                credentials: vec![],
+            },
+            &bank,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn a_revoked_license_answers_revoked_on_every_replica_within_a_second() {
+    let redis = credmesh_testkit::redis::shared_url();
+    let prefix = credmesh_testkit::redis::unique_prefix();
+    let clock = credmesh_runtime::ManualClock::new(T0);
+    let sh = spawn_region("SH", Backend::Sqlite, clock).await;
+    let options = Options {
+        cache_url: Some(redis),
+        cache_prefix: Some(prefix),
+        ..Options::default()
+    };
+    let a = spawn_gateway(&sh, &[], Backend::Sqlite, options.clone()).await;
+    let b = spawn_gateway(&sh, &[], Backend::Sqlite, options).await;
+    let bank = sh.partner("bank-c").await;
+    let qr = license_qr(&sh.establish(3).await);
+    assert_outcome(&a.verify_text(&bank, &qr).await, VerificationOutcome::Valid);
+    assert_outcome(&b.verify_text(&bank, &qr).await, VerificationOutcome::Valid);
+
+    sh.revoke(3).await;
+    // Replica A's refresh sees the new bits and tells every replica.
+    a.gateway.refresh_status().await;
+    assert_outcome(
+        &a.verify_text(&bank, &qr).await,
+        VerificationOutcome::Revoked,
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let r = b.verify_text(&bank, &qr).await;
+        if r.outcome == VerificationOutcome::Revoked as i32 {
+            assert!(!r.superseded);
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "replica B still answers {:?} after 1 s",
+            r.reason
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

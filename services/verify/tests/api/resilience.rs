@@ -1,0 +1,111 @@
+//! Redis killed mid-run, and the per-partner rate limit.
+
+use credmesh_proto::credential::v1::VerificationOutcome;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn answers_stay_correct_while_redis_is_down_and_after_it_returns() {
+    let mut redis = credmesh_testkit::redis::RedisServer::start().await.unwrap();
+    let clock = credmesh_runtime::ManualClock::new(T0);
+    let sh = spawn_region("SH", Backend::Sqlite, clock.clone()).await;
+    let gw = spawn_gateway(
+        &sh,
+        &[],
+        Backend::Sqlite,
+        Options {
+            cache_url: Some(redis.url()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let bank = sh.partner("bank-redis").await;
+    let keep = license_qr(&sh.establish(1).await);
+    let revoke = license_qr(&sh.establish(2).await);
+    assert_outcome(
+        &gw.verify_text(&bank, &keep).await,
+        VerificationOutcome::Valid,
+    );
+    assert_outcome(
+        &gw.verify_text(&bank, &revoke).await,
+        VerificationOutcome::Valid,
+    );
+
+    redis.stop().await;
+    assert_outcome(
+        &gw.verify_text(&bank, &keep).await,
+        VerificationOutcome::Valid,
+    );
+    sh.revoke(2).await;
+    gw.gateway.refresh_status().await;
+    assert_outcome(
+        &gw.verify_text(&bank, &revoke).await,
+        VerificationOutcome::Revoked,
+    );
+    let fresh = license_qr(&sh.establish(3).await);
+    assert_outcome(
+        &gw.verify_text(&bank, &fresh).await,
+        VerificationOutcome::Valid,
+    );
+
+    redis.restart().await.unwrap();
+    for _ in 0..3 {
+        assert_outcome(
+            &gw.verify_text(&bank, &keep).await,
+            VerificationOutcome::Valid,
+        );
+        assert_outcome(
+            &gw.verify_text(&bank, &revoke).await,
+            VerificationOutcome::Revoked,
+        );
+        assert_outcome(
+            &gw.verify_text(&bank, &fresh).await,
+            VerificationOutcome::Valid,
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_rate_limit_is_per_partner() {
+    let clock = credmesh_runtime::ManualClock::new(T0);
+    let sh = spawn_region("SH", Backend::Sqlite, clock).await;
+    let gw = spawn_gateway(
+        &sh,
+        &[],
+        Backend::Sqlite,
+        Options {
+            extra: vec![
+                ("CREDMESH_RATE_LIMIT_PER_SECOND", "0.01".into()),
+                ("CREDMESH_RATE_LIMIT_BURST", "3".into()),
+            ],
+            ..Options::default()
+        },
+    )
+    .await;
+    let greedy = sh.partner("bank-greedy").await;
+    let other = sh.partner("bank-other").await;
+    let qr = license_qr(&sh.establish(1).await);
+    for _ in 0..3 {
+        gw.verify(&greedy, text(&qr)).await.unwrap();
+    }
+    let err = gw.verify(&greedy, text(&qr)).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted);
+    assert_eq!(
+        credmesh_proto::status::reason(&err).as_deref(),
+        Some("RATE_LIMITED")
+    );
+    assert!(err.metadata().get("retry-after").is_some());
+    gw.verify(&other, text(&qr)).await.unwrap();
+
+    // Without the scope, the call is refused before any limit is spent.
+    let no_scope = sh
+        .client(
+            "nosy",
+            credmesh_auth::PrincipalKind::Partner,
+            &[],
+            &uscc('9', '1', "320506", 901),
+        )
+        .await;
+    let err = gw.verify(&no_scope, text(&qr)).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied);
+}
