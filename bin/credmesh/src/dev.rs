@@ -15,6 +15,8 @@ use tokio::net::TcpListener;
 
 use crate::{cli::DevArgs, keyfile, profile::Profile};
 
+mod license;
+
 /// Runs every service until Ctrl-C.
 pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Result<()> {
     env.entry("CREDMESH_LOG_FORMAT".into())
@@ -92,30 +94,59 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
         .await
         .map_err(|e| anyhow::anyhow!("issuing the operator token: {e}"))?;
 
+    let license = license::build(
+        &data,
+        &keys,
+        &args.region,
+        &identity.identity,
+        grpc_addr,
+        http_addr,
+        &server_config,
+        Arc::new(SystemClock),
+    )
+    .await?;
+    let license_service = license.license.clone();
+
     let metrics = Metrics::new();
-    let server =
-        Server::new(server_config, metrics, identity.validator).with_service(identity.parts);
+    let server = Server::new(server_config, metrics, identity.validator)
+        .with_service(identity.parts)
+        .with_service(license.parts);
+    let serving =
+        tokio::spawn(server.serve(vec![grpc, http], credmesh_runtime::shutdown::signal()));
+    // The license key registers with identity over the loopback address, which answers
+    // now; the demo enterprises are seeded (once) as soon as it has.
+    let demo_qr = match license::seed(&license_service).await {
+        Ok(qr) => qr,
+        Err(e) => {
+            tracing::warn!(error = %e, "the license service cannot issue; no demo licenses");
+            format!("(unavailable: {e})")
+        }
+    };
     println!(
         "\ncredmesh dev\n\n\
          region        {region}\n\
          gRPC          {grpc_addr}   (health, reflection: grpcurl -plaintext {grpc_addr} list)\n\
          HTTP          http://{http_addr}/.well-known/jwks.json   /v1/trust/list   /metrics\n\
+         status lists  http://{http_addr}/v1/status/{region}/license/0/revocation\n\
          data          {data}\n\
          CLI profile   {profile}\n\n\
          operator token (valid {ttl} s):\n{token}\n\n\
+         demo license of {demo} (QR text):\n{demo_qr}\n\n\
          try:\n  \
          cargo run -q -p credmesh -- identity clients list\n  \
-         cargo run -q -p credmesh -- identity trust-list show\n\n\
+         cargo run -q -p credmesh -- identity trust-list show\n  \
+         cargo run -q -p credmesh -- license list\n  \
+         cargo run -q -p credmesh -- license show {demo}\n  \
+         cargo run -q -p credmesh -- license history {demo}\n\n\
          credmesh dev ready grpc={grpc_addr} http={http_addr}",
         region = args.region,
         data = data.display(),
         profile = profile_path.display(),
         ttl = token.expires_in,
         token = token.token,
+        demo = license::demo_uscc(),
     );
-    server
-        .serve(vec![grpc, http], credmesh_runtime::shutdown::signal())
-        .await
+    serving.await?
 }
 
 fn now() -> i64 {

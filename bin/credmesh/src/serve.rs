@@ -4,7 +4,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use anyhow::Context as _;
-use credmesh_runtime::{Server, ServerConfig, SystemClock};
+use credmesh_runtime::{Clock, Server, ServerConfig, SystemClock};
 use credmesh_store::{Db, DbOptions};
 use credmesh_telemetry::metrics::Metrics;
 use tokio::net::TcpListener;
@@ -22,6 +22,7 @@ fn env_or<'a>(env: &'a HashMap<String, String>, key: &str, default: &'a str) -> 
 pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Result<()> {
     let name = match service {
         Service::Identity => "identity",
+        Service::License => "license",
     };
     let _telemetry = credmesh_telemetry::init(name, &env)?;
     let server_config = ServerConfig::from_env(&env)?;
@@ -32,36 +33,48 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
         .parse()
         .context("CREDMESH_HTTP_ADDR must be host:port")?;
     let migrate = env_or(&env, "CREDMESH_MIGRATE", "true") != "false";
-    match service {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (validator, parts) = match service {
         Service::Identity => {
             let config = credmesh_identity::IdentityConfig::from_env(&env)?;
             let db = Db::connect(&config.database_url, &DbOptions::default()).await?;
             if migrate {
                 db.migrate(credmesh_identity::migrations()).await?;
             }
-            let built =
-                credmesh_identity::build(&config, db, Arc::new(SystemClock), &server_config)
-                    .await?;
-            let metrics = Metrics::new();
-            let server =
-                Server::new(server_config, metrics, built.validator).with_service(built.parts);
-            let mut listeners = vec![
-                TcpListener::bind(grpc)
-                    .await
-                    .with_context(|| format!("binding {grpc}"))?,
-            ];
-            if http != grpc {
-                listeners.push(
-                    TcpListener::bind(http)
-                        .await
-                        .with_context(|| format!("binding {http}"))?,
-                );
-            }
-            server
-                .serve(listeners, credmesh_runtime::shutdown::signal())
-                .await
+            let built = credmesh_identity::build(&config, db, clock, &server_config).await?;
+            (built.validator, built.parts)
         }
+        Service::License => {
+            let config = credmesh_license::LicenseConfig::from_env(&env)?;
+            let db = Db::connect(&config.database_url, &DbOptions::default()).await?;
+            if migrate {
+                db.migrate(credmesh_license::migrations()).await?;
+            }
+            let identity = credmesh_license::identity_channel(&config.identity_url)?;
+            let registrar =
+                credmesh_license::grpc_registrar(&config, identity.clone(), clock.clone())?;
+            let validator = credmesh_license::validator(&config, identity);
+            let built =
+                credmesh_license::build(&config, db, clock, &server_config, registrar).await?;
+            (validator, built.parts)
+        }
+    };
+    let server = Server::new(server_config, Metrics::new(), validator).with_service(parts);
+    let mut listeners = vec![
+        TcpListener::bind(grpc)
+            .await
+            .with_context(|| format!("binding {grpc}"))?,
+    ];
+    if http != grpc {
+        listeners.push(
+            TcpListener::bind(http)
+                .await
+                .with_context(|| format!("binding {http}"))?,
+        );
     }
+    server
+        .serve(listeners, credmesh_runtime::shutdown::signal())
+        .await
 }
 
 /// Applies a service's migrations and exits.
@@ -73,6 +86,12 @@ pub async fn migrate(service: Service, env: HashMap<String, String>) -> anyhow::
             let db = Db::connect(url, &DbOptions::default()).await?;
             db.migrate(credmesh_identity::migrations()).await?;
             tracing::info!(service = "identity", "migrations applied");
+        }
+        Service::License => {
+            let url = env_or(&env, "DATABASE_URL", "sqlite://data/license.db");
+            let db = Db::connect(url, &DbOptions::default()).await?;
+            db.migrate(credmesh_license::migrations()).await?;
+            tracing::info!(service = "license", "migrations applied");
         }
     }
     Ok(())

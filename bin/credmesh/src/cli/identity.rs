@@ -9,12 +9,13 @@ use credmesh_proto::{
     credential::v1::{Envelope, KeyStatus, TrustList},
     identity::v1::{self as pb, identity_service_client::IdentityServiceClient},
     prost::Message as _,
-    status,
 };
 use tonic::{Request, transport::Channel};
 
-use super::ClientOpts;
-use crate::profile::Profile;
+use super::{
+    ClientOpts,
+    session::{Session, explain},
+};
 
 /// `credmesh identity` arguments.
 #[derive(Debug, Args)]
@@ -158,29 +159,17 @@ enum AnchorsCommand {
 /// A connected, authenticated identity client.
 struct Conn {
     client: IdentityServiceClient<Channel>,
-    profile: Profile,
-    token: Option<String>,
+    session: Session,
     json: bool,
 }
 
 impl Conn {
     async fn open(opts: &ClientOpts) -> anyhow::Result<Conn> {
-        let mut profile = Profile::load(&opts.profile)?;
-        if let Some(e) = &opts.endpoint {
-            profile.endpoint = e.clone();
-        }
-        let channel = Channel::from_shared(profile.endpoint.clone())
-            .context("the endpoint is not a URL")?
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .timeout(std::time::Duration::from_secs(30))
-            .connect()
-            .await
-            .with_context(|| format!("connecting to {}", profile.endpoint))?;
+        let session = Session::open(opts).await?;
         Ok(Conn {
-            client: IdentityServiceClient::new(channel),
-            profile,
-            token: None,
-            json: opts.json,
+            client: IdentityServiceClient::new(session.channel()),
+            json: session.json,
+            session,
         })
     }
 
@@ -189,51 +178,12 @@ impl Conn {
         scopes: Vec<String>,
         audience: String,
     ) -> anyhow::Result<pb::IssueTokenResponse> {
-        let pem = std::fs::read_to_string(&self.profile.key_file)
-            .with_context(|| format!("reading {}", self.profile.key_file.display()))?;
-        let key = credmesh_credential::keys::IssuerKey::from_pkcs8_pem("cli", &pem)?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_secs() as i64;
-        let assertion =
-            credmesh_auth::client_assertion(&self.profile.client_id, key.signing_key(), now)?;
-        let resp = self
-            .client
-            .issue_token(pb::IssueTokenRequest {
-                client_id: self.profile.client_id.clone(),
-                scopes,
-                audience,
-                credential: Some(pb::issue_token_request::Credential::ClientAssertion(
-                    assertion,
-                )),
-            })
-            .await
-            .map_err(explain)?;
-        Ok(resp.into_inner())
+        self.session.issue_token(scopes, audience).await
     }
 
     async fn authed<T>(&mut self, msg: T) -> anyhow::Result<Request<T>> {
-        if self.token.is_none() {
-            self.token = Some(self.token(vec![], String::new()).await?.access_token);
-        }
-        let mut req = Request::new(msg);
-        let value = format!("Bearer {}", self.token.as_deref().unwrap_or_default());
-        req.metadata_mut().insert("authorization", value.parse()?);
-        Ok(req)
+        self.session.authed(msg).await
     }
-}
-
-/// Turns a gRPC status into an error a person can act on: the sentence, the stable
-/// reason and every field violation.
-pub fn explain(s: tonic::Status) -> anyhow::Error {
-    let mut msg = format!("{} ({:?})", s.message(), s.code());
-    if let Some(reason) = status::reason(&s) {
-        msg.push_str(&format!(" [{reason}]"));
-    }
-    for v in status::field_violations(&s) {
-        msg.push_str(&format!("\n  {}: {}", v.field, v.description));
-    }
-    anyhow::anyhow!(msg)
 }
 
 fn kind_number(kind: &str) -> anyhow::Result<i32> {

@@ -1,6 +1,8 @@
 //! Command-line arguments and dispatch.
 
 mod identity;
+mod license;
+mod session;
 
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf};
 
@@ -39,6 +41,8 @@ enum Command {
     },
     /// Identity and trust: clients, tokens, issuer keys, trust lists, partner anchors.
     Identity(identity::IdentityArgs),
+    /// Electronic business licenses: establish, amend, revoke, deregister, show, history.
+    License(license::LicenseArgs),
 }
 
 /// The services `serve` and `migrate` know.
@@ -46,6 +50,8 @@ enum Command {
 pub enum Service {
     /// The identity and trust service.
     Identity,
+    /// The electronic business license service.
+    License,
 }
 
 /// `credmesh dev` options.
@@ -107,5 +113,6 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Identity(args) => identity::run(args).await,
+        Command::License(args) => license::run(args).await,
     }
 }

@@ -1,0 +1,311 @@
+//! The license service end to end, against the real `credmesh dev` binary: establish
+//! and revoke with the CLI, fetch the status lists over HTTP at the URLs the credential
+//! names, verify with the shared verifier and with PyJWT.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use base64::Engine as _;
+use credmesh_credential::{
+    Bitstring, Outcome, Policy, Presented, StatusCache, TrustSnapshot, decode_envelope,
+    envelope::{self, Context},
+    verify,
+};
+use credmesh_e2e::{Dev, credmesh_bin, interop};
+use credmesh_proto::{
+    credential::v1::TrustList,
+    identity::v1::{self as ipb, identity_service_client::IdentityServiceClient},
+};
+use tonic::transport::Channel;
+
+/// `GET path` with an `Accept` header; (status, body).
+async fn http_get(addr: &str, path: &str, accept: &str) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(
+        !head.to_ascii_lowercase().contains("chunked"),
+        "documents are sent with a length"
+    );
+    (code, buf[split + 4..].to_vec())
+}
+
+/// Runs the CLI with dev's profile; its stdout, or a panic with stderr.
+async fn cli(dev: &Dev, args: &[&str]) -> String {
+    let out = tokio::process::Command::new(credmesh_bin())
+        .args(args)
+        .arg("--profile")
+        .arg(dev.data.join("cli-profile.toml"))
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "credmesh {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The line after the banner line starting with `prefix`.
+fn banner_value(banner: &str, prefix: &str) -> String {
+    let lines: Vec<&str> = banner.lines().collect();
+    let i = lines
+        .iter()
+        .position(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("the banner has no '{prefix}' line:\n{banner}"));
+    lines[i + 1].trim().to_string()
+}
+
+fn jwt_payload(token: &str) -> serde_json::Value {
+    let part = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+async fn wait_license_serving(channel: Channel) {
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    for _ in 0..300 {
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "credmesh.license.v1.LicenseService".into(),
+            })
+            .await
+            .map(|r| r.into_inner().status)
+            .ok();
+        if status == Some(tonic_health::pb::health_check_response::ServingStatus::Serving as i32) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the license service never reported SERVING");
+}
+
+/// What a relying party holds: the region's trust list checked against its anchor.
+async fn trust(channel: Channel) -> TrustSnapshot {
+    let r = IdentityServiceClient::new(channel)
+        .get_trust_list(ipb::GetTrustListRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let anchor: [u8; 32] = r.anchor_public_key.as_slice().try_into().unwrap();
+    let anchor = credmesh_credential::VerifyingKey::from_bytes(&anchor).unwrap();
+    let list: TrustList =
+        envelope::open(Context::TrustList, r.trust_list.as_ref().unwrap(), &anchor).unwrap();
+    TrustSnapshot::from_trust_list(&list, now()).unwrap()
+}
+
+/// The three status lists of `revocation_url`'s list, fetched over HTTP as signed
+/// envelopes.
+async fn status(dev: &Dev, revocation_url: &str, trust: &TrustSnapshot) -> StatusCache {
+    let path = revocation_url
+        .strip_prefix(&format!("http://{}", dev.http))
+        .expect("the status URL is on dev's HTTP address");
+    let mut cache = StatusCache::new();
+    for purpose in ["revocation", "suspension", "superseded"] {
+        let p = path.replace("/revocation", &format!("/{purpose}"));
+        let (code, body) = http_get(&dev.http, &p, "application/x-protobuf").await;
+        assert_eq!(code, 200, "{p}");
+        let env = decode_envelope(&body).unwrap();
+        cache.insert_signed(&env, trust, 1 << 20).unwrap();
+    }
+    cache
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[tokio::test]
+async fn a_license_established_and_revoked_with_the_cli_verifies_from_published_lists() {
+    let dev = Dev::start().await.unwrap();
+    let channel = Channel::from_shared(format!("http://{}", dev.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    wait_license_serving(channel.clone()).await;
+    let trust = trust(channel.clone()).await;
+
+    // The banner's demo license is a valid credential.
+    let demo_qr = banner_value(&dev.banner, "demo license of");
+    assert!(demo_qr.starts_with("CM1:"), "{demo_qr}");
+
+    // Establish with the CLI; a retry with the same key answers the same license.
+    // A valid Jing'an code (check characters computed per GB 32100 / GB 11714).
+    let uscc = "91310106MA1FL3QE5E";
+    let establish = [
+        "license",
+        "establish",
+        "--json",
+        "--uscc",
+        uscc,
+        "--name",
+        "上海静安拉面馆有限公司",
+        "--entity-type",
+        "有限责任公司（自然人投资或控股）",
+        "--legal-representative",
+        "马小兰",
+        "--legal-representative-id",
+        "11010519491231002X",
+        "--capital",
+        "300000.00",
+        "--long-term",
+        "--established",
+        "2024-06-01",
+        "--domicile",
+        "上海市静安区北京西路1号",
+        "--scope",
+        "餐饮服务。",
+        "--authority",
+        "11310106MB2F10062C",
+        "--idempotency-key",
+        "e2e-establish-1",
+    ];
+    let first: serde_json::Value = serde_json::from_str(&cli(&dev, &establish).await).unwrap();
+    let again: serde_json::Value = serde_json::from_str(&cli(&dev, &establish).await).unwrap();
+    assert_eq!(first["license_id"], again["license_id"]);
+    assert_eq!(first["vc_jwt"], again["vc_jwt"]);
+    assert_eq!(first["version"], 1);
+    let vc = first["vc_jwt"].as_str().unwrap().to_string();
+    let qr = first["qr"].as_str().unwrap().to_string();
+    assert!(!vc.contains("11010519491231002X") && !first.to_string().contains("19491231"));
+
+    // The credential names its status lists; they are served there, signed.
+    let claims = jwt_payload(&vc);
+    let url = claims["credentialStatus"][0]["statusListCredential"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        url,
+        format!("http://{}/v1/status/SH/license/0/revocation", dev.http)
+    );
+    let cache = status(&dev, &url, &trust).await;
+    for (form, input) in [
+        ("vc-jwt", Presented::VcJwt(&vc)),
+        ("qr", Presented::Qr(&qr)),
+    ] {
+        let v = verify(input, &trust, &cache, &Policy::default(), now());
+        assert_eq!(v.outcome, Outcome::Valid, "{form}: {}", v.detail);
+    }
+    let demo = verify(
+        Presented::Qr(&demo_qr),
+        &trust,
+        &cache,
+        &Policy::default(),
+        now(),
+    );
+    assert_eq!(demo.outcome, Outcome::Valid, "{}", demo.detail);
+
+    // A library nobody on the project wrote verifies the license and the status list.
+    let issuer_jwks = format!("http://{}/v1/trust/jwks.json", dev.http);
+    let out = interop("verify_jwt.py", &[&issuer_jwks, &vc, "vc"])
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["claims"]["credentialSubject"]["name"],
+        "上海静安拉面馆有限公司"
+    );
+    let (code, list_jwt) = http_get(
+        &dev.http,
+        &url.replace(&format!("http://{}", dev.http), ""),
+        "*/*",
+    )
+    .await;
+    assert_eq!(code, 200);
+    let list_jwt = String::from_utf8(list_jwt).unwrap();
+    let out = interop("verify_jwt.py", &[&issuer_jwks, &list_jwt, "vc"])
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["claims"]["type"][1], "BitstringStatusListCredential");
+
+    // Revoke with the CLI: the published list carries the bit and the license answers
+    // revoked.
+    cli(
+        &dev,
+        &[
+            "license",
+            "revoke",
+            uscc,
+            "--reason",
+            "沪市监静处〔2026〕1号行政处罚决定书",
+        ],
+    )
+    .await;
+    let path = url.replace(&format!("http://{}", dev.http), "");
+    let (_, revoked_list) = http_get(&dev.http, &path, "*/*").await;
+    let revoked_list = String::from_utf8(revoked_list).unwrap();
+    let bits = Bitstring::decode(
+        jwt_payload(&revoked_list)["credentialSubject"]["encodedList"]
+            .as_str()
+            .unwrap(),
+        1 << 20,
+    )
+    .unwrap();
+    let index = claims["credentialStatus"][0]["statusListIndex"]
+        .as_str()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+    assert_eq!(bits.get(index), Some(true));
+    let cache = status(&dev, &url, &trust).await;
+    let v = verify(
+        Presented::VcJwt(&vc),
+        &trust,
+        &cache,
+        &Policy::default(),
+        now(),
+    );
+    assert_eq!(
+        v.outcome,
+        Outcome::Revoked { superseded: false },
+        "{}",
+        v.detail
+    );
+
+    // The history says who did what; amending a revoked license is refused.
+    let history = cli(&dev, &["license", "history", uscc]).await;
+    assert!(history.contains("license.establish"), "{history}");
+    assert!(history.contains("license.revoke"), "{history}");
+    let out = tokio::process::Command::new(credmesh_bin())
+        .args([
+            "license",
+            "amend",
+            uscc,
+            "--name",
+            "新名字有限公司",
+            "--profile",
+        ])
+        .arg(dev.data.join("cli-profile.toml"))
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("LICENSE_REVOKED"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dev.stop().await.unwrap();
+}
