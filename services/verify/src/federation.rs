@@ -23,6 +23,7 @@ use credmesh_credential::{
 use credmesh_proto::{
     credential::v1::{Envelope, TrustList},
     identity::v1::{GetTrustListRequest, identity_service_client::IdentityServiceClient},
+    verify::v1::RegionTrust,
 };
 use credmesh_runtime::Clock;
 use tonic::transport::Channel;
@@ -50,6 +51,8 @@ struct Source {
 #[derive(Debug, Clone)]
 struct Held {
     list: TrustList,
+    envelope: Envelope,
+    anchor: VerifyingKey,
     fetched_at: i64,
 }
 
@@ -197,7 +200,15 @@ impl Federation {
         };
         let list = open_trust_list(&envelope, region, &anchor)?;
         let now = self.clock.now();
-        self.hold(region, list, now)?;
+        self.hold(
+            region,
+            Held {
+                list,
+                envelope: envelope.clone(),
+                anchor,
+                fetched_at: now,
+            },
+        )?;
         let mut value = now.to_be_bytes().to_vec();
         value.extend_from_slice(&encode_envelope(&envelope));
         self.cache
@@ -210,21 +221,21 @@ impl Federation {
         Ok(())
     }
 
-    fn hold(&self, region: &str, list: TrustList, fetched_at: i64) -> anyhow::Result<()> {
+    fn hold(&self, region: &str, new: Held) -> anyhow::Result<()> {
         let mut held = self
             .held
             .lock()
             .map_err(|_| anyhow::anyhow!("trust state poisoned"))?;
         if let Some(h) = held.get(region)
-            && h.list.sequence > list.sequence
+            && h.list.sequence > new.list.sequence
         {
             bail!(
                 "refusing trust list sequence {} of {region}: {} is held already",
-                list.sequence,
+                new.list.sequence,
                 h.list.sequence
             );
         }
-        held.insert(region.to_owned(), Held { list, fetched_at });
+        held.insert(region.to_owned(), new);
         Ok(())
     }
 
@@ -239,10 +250,16 @@ impl Federation {
         let fetched_at = i64::from_be_bytes(value[..8].try_into().unwrap_or_default());
         let loaded = decode_envelope(&value[8..])
             .map_err(anyhow::Error::from)
-            .and_then(|env| open_trust_list(&env, region, &anchor));
+            .and_then(|env| open_trust_list(&env, region, &anchor).map(|list| (list, env)));
         match loaded {
-            Ok(list) => {
-                if self.hold(region, list, fetched_at).is_ok() {
+            Ok((list, envelope)) => {
+                let held = Held {
+                    list,
+                    envelope,
+                    anchor,
+                    fetched_at,
+                };
+                if self.hold(region, held).is_ok() {
                     tracing::info!(region = %region, fetched_at, "trust list loaded from the shared cache");
                 }
             }
@@ -250,6 +267,23 @@ impl Federation {
                 tracing::warn!(region = %region, error = %format!("{err:#}"), "cached trust list refused")
             }
         }
+    }
+
+    /// Every region's signed list with its anchor, for trust bundles.
+    pub fn regions(&self) -> Vec<RegionTrust> {
+        self.held
+            .lock()
+            .map(|held| {
+                held.iter()
+                    .map(|(region, h)| RegionTrust {
+                        region: region.clone(),
+                        anchor_public_key: h.anchor.to_bytes().to_vec(),
+                        trust_list: Some(h.envelope.clone()),
+                        fetched_at: h.fetched_at,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn rebuild(&self) {

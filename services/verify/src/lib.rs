@@ -15,6 +15,7 @@
 //! - [`domain`]: the answer rules (staleness, disclosure) and the rate limiter.
 //! - [`federation`]: trust lists of this and partner regions, pinned anchors.
 //! - [`status`]: status lists over HTTP ([`fetch`]), the hot structure, invalidation.
+//! - [`offline`]: verification from a trust bundle, without a network.
 //! - [`store`]: the per-partner audit on SQLite or PostgreSQL.
 //! - [`service`]: [`Gateway`], the operations.
 //! - [`api`]: the gRPC and HTTP/JSON adapters and the OpenAPI document.
@@ -26,6 +27,7 @@ pub mod domain;
 pub mod error;
 pub mod federation;
 pub mod fetch;
+pub mod offline;
 pub mod service;
 pub mod status;
 pub mod store;

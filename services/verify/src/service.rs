@@ -10,7 +10,10 @@ use std::{
 
 use credmesh_cache::Cache;
 use credmesh_credential::{Outcome, Policy, Presented, Verification, verify_batch};
-use credmesh_proto::{prost::Message as _, verify::v1::VerificationResult};
+use credmesh_proto::{
+    prost::Message as _,
+    verify::v1::{TrustBundle, VerificationResult},
+};
 use credmesh_runtime::Clock;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -39,7 +42,7 @@ pub enum Input {
 }
 
 impl Input {
-    fn presented(&self) -> Presented<'_> {
+    pub(crate) fn presented(&self) -> Presented<'_> {
         match self {
             Input::Envelope(b) => Presented::Native(b),
             Input::Text(t) => Presented::detect(t),
@@ -334,6 +337,15 @@ impl Gateway {
         let presented: Vec<Presented<'_>> = which.iter().map(|i| inputs[*i].presented()).collect();
         let status = self.status.read();
         verify_batch(&presented, &trust.snapshot, &*status, &self.policy, now)
+    }
+
+    /// The trust and status data this gateway holds, as a bundle for offline verifiers.
+    pub fn bundle(&self) -> TrustBundle {
+        TrustBundle {
+            regions: self.federation.regions(),
+            status_lists: self.status.raw_lists(),
+            made_at: self.clock.now(),
+        }
     }
 
     /// A partner's most recent audited verifications, newest first.

@@ -43,6 +43,8 @@ pub const INVALIDATION_PREFIX: &str = "status/";
 struct Meta {
     /// Content digest per purpose (index = purpose - 1).
     digests: [Option<u64>; 3],
+    /// The raw signed lists held, per purpose, for trust bundles.
+    raw: [Option<Envelope>; 3],
     last_attempt: i64,
 }
 
@@ -239,7 +241,9 @@ impl StatusStore {
             .meta
             .lock()
             .map_err(|_| anyhow::anyhow!("status state poisoned"))?;
-        let slot = &mut meta.entry(list_id.to_owned()).or_default().digests[purpose as usize - 1];
+        let entry = meta.entry(list_id.to_owned()).or_default();
+        entry.raw[purpose as usize - 1] = Some(envelope);
+        let slot = &mut entry.digests[purpose as usize - 1];
         let changed = match *slot {
             Some(old) if old == digest => false,
             Some(old) => {
@@ -253,6 +257,18 @@ impl StatusStore {
         };
         *slot = Some(digest);
         Ok(Some(changed))
+    }
+
+    /// Every raw signed list held, for trust bundles.
+    pub fn raw_lists(&self) -> Vec<Envelope> {
+        self.meta
+            .lock()
+            .map(|m| {
+                m.values()
+                    .flat_map(|m| m.raw.iter().flatten().cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Refetches every held list from its issuer (the periodic refresh).

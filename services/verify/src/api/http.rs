@@ -1,5 +1,6 @@
 //! The HTTP/JSON API: `POST /v1/verify`, `POST /v1/verify/batch` (Bearer tokens with
-//! scope `verify`, the same rate limit and audit as gRPC) and `GET /openapi.json`.
+//! scope `verify`, the same rate limit and audit as gRPC), `GET /openapi.json` and the
+//! public `GET /v1/verify/bundle` (a `TrustBundle` for offline verifiers).
 //!
 //! Bodies are parsed by hand so a bad body gets a JSON error naming what was wrong
 //! rather than a framework's plain-text rejection.
@@ -40,8 +41,25 @@ pub fn routes(gateway: Arc<Gateway>, validator: Arc<TokenValidator>) -> Router {
     Router::new()
         .route("/v1/verify", post(verify))
         .route("/v1/verify/batch", post(verify_batch))
+        .route("/v1/verify/bundle", get(bundle))
         .route("/openapi.json", get(openapi))
         .with_state(AppState { gateway, validator })
+}
+
+/// Public: every list in it is signed and already public; see `TrustBundle`.
+async fn bundle(State(state): State<AppState>) -> Response {
+    use credmesh_proto::prost::Message as _;
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/x-protobuf; messageType=credmesh.verify.v1.TrustBundle",
+            ),
+            (header::CACHE_CONTROL, "public, max-age=30"),
+        ],
+        state.gateway.bundle().encode_to_vec(),
+    )
+        .into_response()
 }
 
 async fn openapi() -> Response {

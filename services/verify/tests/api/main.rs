@@ -7,5 +7,6 @@
 mod federation;
 mod helpers;
 mod http;
+mod offline;
 mod outcomes;
 mod resilience;
