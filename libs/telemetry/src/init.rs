@@ -216,14 +216,15 @@ fn build(
         Some(endpoint) => Some(otlp_provider(&config.service_name, endpoint)?),
         None => None,
     };
-    // Without an exporter the no-op tracer still carries trace context: a span's context is
-    // its parent's, so trace ids reach the logs and the next hop.
-    let spans = match &provider {
-        Some(provider) => tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer(SCOPE))
-            .boxed(),
-        None => tracing_opentelemetry::layer().boxed(),
+    // Without an exporter, spans still get real ids from a provider that has no processor
+    // (nothing is recorded or sent): the no-op tracer would give a request that arrives
+    // without `traceparent` no trace at all, so its log lines would carry no `trace_id`
+    // and the next hop no `traceparent`.
+    let tracer = match &provider {
+        Some(provider) => provider.tracer(SCOPE),
+        None => SdkTracerProvider::builder().build().tracer(SCOPE),
     };
+    let spans = tracing_opentelemetry::layer().with_tracer(tracer).boxed();
 
     let subscriber = Registry::default()
         .with(logs.with_filter(log_filter))
@@ -331,6 +332,26 @@ mod tests {
         let config = Config::from_env("verify", &env(&[("RUST_LOG", "info,[")])).expect("parsed");
         let error = build(&config).err().expect("rejected");
         assert!(error.to_string().contains("RUST_LOG"), "{error}");
+    }
+
+    #[test]
+    fn without_an_endpoint_a_root_span_still_gets_a_trace_id_for_the_logs() {
+        use opentelemetry::trace::TraceContextExt as _;
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+        let config = Config::from_env("verify", &env(&[])).expect("valid");
+        let (subscriber, guard) = build(&config).expect("built");
+        assert!(guard.provider().is_none(), "no exporter");
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("grpc.server");
+            let cx = span.context();
+            let root = cx.span().span_context().clone();
+            assert!(root.is_valid(), "a root span has real ids: {root:?}");
+            let _entered = span.enter();
+            let child = tracing::info_span!("store.get").context();
+            assert_eq!(child.span().span_context().trace_id(), root.trace_id());
+            assert_ne!(child.span().span_context().span_id(), root.span_id());
+        });
     }
 
     #[test]
