@@ -7,4 +7,12 @@ cd "$(dirname "$0")/.."
 mkdir -p target/bench
 cargo bench -p credmesh-credential --bench credential -- --noplot 2>&1 | tee target/bench/credential.txt
 cargo bench -p credmesh-auth --bench token -- --noplot 2>&1 | tee target/bench/token.txt
+# License registrations beside a raw INSERT loop, on SQLite and (with the test servers) on
+# PostgreSQL; a custom harness, its table is appended to the report.
+if scripts/test-env.sh start >/dev/null 2>&1; then
+  # shellcheck disable=SC1091
+  source target/test-env/env
+fi
+cargo bench -p credmesh-license --bench registrations 2>&1 | tee target/bench/license.txt
 python3 scripts/bench_report.py
+{ echo; echo "## License registrations"; echo; grep -E '^(\||license|without|goals)' target/bench/license.txt; } >> target/bench/report.md || true

@@ -583,14 +583,6 @@ macro_rules! impl_license_store {
                         Claim::Conflict => return Err(LicenseError::IdempotencyConflict),
                     }
                 }
-                let exists: Option<(String,)> =
-                    sqlx::query_as("SELECT uscc FROM enterprises WHERE uscc = $1")
-                        .bind(uscc.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if exists.is_some() {
-                    return Err(LicenseError::EnterpriseExists(uscc.to_string()));
-                }
                 let (serial,): (i64,) = sqlx::query_as(concat!(
                     "INSERT INTO authority_serials (authority, next_serial) VALUES ($1, 2) ",
                     "ON CONFLICT (authority) DO UPDATE SET next_serial = authority_serials.next_serial + 1 ",
@@ -601,9 +593,10 @@ macro_rules! impl_license_store {
                 .await?;
                 let serial = serial_text(serial as u64);
                 let license_id = issuer.license_id(&content.authority, &serial, 1)?;
+                // A registered code inserts nothing; the rollback returns the serial.
                 let inserted = sqlx::query(concat!(
                     "INSERT INTO enterprises (", enterprise_columns!(), ") ",
-                    "VALUES ($1, $2, $3, 1, $4, $5, $6, '', $7, $7)"
+                    "VALUES ($1, $2, $3, 1, $4, $5, $6, '', $7, $7) ON CONFLICT (uscc) DO NOTHING"
                 ))
                 .bind(uscc.as_str())
                 .bind(&content.name)
@@ -614,12 +607,9 @@ macro_rules! impl_license_store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await;
-                match inserted {
-                    Err(e) if credmesh_store::is_unique_violation(&e) => {
-                        return Err(LicenseError::EnterpriseExists(uscc.to_string()));
-                    }
-                    other => other?,
-                };
+                if inserted?.rows_affected() == 0 {
+                    return Err(LicenseError::EnterpriseExists(uscc.to_string()));
+                }
                 let version = insert_version!(tx, $dialect, uscc, content, license_id, 1, issuer, change);
                 let enterprise = EnterpriseRecord {
                     uscc: uscc.to_string(),
