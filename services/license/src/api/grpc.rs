@@ -39,8 +39,16 @@ impl LicenseApi {
     }
 }
 
-/// The W3C trace id of a request, from its `traceparent` header, for the audit log.
+/// The W3C trace id of a request for the audit log: the current trace's (the server
+/// span continues the caller's trace or starts one), else the `traceparent` header's.
 fn trace_id<T>(req: &Request<T>) -> String {
+    use opentelemetry::trace::TraceContextExt as _;
+    let cx = opentelemetry::Context::current();
+    let span = cx.span();
+    let current = span.span_context();
+    if current.is_valid() {
+        return current.trace_id().to_string();
+    }
     req.metadata()
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
