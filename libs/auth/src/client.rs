@@ -10,6 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use credmesh_proto::identity::v1::identity_service_client::IdentityServiceClient;
 use credmesh_proto::identity::v1::issue_token_request::Credential;
 use credmesh_proto::identity::v1::{IssueTokenRequest, IssueTokenResponse};
+use credmesh_telemetry::propagation::{TracedChannel, traced};
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey as _;
 use futures::future::BoxFuture;
@@ -132,7 +133,7 @@ pub trait TokenIssuer: Send + Sync + 'static {
 /// How long an `IssueToken` call may take.
 pub const ISSUE_TIMEOUT: Duration = Duration::from_secs(5);
 
-impl TokenIssuer for IdentityServiceClient<Channel> {
+impl TokenIssuer for IdentityServiceClient<TracedChannel> {
     fn issue_token(
         &self,
         request: IssueTokenRequest,
@@ -224,7 +225,8 @@ impl TokenSource {
         }
     }
 
-    /// A source asking the identity service reachable over `channel`.
+    /// A source asking the identity service reachable over `channel`. Its token requests
+    /// are traced (`grpc.client` spans, trace context sent to identity).
     pub fn grpc(
         client_id: impl Into<String>,
         key: SigningKey,
@@ -235,7 +237,7 @@ impl TokenSource {
             client_id,
             key,
             audience,
-            Arc::new(IdentityServiceClient::new(channel)),
+            Arc::new(IdentityServiceClient::new(traced(channel))),
         )
     }
 

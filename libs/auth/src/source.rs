@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use credmesh_proto::identity::v1::GetJwksRequest;
 use credmesh_proto::identity::v1::identity_service_client::IdentityServiceClient;
+use credmesh_telemetry::propagation::{TracedChannel, traced};
 use futures::future::BoxFuture;
 use tonic::transport::Channel;
 
@@ -63,16 +64,17 @@ pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Fetches the key set from the identity service's `GetJwks` (a public method).
 #[derive(Debug, Clone)]
 pub struct GrpcJwksSource {
-    client: IdentityServiceClient<Channel>,
+    client: IdentityServiceClient<TracedChannel>,
     timeout: Duration,
 }
 
 impl GrpcJwksSource {
     /// A source calling identity over `channel`, giving up after
-    /// [`DEFAULT_FETCH_TIMEOUT`].
+    /// [`DEFAULT_FETCH_TIMEOUT`]. Fetches are traced: one made while validating a call's
+    /// token is a child of that call's span.
     pub fn new(channel: Channel) -> Self {
         GrpcJwksSource {
-            client: IdentityServiceClient::new(channel),
+            client: IdentityServiceClient::new(traced(channel)),
             timeout: DEFAULT_FETCH_TIMEOUT,
         }
     }

@@ -10,16 +10,19 @@
 //!
 //! # Layout
 //! - [`server`]: [`Server`], [`ServiceParts`], [`ServerConfig`], health and reflection.
+//! - [`client`]: [`connect`], the traced channel to another service.
 //! - [`limits`]: concurrency and deadline limits answering proper gRPC statuses.
 //! - [`normalize`]: tonic's own refusals (bad protobuf, oversize) given proper codes.
 //! - [`clock`]: the clock domain code takes, so tests move time instead of sleeping.
 //! - [`shutdown`]: the process shutdown signal.
 
+pub mod client;
 pub mod clock;
 pub mod limits;
 pub mod normalize;
 pub mod server;
 pub mod shutdown;
 
+pub use client::{ClientOptions, TracedChannel, connect};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use server::{Readiness, Server, ServerConfig, ServiceParts};

@@ -304,6 +304,16 @@ pub struct ClientTrace<S> {
     inner: S,
 }
 
+/// A tonic channel whose calls get `grpc.client` spans and carry the caller's trace
+/// context: what every credmesh gRPC client of another service is built on
+/// (`credmesh_runtime::connect` makes one; [`traced`] wraps an existing channel).
+pub type TracedChannel = ClientTrace<tonic::transport::Channel>;
+
+/// Wraps `channel` in [`ClientTraceLayer`].
+pub fn traced(channel: tonic::transport::Channel) -> TracedChannel {
+    ClientTrace { inner: channel }
+}
+
 impl<S, B, ResBody> Service<Request<B>> for ClientTrace<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,

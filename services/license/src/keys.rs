@@ -33,6 +33,7 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 use tonic::transport::Channel;
 use tower::ServiceBuilder;
+use tracing::Instrument as _;
 
 use crate::domain::credential::issuer_id;
 
@@ -247,7 +248,11 @@ pub fn spawn_registration(
     tokio::spawn(async move {
         let mut attempt = 0u32;
         loop {
-            match registrar.register(request.clone()).await {
+            // Each attempt is one trace: the token request and the registration, with
+            // identity's server spans under them.
+            let span =
+                tracing::info_span!("license.register_issuer_key", kid = %request.kid, attempt);
+            match registrar.register(request.clone()).instrument(span).await {
                 Ok(answer) => {
                     let status = answer
                         .key

@@ -25,7 +25,7 @@ pub mod keys;
 pub mod service;
 pub mod store;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use credmesh_auth::{Access, AccessPolicy, GrpcJwksSource, TokenValidator, ValidatorConfig};
@@ -86,11 +86,8 @@ pub struct Built {
 /// A lazily connecting channel to identity at `url`: the service starts whether or not
 /// identity is up, and registration retries until it is.
 pub fn identity_channel(url: &str) -> anyhow::Result<Channel> {
-    Ok(Channel::from_shared(url.to_string())
-        .with_context(|| format!("CREDMESH_IDENTITY_URL '{url}' is not a URL"))?
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(30))
-        .connect_lazy())
+    credmesh_runtime::client::channel(url, &credmesh_runtime::ClientOptions::default())
+        .context("CREDMESH_IDENTITY_URL")
 }
 
 /// The registrar for production: identity over `channel`, as the configured client.

@@ -25,7 +25,7 @@ use credmesh_proto::{
     identity::v1::{GetTrustListRequest, identity_service_client::IdentityServiceClient},
     verify::v1::RegionTrust,
 };
-use credmesh_runtime::Clock;
+use credmesh_runtime::{ClientOptions, Clock, TracedChannel, client::traced};
 use tonic::transport::Channel;
 
 /// The merged, verified trust data one verification uses.
@@ -43,7 +43,7 @@ pub struct Trust {
 #[derive(Debug)]
 struct Source {
     region: String,
-    client: IdentityServiceClient<Channel>,
+    client: IdentityServiceClient<TracedChannel>,
     /// `None` only for the own region before its anchor is pinned at first fetch.
     anchor: Option<VerifyingKey>,
 }
@@ -66,13 +66,15 @@ pub struct Federation {
     clock: Arc<dyn Clock>,
 }
 
-/// A lazily connecting gRPC channel with timeouts.
+/// A lazily connecting gRPC channel with timeouts (the federation's clients trace it).
 pub fn channel(url: &str) -> anyhow::Result<Channel> {
-    Ok(Channel::from_shared(url.to_string())
-        .with_context(|| format!("'{url}' is not a URL"))?
-        .connect_timeout(Duration::from_secs(3))
-        .timeout(Duration::from_secs(5))
-        .connect_lazy())
+    credmesh_runtime::client::channel(
+        url,
+        &ClientOptions {
+            connect_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(5),
+        },
+    )
 }
 
 fn cache_key(region: &str) -> String {
@@ -110,12 +112,12 @@ impl Federation {
     ) -> Self {
         let mut sources = vec![Source {
             region: region.to_owned(),
-            client: IdentityServiceClient::new(own),
+            client: IdentityServiceClient::new(traced(own)),
             anchor: own_anchor,
         }];
         sources.extend(partners.into_iter().map(|(region, ch, anchor)| Source {
             region,
-            client: IdentityServiceClient::new(ch),
+            client: IdentityServiceClient::new(traced(ch)),
             anchor: Some(anchor),
         }));
         Self {
@@ -138,7 +140,11 @@ impl Federation {
     /// Fetches every region's list once; keeps the last good one where a fetch fails.
     /// Returns the regions that could not be refreshed.
     pub async fn refresh(&self) -> Vec<String> {
-        let sources: Vec<(String, IdentityServiceClient<Channel>, Option<VerifyingKey>)> = self
+        let sources: Vec<(
+            String,
+            IdentityServiceClient<TracedChannel>,
+            Option<VerifyingKey>,
+        )> = self
             .sources
             .lock()
             .map(|s| {
@@ -168,7 +174,7 @@ impl Federation {
     async fn refresh_region(
         &self,
         region: &str,
-        mut client: IdentityServiceClient<Channel>,
+        mut client: IdentityServiceClient<TracedChannel>,
         anchor: Option<VerifyingKey>,
     ) -> anyhow::Result<()> {
         let response = client
