@@ -309,3 +309,201 @@ async fn a_license_established_and_revoked_with_the_cli_verifies_from_published_
     );
     dev.stop().await.unwrap();
 }
+
+/// A free loopback port (bound, then released for the child to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_key(dir: &std::path::Path, name: &str) -> (credmesh_credential::keys::IssuerKey, String) {
+    let key = credmesh_credential::keys::IssuerKey::generate(name).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, key.to_pkcs8_pem().as_bytes()).unwrap();
+    (key, path.display().to_string())
+}
+
+/// Starts `credmesh serve <service>` with `env`, killed when dropped.
+fn serve(service: &str, env: &[(&str, String)]) -> tokio::process::Child {
+    tokio::process::Command::new(credmesh_bin())
+        .args(["serve", service])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_serving(addr: &str, service: &str) -> Channel {
+    for _ in 0..600 {
+        if let Ok(channel) = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            let status = tonic_health::pb::health_client::HealthClient::new(channel.clone())
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: service.into(),
+                })
+                .await
+                .map(|r| r.into_inner().status)
+                .ok();
+            if status
+                == Some(tonic_health::pb::health_check_response::ServingStatus::Serving as i32)
+            {
+                return channel;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{service} at {addr} never reported SERVING");
+}
+
+#[tokio::test]
+async fn separate_serve_processes_register_the_key_and_issue_verifiable_licenses() {
+    use credmesh_proto::license::v1::{self as lpb, license_service_client::LicenseServiceClient};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_, anchor) = write_key(d, "anchor.pem");
+    let (_, token) = write_key(d, "token.pem");
+    let (operator, _) = write_key(d, "operator.pem");
+    let (_, signing) = write_key(d, "license-signing.pem");
+    let (client, client_file) = write_key(d, "license-client.pem");
+    let identity_addr = format!("127.0.0.1:{}", free_port());
+    let license_addr = format!("127.0.0.1:{}", free_port());
+
+    let _identity = serve(
+        "identity",
+        &[
+            (
+                "DATABASE_URL",
+                format!("sqlite://{}/identity.db", d.display()),
+            ),
+            ("CREDMESH_ANCHOR_KEY_FILE", anchor),
+            ("CREDMESH_TOKEN_KEY_FILE", token),
+            (
+                "CREDMESH_BOOTSTRAP_OPERATOR_KEY",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(operator.public_key_bytes()),
+            ),
+            ("CREDMESH_GRPC_ADDR", identity_addr.clone()),
+            ("CREDMESH_HTTP_ADDR", identity_addr.clone()),
+        ],
+    );
+    let identity = wait_serving(&identity_addr, "credmesh.identity.v1.IdentityService").await;
+    let assertion =
+        credmesh_auth::client_assertion("operator", operator.signing_key(), now()).unwrap();
+    let op = IdentityServiceClient::new(identity.clone())
+        .issue_token(ipb::IssueTokenRequest {
+            client_id: "operator".into(),
+            scopes: vec![],
+            audience: String::new(),
+            credential: Some(ipb::issue_token_request::Credential::ClientAssertion(
+                assertion,
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token;
+    let authed = |msg| {
+        let mut req = tonic::Request::new(msg);
+        req.metadata_mut()
+            .insert("authorization", format!("Bearer {op}").parse().unwrap());
+        req
+    };
+    IdentityServiceClient::new(identity.clone())
+        .register_client(authed(ipb::RegisterClientRequest {
+            client_id: "license".into(),
+            kind: credmesh_auth::PrincipalKind::Service.to_proto(),
+            display_name: "License service".into(),
+            scopes: vec!["identity.keys".into()],
+            public_key: client.public_key_bytes().to_vec(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+
+    let _license = serve(
+        "license",
+        &[
+            (
+                "DATABASE_URL",
+                format!("sqlite://{}/license.db", d.display()),
+            ),
+            ("CREDMESH_SIGNING_KEY_FILE", signing),
+            ("CREDMESH_CLIENT_KEY_FILE", client_file),
+            ("CREDMESH_IDENTITY_URL", format!("http://{identity_addr}")),
+            ("CREDMESH_PUBLIC_URL", format!("http://{license_addr}")),
+            ("CREDMESH_GRPC_ADDR", license_addr.clone()),
+            ("CREDMESH_HTTP_ADDR", license_addr.clone()),
+        ],
+    );
+    let license = wait_serving(&license_addr, "credmesh.license.v1.LicenseService").await;
+
+    // The operator's token (validated with identity's JWKS fetched over gRPC) issues.
+    let mut req = tonic::Request::new(lpb::EstablishEnterpriseRequest {
+        uscc: "91310000132260250X".into(),
+        name: "上海汽车集团股份有限公司".into(),
+        entity_type: "其他股份有限公司（上市）".into(),
+        legal_representative: "王晓秋".into(),
+        registered_capital: Some(lpb::Money {
+            amount: "11683461365.00".into(),
+            currency_code: "CNY".into(),
+        }),
+        establishment_date: "1984-04-16".into(),
+        business_term: Some(lpb::BusinessTerm {
+            long_term: true,
+            ..Default::default()
+        }),
+        domicile: "中国（上海）自由贸易试验区松涛路563号1号楼509室".into(),
+        business_scope:
+            "汽车，摩托车，拖拉机等各种机动车整车，机械设备，总成及零部件的生产、销售。".into(),
+        registration_authority: "11310000MB2F10003D".into(),
+        ..Default::default()
+    });
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {op}").parse().unwrap());
+    let v = LicenseServiceClient::new(license.clone())
+        .establish_enterprise(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .license
+        .unwrap();
+    let vc = v.credential.unwrap().vc_jwt;
+
+    // Identity's trust list vouches for the license key; the lists come from license.
+    let trust = trust(identity).await;
+    assert!(
+        trust.get(&v.kid).is_some(),
+        "the key was registered with identity"
+    );
+    let mut cache = StatusCache::new();
+    for purpose in [1, 2, 3] {
+        let env = LicenseServiceClient::new(license.clone())
+            .get_status_list(lpb::GetStatusListRequest {
+                list_id: "SH/license/0".into(),
+                purpose,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status_list
+            .unwrap();
+        cache.insert_signed(&env, &trust, 1 << 20).unwrap();
+    }
+    let checked = verify(
+        Presented::VcJwt(&vc),
+        &trust,
+        &cache,
+        &Policy::default(),
+        now(),
+    );
+    assert_eq!(checked.outcome, Outcome::Valid, "{}", checked.detail);
+}
