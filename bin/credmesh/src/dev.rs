@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use crate::{cli::DevArgs, keyfile, profile::Profile};
 
 mod license;
+mod verify;
 
 /// Runs every service until Ctrl-C.
 pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Result<()> {
@@ -26,13 +27,28 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
         .with_context(|| format!("creating the data directory {}", args.data.display()))?;
     let data = std::fs::canonicalize(&args.data)?;
     let keys = data.join("keys");
-    let (_, _) = keyfile::load_or_generate(&keys.join("anchor.pem"))?;
+    let (anchor, _) = keyfile::load_or_generate(&keys.join("anchor.pem"))?;
     let (_, _) = keyfile::load_or_generate(&keys.join("token.pem"))?;
     let (operator, _) = keyfile::load_or_generate(&keys.join("operator.pem"))?;
     let operator_pk =
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(operator.public_key_bytes());
 
     let server_config = ServerConfig::from_env(&env)?;
+    // Bound first, so the trust list advertises the real HTTP address (port 0 included).
+    let grpc = TcpListener::bind(args.grpc).await.with_context(|| {
+        format!(
+            "binding the gRPC address {} (is another credmesh running?)",
+            args.grpc
+        )
+    })?;
+    let http = TcpListener::bind(args.http).await.with_context(|| {
+        format!(
+            "binding the HTTP address {} (is another credmesh running?)",
+            args.http
+        )
+    })?;
+    let grpc_addr = grpc.local_addr()?;
+    let http_addr = http.local_addr()?;
     let identity_env: HashMap<String, String> = [
         ("CREDMESH_REGION", args.region.clone()),
         (
@@ -48,7 +64,7 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
             keys.join("token.pem").display().to_string(),
         ),
         ("CREDMESH_ALLOW_CLIENT_SECRETS", "true".into()),
-        ("CREDMESH_PUBLIC_URL", format!("http://{}", args.http)),
+        ("CREDMESH_PUBLIC_URL", format!("http://{http_addr}")),
         ("CREDMESH_BOOTSTRAP_OPERATOR_KEY", operator_pk),
     ]
     .into_iter()
@@ -59,21 +75,6 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
     db.migrate(credmesh_identity::migrations()).await?;
     let clock = Arc::new(SystemClock);
     let identity = credmesh_identity::build(&identity_config, db, clock, &server_config).await?;
-
-    let grpc = TcpListener::bind(args.grpc).await.with_context(|| {
-        format!(
-            "binding the gRPC address {} (is another credmesh running?)",
-            args.grpc
-        )
-    })?;
-    let http = TcpListener::bind(args.http).await.with_context(|| {
-        format!(
-            "binding the HTTP address {} (is another credmesh running?)",
-            args.http
-        )
-    })?;
-    let grpc_addr = grpc.local_addr()?;
-    let http_addr = http.local_addr()?;
 
     let profile_path = data.join("cli-profile.toml");
     Profile {
@@ -106,11 +107,22 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
     )
     .await?;
     let license_service = license.license.clone();
+    let verify = verify::build(
+        &data,
+        &args.region,
+        anchor.public_key_bytes(),
+        grpc_addr,
+        &server_config,
+        identity.validator.clone(),
+        Arc::new(SystemClock),
+    )
+    .await?;
 
     let metrics = Metrics::new();
     let server = Server::new(server_config, metrics, identity.validator)
         .with_service(identity.parts)
-        .with_service(license.parts);
+        .with_service(license.parts)
+        .with_service(verify.parts);
     let serving =
         tokio::spawn(server.serve(vec![grpc, http], credmesh_runtime::shutdown::signal()));
     // The license key registers with identity over the loopback address, which answers
@@ -128,6 +140,7 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
          gRPC          {grpc_addr}   (health, reflection: grpcurl -plaintext {grpc_addr} list)\n\
          HTTP          http://{http_addr}/.well-known/jwks.json   /v1/trust/list   /metrics\n\
          status lists  http://{http_addr}/v1/status/{region}/license/0/revocation\n\
+         verify        POST http://{http_addr}/v1/verify   /openapi.json   /v1/verify/bundle\n\
          data          {data}\n\
          CLI profile   {profile}\n\n\
          operator token (valid {ttl} s):\n{token}\n\n\
@@ -137,7 +150,9 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
          cargo run -q -p credmesh -- identity trust-list show\n  \
          cargo run -q -p credmesh -- license list\n  \
          cargo run -q -p credmesh -- license show {demo}\n  \
-         cargo run -q -p credmesh -- license history {demo}\n\n\
+         cargo run -q -p credmesh -- license history {demo}\n  \
+         cargo run -q -p credmesh -- verify --fetch http://{http_addr}\n  \
+         echo '<QR text>' | cargo run -q -p credmesh -- verify -\n\n\
          credmesh dev ready grpc={grpc_addr} http={http_addr}",
         region = args.region,
         data = data.display(),

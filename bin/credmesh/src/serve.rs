@@ -23,6 +23,7 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
     let name = match service {
         Service::Identity => "identity",
         Service::License => "license",
+        Service::Verify => "verify",
     };
     let _telemetry = credmesh_telemetry::init(name, &env)?;
     let server_config = ServerConfig::from_env(&env)?;
@@ -56,6 +57,18 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
             let validator = credmesh_license::validator(&config, identity);
             let built =
                 credmesh_license::build(&config, db, clock, &server_config, registrar).await?;
+            (validator, built.parts)
+        }
+        Service::Verify => {
+            let config = credmesh_verify::VerifyConfig::from_env(&env)?;
+            let db = Db::connect(&config.database_url, &DbOptions::default()).await?;
+            if migrate {
+                db.migrate(credmesh_verify::migrations()).await?;
+            }
+            let validator = credmesh_verify::validator(&config)?;
+            let built =
+                credmesh_verify::build(&config, db, clock, &server_config, validator.clone())
+                    .await?;
             (validator, built.parts)
         }
     };
@@ -92,6 +105,12 @@ pub async fn migrate(service: Service, env: HashMap<String, String>) -> anyhow::
             let db = Db::connect(url, &DbOptions::default()).await?;
             db.migrate(credmesh_license::migrations()).await?;
             tracing::info!(service = "license", "migrations applied");
+        }
+        Service::Verify => {
+            let url = env_or(&env, "DATABASE_URL", "sqlite://data/verify.db");
+            let db = Db::connect(url, &DbOptions::default()).await?;
+            db.migrate(credmesh_verify::migrations()).await?;
+            tracing::info!(service = "verify", "migrations applied");
         }
     }
     Ok(())

@@ -97,8 +97,8 @@ pub async fn verify_qr(gateway: &Gateway, text: &str) -> VerificationResult {
     gateway.verify_text(text).await
 }
 
-/// Builds the gateway on a migrated database, loads trust lists once and starts the
-/// background refresh. `validator` checks partner tokens on the HTTP API (gRPC calls
+/// Builds the gateway on a migrated database and starts the background refresh (trust
+/// lists are fetched at once in the background; see [`Gateway::start`]). `validator` checks partner tokens on the HTTP API (gRPC calls
 /// are checked by the server's auth layer).
 pub async fn build(
     config: &VerifyConfig,
@@ -157,7 +157,7 @@ pub async fn build(
         settings,
         store::for_db(&db),
     );
-    gateway.start().await;
+    gateway.start();
     let api = api::grpc::VerifyApi::new(gateway.clone());
     let max = server.max_message_bytes;
     let parts = ServiceParts {

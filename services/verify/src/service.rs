@@ -4,7 +4,10 @@
 
 use std::{
     fmt::Write as _,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -85,6 +88,8 @@ pub struct Gateway {
     settings: Settings,
     limiter: Mutex<RateLimiter>,
     started: Instant,
+    /// Milliseconds since `started` of the last on-demand trust refresh (0: never).
+    last_on_demand: AtomicU64,
     audit: mpsc::Sender<AuditRow>,
     store: Arc<dyn VerifyStore>,
 }
@@ -120,16 +125,18 @@ impl Gateway {
                 settings.rate_burst,
             )),
             started: Instant::now(),
+            last_on_demand: AtomicU64::new(0),
             audit,
             store,
         })
     }
 
-    /// Fetches trust lists once (so the first requests have data), then refreshes trust
-    /// and status in the background and follows other replicas' invalidations. The tasks
-    /// stop when the gateway is dropped.
-    pub async fn start(self: &Arc<Self>) {
-        self.refresh_trust().await;
+    /// Refreshes trust (at once, then periodically) and status in the background and
+    /// follows other replicas' invalidations. The tasks stop when the gateway is dropped.
+    /// Nothing is awaited here, so the gateway can be built before the identity service
+    /// it reads from serves (as in `credmesh dev`); a credential naming a key not yet
+    /// known triggers a trust refresh on demand (at most every few seconds).
+    pub fn start(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         let mut invalidations = self.cache.subscribe_invalidations();
         tokio::spawn(async move {
@@ -157,7 +164,6 @@ impl Gateway {
         tokio::spawn(async move {
             let mut trust_tick = tokio::time::interval(trust_every);
             let mut status_tick = tokio::time::interval(status_every);
-            trust_tick.tick().await;
             status_tick.tick().await;
             loop {
                 tokio::select! {
@@ -227,7 +233,7 @@ impl Gateway {
         let now = self.clock.now();
         let freshness = self.settings.freshness;
         let caching = !self.settings.result_ttl.is_zero();
-        let trust = self.federation.current();
+        let mut trust = self.federation.current();
         let version = trust.version ^ self.status.version();
         let keys: Vec<String> = if caching {
             inputs
@@ -257,6 +263,12 @@ impl Gateway {
             .collect();
         if !todo.is_empty() {
             let mut verified = self.run(inputs, &todo, now, &trust);
+            // A key nobody knew: maybe a new or rotated key; refresh trust on demand.
+            if verified.iter().any(|v| v.reason == "KEY_UNKNOWN") && self.may_refresh_on_demand() {
+                self.refresh_trust().await;
+                trust = self.federation.current();
+                verified = self.run(inputs, &todo, now, &trust);
+            }
             // Lists nobody held yet: fetch them once, then answer again.
             let missing: Vec<String> = verified
                 .iter()
@@ -325,6 +337,17 @@ impl Gateway {
             }
         }
         results
+    }
+
+    fn may_refresh_on_demand(&self) -> bool {
+        const EVERY_MS: u64 = 5_000;
+        let now_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.last_on_demand.load(Ordering::Relaxed);
+        (last == 0 || now_ms.saturating_sub(last) >= EVERY_MS)
+            && self
+                .last_on_demand
+                .compare_exchange(last, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     fn run(

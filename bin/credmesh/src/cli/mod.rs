@@ -3,6 +3,7 @@
 mod identity;
 mod license;
 mod session;
+mod verify;
 
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf};
 
@@ -43,6 +44,8 @@ enum Command {
     Identity(identity::IdentityArgs),
     /// Electronic business licenses: establish, amend, revoke, deregister, show, history.
     License(license::LicenseArgs),
+    /// Verify a credential file offline from a trust bundle (`--fetch URL` gets one).
+    Verify(verify::VerifyArgs),
 }
 
 /// The services `serve` and `migrate` know.
@@ -52,6 +55,8 @@ pub enum Service {
     Identity,
     /// The electronic business license service.
     License,
+    /// The partner-facing verify gateway.
+    Verify,
 }
 
 /// `credmesh dev` options.
@@ -114,5 +119,6 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         }
         Command::Identity(args) => identity::run(args).await,
         Command::License(args) => license::run(args).await,
+        Command::Verify(args) => verify::run(args).await,
     }
 }

@@ -497,6 +497,10 @@ pub async fn spawn_gateway(
     let built = credmesh_verify::build(&config, db, clock, &server_config, validator.clone())
         .await
         .unwrap();
+    assert!(
+        built.gateway.refresh_trust().await.is_empty(),
+        "every region's trust list loads"
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
