@@ -80,13 +80,13 @@ async fn credmesh_dev_serves_tokens_and_credentials_that_third_party_libraries_v
 
     // An issuer key registered with identity signs a VC-JWT that PyJWT verifies against
     // the published credential JWKS.
-    let key = credmesh_credential::keys::IssuerKey::generate("SH-license-e2e").unwrap();
+    let key = credmesh_credential::keys::IssuerKey::generate("SH-interop-1").unwrap();
     let mut identity = IdentityServiceClient::new(channel.clone());
     identity
         .register_issuer_key(authed(
             pb::RegisterIssuerKeyRequest {
-                issuer: "SH/license".into(),
-                kid: "SH-license-e2e".into(),
+                issuer: "SH/interop".into(),
+                kid: "SH-interop-1".into(),
                 public_key: key.public_key_bytes().to_vec(),
                 kinds: vec![CredentialKind::BusinessLicense as i32],
                 not_after: 0,
@@ -100,9 +100,9 @@ async fn credmesh_dev_serves_tokens_and_credentials_that_third_party_libraries_v
         .unwrap()
         .as_secs() as i64;
     let credential = Credential {
-        id: "1.2.156.3005.2.11100000000013127D001.91310000132260250X.00000001.001.X".into(),
+        id: "urn:credmesh:e2e:1".into(),
         kind: CredentialKind::BusinessLicense as i32,
-        issuer: "SH/license".into(),
+        issuer: "SH/interop".into(),
         region: "SH".into(),
         subject: "91310000132260250X".into(),
         issued_at: now,
@@ -175,8 +175,8 @@ async fn credmesh_dev_keeps_its_data_and_keys_across_restarts() {
     IdentityServiceClient::new(channel)
         .register_issuer_key(authed(
             pb::RegisterIssuerKeyRequest {
-                issuer: "SH/license".into(),
-                kid: "SH-license-keep".into(),
+                issuer: "SH/interop".into(),
+                kid: "SH-interop-keep".into(),
                 public_key: key.public_key_bytes().to_vec(),
                 kinds: vec![CredentialKind::BusinessLicense as i32],
                 not_after: 0,
@@ -192,7 +192,7 @@ async fn credmesh_dev_keeps_its_data_and_keys_across_restarts() {
     assert_eq!(jwks_before, jwks_after, "the token key survives a restart");
     let (code, issuer_jwks) = http_get(&dev.http, "/v1/trust/jwks.json").await;
     assert_eq!(code, 200);
-    assert!(issuer_jwks.contains("SH-license-keep"), "{issuer_jwks}");
+    assert!(issuer_jwks.contains("SH-interop-keep"), "{issuer_jwks}");
 
     // The CLI works with the profile dev wrote.
     let out = tokio::process::Command::new(credmesh_e2e::credmesh_bin())
