@@ -87,3 +87,19 @@ async fn a_dark_partner_is_answered_stale_then_status_unknown_never_valid() {
     );
     let _ = Duration::ZERO;
 }
+
+#[tokio::test]
+async fn clocks_five_minutes_apart_still_agree() {
+    // Jiangsu's clock runs 290 s ahead of Shanghai's: its licenses are "issued in the
+    // future" and its status lists "made in the future" as Shanghai sees them.
+    let sh_clock = credmesh_runtime::ManualClock::new(T0);
+    let js_clock = credmesh_runtime::ManualClock::new(T0 + 290);
+    let sh = spawn_region("SH", Backend::Sqlite, sh_clock).await;
+    let js = spawn_region("JS", Backend::Sqlite, js_clock).await;
+    let sh_gw = spawn_gateway(&sh, &[&js], Backend::Sqlite, Options::default()).await;
+    let bank = sh.partner("bank-skew").await;
+    let qr = license_qr(&js.establish(4).await);
+    let r = sh_gw.verify_text(&bank, &qr).await;
+    assert_outcome(&r, VerificationOutcome::Valid);
+    assert_eq!(r.status.unwrap().age_seconds, 0);
+}

@@ -189,7 +189,31 @@ async fn a_batch_answers_each_credential_as_verify_would() {
 
 #[tokio::test]
 async fn a_revoked_license_answers_revoked_on_every_replica_within_a_second() {
-    let redis = credmesh_testkit::redis::shared_url();
+    revocation_reaches_every_replica(credmesh_testkit::redis::shared_url()).await;
+}
+
+#[tokio::test]
+async fn revocation_reaches_every_replica_through_a_redis_cluster_too() {
+    revocation_reaches_every_replica(credmesh_testkit::redis::shared_cluster_url()).await;
+}
+
+#[tokio::test]
+async fn a_key_registered_after_start_is_picked_up_on_demand() {
+    let clock = credmesh_runtime::ManualClock::new(T0);
+    let sh = spawn_region("SH", Backend::Sqlite, clock).await;
+    let gw = spawn_gateway(&sh, &[], Backend::Sqlite, Options::default()).await;
+    let bank = sh.partner("bank-new-key").await;
+    let key = sh
+        .issuer_key("entcode", &[CredentialKind::Presentation])
+        .await;
+    let p = sh.presentation(&key, "entcode", T0, T0 + 300);
+    assert_outcome(
+        &gw.verify_text(&bank, &qr_of(&p)).await,
+        VerificationOutcome::Valid,
+    );
+}
+
+async fn revocation_reaches_every_replica(redis: String) {
     let prefix = credmesh_testkit::redis::unique_prefix();
     let clock = credmesh_runtime::ManualClock::new(T0);
     let sh = spawn_region("SH", Backend::Sqlite, clock).await;
