@@ -146,6 +146,76 @@ impl Dev {
     }
 }
 
+/// A running `credmesh serve <service>`: one service in its own process, configured by
+/// the environment only, as in production.
+#[derive(Debug)]
+pub struct Serve {
+    child: Child,
+    /// The address it serves gRPC and HTTP on.
+    pub addr: String,
+    /// Its log lines (JSON), as far as they have arrived.
+    pub logs: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Serve {
+    /// Starts `credmesh serve <service>` on an ephemeral loopback port with `env` added to
+    /// the test's environment (JSON logs at `info` unless `env` says otherwise), and waits
+    /// for its `serving` log line, which names the bound address.
+    pub async fn start(service: &str, env: &[(String, String)]) -> anyhow::Result<Serve> {
+        let mut child = Command::new(credmesh_bin())
+            .args(["serve", service])
+            .env("CREDMESH_GRPC_ADDR", "127.0.0.1:0")
+            .env("CREDMESH_HTTP_ADDR", "127.0.0.1:0")
+            .env("CREDMESH_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting credmesh serve {service}"))?;
+        let stderr = child.stderr.take().context("no stderr")?;
+        let mut lines = BufReader::new(stderr).lines();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let log = |line: &str| {
+            let mut logs = logs.lock().unwrap_or_else(|e| e.into_inner());
+            logs.push_str(line);
+            logs.push('\n');
+        };
+        let addr = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await? {
+                log(&line);
+                // {"message":"serving","addrs":"[127.0.0.1:40123]",…}
+                if line.contains("\"message\":\"serving\"")
+                    && let Some(rest) = line.split("\"addrs\":\"[").nth(1)
+                    && let Some(addr) = rest.split([',', ']']).next()
+                {
+                    return Ok::<_, anyhow::Error>(addr.to_string());
+                }
+            }
+            bail!("credmesh serve {service} exited before serving")
+        })
+        .await
+        .with_context(|| format!("credmesh serve {service} did not serve within 60 s"))?
+        .with_context(|| logs.lock().map(|l| l.clone()).unwrap_or_default())?;
+        let drained = logs.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut logs = drained.lock().unwrap_or_else(|e| e.into_inner());
+                logs.push_str(&line);
+                logs.push('\n');
+            }
+        });
+        Ok(Serve { child, addr, logs })
+    }
+
+    /// Stops the process with SIGKILL.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.child.kill().await?;
+        Ok(())
+    }
+}
+
 /// The Python interpreter with the third-party verifiers (`make deps` makes it).
 pub fn python() -> PathBuf {
     std::env::var_os("CREDMESH_PYTHON")

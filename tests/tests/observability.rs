@@ -488,3 +488,448 @@ async fn logs_are_json_lines_with_trace_ids_and_never_carry_secrets_tokens_or_id
         }
     }
 }
+
+/// An in-process OTLP collector: the OpenTelemetry collector's `TraceService` over tonic,
+/// keeping every span it is sent with its resource's `service.name`.
+mod collector {
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    };
+    use opentelemetry_proto::tonic::common::v1::KeyValue;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+    use opentelemetry_proto::tonic::trace::v1::Span;
+    use tonic::{Request, Response, Status};
+
+    /// A received span and the service that sent it.
+    #[derive(Clone, Debug)]
+    pub struct Received {
+        pub service: String,
+        pub span: Span,
+    }
+
+    impl Received {
+        pub fn attribute(&self, key: &str) -> Option<AnyValue> {
+            attribute(&self.span.attributes, key)
+        }
+    }
+
+    fn attribute(attributes: &[KeyValue], key: &str) -> Option<AnyValue> {
+        attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.clone())
+            .and_then(|v| v.value)
+    }
+
+    #[derive(Clone, Default)]
+    pub struct Collector {
+        spans: Arc<Mutex<Vec<Received>>>,
+    }
+
+    impl Collector {
+        /// Serves the collector on an ephemeral loopback port; returns it and its URL.
+        pub async fn start() -> (Collector, String) {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let collector = Collector::default();
+            let service = TraceServiceServer::new(collector.clone());
+            tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+            );
+            (collector, url)
+        }
+
+        pub fn spans(&self) -> Vec<Received> {
+            self.spans.lock().unwrap().clone()
+        }
+    }
+
+    #[tonic::async_trait]
+    impl TraceService for Collector {
+        async fn export(
+            &self,
+            request: Request<ExportTraceServiceRequest>,
+        ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+            let mut spans = self.spans.lock().unwrap();
+            for resource_spans in request.into_inner().resource_spans {
+                let service = resource_spans
+                    .resource
+                    .as_ref()
+                    .and_then(|r| attribute(&r.attributes, "service.name"))
+                    .and_then(|v| match v {
+                        AnyValue::StringValue(s) => Some(s),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                for scope in resource_spans.scope_spans {
+                    for span in scope.spans {
+                        spans.push(Received {
+                            service: service.clone(),
+                            span,
+                        });
+                    }
+                }
+            }
+            Ok(Response::new(ExportTraceServiceResponse {
+                partial_success: None,
+            }))
+        }
+    }
+}
+
+const SPAN_KIND_INTERNAL: i32 = 1;
+const SPAN_KIND_SERVER: i32 = 2;
+const SPAN_KIND_CLIENT: i32 = 3;
+const STATUS_ERROR: i32 = 2;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn int_attribute(span: &collector::Received, key: &str) -> Option<i64> {
+    match span.attribute(key) {
+        Some(opentelemetry_proto::tonic::common::v1::any_value::Value::IntValue(i)) => Some(i),
+        _ => None,
+    }
+}
+
+fn status_code(span: &collector::Received) -> i32 {
+    span.span.status.as_ref().map_or(0, |s| s.code)
+}
+
+async fn wait_serving_service(addr: &str, service: &str) {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    for _ in 0..300 {
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .map(|r| r.into_inner().status)
+            .ok();
+        if status == Some(tonic_health::pb::health_check_response::ServingStatus::Serving as i32) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{service} at {addr} never reported SERVING");
+}
+
+#[tokio::test]
+async fn calls_across_identity_and_license_processes_are_one_trace_each() {
+    use base64::Engine as _;
+    use credmesh_credential::keys::IssuerKey;
+    use credmesh_e2e::Serve;
+    use credmesh_proto::license::v1::{self as lpb, license_service_client::LicenseServiceClient};
+
+    let (collector, otlp) = collector::Collector::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = |name: &str| {
+        let key = IssuerKey::generate(name).unwrap();
+        let path = dir.path().join(format!("{name}.pem"));
+        std::fs::write(&path, key.to_pkcs8_pem().as_bytes()).unwrap();
+        (key, path.display().to_string())
+    };
+    let (_, anchor) = key_file("anchor");
+    let (_, token_key) = key_file("token");
+    let (operator, _) = key_file("operator");
+    let (_, signing) = key_file("signing");
+    let (license_client, license_client_file) = key_file("license-client");
+    let telemetry = |service: &str| {
+        vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), otlp.clone()),
+            ("OTEL_BSP_SCHEDULE_DELAY".to_string(), "100".to_string()),
+            (
+                "DATABASE_URL".to_string(),
+                format!(
+                    "sqlite://{}",
+                    dir.path().join(format!("{service}.db")).display()
+                ),
+            ),
+        ]
+    };
+
+    let mut env = telemetry("identity");
+    env.extend([
+        ("CREDMESH_ANCHOR_KEY_FILE".to_string(), anchor),
+        ("CREDMESH_TOKEN_KEY_FILE".to_string(), token_key),
+        (
+            "CREDMESH_BOOTSTRAP_OPERATOR_KEY".to_string(),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(operator.public_key_bytes()),
+        ),
+    ]);
+    let identity = Serve::start("identity", &env).await.unwrap();
+    wait_serving_service(&identity.addr, IDENTITY).await;
+
+    // License starts before identity knows its client: the first registration attempts
+    // are refused, then succeed once the operator registers it.
+    let mut env = telemetry("license");
+    env.extend([
+        ("CREDMESH_SIGNING_KEY_FILE".to_string(), signing),
+        ("CREDMESH_CLIENT_KEY_FILE".to_string(), license_client_file),
+        ("CREDMESH_CLIENT_ID".to_string(), "license".to_string()),
+        (
+            "CREDMESH_IDENTITY_URL".to_string(),
+            format!("http://{}", identity.addr),
+        ),
+    ]);
+    let license = Serve::start("license", &env).await.unwrap();
+
+    let channel = Channel::from_shared(format!("http://{}", identity.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut identity_client = IdentityServiceClient::new(channel);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let assertion =
+        credmesh_auth::client_assertion("operator", operator.signing_key(), now).unwrap();
+    let token = identity_client
+        .issue_token(pb::IssueTokenRequest {
+            client_id: "operator".into(),
+            scopes: vec![],
+            audience: "credmesh".into(),
+            credential: Some(pb::issue_token_request::Credential::ClientAssertion(
+                assertion,
+            )),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token;
+    // Let at least one registration attempt fail first.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    identity_client
+        .register_client(authed(
+            pb::RegisterClientRequest {
+                client_id: "license".into(),
+                kind: pb::PrincipalKind::Service as i32,
+                display_name: "license".into(),
+                scopes: vec!["identity.keys".into()],
+                organization: String::new(),
+                public_key: license_client.public_key_bytes().to_vec(),
+                client_secret: String::new(),
+                enforcement_certificate: String::new(),
+                idempotency_key: String::new(),
+            },
+            &token,
+        ))
+        .await
+        .unwrap();
+    wait_serving_service(&license.addr, "credmesh.license.v1.LicenseService").await;
+
+    // A call into license in a trace the test starts: its server span is the child of
+    // the test's span, and whatever license asks identity joins the same trace.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent_id = "00f067aa0ba902b7";
+    let mut request = authed(
+        lpb::GetLicenseRequest {
+            uscc: "91310101MA1K8N3D91".into(),
+        },
+        &token,
+    );
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-{parent_id}-01").parse().unwrap(),
+    );
+    let answer = LicenseServiceClient::new(
+        Channel::from_shared(format!("http://{}", license.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    )
+    .get_license(request)
+    .await;
+    let get_license_code = answer.as_ref().err().map_or(Code::Ok, |s| s.code());
+
+    // Wait for the spans: the batch exporters send every 100 ms.
+    let mut spans = Vec::new();
+    for _ in 0..100 {
+        spans = collector.spans();
+        let has = |service: &str, name: &str| {
+            spans
+                .iter()
+                .any(|s| s.service == service && s.span.name == name)
+        };
+        if has(
+            "identity",
+            "credmesh.identity.v1.IdentityService/RegisterIssuerKey",
+        ) && has("license", "credmesh.license.v1.LicenseService/GetLicense")
+        {
+            // And one more export period, for spans that ended in the same moment.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            spans = collector.spans();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let dump = || {
+        spans
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {} kind={} trace={} span={} parent={} status={}",
+                    s.service,
+                    s.span.name,
+                    s.span.kind,
+                    hex(&s.span.trace_id),
+                    hex(&s.span.span_id),
+                    hex(&s.span.parent_span_id),
+                    status_code(s)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let find = |service: &str, name: &str, kind: i32| -> Vec<&collector::Received> {
+        spans
+            .iter()
+            .filter(|s| s.service == service && s.span.name == name && s.span.kind == kind)
+            .collect()
+    };
+    let children = |parent: &collector::Received, service: &str, name: &str, kind: i32| {
+        spans
+            .iter()
+            .filter(|s| {
+                s.service == service
+                    && s.span.name == name
+                    && s.span.kind == kind
+                    && s.span.trace_id == parent.span.trace_id
+                    && s.span.parent_span_id == parent.span.span_id
+            })
+            .collect::<Vec<_>>()
+    };
+
+    // 1. The key registration: each attempt is one trace, license's client spans the
+    // parents of identity's server spans.
+    let attempts = find("license", "license.register_issuer_key", SPAN_KIND_INTERNAL);
+    assert!(
+        attempts.len() >= 2,
+        "a refused attempt, then one that succeeded:\n{}",
+        dump()
+    );
+    let mut registered = 0;
+    let mut refused = 0;
+    for attempt in &attempts {
+        assert!(
+            attempt.span.parent_span_id.is_empty(),
+            "an attempt is a root span"
+        );
+        let token_calls = children(
+            attempt,
+            "license",
+            "credmesh.identity.v1.IdentityService/IssueToken",
+            SPAN_KIND_CLIENT,
+        );
+        assert_eq!(
+            token_calls.len(),
+            1,
+            "one token request per attempt:\n{}",
+            dump()
+        );
+        let token_call = token_calls[0];
+        let served = children(
+            token_call,
+            "identity",
+            "credmesh.identity.v1.IdentityService/IssueToken",
+            SPAN_KIND_SERVER,
+        );
+        assert_eq!(
+            served.len(),
+            1,
+            "identity's span is the child of license's:\n{}",
+            dump()
+        );
+        let server = served[0];
+        assert_eq!(
+            int_attribute(server, "rpc.grpc.status_code"),
+            int_attribute(token_call, "rpc.grpc.status_code")
+        );
+        match int_attribute(token_call, "rpc.grpc.status_code") {
+            Some(0) => {
+                // The token came: the registration follows in the same trace.
+                let register = children(
+                    attempt,
+                    "license",
+                    "credmesh.identity.v1.IdentityService/RegisterIssuerKey",
+                    SPAN_KIND_CLIENT,
+                );
+                assert_eq!(register.len(), 1, "{}", dump());
+                assert_eq!(int_attribute(register[0], "rpc.grpc.status_code"), Some(0));
+                assert_ne!(status_code(register[0]), STATUS_ERROR);
+                let served = children(
+                    register[0],
+                    "identity",
+                    "credmesh.identity.v1.IdentityService/RegisterIssuerKey",
+                    SPAN_KIND_SERVER,
+                );
+                assert_eq!(served.len(), 1, "{}", dump());
+                assert_eq!(
+                    served[0].attribute("rpc.method"),
+                    Some(
+                        opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                            "RegisterIssuerKey".into()
+                        )
+                    )
+                );
+                registered += 1;
+            }
+            Some(code) => {
+                // Refused: an error on the client's side, the client's mistake on the
+                // server's (UNAUTHENTICATED is not a server failure).
+                assert_eq!(code, Code::Unauthenticated as i64, "{}", dump());
+                assert_eq!(status_code(token_call), STATUS_ERROR, "{}", dump());
+                assert_ne!(status_code(server), STATUS_ERROR, "{}", dump());
+                refused += 1;
+            }
+            None => panic!("no status code on the token request span:\n{}", dump()),
+        }
+    }
+    assert_eq!(registered, 1, "{}", dump());
+    assert!(refused >= 1, "{}", dump());
+
+    // 2. The call the test traced: license's server span continues the test's trace.
+    let get = find(
+        "license",
+        "credmesh.license.v1.LicenseService/GetLicense",
+        SPAN_KIND_SERVER,
+    );
+    assert_eq!(get.len(), 1, "{}", dump());
+    assert_eq!(hex(&get[0].span.trace_id), trace_id);
+    assert_eq!(hex(&get[0].span.parent_span_id), parent_id);
+    assert_eq!(
+        int_attribute(get[0], "rpc.grpc.status_code"),
+        Some(get_license_code as i64)
+    );
+    // Everything in that trace hangs off the test's span through license's.
+    for span in spans.iter().filter(|s| hex(&s.span.trace_id) == trace_id) {
+        let mut at = span;
+        let mut hops = 0;
+        while hex(&at.span.parent_span_id) != parent_id {
+            at = spans
+                .iter()
+                .find(|s| s.span.span_id == at.span.parent_span_id)
+                .unwrap_or_else(|| {
+                    panic!("{} has no parent in the trace:\n{}", span.span.name, dump())
+                });
+            hops += 1;
+            assert!(hops < 20);
+        }
+        assert_eq!(at.span.span_id, get[0].span.span_id, "{}", dump());
+    }
+
+    license.stop().await.unwrap();
+    identity.stop().await.unwrap();
+}
