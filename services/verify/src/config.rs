@@ -12,7 +12,8 @@ use credmesh_uscc::Region;
 pub struct Partner {
     /// The partner's region code.
     pub region: String,
-    /// The partner identity service's gRPC URL (`http://host:port`).
+    /// The partner identity service's gRPC URL (`http://host:port`), or `identity` for
+    /// the trust list this region's identity imported (`GetPartnerTrustList`).
     pub endpoint: String,
     /// The partner's pinned raw Ed25519 anchor public key.
     pub anchor: [u8; 32],
@@ -32,8 +33,9 @@ pub struct VerifyConfig {
     /// anchor key. When unset, the key identity names at the first successful fetch is
     /// pinned for the life of the process (trust on first use, logged).
     pub anchor_public_key: Option<[u8; 32]>,
-    /// `CREDMESH_PARTNERS` (default empty): partner regions fetched directly,
-    /// `JS=http://js-identity:50051@<base64url anchor key>,ZJ=…`.
+    /// `CREDMESH_PARTNERS` (default empty): partner regions and their pinned anchors,
+    /// `JS=http://js-identity:50051@<base64url anchor key>,ZJ=identity@<key>,…`; the
+    /// endpoint `identity` reads the list this region's identity imported.
     pub partners: Vec<Partner>,
     /// `REDIS_URL` (default `memory://`): `redis://…`, `redis-cluster://…` or the
     /// in-process cache.

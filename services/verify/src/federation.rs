@@ -1,8 +1,10 @@
 //! Trust: the region's own trust list and partner regions' lists, each verified against
 //! a pinned anchor key, merged into one [`TrustSnapshot`] that verifications share.
 //!
-//! Lists are fetched from identity services over gRPC (`GetTrustList`, public): this
-//! region's own identity and, for each configured partner, the partner's identity. A
+//! Lists are fetched from identity services over gRPC (public RPCs): this region's own
+//! identity (`GetTrustList`) and, for each configured partner, either the partner's
+//! identity directly or the copy this region's identity imported
+//! (`GetPartnerTrustList`), always checked against the anchor pinned here. A
 //! fetched list is kept only if its anchor signature checks and its sequence does not go
 //! backwards; the last good list of each region is kept when a fetch fails, and the raw
 //! signed lists are written to the shared cache so a replica started while a partner is
@@ -22,7 +24,10 @@ use credmesh_credential::{
 };
 use credmesh_proto::{
     credential::v1::{Envelope, TrustList},
-    identity::v1::{GetTrustListRequest, identity_service_client::IdentityServiceClient},
+    identity::v1::{
+        GetPartnerTrustListRequest, GetTrustListRequest,
+        identity_service_client::IdentityServiceClient,
+    },
     verify::v1::RegionTrust,
 };
 use credmesh_runtime::{ClientOptions, Clock, TracedChannel, client::traced};
@@ -43,6 +48,9 @@ pub struct Trust {
 #[derive(Debug)]
 struct Source {
     region: String,
+    /// Fetched from this region's own identity (`GetPartnerTrustList`), which imported
+    /// it, instead of from the partner's identity directly.
+    imported: bool,
     client: IdentityServiceClient<TracedChannel>,
     /// `None` only for the own region before its anchor is pinned at first fetch.
     anchor: Option<VerifyingKey>,
@@ -101,23 +109,26 @@ pub fn open_trust_list(
 
 impl Federation {
     /// A federation over this region's identity (`own_anchor` pinned or `None` to pin
-    /// on first fetch) and `partners` (region, identity channel, pinned anchor).
+    /// on first fetch) and `partners` (region, identity channel or `None` for the list
+    /// this region's identity imported, pinned anchor).
     pub fn new(
         region: &str,
         own: Channel,
         own_anchor: Option<VerifyingKey>,
-        partners: Vec<(String, Channel, VerifyingKey)>,
+        partners: Vec<(String, Option<Channel>, VerifyingKey)>,
         cache: Cache,
         clock: Arc<dyn Clock>,
     ) -> Self {
         let mut sources = vec![Source {
             region: region.to_owned(),
-            client: IdentityServiceClient::new(traced(own)),
+            imported: false,
+            client: IdentityServiceClient::new(traced(own.clone())),
             anchor: own_anchor,
         }];
         sources.extend(partners.into_iter().map(|(region, ch, anchor)| Source {
             region,
-            client: IdentityServiceClient::new(traced(ch)),
+            imported: ch.is_none(),
+            client: IdentityServiceClient::new(traced(ch.unwrap_or_else(|| own.clone()))),
             anchor: Some(anchor),
         }));
         Self {
@@ -140,22 +151,24 @@ impl Federation {
     /// Fetches every region's list once; keeps the last good one where a fetch fails.
     /// Returns the regions that could not be refreshed.
     pub async fn refresh(&self) -> Vec<String> {
-        let sources: Vec<(
+        type Row = (
             String,
+            bool,
             IdentityServiceClient<TracedChannel>,
             Option<VerifyingKey>,
-        )> = self
+        );
+        let sources: Vec<Row> = self
             .sources
             .lock()
             .map(|s| {
                 s.iter()
-                    .map(|s| (s.region.clone(), s.client.clone(), s.anchor))
+                    .map(|s| (s.region.clone(), s.imported, s.client.clone(), s.anchor))
                     .collect()
             })
             .unwrap_or_default();
         let mut failed = Vec::new();
-        for (region, client, anchor) in sources {
-            if let Err(err) = self.refresh_region(&region, client, anchor).await {
+        for (region, imported, client, anchor) in sources {
+            if let Err(err) = self.refresh_region(&region, imported, client, anchor).await {
                 tracing::warn!(region = %region, error = %format!("{err:#}"), "trust list not refreshed");
                 if !self.is_held(&region) {
                     self.load_from_cache(&region, anchor).await;
@@ -174,9 +187,36 @@ impl Federation {
     async fn refresh_region(
         &self,
         region: &str,
+        imported: bool,
         mut client: IdentityServiceClient<TracedChannel>,
         anchor: Option<VerifyingKey>,
     ) -> anyhow::Result<()> {
+        if imported {
+            let response = client
+                .get_partner_trust_list(GetPartnerTrustListRequest {
+                    region: region.to_owned(),
+                })
+                .await
+                .with_context(|| format!("fetching the imported trust list of {region}"))?
+                .into_inner();
+            let envelope = response
+                .trust_list
+                .context("the answer carries no trust list")?;
+            let anchor = anchor.context("an imported partner list needs a pinned anchor")?;
+            // Checked here too: the gateway pins its own anchors rather than taking
+            // identity's word. Ages count from the import.
+            let list = open_trust_list(&envelope, region, &anchor)?;
+            let fetched_at = response.imported_at.min(self.clock.now());
+            return self.hold(
+                region,
+                Held {
+                    list,
+                    envelope,
+                    anchor,
+                    fetched_at,
+                },
+            );
+        }
         let response = client
             .get_trust_list(GetTrustListRequest {})
             .await

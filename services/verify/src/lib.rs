@@ -129,7 +129,12 @@ pub async fn build(
                 p.region
             )
         })?;
-        partners.push((p.region.clone(), federation::channel(&p.endpoint)?, anchor));
+        let channel = if p.endpoint == "identity" {
+            None
+        } else {
+            Some(federation::channel(&p.endpoint)?)
+        };
+        partners.push((p.region.clone(), channel, anchor));
     }
     let federation = Arc::new(federation::Federation::new(
         config.region.code(),

@@ -103,3 +103,26 @@ async fn clocks_five_minutes_apart_still_agree() {
     assert_outcome(&r, VerificationOutcome::Valid);
     assert_eq!(r.status.unwrap().age_seconds, 0);
 }
+
+#[tokio::test]
+async fn a_partner_list_imported_by_identity_is_used_and_checked_against_the_pinned_anchor() {
+    let clock = credmesh_runtime::ManualClock::new(T0);
+    let sh = spawn_region("SH", Backend::Sqlite, clock.clone()).await;
+    let js = spawn_region("JS", Backend::Sqlite, clock.clone()).await;
+    sh.import_partner(&js).await;
+    let sh_gw = spawn_gateway(
+        &sh,
+        &[&js],
+        Backend::Sqlite,
+        Options {
+            imported: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let bank = sh.partner("bank-imported").await;
+    let qr = license_qr(&js.establish(5).await);
+    let r = sh_gw.verify_text(&bank, &qr).await;
+    assert_outcome(&r, VerificationOutcome::Valid);
+    assert_eq!(r.region, "JS");
+}

@@ -437,6 +437,8 @@ pub struct Options {
     pub cache_url: Option<String>,
     pub cache_prefix: Option<String>,
     pub extra: Vec<(&'static str, String)>,
+    /// Partners read from the own identity's imported lists instead of directly.
+    pub imported: bool,
 }
 
 fn b64(key: &[u8; 32]) -> String {
@@ -453,7 +455,14 @@ pub async fn spawn_gateway(
     let db_url = database(backend, &mut sqlite).await;
     let partners = partners
         .iter()
-        .map(|p| format!("{}=http://{}@{}", p.code, p.addr, b64(&p.anchor_public)))
+        .map(|p| {
+            let endpoint = if options.imported {
+                "identity".to_string()
+            } else {
+                format!("http://{}", p.addr)
+            };
+            format!("{}={endpoint}@{}", p.code, b64(&p.anchor_public))
+        })
         .collect::<Vec<_>>()
         .join(",");
     let mut pairs = vec![
@@ -520,6 +529,46 @@ pub async fn spawn_gateway(
         db_url,
         _sqlite: sqlite,
         _stop: StopGuard(Some(stop)),
+    }
+}
+
+impl Region {
+    /// Pins `partner`'s anchor in this region's identity and imports its trust list.
+    pub async fn import_partner(&self, partner: &Region) {
+        let operator = self.token_for("operator", &self.operator).await;
+        let list = partner
+            .identity
+            .clone()
+            .get_trust_list(ipb::GetTrustListRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        self.identity
+            .clone()
+            .pin_partner_anchor(with_token(
+                ipb::PinPartnerAnchorRequest {
+                    anchor: Some(ipb::PartnerAnchor {
+                        region: partner.code.into(),
+                        kid: list.anchor_kid.clone(),
+                        public_key: partner.anchor_public.to_vec(),
+                        pinned_at: 0,
+                        endpoint: format!("http://{}", partner.addr),
+                    }),
+                },
+                &operator,
+            ))
+            .await
+            .unwrap();
+        self.identity
+            .clone()
+            .import_partner_trust_list(with_token(
+                ipb::ImportPartnerTrustListRequest {
+                    trust_list: list.trust_list,
+                },
+                &operator,
+            ))
+            .await
+            .unwrap();
     }
 }
 
