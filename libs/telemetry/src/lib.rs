@@ -2,9 +2,10 @@
 //!
 //! A service's `main` calls [`init`] once with the process environment and keeps the returned
 //! [`TelemetryGuard`] alive until shutdown; its servers wrap their routes in
-//! [`propagation::ServerTraceLayer`] and [`metrics::GrpcMetricsLayer`], and its gRPC clients wrap
-//! their channels in [`propagation::ClientTraceLayer`], so one request is one trace across every
-//! service it touches and every RPC shows up in `/metrics`.
+//! [`propagation::ServerTraceLayer`] and [`metrics::GrpcMetricsLayer`], and its gRPC clients are
+//! built on a [`propagation::TracedChannel`] (a channel under [`propagation::ClientTraceLayer`];
+//! `credmesh_runtime::connect` makes one), so one request is one trace across every service it
+//! touches and every RPC shows up in `/metrics`. docs/OBSERVABILITY.md lists what operators see.
 //!
 //! ```ignore
 //! let _telemetry = credmesh_telemetry::init("license", &std::env::vars().collect())?;
@@ -14,7 +15,7 @@
 //!     .layer(GrpcMetricsLayer::new(metrics.clone()))
 //!     .add_service(license_server)
 //!     .serve_with_incoming_shutdown(incoming, shutdown).await?;
-//! // clients: LicenseServiceClient::new(ServiceBuilder::new().layer(ClientTraceLayer).service(channel))
+//! // clients: LicenseServiceClient::new(credmesh_runtime::connect(url, &ClientOptions::default())?)
 //! ```
 //!
 //! # Layout
