@@ -26,6 +26,7 @@
 //! - [`propagation`]: W3C trace context in and out of gRPC metadata / HTTP headers, and the
 //!   server and client tower layers that open the `grpc.server` / `grpc.client` spans.
 //! - [`metrics`]: the Prometheus registry behind `/metrics` and the gRPC RED metrics layer.
+//! - [`names`]: the domain metrics' names, the contract with the chart's alerts and dashboard.
 //! - [`body`]: the response body and future wrappers both layers share to see a call's final
 //!   gRPC status, which for most responses only arrives in the trailers.
 
@@ -34,6 +35,7 @@ mod grpc;
 mod init;
 mod json;
 pub mod metrics;
+pub mod names;
 pub mod propagation;
 
 pub use init::{TelemetryGuard, init, init_for_tests};
