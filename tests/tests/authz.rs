@@ -83,6 +83,22 @@ const MATRIX: &[(&str, &str)] = &[
         "credmesh.license.v1.LicenseService/GetStatusList",
         "ASPODIE",
     ),
+    (
+        "credmesh.entcode.v1.EnterpriseCodeService/GetEnterpriseCode",
+        "SODIE",
+    ),
+    (
+        "credmesh.entcode.v1.EnterpriseCodeService/ListScenarios",
+        "ASPODIE",
+    ),
+    (
+        "credmesh.entcode.v1.EnterpriseCodeService/CreatePresentation",
+        "E",
+    ),
+    (
+        "credmesh.entcode.v1.EnterpriseCodeService/VerifyPresentation",
+        "SPODIE",
+    ),
     ("credmesh.verify.v1.VerifyService/Verify", "SPODIE"),
     ("credmesh.verify.v1.VerifyService/BatchVerify", "SPODIE"),
 ];

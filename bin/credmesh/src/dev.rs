@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 
 use crate::{cli::DevArgs, keyfile, profile::Profile};
 
+mod entcode;
 mod license;
 mod verify;
 
@@ -107,6 +108,15 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
     )
     .await?;
     let license_service = license.license.clone();
+    let entcode = entcode::build(
+        &keys,
+        &args.region,
+        &identity.identity,
+        grpc_addr,
+        &server_config,
+        Arc::new(SystemClock),
+    )
+    .await?;
     let verify = verify::build(
         &data,
         &args.region,
@@ -122,6 +132,7 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
     let server = Server::new(server_config, metrics, identity.validator)
         .with_service(identity.parts)
         .with_service(license.parts)
+        .with_service(entcode.parts)
         .with_service(verify.parts);
     let serving =
         tokio::spawn(server.serve(vec![grpc, http], credmesh_runtime::shutdown::signal()));

@@ -50,6 +50,15 @@ pub mod license {
     }
 }
 
+/// The enterprise-code service.
+pub mod entcode {
+    /// Version 1 of the enterprise-code service.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all, missing_debug_implementations)]
+        include!(concat!(env!("OUT_DIR"), "/credmesh.entcode.v1.rs"));
+    }
+}
+
 /// The partner-facing verify gateway.
 pub mod verify {
     /// Version 1 of the verify gateway.

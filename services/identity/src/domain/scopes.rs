@@ -14,6 +14,10 @@ pub const IDENTITY_READ: &str = "identity.read";
 pub const LICENSE_ISSUE: &str = "license.issue";
 /// Read the enterprise register and licenses.
 pub const LICENSE_READ: &str = "license.read";
+/// Read one's own enterprise code and make scenario presentations (enterprises).
+pub const ENTCODE_PRESENT: &str = "entcode.present";
+/// Read any enterprise's code.
+pub const ENTCODE_READ: &str = "entcode.read";
 /// Verify credentials through the verify gateway.
 pub const VERIFY: &str = "verify";
 
@@ -29,6 +33,8 @@ pub const CATALOGUE: &[(&str, &[PrincipalKind])] = {
             LICENSE_READ,
             &[Service, Operator, Department, Inspector, Enterprise],
         ),
+        (ENTCODE_PRESENT, &[Enterprise]),
+        (ENTCODE_READ, &[Service, Operator, Department, Inspector]),
         (
             VERIFY,
             &[

@@ -1,0 +1,93 @@
+//! The enterprise-code service inside `credmesh dev`: its keys under `data/keys/`, its
+//! identity client (scopes `identity.keys` and `license.read`) registered in-process,
+//! its key registered and the license service reached over the loopback gRPC address,
+//! as in production.
+
+use std::{collections::HashMap, net::SocketAddr, path::Path, sync::Arc};
+
+use credmesh_auth::PrincipalKind;
+use credmesh_identity::{
+    Identity,
+    domain::client::{ClientAuth, Registration},
+    error::IdentityError,
+};
+use credmesh_runtime::{Clock, ServerConfig};
+
+use crate::keyfile;
+
+/// The service client id entcode uses at identity.
+const CLIENT_ID: &str = "entcode";
+
+/// Builds the enterprise-code service for `credmesh dev`.
+pub async fn build(
+    keys: &Path,
+    region: &str,
+    identity: &Identity,
+    grpc: SocketAddr,
+    server: &ServerConfig,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<credmesh_entcode::Built> {
+    let signing = keys.join("entcode-signing.pem");
+    let client_key_file = keys.join("entcode-client.pem");
+    keyfile::load_or_generate(&signing)?;
+    let (client_key, _) = keyfile::load_or_generate(&client_key_file)?;
+    register_client(identity, &client_key.public_key_bytes()).await?;
+    let env: HashMap<String, String> = [
+        ("CREDMESH_REGION", region.to_string()),
+        ("CREDMESH_SIGNING_KEY_FILE", signing.display().to_string()),
+        (
+            "CREDMESH_CLIENT_KEY_FILE",
+            client_key_file.display().to_string(),
+        ),
+        ("CREDMESH_CLIENT_ID", CLIENT_ID.to_string()),
+        ("CREDMESH_IDENTITY_URL", format!("http://{grpc}")),
+        ("CREDMESH_LICENSE_URL", format!("http://{grpc}")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let config = credmesh_entcode::EntcodeConfig::from_env(&env)?;
+    let identity_channel = credmesh_entcode::channel(&config.identity_url)?;
+    let license_channel = credmesh_entcode::channel(&config.license_url)?;
+    let registrar =
+        credmesh_entcode::grpc_registrar(&config, identity_channel.clone(), clock.clone())?;
+    let license =
+        credmesh_entcode::grpc_license(&config, identity_channel, license_channel, clock.clone())?;
+    credmesh_entcode::build(&config, clock, server, registrar, license).await
+}
+
+/// Registers the enterprise-code service's identity client unless it exists.
+async fn register_client(identity: &Identity, public_key: &[u8; 32]) -> anyhow::Result<()> {
+    if let Ok(existing) = identity.client(CLIENT_ID).await {
+        if existing.auth != ClientAuth::PublicKey(*public_key) {
+            tracing::warn!(
+                client_id = CLIENT_ID,
+                "the identity client 'entcode' holds another key than data/keys/entcode-client.pem; delete the data directory to start afresh"
+            );
+        }
+        return Ok(());
+    }
+    let scopes = vec!["identity.keys".to_string(), "license.read".to_string()];
+    let registration = Registration {
+        client_id: CLIENT_ID,
+        kind: PrincipalKind::Service.to_proto(),
+        display_name: "Enterprise-code service",
+        scopes: &scopes,
+        public_key,
+        ..Default::default()
+    };
+    let system = credmesh_identity::store::Actor {
+        client_id: "credmesh-dev",
+        kind: "operator",
+        trace_id: "",
+    };
+    match identity
+        .register_client(&registration, system, None, &|_| Vec::new())
+        .await
+    {
+        Ok(_) | Err(IdentityError::ClientExists(_)) => Ok(()),
+        Err(e) => Err(anyhow::anyhow!(
+            "registering the enterprise-code service client: {e}"
+        )),
+    }
+}

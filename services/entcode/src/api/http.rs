@@ -1,0 +1,281 @@
+//! The public scan page, `GET /v/<QR text>`: what a phone shows after scanning an
+//! enterprise code or a presentation. One HTML page, Chinese first and English beside,
+//! the answer readable at a glance (a green or red banner), then who, what was disclosed
+//! and when it was checked. Every value is HTML-escaped. Scanning a presentation is a
+//! verification and uses it up, like `VerifyPresentation`.
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    extract::{Path, State},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use credmesh_proto::credential::v1::{Claim, CredentialKind};
+use time::{OffsetDateTime, UtcOffset, macros::format_description};
+
+use crate::{
+    domain::code::scenario_of,
+    error::EntcodeError,
+    service::{Checked, Entcode, Outcome},
+};
+
+/// The HTTP routes: the scan page.
+pub fn routes(entcode: Arc<Entcode>) -> Router {
+    Router::new()
+        .route("/v/{*qr}", get(scan))
+        .with_state(entcode)
+}
+
+/// The scan page path for `qr`: `/v/` and the QR text, percent-encoded where a path
+/// needs it (base45 has space, `%` and `/`).
+pub fn scan_path(qr: &str) -> String {
+    let mut out = String::from("/v/");
+    for b in qr.bytes() {
+        if b.is_ascii_alphanumeric() || b"-.:*$+".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The QR text as an SVG image (alphanumeric mode fits base45 exactly), for printing.
+pub fn qr_svg(qr: &str) -> Option<String> {
+    let code = qrcode::QrCode::new(qr.as_bytes()).ok()?;
+    Some(
+        code.render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(240, 240)
+            .build(),
+    )
+}
+
+async fn scan(State(entcode): State<Arc<Entcode>>, Path(qr): Path<String>) -> Response {
+    match entcode.scan(&qr).await {
+        Ok(checked) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            page(&checked),
+        )
+            .into_response(),
+        Err(e) => {
+            let unavailable = matches!(
+                e,
+                EntcodeError::NonceStoreUnavailable | EntcodeError::LicenseUnavailable(_)
+            );
+            let status = if unavailable {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::INTERNAL_SERVER_ERROR
+            };
+            (
+                status,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                unavailable_page(&e.to_string()),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Chinese and English labels of the license claim names.
+fn label(name: &str) -> (&'static str, &'static str) {
+    match name {
+        "name" => ("名称", "Name"),
+        "uscc" => ("统一社会信用代码", "Unified social credit code"),
+        "entity_type" => ("类型", "Entity type"),
+        "legal_representative" => ("法定代表人", "Legal representative"),
+        "registered_capital" => ("注册资本", "Registered capital"),
+        "establishment_date" => ("成立日期", "Established"),
+        "business_term" => ("营业期限", "Business term"),
+        "domicile" => ("住所", "Domicile"),
+        "business_scope" => ("经营范围", "Business scope"),
+        "registration_authority" => ("登记机关", "Registration authority"),
+        "registration_authority_uscc" => ("登记机关代码", "Authority code"),
+        "issue_date" => ("发照日期", "Issue date"),
+        _ => ("", ""),
+    }
+}
+
+fn verdict(outcome: Outcome) -> (&'static str, &'static str) {
+    match outcome {
+        Outcome::Valid => ("有效", "Valid"),
+        Outcome::Expired => ("已过期", "Expired"),
+        Outcome::NotYetValid => ("尚未生效", "Not yet valid"),
+        Outcome::AlreadyUsed => ("已使用", "Already used"),
+        Outcome::LicenseNotActive => ("营业执照已注销或吊销", "License not in force"),
+        Outcome::BadSignature => ("签名无效", "Bad signature"),
+        Outcome::UnknownIssuer => ("签发者未知", "Unknown issuer"),
+        Outcome::Malformed => ("无法识别", "Not readable"),
+    }
+}
+
+fn when(unix: i64) -> String {
+    let format = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| UtcOffset::from_hms(8, 0, 0).ok().map(|o| t.to_offset(o)))
+        .and_then(|t| t.format(format).ok())
+        .map(|t| format!("{t} (UTC+8)"))
+        .unwrap_or_else(|| unix.to_string())
+}
+
+fn rows(claims: &[Claim]) -> String {
+    let mut out = String::new();
+    for c in claims {
+        let (zh, en) = label(&c.name);
+        let (zh, en) = if zh.is_empty() {
+            (c.name.as_str(), "")
+        } else {
+            (zh, en)
+        };
+        out.push_str(&format!(
+            "<tr data-field=\"{}\"><th>{}<br><small>{}</small></th><td>{}</td></tr>\n",
+            escape(&c.name),
+            escape(zh),
+            escape(en),
+            escape(&c.value)
+        ));
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,-apple-system,'PingFang SC','Noto Sans CJK SC',sans-serif;margin:0;background:#f4f5f7;color:#1d1d1f}\
+main{max-width:34rem;margin:0 auto;padding:1rem}\
+.verdict{border-radius:12px;padding:1.2rem;color:#fff;text-align:center}\
+.ok{background:#1a7f37}.bad{background:#c62828}\
+.verdict h1{margin:0;font-size:2rem}.verdict p{margin:.4rem 0 0}\
+section{background:#fff;border-radius:12px;padding:1rem;margin-top:1rem}\
+h2{font-size:1.05rem;margin:0 0 .6rem}\
+table{width:100%;border-collapse:collapse}th,td{text-align:left;padding:.4rem;border-top:1px solid #eee;vertical-align:top}\
+th{width:40%;font-weight:600}small{color:#666;font-weight:400}footer{color:#666;font-size:.85rem;margin-top:1rem;text-align:center}";
+
+/// The page for an answer.
+pub fn page(checked: &Checked) -> String {
+    let ok = checked.outcome == Outcome::Valid;
+    let (zh, en) = verdict(checked.outcome);
+    let credential = checked.credential.as_ref();
+    let kind = match credential.map(|c| CredentialKind::try_from(c.kind)) {
+        Some(Ok(CredentialKind::EnterpriseCode)) => "经营主体身份码 · Enterprise code".to_string(),
+        Some(Ok(CredentialKind::Presentation)) => format!(
+            "场景亮码 · Scenario presentation: {}",
+            escape(credential.and_then(|c| scenario_of(&c.id)).unwrap_or("?"))
+        ),
+        _ => "凭证 · Credential".to_string(),
+    };
+    let name = checked
+        .license
+        .as_ref()
+        .map(|l| l.name.clone())
+        .unwrap_or_default();
+    let uscc = credential.map(|c| c.subject.clone()).unwrap_or_default();
+    let who = if uscc.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<section id=\"who\"><h2>主体 · Who</h2><p><strong>{}</strong><br>{}</p></section>",
+            escape(&name),
+            escape(&uscc)
+        )
+    };
+    // What is shown: a valid presentation's disclosed fields, or for a valid code the
+    // enterprise's current license (the public face of a paper license).
+    let shown: Vec<Claim> = match credential.map(|c| CredentialKind::try_from(c.kind)) {
+        Some(Ok(CredentialKind::Presentation)) => checked.disclosed().to_vec(),
+        Some(Ok(CredentialKind::EnterpriseCode)) if ok => checked
+            .license
+            .as_ref()
+            .map(|l| l.claims.clone())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let disclosed = if shown.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<section id=\"disclosed\"><h2>披露信息 · Disclosed</h2><table>{}</table></section>",
+            rows(&shown)
+        )
+    };
+    format!(
+        "<!doctype html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+<title>{zh} · {en} — credmesh</title><style>{STYLE}</style></head>\
+<body><main>\
+<div id=\"verdict\" class=\"verdict {cls}\" data-outcome=\"{reason}\"><h1>{mark} {zh}</h1><p>{en}</p></div>\
+<section id=\"why\"><h2>{kind}</h2><p>{detail}</p></section>\
+{who}{disclosed}\
+<footer id=\"checked\">查验时间 · Checked at {at}</footer>\
+</main></body></html>\n",
+        cls = if ok { "ok" } else { "bad" },
+        reason = checked.outcome.reason(),
+        mark = if ok { "✓" } else { "✗" },
+        zh = escape(zh),
+        en = escape(en),
+        detail = escape(&checked.detail),
+        at = escape(&when(checked.checked_at)),
+    )
+}
+
+fn unavailable_page(why: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>暂时无法查验 · Cannot check now</title>\
+<style>{STYLE}</style></head><body><main><div id=\"verdict\" class=\"verdict bad\" data-outcome=\"UNAVAILABLE\">\
+<h1>暂时无法查验</h1><p>Cannot check now — please try again shortly</p></div>\
+<section><p>{}</p></section></main></body></html>\n",
+        escape(why)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_escaped_and_paths_encoded() {
+        assert_eq!(
+            escape("<b>\"x\" & 'y'</b>"),
+            "&lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/b&gt;"
+        );
+        assert_eq!(scan_path("CM1:A B%/C"), "/v/CM1:A%20B%25%2FC");
+    }
+
+    #[test]
+    fn a_page_shows_the_verdict_and_never_raw_markup() {
+        let checked = Checked {
+            outcome: Outcome::AlreadyUsed,
+            detail: "<script>alert(1)</script>".into(),
+            credential: None,
+            license: None,
+            checked_at: 1_790_000_000,
+        };
+        let html = page(&checked);
+        assert!(html.contains("已使用"));
+        assert!(html.contains("Already used"));
+        assert!(!html.contains("<script>"));
+        assert!(html.contains("(UTC+8)"));
+    }
+}

@@ -1,0 +1,4 @@
+//! The gRPC adapter and the HTTP scan page.
+
+pub mod grpc;
+pub mod http;

@@ -1,0 +1,112 @@
+//! Enterprise-code service configuration, read from an injected map (the environment in
+//! `main`, a `HashMap` in tests). Every key has a default or is named in the error.
+
+use std::{collections::HashMap, path::PathBuf};
+
+use anyhow::{Context as _, bail};
+use credmesh_uscc::Region;
+
+/// The enterprise-code service's settings.
+#[derive(Clone, Debug)]
+pub struct EntcodeConfig {
+    /// `CREDMESH_REGION` (default `SH`): this deployment's region.
+    pub region: Region,
+    /// `CREDMESH_SIGNING_KEY_FILE`: PKCS#8 PEM of the signing key of codes and
+    /// presentations. Required; `credmesh dev` generates one.
+    pub signing_key_file: PathBuf,
+    /// `CREDMESH_CLIENT_ID` (default `entcode`): the service's client id at identity. It
+    /// needs the scopes `identity.keys` and `license.read`.
+    pub client_id: String,
+    /// `CREDMESH_CLIENT_KEY_FILE`: PKCS#8 PEM of the client key proving that id to
+    /// identity. Required by `credmesh serve entcode`.
+    pub client_key_file: Option<PathBuf>,
+    /// `CREDMESH_IDENTITY_URL` (default `http://127.0.0.1:50051`): the identity service.
+    pub identity_url: String,
+    /// `CREDMESH_LICENSE_URL` (default `http://127.0.0.1:50051`): the license service.
+    pub license_url: String,
+    /// `REDIS_URL` (default `memory://`): where used presentation nonces are recorded.
+    /// With several replicas this must be a shared Redis, or a presentation could be used
+    /// once per replica.
+    pub cache_url: String,
+    /// `CREDMESH_CACHE_PREFIX` (default `credmesh:entcode:`): the Redis key namespace.
+    pub cache_prefix: String,
+    /// `CREDMESH_PRESENTATION_TTL_SECONDS` (default 300, 30–3600): how long a
+    /// presentation is valid.
+    pub presentation_ttl_secs: i64,
+}
+
+impl EntcodeConfig {
+    /// Reads the settings from `env`.
+    pub fn from_env(env: &HashMap<String, String>) -> anyhow::Result<EntcodeConfig> {
+        let get = |k: &str| env.get(k).map(String::as_str).filter(|v| !v.is_empty());
+        let region = match get("CREDMESH_REGION") {
+            None => Region::Shanghai,
+            Some(code) => match Region::from_code(code) {
+                Some(r) if r != Region::Other => r,
+                _ => bail!("CREDMESH_REGION must be SH, JS, ZJ or AH, not '{code}'"),
+            },
+        };
+        let presentation_ttl_secs = match get("CREDMESH_PRESENTATION_TTL_SECONDS") {
+            None => 300,
+            Some(v) => match v.parse::<i64>() {
+                Ok(n) if (30..=3600).contains(&n) => n,
+                _ => bail!("CREDMESH_PRESENTATION_TTL_SECONDS must be 30 to 3600, not '{v}'"),
+            },
+        };
+        Ok(EntcodeConfig {
+            region,
+            signing_key_file: get("CREDMESH_SIGNING_KEY_FILE")
+                .context("CREDMESH_SIGNING_KEY_FILE is required: the PKCS#8 PEM file of the enterprise-code signing key")?
+                .into(),
+            client_id: get("CREDMESH_CLIENT_ID").unwrap_or("entcode").to_string(),
+            client_key_file: get("CREDMESH_CLIENT_KEY_FILE").map(PathBuf::from),
+            identity_url: get("CREDMESH_IDENTITY_URL")
+                .unwrap_or("http://127.0.0.1:50051")
+                .to_string(),
+            license_url: get("CREDMESH_LICENSE_URL")
+                .unwrap_or("http://127.0.0.1:50051")
+                .to_string(),
+            cache_url: get("REDIS_URL").unwrap_or("memory://").to_string(),
+            cache_prefix: get("CREDMESH_CACHE_PREFIX")
+                .unwrap_or("credmesh:entcode:")
+                .to_string(),
+            presentation_ttl_secs,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_when_only_the_key_file_is_given() {
+        let c = EntcodeConfig::from_env(&env(&[("CREDMESH_SIGNING_KEY_FILE", "k.pem")])).unwrap();
+        assert_eq!(c.region, Region::Shanghai);
+        assert_eq!(c.client_id, "entcode");
+        assert_eq!(c.presentation_ttl_secs, 300);
+        assert_eq!(c.cache_url, "memory://");
+    }
+
+    #[test]
+    fn a_missing_key_file_or_bad_lifetime_is_explained() {
+        let err = EntcodeConfig::from_env(&env(&[])).unwrap_err();
+        assert!(
+            err.to_string().contains("CREDMESH_SIGNING_KEY_FILE"),
+            "{err}"
+        );
+        let err = EntcodeConfig::from_env(&env(&[
+            ("CREDMESH_SIGNING_KEY_FILE", "k.pem"),
+            ("CREDMESH_PRESENTATION_TTL_SECONDS", "5"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("PRESENTATION_TTL"), "{err}");
+    }
+}

@@ -1,0 +1,227 @@
+//! The enterprise-code service (`credmesh.entcode.v1.EnterpriseCodeService`).
+//!
+//! Every enterprise in the register has a stable enterprise code (经营主体身份码): a
+//! credential of kind ENTERPRISE_CODE, id `urn:credmesh:entcode:<USCC>`, signed by this
+//! service's own key (issuer `<REGION>/entcode`, registered with identity at start like
+//! the license service's). Nobody applies for it: the service asks the license service
+//! (`GetLicense`, over gRPC as a service client) whenever a code is needed, and an
+//! enterprise with a license in force has one. It is deterministic (see
+//! [`domain::code`]), so it is the same across amendments without being stored, and it
+//! is withdrawn — refused, and shown as not valid on the scan page — as soon as the
+//! license service holds the enterprise as deregistered or revoked.
+//!
+//! An enterprise asks for a presentation of a scenario (`basic`, `bank-loan`,
+//! `bidding`, `inspection`): a short-lived, single-use credential disclosing only that
+//! scenario's license fields. Verification checks the signature, the window, the live
+//! license status and finally the nonce, recorded with `SET NX` in the shared cache
+//! (Redis in production) so a second use is refused on every replica; when the cache
+//! cannot answer, verification is refused with UNAVAILABLE rather than guessed.
+//!
+//! # Layout
+//! - [`config`]: settings from the environment.
+//! - [`domain`]: scenarios and the credentials' shapes.
+//! - [`keys`]: the signing key, its registration with identity, the readiness gate.
+//! - [`license`]: the license service as this service sees it.
+//! - [`service`]: the operations.
+//! - [`api`]: the gRPC adapter and the HTTP scan page `/v/<QR text>`.
+//! - [`error`]: the error enum and its one mapping to gRPC statuses.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod keys;
+pub mod license;
+pub mod service;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use credmesh_auth::{
+    Access, AccessPolicy, GrpcJwksSource, TokenSource, TokenValidator, ValidatorConfig,
+};
+use credmesh_cache::{Cache, CacheOptions};
+use credmesh_credential::keys::IssuerKey;
+use credmesh_proto::entcode::v1::enterprise_code_service_server::EnterpriseCodeServiceServer;
+use credmesh_runtime::{Clock, Readiness, ServerConfig, ServiceParts};
+use futures::future::BoxFuture;
+use tonic::transport::Channel;
+
+pub use config::EntcodeConfig;
+pub use keys::{GrpcRegistrar, KeyRegistrar, KeyRegistration, KeyState};
+pub use license::{GrpcLicense, LicenseSource, LicenseView};
+pub use service::Entcode;
+
+/// The full gRPC service name.
+pub const GRPC_NAME: &str = "credmesh.entcode.v1.EnterpriseCodeService";
+/// Held by enterprises: read one's own code, make presentations.
+pub const SCOPE_PRESENT: &str = "entcode.present";
+/// Read any enterprise's code (services, operators, departments, inspectors).
+pub const SCOPE_READ: &str = "entcode.read";
+/// Verify presentations: the verify gateway's scope, held by relying parties.
+pub const SCOPE_VERIFY: &str = "verify";
+
+/// Which RPC needs what.
+pub fn access_policy() -> AccessPolicy {
+    let m = |name: &str| format!("/{GRPC_NAME}/{name}");
+    AccessPolicy::new()
+        .rule(
+            &m("GetEnterpriseCode"),
+            Access::AnyScope(&[SCOPE_PRESENT, SCOPE_READ]),
+        )
+        .rule(&m("ListScenarios"), Access::Public)
+        .rule(&m("CreatePresentation"), Access::Scope(SCOPE_PRESENT))
+        .rule(&m("VerifyPresentation"), Access::Scope(SCOPE_VERIFY))
+}
+
+/// A built enterprise-code service's pieces.
+#[derive(Debug)]
+pub struct Built {
+    /// The service, for in-process callers.
+    pub entcode: Arc<Entcode>,
+    /// What the runtime serves.
+    pub parts: ServiceParts,
+    /// The signing key's registration with identity.
+    pub registration: Arc<KeyRegistration>,
+}
+
+/// A lazily connecting channel to `url` (identity or license).
+pub fn channel(url: &str) -> anyhow::Result<Channel> {
+    credmesh_runtime::client::channel(url, &credmesh_runtime::ClientOptions::default())
+        .with_context(|| format!("connecting to {url}"))
+}
+
+fn client_key(config: &EntcodeConfig) -> anyhow::Result<IssuerKey> {
+    let path = config.client_key_file.as_ref().context(
+        "CREDMESH_CLIENT_KEY_FILE is required: the PKCS#8 PEM key of the service's identity client",
+    )?;
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the client key file {}", path.display()))?;
+    IssuerKey::from_pkcs8_pem(&config.client_id, &pem).with_context(|| {
+        format!(
+            "the client key file {} is not a PKCS#8 Ed25519 key",
+            path.display()
+        )
+    })
+}
+
+/// The registrar for production: identity over `identity`, as the configured client.
+pub fn grpc_registrar(
+    config: &EntcodeConfig,
+    identity: Channel,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<dyn KeyRegistrar>> {
+    let key = client_key(config)?;
+    Ok(Arc::new(GrpcRegistrar::new(
+        identity,
+        &config.client_id,
+        &key,
+        Arc::new(move || clock.now()),
+    )))
+}
+
+/// The license service over `license`, with `license.read` tokens from identity over
+/// `identity`, as the configured client.
+pub fn grpc_license(
+    config: &EntcodeConfig,
+    identity: Channel,
+    license: Channel,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<dyn LicenseSource>> {
+    let key = client_key(config)?;
+    let tokens = Arc::new(
+        TokenSource::grpc(
+            config.client_id.clone(),
+            key.signing_key().clone(),
+            // Every service accepts the region-wide audience; `license` alone would be
+            // refused where services share one server (`credmesh dev`, tests).
+            "credmesh",
+            identity,
+        )
+        .with_scopes(["license.read"])
+        .with_clock(Arc::new(move || clock.now())),
+    );
+    Ok(Arc::new(GrpcLicense::new(license, tokens)))
+}
+
+/// The token validator for `credmesh serve entcode`: identity's keys over `identity`,
+/// refreshed in the background; accepts tokens for `entcode` or every service.
+pub fn validator(config: &EntcodeConfig, identity: Channel) -> Arc<TokenValidator> {
+    let validator = TokenValidator::new(
+        Arc::new(GrpcJwksSource::new(identity)),
+        ValidatorConfig::new(
+            credmesh_auth::issuer_for_region(config.region.code()),
+            ["entcode", "credmesh"],
+        ),
+    );
+    validator.spawn_refresh();
+    validator
+}
+
+/// Builds the service and starts registering its key through `registrar`.
+pub async fn build(
+    config: &EntcodeConfig,
+    clock: Arc<dyn Clock>,
+    server: &ServerConfig,
+    registrar: Arc<dyn KeyRegistrar>,
+    license: Arc<dyn LicenseSource>,
+) -> anyhow::Result<Built> {
+    let key = keys::load_signing_key(&config.signing_key_file, config.region)?;
+    let registration = KeyRegistration::new(key.kid());
+    keys::spawn_registration(registrar, &key, config.region, registration.clone());
+    let cache = Cache::connect(
+        &config.cache_url,
+        CacheOptions {
+            key_prefix: config.cache_prefix.clone(),
+            ..CacheOptions::default()
+        },
+    )
+    .await
+    .context("REDIS_URL")?;
+    let entcode = Arc::new(Entcode::new(
+        config.region,
+        key,
+        registration.clone(),
+        license,
+        cache.clone(),
+        clock,
+        config.presentation_ttl_secs,
+    ));
+    let api = api::grpc::EntcodeApi::new(entcode.clone());
+    let max = server.max_message_bytes;
+    let parts = ServiceParts {
+        name: "entcode",
+        grpc_names: vec![GRPC_NAME],
+        mount: Box::new(move |routes| {
+            routes.add_service(
+                EnterpriseCodeServiceServer::new(api)
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            );
+        }),
+        http: api::http::routes(entcode.clone()),
+        policy: access_policy(),
+        readiness: vec![
+            Arc::new(keys::KeyReady(registration.clone())),
+            Arc::new(CacheReady(cache)),
+        ],
+    };
+    Ok(Built {
+        entcode,
+        parts,
+        registration,
+    })
+}
+
+/// Readiness: the used-nonce record must answer, or no presentation can be verified.
+#[derive(Debug)]
+struct CacheReady(Cache);
+
+impl Readiness for CacheReady {
+    fn name(&self) -> &str {
+        "cache"
+    }
+    fn check(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move { self.0.ping().await.map_err(anyhow::Error::from) })
+    }
+}

@@ -1,0 +1,433 @@
+//! The operations of the enterprise-code service.
+
+use std::{sync::Arc, time::Duration};
+
+use credmesh_auth::{Principal, PrincipalKind};
+use credmesh_cache::Cache;
+use credmesh_credential::{
+    envelope::{Context, check_signature, sign_credential},
+    keys::IssuerKey,
+    qr::{from_qr, to_qr},
+};
+use credmesh_proto::{
+    credential::v1::{Claim, Credential, CredentialKind, Envelope},
+    prost::Message as _,
+};
+use credmesh_runtime::Clock;
+use credmesh_uscc::{Region, Uscc};
+
+use crate::{
+    domain::{
+        code::{self, hex},
+        scenario::{self, Scenario},
+    },
+    error::EntcodeError,
+    keys::KeyRegistration,
+    license::{LicenseSource, LicenseView},
+};
+
+/// A signed credential and its forms.
+#[derive(Clone, Debug)]
+pub struct Signed {
+    /// What was signed.
+    pub credential: Credential,
+    /// The native form.
+    pub envelope: Envelope,
+    /// The QR text.
+    pub qr: String,
+}
+
+/// Why a presentation or code did not verify (or that it did).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything checks out.
+    Valid,
+    /// Past its validity window.
+    Expired,
+    /// Before its validity window.
+    NotYetValid,
+    /// Verified before.
+    AlreadyUsed,
+    /// The enterprise is deregistered or revoked.
+    LicenseNotActive,
+    /// Signature mismatch.
+    BadSignature,
+    /// Not signed by this service.
+    UnknownIssuer,
+    /// Not decodable.
+    Malformed,
+}
+
+impl Outcome {
+    /// The stable reason string.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Outcome::Valid => "VALID",
+            Outcome::Expired => "EXPIRED",
+            Outcome::NotYetValid => "NOT_YET_VALID",
+            Outcome::AlreadyUsed => "ALREADY_USED",
+            Outcome::LicenseNotActive => "LICENSE_NOT_ACTIVE",
+            Outcome::BadSignature => "BAD_SIGNATURE",
+            Outcome::UnknownIssuer => "UNKNOWN_ISSUER",
+            Outcome::Malformed => "MALFORMED",
+        }
+    }
+}
+
+/// The answer of a check.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    /// The answer.
+    pub outcome: Outcome,
+    /// One sentence.
+    pub detail: String,
+    /// The credential, once its signature verified.
+    pub credential: Option<Credential>,
+    /// The enterprise's license as the license service holds it now (codes and valid
+    /// presentations).
+    pub license: Option<LicenseView>,
+    /// When checked, Unix seconds.
+    pub checked_at: i64,
+}
+
+impl Checked {
+    /// The disclosed claims: only for a valid answer.
+    pub fn disclosed(&self) -> &[Claim] {
+        match (&self.outcome, &self.credential) {
+            (Outcome::Valid, Some(c)) => &c.claims,
+            _ => &[],
+        }
+    }
+}
+
+/// Clock tolerance at the edges of a presentation's window, seconds. Small on purpose:
+/// the issuer's own clock decides, and a presentation lives only minutes.
+const SKEW_SECS: i64 = 30;
+
+/// The enterprise-code service.
+#[derive(Debug)]
+pub struct Entcode {
+    region: Region,
+    key: IssuerKey,
+    registration: Arc<KeyRegistration>,
+    license: Arc<dyn LicenseSource>,
+    cache: Cache,
+    clock: Arc<dyn Clock>,
+    ttl_secs: i64,
+}
+
+impl Entcode {
+    /// The service signing with `key` (registered through `registration`), asking
+    /// `license` about licenses and recording used nonces in `cache`.
+    pub fn new(
+        region: Region,
+        key: IssuerKey,
+        registration: Arc<KeyRegistration>,
+        license: Arc<dyn LicenseSource>,
+        cache: Cache,
+        clock: Arc<dyn Clock>,
+        ttl_secs: i64,
+    ) -> Self {
+        Entcode {
+            region,
+            key,
+            registration,
+            license,
+            cache,
+            clock,
+            ttl_secs,
+        }
+    }
+
+    fn sign(&self, credential: Credential) -> Result<Signed, EntcodeError> {
+        self.registration
+            .check()
+            .map_err(EntcodeError::KeyNotReady)?;
+        let envelope = sign_credential(&credential, &self.key);
+        let qr = to_qr(&envelope);
+        Ok(Signed {
+            credential,
+            envelope,
+            qr,
+        })
+    }
+
+    /// The stable enterprise code of `uscc`, with the enterprise's name. An enterprise
+    /// may read only its own.
+    #[tracing::instrument(skip(self, principal), fields(client = %principal.client_id))]
+    pub async fn code(
+        &self,
+        principal: &Principal,
+        uscc: &str,
+    ) -> Result<(Signed, String), EntcodeError> {
+        let uscc = parse_uscc(uscc)?;
+        own(principal, &uscc)?;
+        let view = self.license.current(&uscc).await?;
+        if let Some(state) = view.withdrawn {
+            return Err(EntcodeError::NotActive { uscc, state });
+        }
+        let signed = self.sign(code::code(self.region, &uscc, view.registered_at))?;
+        Ok((signed, view.name))
+    }
+
+    /// The scenarios.
+    pub fn scenarios(&self) -> &'static [Scenario] {
+        scenario::BUILT_IN
+    }
+
+    /// A presentation of `scenario` for the enterprise `uscc`, which must be the caller.
+    #[tracing::instrument(skip(self, principal), fields(client = %principal.client_id))]
+    pub async fn present(
+        &self,
+        principal: &Principal,
+        uscc: &str,
+        scenario: &str,
+    ) -> Result<Signed, EntcodeError> {
+        let uscc = parse_uscc(uscc)?;
+        if scenario.trim().is_empty() {
+            return Err(EntcodeError::Invalid {
+                reason: "SCENARIO_REQUIRED",
+                message: "a scenario is required".into(),
+                field: "scenario",
+            });
+        }
+        let found = scenario::find(scenario.trim())
+            .ok_or_else(|| EntcodeError::UnknownScenario(scenario.to_string()))?;
+        if principal.kind != PrincipalKind::Enterprise {
+            return Err(EntcodeError::NotYours(uscc));
+        }
+        own(principal, &uscc)?;
+        let view = self.license.current(&uscc).await?;
+        if let Some(state) = view.withdrawn {
+            return Err(EntcodeError::NotActive { uscc, state });
+        }
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce)
+            .map_err(|e| EntcodeError::Internal(anyhow::anyhow!("no randomness: {e}")))?;
+        let credential = code::presentation(
+            self.region,
+            &uscc,
+            found.name,
+            found.disclose(&view.claims),
+            nonce,
+            self.clock.now(),
+            self.ttl_secs,
+        );
+        self.sign(credential)
+    }
+
+    /// Opens `qr` as a credential signed by this service.
+    fn open(&self, qr: &str) -> Result<Credential, (Outcome, String)> {
+        let envelope = from_qr(qr)
+            .map_err(|e| (Outcome::Malformed, format!("not a credential QR code: {e}")))?;
+        if envelope.kid != self.key.kid() {
+            return Err((
+                Outcome::UnknownIssuer,
+                format!("signed by key '{}', not by this service", envelope.kid),
+            ));
+        }
+        check_signature(Context::Credential, &envelope, &self.key.verifying_key()).map_err(
+            |e| {
+                (
+                    Outcome::BadSignature,
+                    format!("the signature does not match: {e}"),
+                )
+            },
+        )?;
+        let credential = Credential::decode(envelope.payload.as_slice()).map_err(|_| {
+            (
+                Outcome::Malformed,
+                "the signed payload is not a credential".into(),
+            )
+        })?;
+        if credential.issuer != code::issuer_id(self.region) {
+            return Err((
+                Outcome::UnknownIssuer,
+                format!("issued by '{}', not by this service", credential.issuer),
+            ));
+        }
+        Ok(credential)
+    }
+
+    fn answer(
+        &self,
+        outcome: Outcome,
+        detail: String,
+        credential: Option<Credential>,
+        license: Option<LicenseView>,
+    ) -> Checked {
+        Checked {
+            outcome,
+            detail,
+            credential,
+            license,
+            checked_at: self.clock.now(),
+        }
+    }
+
+    /// Checks a presentation: signature, window, live license status, then single use.
+    /// The nonce is recorded only for a presentation that is otherwise valid, so a
+    /// refused scan does not burn it. `Err` only when the nonce record cannot answer.
+    #[tracing::instrument(skip_all)]
+    pub async fn verify_presentation(&self, qr: &str) -> Result<Checked, EntcodeError> {
+        if qr.trim().is_empty() {
+            return Err(EntcodeError::Invalid {
+                reason: "QR_TEXT_REQUIRED",
+                message: "the presentation's QR text is required".into(),
+                field: "qr_text",
+            });
+        }
+        let credential = match self.open(qr) {
+            Ok(c) => c,
+            Err((o, d)) => return Ok(self.answer(o, d, None, None)),
+        };
+        if credential.kind != CredentialKind::Presentation as i32 {
+            return Ok(self.answer(
+                Outcome::Malformed,
+                "this is not a presentation".into(),
+                Some(credential),
+                None,
+            ));
+        }
+        self.check_presentation(credential).await
+    }
+
+    async fn check_presentation(&self, credential: Credential) -> Result<Checked, EntcodeError> {
+        let now = self.clock.now();
+        if now > credential.not_after.saturating_add(SKEW_SECS) {
+            return Ok(self.answer(
+                Outcome::Expired,
+                "the presentation has expired; ask the enterprise for a new one".into(),
+                Some(credential),
+                None,
+            ));
+        }
+        if now.saturating_add(SKEW_SECS) < credential.not_before {
+            return Ok(self.answer(
+                Outcome::NotYetValid,
+                "the presentation is not valid yet".into(),
+                Some(credential),
+                None,
+            ));
+        }
+        let view = match self.license.current(&credential.subject).await {
+            Ok(v) => v,
+            Err(EntcodeError::EnterpriseNotFound(_)) => {
+                return Ok(self.answer(
+                    Outcome::LicenseNotActive,
+                    "the enterprise is not in the register".into(),
+                    Some(credential),
+                    None,
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(state) = view.withdrawn {
+            return Ok(self.answer(
+                Outcome::LicenseNotActive,
+                format!("the enterprise's license is {state}"),
+                Some(credential),
+                Some(view),
+            ));
+        }
+        let ttl = credential
+            .not_after
+            .saturating_add(SKEW_SECS)
+            .saturating_sub(now)
+            .max(1);
+        let key = format!("nonce:{}", hex(&credential.nonce));
+        let first = self
+            .cache
+            .set_if_absent(
+                &key,
+                now.to_string().as_bytes(),
+                Duration::from_secs(u64::try_from(ttl).unwrap_or(1)),
+            )
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "the used-nonce record is unreachable; refusing");
+                EntcodeError::NonceStoreUnavailable
+            })?;
+        if !first {
+            return Ok(self.answer(
+                Outcome::AlreadyUsed,
+                "this presentation was already used; each is good for one check".into(),
+                Some(credential),
+                Some(view),
+            ));
+        }
+        Ok(self.answer(
+            Outcome::Valid,
+            "valid: signed by the enterprise-code service, in time, first use, license in force"
+                .into(),
+            Some(credential),
+            Some(view),
+        ))
+    }
+
+    /// What the scan page shows for `qr`: a presentation is verified (and used up); a
+    /// stable code is resolved to the enterprise's current license.
+    pub async fn scan(&self, qr: &str) -> Result<Checked, EntcodeError> {
+        let credential = match self.open(qr) {
+            Ok(c) => c,
+            Err((o, d)) => return Ok(self.answer(o, d, None, None)),
+        };
+        match CredentialKind::try_from(credential.kind) {
+            Ok(CredentialKind::Presentation) => self.check_presentation(credential).await,
+            Ok(CredentialKind::EnterpriseCode) => {
+                let view = match self.license.current(&credential.subject).await {
+                    Ok(v) => v,
+                    Err(EntcodeError::EnterpriseNotFound(_)) => {
+                        return Ok(self.answer(
+                            Outcome::LicenseNotActive,
+                            "the enterprise is not in the register".into(),
+                            Some(credential),
+                            None,
+                        ));
+                    }
+                    Err(e) => return Err(e),
+                };
+                Ok(match view.withdrawn {
+                    Some(state) => self.answer(
+                        Outcome::LicenseNotActive,
+                        format!("the enterprise's license is {state}: the code is withdrawn"),
+                        Some(credential),
+                        Some(view),
+                    ),
+                    None => self.answer(
+                        Outcome::Valid,
+                        "valid enterprise code; the license is in force".into(),
+                        Some(credential),
+                        Some(view),
+                    ),
+                })
+            }
+            _ => Ok(self.answer(
+                Outcome::Malformed,
+                "not an enterprise code or presentation".into(),
+                Some(credential),
+                None,
+            )),
+        }
+    }
+}
+
+fn parse_uscc(text: &str) -> Result<String, EntcodeError> {
+    Uscc::parse(text)
+        .map(|u| u.as_str().to_string())
+        .map_err(|e| EntcodeError::Invalid {
+            reason: e.reason(),
+            message: e.to_string(),
+            field: "uscc",
+        })
+}
+
+/// An enterprise acts only for itself; other principals pass (their scopes decided).
+fn own(principal: &Principal, uscc: &str) -> Result<(), EntcodeError> {
+    if principal.kind == PrincipalKind::Enterprise
+        && principal.organization.as_deref() != Some(uscc)
+    {
+        return Err(EntcodeError::NotYours(uscc.to_string()));
+    }
+    Ok(())
+}
