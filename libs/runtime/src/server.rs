@@ -279,6 +279,11 @@ impl Server {
             let mut stop = stop_rx.clone();
             let app = app.clone();
             servers.push(tokio::spawn(async move {
+                // No Nagle: small gRPC frames would otherwise wait for the peer's delayed
+                // ACK (about 40 ms per call on Linux).
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async move {
                         let _ = stop.wait_for(|s| *s).await;
