@@ -306,15 +306,15 @@ impl Gateway {
                     }
                 }
             }
+            let mut to_cache = Vec::new();
             for (i, v) in todo.iter().zip(&verified) {
                 let result = answer::to_result(v, freshness, now);
                 if caching && answer::cacheable(&result, freshness, self.settings.result_ttl) {
-                    self.cache
-                        .set(&keys[*i], &result.encode_to_vec(), self.settings.result_ttl)
-                        .await;
+                    to_cache.push((keys[*i].clone(), result.encode_to_vec()));
                 }
                 results[*i] = Some(result);
             }
+            self.remember(to_cache).await;
         }
         let results: Vec<VerificationResult> =
             results.into_iter().map(Option::unwrap_or_default).collect();
@@ -337,6 +337,28 @@ impl Gateway {
             }
         }
         results
+    }
+
+    /// Stores answers in the result cache. In-process it is a map insert, done inline;
+    /// with Redis the writes leave the request path (a spawned task), so an uncached
+    /// verification costs one pipelined read, not a read and a write round trip.
+    async fn remember(&self, entries: Vec<(String, Vec<u8>)>) {
+        if entries.is_empty() {
+            return;
+        }
+        let ttl = self.settings.result_ttl;
+        if self.cache.backend() == "memory" {
+            for (key, value) in &entries {
+                self.cache.set(key, value, ttl).await;
+            }
+        } else {
+            let cache = self.cache.clone();
+            tokio::spawn(async move {
+                for (key, value) in &entries {
+                    cache.set(key, value, ttl).await;
+                }
+            });
+        }
     }
 
     fn may_refresh_on_demand(&self) -> bool {

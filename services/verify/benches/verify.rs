@@ -1,0 +1,480 @@
+//! Verify throughput (`make bench`): at 64 concurrent streams, requests/s and p50/p99 for
+//! Verify on distinct credentials (result cache off: every call verifies), Verify on one
+//! repeated credential (result cache on), and BatchVerify of 256 — each beside
+//! references measured in the same run: a minimal tonic server doing one raw
+//! ed25519-dalek verify per request on the same payloads, and an empty tonic RPC.
+//!
+//! Goals (issue 7): uncached ≥ 0.9× the raw-verify server; cached ≥ 0.8× the empty
+//! RPC; BatchVerify ≥ 2× single-verify signatures per second.
+//!
+//! The gateway runs behind the full serving stack (auth with a real identity token,
+//! limits, metrics, tracing); the references are bare tonic. Credentials are
+//! presentations (no status list), signed by a key registered in a real identity
+//! service started in-process. Settings: `CREDMESH_BENCH_SECONDS` per measurement
+//! (default 3), `CREDMESH_BENCH_STREAMS` (default 64).
+//!
+//! Run: `cargo bench -p credmesh-verify --bench verify`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use base64::Engine as _;
+use credmesh_auth::{GrpcJwksSource, PrincipalKind, TokenValidator, ValidatorConfig};
+use credmesh_credential::{VerifyingKey, encode_envelope, keys::IssuerKey, sign_credential};
+use credmesh_proto::{
+    credential::v1::{Claim, Credential, CredentialKind, Envelope},
+    identity::v1::{self as ipb, identity_service_client::IdentityServiceClient},
+    prost::Message as _,
+    verify::v1::{
+        BatchVerifyRequest, BatchVerifyResponse, PresentedCredential, VerificationResult,
+        VerifyRequest, VerifyResponse,
+        presented_credential::Form,
+        verify_service_client::VerifyServiceClient,
+        verify_service_server::{VerifyService, VerifyServiceServer},
+    },
+};
+use credmesh_runtime::{Clock as _, Server, ServerConfig, SystemClock};
+use credmesh_store::{Db, DbOptions};
+use credmesh_telemetry::metrics::Metrics;
+use tonic::{Request, Response, Status, transport::Channel};
+
+fn setting(key: &str, default: u64) -> u64 {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn with_token<T>(msg: T, token: &str) -> Request<T> {
+    let mut req = Request::new(msg);
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req
+}
+
+/// The reference: decode the envelope, one strict Ed25519 verify, answer.
+#[derive(Clone)]
+struct RawVerify {
+    key: VerifyingKey,
+    empty: bool,
+}
+
+#[tonic::async_trait]
+impl VerifyService for RawVerify {
+    async fn verify(
+        &self,
+        request: Request<VerifyRequest>,
+    ) -> Result<Response<VerifyResponse>, Status> {
+        if self.empty {
+            return Ok(Response::new(VerifyResponse::default()));
+        }
+        let Some(Form::Envelope(bytes)) = request.into_inner().credential.and_then(|c| c.form)
+        else {
+            return Err(Status::invalid_argument("no envelope"));
+        };
+        let env =
+            Envelope::decode(bytes.as_slice()).map_err(|_| Status::invalid_argument("bad"))?;
+        let ok = credmesh_credential::check_signature(
+            credmesh_credential::Context::Credential,
+            &env,
+            &self.key,
+        )
+        .is_ok();
+        Ok(Response::new(VerifyResponse {
+            result: Some(VerificationResult {
+                outcome: if ok { 1 } else { 7 },
+                ..Default::default()
+            }),
+        }))
+    }
+    async fn batch_verify(
+        &self,
+        _: Request<BatchVerifyRequest>,
+    ) -> Result<Response<BatchVerifyResponse>, Status> {
+        Err(Status::unimplemented("reference"))
+    }
+}
+
+struct Measured {
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// Runs `streams` loops of `call` for `seconds`; requests/s and latency percentiles.
+async fn measure<F, Fut>(streams: u64, seconds: u64, call: F) -> Measured
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let call = Arc::new(call);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for s in 0..streams {
+        let call = call.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut i = s * 1_000_000;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                call(i).await;
+                lat.push(t.elapsed());
+                i += 1;
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    Measured {
+        per_second: all.len() as f64 / elapsed,
+        p50: pct(0.5),
+        p99: pct(0.99),
+    }
+}
+
+fn row(name: &str, m: &Measured, unit: &str) {
+    println!(
+        "| {name} | {:.0} {unit}/s | {:.2} ms | {:.2} ms |",
+        m.per_second,
+        m.p50.as_secs_f64() * 1000.0,
+        m.p99.as_secs_f64() * 1000.0
+    );
+}
+
+async fn serve_reference(svc: RawVerify) -> VerifyServiceClient<Channel> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(VerifyServiceServer::new(svc))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let ch = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    VerifyServiceClient::new(ch)
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run());
+}
+
+async fn run() {
+    let seconds = setting("CREDMESH_BENCH_SECONDS", 3);
+    let streams = setting("CREDMESH_BENCH_STREAMS", 64);
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str| {
+        let key = IssuerKey::generate("t").unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, key.to_pkcs8_pem().as_bytes()).unwrap();
+        (key, path)
+    };
+    let (anchor, anchor_file) = write("anchor.pem");
+    let (_, token_file) = write("token.pem");
+    let (operator, _) = write("operator.pem");
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let env = |pairs: &[(&str, String)]| -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    };
+
+    // A real identity service.
+    let id_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let id_addr = id_listener.local_addr().unwrap();
+    let id_db_url = format!("sqlite://{}", dir.path().join("identity.db").display());
+    let config = credmesh_identity::IdentityConfig::from_env(&env(&[
+        ("DATABASE_URL", id_db_url.clone()),
+        (
+            "CREDMESH_ANCHOR_KEY_FILE",
+            anchor_file.display().to_string(),
+        ),
+        ("CREDMESH_TOKEN_KEY_FILE", token_file.display().to_string()),
+        (
+            "CREDMESH_BOOTSTRAP_OPERATOR_KEY",
+            b64(&operator.public_key_bytes()),
+        ),
+    ]))
+    .unwrap();
+    let db = Db::connect(&id_db_url, &DbOptions::default())
+        .await
+        .unwrap();
+    db.migrate(credmesh_identity::migrations()).await.unwrap();
+    let server_config = ServerConfig {
+        concurrency_limit: 100_000,
+        ..ServerConfig::default()
+    };
+    let identity = credmesh_identity::build(&config, db, Arc::new(SystemClock), &server_config)
+        .await
+        .unwrap();
+    tokio::spawn(
+        Server::new(server_config.clone(), Metrics::new(), identity.validator)
+            .with_service(identity.parts)
+            .serve(vec![id_listener], std::future::pending()),
+    );
+    let ch = Channel::from_shared(format!("http://{id_addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut id = IdentityServiceClient::new(ch);
+    let token_for = |client: &str, key: &IssuerKey| {
+        let assertion =
+            credmesh_auth::client_assertion(client, key.signing_key(), SystemClock.now()).unwrap();
+        ipb::IssueTokenRequest {
+            client_id: client.into(),
+            scopes: vec![],
+            audience: String::new(),
+            credential: Some(ipb::issue_token_request::Credential::ClientAssertion(
+                assertion,
+            )),
+        }
+    };
+    let op = id
+        .issue_token(token_for("operator", &operator))
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token;
+    let probe = IssuerKey::generate("p").unwrap();
+    let kid = credmesh_credential::kid_for("SH", "entcode", &probe.public_key_bytes());
+    let issuer = IssuerKey::from_pkcs8_pem(&kid, &probe.to_pkcs8_pem()).unwrap();
+    id.register_issuer_key(with_token(
+        ipb::RegisterIssuerKeyRequest {
+            issuer: "SH/entcode".into(),
+            kid,
+            public_key: issuer.public_key_bytes().to_vec(),
+            kinds: vec![CredentialKind::Presentation as i32],
+            not_after: 0,
+        },
+        &op,
+    ))
+    .await
+    .unwrap();
+    let partner = IssuerKey::generate("bank").unwrap();
+    id.register_client(with_token(
+        ipb::RegisterClientRequest {
+            client_id: "bank".into(),
+            kind: PrincipalKind::Partner.to_proto(),
+            display_name: "bench partner".into(),
+            scopes: vec!["verify".into()],
+            organization: credmesh_uscc::Uscc::from_parts('9', '1', "320506", "MA100001")
+                .unwrap()
+                .to_string(),
+            public_key: partner.public_key_bytes().to_vec(),
+            ..Default::default()
+        },
+        &op,
+    ))
+    .await
+    .unwrap();
+    let token: Arc<str> = id
+        .issue_token(token_for("bank", &partner))
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token
+        .into();
+
+    // Credentials: distinct presentations, valid for a day.
+    let now = SystemClock.now();
+    let creds: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..4096)
+            .map(|i| {
+                encode_envelope(&sign_credential(
+                    &Credential {
+                        id: format!("urn:credmesh:presentation:bench-{i}"),
+                        kind: CredentialKind::Presentation as i32,
+                        issuer: "SH/entcode".into(),
+                        region: "SH".into(),
+                        subject: "91310000MA1FL8TQ2X".into(),
+                        issued_at: now + 2,
+                        not_before: now,
+                        not_after: now + 86_400,
+                        status: None,
+                        claims: vec![Claim {
+                            name: "scenario".into(),
+                            value: "bank-loan".into(),
+                        }],
+                        version: 0,
+                        nonce: vec![i as u8, (i >> 8) as u8],
+                    },
+                    &issuer,
+                ))
+            })
+            .collect(),
+    );
+
+    // Gateways: result cache off (every call verifies) and on.
+    let gateway = |ttl: &'static str| {
+        let dir = dir.path().to_path_buf();
+        let server_config = server_config.clone();
+        let anchor = b64(&anchor.public_key_bytes());
+        async move {
+            let db_url = format!(
+                "sqlite://{}",
+                dir.join(format!("verify-{ttl}.db")).display()
+            );
+            let config = credmesh_verify::VerifyConfig::from_env(&env(&[
+                ("DATABASE_URL", db_url.clone()),
+                ("CREDMESH_IDENTITY_URL", format!("http://{id_addr}")),
+                ("CREDMESH_ANCHOR_PUBLIC_KEY", anchor),
+                ("CREDMESH_RESULT_CACHE_SECONDS", ttl.into()),
+                ("CREDMESH_RATE_LIMIT_PER_SECOND", "100000000".into()),
+                ("CREDMESH_RATE_LIMIT_BURST", "100000000".into()),
+            ]))
+            .unwrap();
+            let db = Db::connect(&db_url, &DbOptions::default()).await.unwrap();
+            db.migrate(credmesh_verify::migrations()).await.unwrap();
+            let validator = TokenValidator::new(
+                Arc::new(GrpcJwksSource::new(
+                    credmesh_verify::federation::channel(&config.identity_url).unwrap(),
+                )),
+                ValidatorConfig::new(
+                    credmesh_auth::issuer_for_region("SH"),
+                    ["verify", "credmesh"],
+                ),
+            );
+            let built = credmesh_verify::build(
+                &config,
+                db,
+                Arc::new(SystemClock),
+                &server_config,
+                validator.clone(),
+            )
+            .await
+            .unwrap();
+            assert!(built.gateway.refresh_trust().await.is_empty());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(
+                Server::new(server_config, Metrics::new(), validator)
+                    .with_service(built.parts)
+                    .serve(vec![listener], std::future::pending()),
+            );
+            let ch = Channel::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            (VerifyServiceClient::new(ch), built.gateway)
+        }
+    };
+    let (uncached, _g1) = gateway("0").await;
+    let (cached, _g2) = gateway("5").await;
+    let raw = serve_reference(RawVerify {
+        key: issuer.verifying_key(),
+        empty: false,
+    })
+    .await;
+    let empty = serve_reference(RawVerify {
+        key: issuer.verifying_key(),
+        empty: true,
+    })
+    .await;
+
+    let single = |client: VerifyServiceClient<Channel>, repeated: bool, auth: bool| {
+        let creds = creds.clone();
+        let token = token.clone();
+        move |i: u64| {
+            let mut client = client.clone();
+            let bytes = creds[if repeated {
+                0
+            } else {
+                (i as usize) % creds.len()
+            }]
+            .clone();
+            let token = token.clone();
+            async move {
+                let msg = VerifyRequest {
+                    credential: Some(PresentedCredential {
+                        form: Some(Form::Envelope(bytes)),
+                    }),
+                };
+                let req = if auth {
+                    with_token(msg, &token)
+                } else {
+                    Request::new(msg)
+                };
+                let r = client.verify(req).await.unwrap().into_inner();
+                if auth {
+                    assert_eq!(r.result.unwrap().reason, "VALID");
+                }
+            }
+        }
+    };
+    // Warm up (JWKS fetch, connections).
+    let _ = measure(4, 1, single(uncached.clone(), false, true)).await;
+
+    let m_raw = measure(streams, seconds, single(raw.clone(), false, false)).await;
+    let m_empty = measure(streams, seconds, single(empty.clone(), true, false)).await;
+    let m_uncached = measure(streams, seconds, single(uncached.clone(), false, true)).await;
+    let m_cached = measure(streams, seconds, single(cached.clone(), true, true)).await;
+    let batch = {
+        let creds = creds.clone();
+        let token = token.clone();
+        let client = uncached.clone();
+        move |i: u64| {
+            let mut client = client.clone();
+            let start = ((i as usize) * 256) % (creds.len() - 256);
+            let credentials: Vec<PresentedCredential> = creds[start..start + 256]
+                .iter()
+                .map(|b| PresentedCredential {
+                    form: Some(Form::Envelope(b.clone())),
+                })
+                .collect();
+            let token = token.clone();
+            async move {
+                let r = client
+                    .batch_verify(with_token(BatchVerifyRequest { credentials }, &token))
+                    .await
+                    .unwrap()
+                    .into_inner();
+                assert_eq!(r.results.len(), 256);
+            }
+        }
+    };
+    let m_batch = measure(streams.min(16), seconds, batch).await;
+    let batch_sigs = Measured {
+        per_second: m_batch.per_second * 256.0,
+        p50: m_batch.p50,
+        p99: m_batch.p99,
+    };
+
+    println!("\n| verify ({streams} streams, {seconds} s each) | rate | p50 | p99 |");
+    println!("|---|---|---|---|");
+    row("reference: empty tonic RPC", &m_empty, "req");
+    row("reference: raw ed25519 verify server", &m_raw, "req");
+    row(
+        "Verify, distinct credentials (uncached)",
+        &m_uncached,
+        "req",
+    );
+    row("Verify, repeated credential (cached)", &m_cached, "req");
+    row("BatchVerify of 256 (signatures)", &batch_sigs, "sig");
+    println!(
+        "\ngoals: uncached/raw = {:.2} (≥ 0.9), cached/empty = {:.2} (≥ 0.8), batch/single signatures = {:.2} (≥ 2)",
+        m_uncached.per_second / m_raw.per_second,
+        m_cached.per_second / m_empty.per_second,
+        batch_sigs.per_second / m_uncached.per_second,
+    );
+}
