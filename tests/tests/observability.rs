@@ -933,3 +933,73 @@ async fn calls_across_identity_and_license_processes_are_one_trace_each() {
     license.stop().await.unwrap();
     identity.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn in_credmesh_dev_the_hops_between_services_are_traced_too() {
+    let (collector, otlp) = collector::Collector::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start_with(
+        &dir.path().join("data"),
+        &DevOptions {
+            env: vec![
+                ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), otlp),
+                ("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into()),
+            ],
+            stderr: None,
+        },
+    )
+    .await
+    .unwrap();
+
+    // License registers its key with identity over loopback at start: one trace, the
+    // client span in the process the parent of the server span in the same process.
+    let register = "credmesh.identity.v1.IdentityService/RegisterIssuerKey";
+    let tree = |spans: &[collector::Received]| {
+        for attempt in spans
+            .iter()
+            .filter(|s| s.span.name == "license.register_issuer_key")
+        {
+            let child = |parent: &collector::Received, kind: i32| {
+                spans
+                    .iter()
+                    .find(|s| {
+                        s.span.name == register
+                            && s.span.kind == kind
+                            && s.span.trace_id == parent.span.trace_id
+                            && s.span.parent_span_id == parent.span.span_id
+                    })
+                    .cloned()
+            };
+            if let Some(client) = child(attempt, SPAN_KIND_CLIENT)
+                && let Some(server) = child(&client, SPAN_KIND_SERVER)
+            {
+                return Some((attempt.clone(), client, server));
+            }
+        }
+        None
+    };
+    let mut found = None;
+    for _ in 0..100 {
+        found = tree(&collector.spans());
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (attempt, client, server) = found.unwrap_or_else(|| {
+        panic!(
+            "no license.register_issuer_key → client → server tree among {:?}",
+            collector
+                .spans()
+                .iter()
+                .map(|s| (&s.span.name, s.span.kind))
+                .collect::<Vec<_>>()
+        )
+    });
+    for span in [&attempt, &client, &server] {
+        assert_eq!(span.service, "credmesh-dev");
+    }
+    assert_eq!(int_attribute(&client, "rpc.grpc.status_code"), Some(0));
+    assert_eq!(int_attribute(&server, "rpc.grpc.status_code"), Some(0));
+    dev.stop().await.unwrap();
+}
