@@ -85,6 +85,15 @@ async fn a_dark_partner_is_answered_stale_then_status_unknown_never_valid() {
         &sh_gw.verify_text(&bank, &own).await,
         VerificationOutcome::Valid,
     );
+
+    // Jiangsu comes back: fresh answers again, without restarting the gateway.
+    js.restart().await;
+    assert!(sh_gw.gateway.refresh_trust().await.is_empty());
+    sh_gw.gateway.refresh_status().await;
+    let back = sh_gw.verify_text(&bank, &qr).await;
+    assert_outcome(&back, VerificationOutcome::Valid);
+    assert!(!back.status.unwrap().stale, "{back:?}");
+    assert!(!back.trust.unwrap().stale, "{back:?}");
     let _ = Duration::ZERO;
 }
 

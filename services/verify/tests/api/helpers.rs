@@ -47,6 +47,10 @@ impl Drop for StopGuard {
 
 fn write_key(dir: &std::path::Path, name: &str) -> (IssuerKey, PathBuf) {
     let path = dir.join(name);
+    if path.exists() {
+        let pem = std::fs::read_to_string(&path).unwrap();
+        return (IssuerKey::from_pkcs8_pem("t", &pem).unwrap(), path);
+    }
     let key = IssuerKey::generate("t").unwrap();
     std::fs::write(&path, key.to_pkcs8_pem().as_bytes()).unwrap();
     (key, path)
@@ -90,10 +94,19 @@ pub struct Region {
     /// The registration authority licenses are issued by.
     pub authority: String,
     pub division: &'static str,
-    _dir: tempfile::TempDir,
-    _sqlite: Vec<credmesh_testkit::sqlite::SqliteDb>,
+    env: Option<RegionEnv>,
     stop: StopGuard,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// What outlives one run of a region: key files and databases.
+pub struct RegionEnv {
+    code: &'static str,
+    clock: Arc<ManualClock>,
+    dir: tempfile::TempDir,
+    identity_db: String,
+    license_db: String,
+    _sqlite: Vec<credmesh_testkit::sqlite::SqliteDb>,
 }
 
 pub async fn spawn_region(code: &'static str, backend: Backend, clock: Arc<ManualClock>) -> Region {
@@ -101,7 +114,28 @@ pub async fn spawn_region(code: &'static str, backend: Backend, clock: Arc<Manua
     let mut sqlite = Vec::new();
     let identity_db = database(backend, &mut sqlite).await;
     let license_db = database(backend, &mut sqlite).await;
-    let dir = tempfile::tempdir().unwrap();
+    let env = RegionEnv {
+        code,
+        clock,
+        dir: tempfile::tempdir().unwrap(),
+        identity_db,
+        license_db,
+        _sqlite: sqlite,
+    };
+    start_region(env, None).await
+}
+
+async fn start_region(region_env: RegionEnv, addr: Option<std::net::SocketAddr>) -> Region {
+    let RegionEnv {
+        code,
+        ref clock,
+        ref dir,
+        ref identity_db,
+        ref license_db,
+        ..
+    } = region_env;
+    let clock = clock.clone();
+    let (identity_db, license_db) = (identity_db.clone(), license_db.clone());
     let (anchor_key, anchor) = write_key(dir.path(), "anchor.pem");
     let (_, token) = write_key(dir.path(), "token.pem");
     let (operator, _) = write_key(dir.path(), "operator.pem");
@@ -112,7 +146,7 @@ pub async fn spawn_region(code: &'static str, backend: Backend, clock: Arc<Manua
         ..ServerConfig::default()
     };
     let dyn_clock: Arc<dyn Clock> = clock.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = bind(addr.unwrap_or_else(|| "127.0.0.1:0".parse().unwrap())).await;
     let addr = listener.local_addr().unwrap();
     let url = format!("http://{addr}");
 
@@ -202,8 +236,7 @@ pub async fn spawn_region(code: &'static str, backend: Backend, clock: Arc<Manua
         anchor_public: anchor_key.public_key_bytes(),
         authority,
         division,
-        _dir: dir,
-        _sqlite: sqlite,
+        env: Some(region_env),
         stop: StopGuard(Some(stop)),
         server: Some(server),
     }
@@ -224,10 +257,24 @@ async fn register_service_client(identity: &credmesh_identity::Identity, key: &I
         kind: "operator",
         trace_id: "",
     };
-    identity
+    match identity
         .register_client(&reg, actor, None, &|_| Vec::new())
         .await
-        .unwrap();
+    {
+        Ok(_) | Err(credmesh_identity::error::IdentityError::ClientExists(_)) => {}
+        Err(e) => panic!("registering the license client: {e}"),
+    }
+}
+
+/// Binds `addr`, retrying briefly while a stopped server still holds the port.
+async fn bind(addr: std::net::SocketAddr) -> tokio::net::TcpListener {
+    for _ in 0..100 {
+        if let Ok(l) = tokio::net::TcpListener::bind(addr).await {
+            return l;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("cannot bind {addr}")
 }
 
 pub fn with_token<T>(msg: T, token: &str) -> Request<T> {
@@ -238,6 +285,13 @@ pub fn with_token<T>(msg: T, token: &str) -> Request<T> {
 }
 
 impl Region {
+    /// Starts the stopped region again on the same address, keys and databases.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let env = self.env.take().expect("a region restarts once at a time");
+        *self = start_region(env, Some(self.addr)).await;
+    }
+
     /// Stops the region's server (the partner "goes dark").
     pub async fn stop(&mut self) {
         self.stop.0.take().map(|s| s.send(()));
