@@ -143,4 +143,21 @@ async fn the_demo_license_verifies_online_and_offline_through_the_gateway() {
     assert!(!ok, "a credential that does not verify exits non-zero");
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["outcome"], "malformed");
+
+    // What a partner pins, read from the public trust list.
+    let (ok, out) = cli(
+        &[
+            "region",
+            "anchor",
+            "--endpoint",
+            &format!("http://{}", dev.grpc),
+        ],
+        None,
+    )
+    .await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!("CREDMESH_PARTNERS=SH=http://{}@", dev.grpc)),
+        "{out}"
+    );
 }

@@ -2,6 +2,7 @@
 
 mod identity;
 mod license;
+mod region;
 mod session;
 mod verify;
 
@@ -46,6 +47,8 @@ enum Command {
     License(license::LicenseArgs),
     /// Verify a credential file offline from a trust bundle (`--fetch URL` gets one).
     Verify(verify::VerifyArgs),
+    /// Federation: this region's anchor and the lines partners pin it with.
+    Region(region::RegionArgs),
 }
 
 /// The services `serve` and `migrate` know.
@@ -120,5 +123,6 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         Command::Identity(args) => identity::run(args).await,
         Command::License(args) => license::run(args).await,
         Command::Verify(args) => verify::run(args).await,
+        Command::Region(args) => region::run(args).await,
     }
 }
