@@ -23,6 +23,7 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
     let name = match service {
         Service::Identity => "identity",
         Service::License => "license",
+        Service::Entcode => "entcode",
         Service::Verify => "verify",
     };
     let _telemetry = credmesh_telemetry::init(name, &env)?;
@@ -57,6 +58,21 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
             let validator = credmesh_license::validator(&config, identity);
             let built =
                 credmesh_license::build(&config, db, clock, &server_config, registrar).await?;
+            (validator, built.parts)
+        }
+        Service::Entcode => {
+            // No database: codes are deterministic and used nonces live in the cache.
+            let config = credmesh_entcode::EntcodeConfig::from_env(&env)?;
+            let identity = credmesh_entcode::channel(&config.identity_url)?;
+            let license = credmesh_entcode::channel(&config.license_url)?;
+            let registrar =
+                credmesh_entcode::grpc_registrar(&config, identity.clone(), clock.clone())?;
+            let licenses =
+                credmesh_entcode::grpc_license(&config, identity.clone(), license, clock.clone())?;
+            let validator = credmesh_entcode::validator(&config, identity);
+            let built =
+                credmesh_entcode::build(&config, clock, &server_config, registrar, licenses)
+                    .await?;
             (validator, built.parts)
         }
         Service::Verify => {
@@ -105,6 +121,9 @@ pub async fn migrate(service: Service, env: HashMap<String, String>) -> anyhow::
             let db = Db::connect(url, &DbOptions::default()).await?;
             db.migrate(credmesh_license::migrations()).await?;
             tracing::info!(service = "license", "migrations applied");
+        }
+        Service::Entcode => {
+            tracing::info!(service = "entcode", "no database, nothing to migrate");
         }
         Service::Verify => {
             let url = env_or(&env, "DATABASE_URL", "sqlite://data/verify.db");

@@ -58,6 +58,8 @@ pub enum Service {
     Identity,
     /// The electronic business license service.
     License,
+    /// The enterprise-code service.
+    Entcode,
     /// The partner-facing verify gateway.
     Verify,
 }
