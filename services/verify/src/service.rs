@@ -152,7 +152,11 @@ impl Gateway {
                 if let Some(list_id) = invalidated_list(&key) {
                     let trust = gateway.federation.current();
                     let now = gateway.clock.now();
-                    if let Err(err) = gateway.status.fetch(list_id, &trust, now, true).await {
+                    if let Err(err) = gateway
+                        .status
+                        .fetch(list_id, &trust, now, true, Duration::from_secs(5))
+                        .await
+                    {
                         tracing::warn!(list_id, error = %err, "invalidated status list not refetched");
                     }
                 }

@@ -62,7 +62,6 @@ pub struct StatusStore {
     meta: Mutex<HashMap<String, Meta>>,
     /// XOR of every held list's content digest: equal on replicas holding equal bits.
     version: AtomicU64,
-    fetching: tokio::sync::Mutex<()>,
     cache: Cache,
     fresh: Duration,
     ttl: Duration,
@@ -80,7 +79,6 @@ impl StatusStore {
             hot: RwLock::new(StatusCache::new()),
             meta: Mutex::new(HashMap::new()),
             version: AtomicU64::new(0),
-            fetching: tokio::sync::Mutex::new(()),
             cache,
             fresh,
             ttl,
@@ -106,91 +104,49 @@ impl StatusStore {
     }
 
     /// Fetches a list nobody held yet (a verification needed it), at most once a second
-    /// per list; a fresh copy in the shared cache is preferred to the issuer.
+    /// per list and with a short timeout, since a request waits for it; a fresh copy in
+    /// the shared cache is preferred to the issuer.
     pub async fn fetch_missing(&self, list_id: &str, trust: &Trust, now: i64) {
         {
             let Ok(mut meta) = self.meta.lock() else {
                 return;
             };
             let m = meta.entry(list_id.to_owned()).or_default();
-            if m.last_attempt >= now && m.digests.iter().any(Option::is_some) {
+            if m.last_attempt >= now {
                 return;
             }
         }
-        if let Err(err) = self.fetch(list_id, trust, now, true).await {
+        let timeout = Duration::from_secs(2);
+        if let Err(err) = self.fetch(list_id, trust, now, true, timeout).await {
             tracing::warn!(list_id, error = %format!("{err:#}"), "status list not fetched");
         }
     }
 
-    /// Fetches one list (every purpose) and stores what verifies and is newer. With
-    /// `prefer_cache`, a shared-cache copy made within the freshness target is used
-    /// without asking the issuer. Publishes an invalidation when the bits changed.
+    /// Fetches one list (its three purposes concurrently) and stores what verifies and
+    /// is newer. With `prefer_cache`, a shared-cache copy made within the freshness
+    /// target is used without asking the issuer. Publishes an invalidation when the
+    /// bits changed. Concurrent fetches of one list are harmless (the newest sequence
+    /// wins), so there is no lock a slow partner could hold against other regions.
     pub async fn fetch(
         &self,
         list_id: &str,
         trust: &Trust,
         now: i64,
         prefer_cache: bool,
+        timeout: Duration,
     ) -> anyhow::Result<bool> {
-        let _one_at_a_time = self.fetching.lock().await;
         if let Ok(mut meta) = self.meta.lock() {
             meta.entry(list_id.to_owned()).or_default().last_attempt = now;
         }
-        let region = list_id.split('/').next().unwrap_or_default();
-        let base = trust.status_base.get(region);
+        let outcomes = futures::future::join_all(PURPOSES.map(|purpose| {
+            self.fetch_purpose(list_id, purpose, trust, now, prefer_cache, timeout)
+        }))
+        .await;
         let mut changed = false;
         let mut errors = Vec::new();
-        for purpose in PURPOSES {
-            let name = status_purpose_name(purpose as i32).unwrap_or("revocation");
-            let key = cache_key(list_id, name);
-            let mut candidates: Vec<(Origin, Vec<u8>)> = Vec::new();
-            let cached = self.cache.get(&key).await;
-            if prefer_cache
-                && let Some(bytes) = &cached
-                && made_within(bytes, now, self.fresh)
-            {
-                candidates.push((Origin::SharedCache, bytes.clone()));
-            }
-            if candidates.is_empty() {
-                match base {
-                    None => errors.push(format!("region {region} publishes no status base URL")),
-                    Some(base) => {
-                        let url = format!("{base}/v1/status/{list_id}/{name}");
-                        match crate::fetch::get(
-                            &url,
-                            "application/x-protobuf",
-                            Duration::from_secs(5),
-                        )
-                        .await
-                        {
-                            Ok((StatusCode::OK, body)) => {
-                                candidates.push((Origin::Issuer, body.to_vec()))
-                            }
-                            Ok((StatusCode::NOT_FOUND, _))
-                                if purpose == StatusPurpose::Superseded => {}
-                            Ok((code, _)) => errors.push(format!("{url} answered {code}")),
-                            Err(err) => errors.push(format!("{err:#}")),
-                        }
-                    }
-                }
-                if !candidates.iter().any(|(o, _)| *o == Origin::Issuer)
-                    && let Some(bytes) = cached
-                {
-                    candidates.push((Origin::SharedCache, bytes));
-                }
-            }
-            for (origin, bytes) in candidates {
-                match self.store(list_id, purpose, &bytes, trust) {
-                    Ok(Some(bits_changed)) => {
-                        changed |= bits_changed;
-                        if origin == Origin::Issuer {
-                            self.cache.set(&key, &bytes, self.ttl).await;
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(err) => errors.push(format!("{name}: {err:#}")),
-                }
-            }
+        for (c, e) in outcomes {
+            changed |= c;
+            errors.extend(e);
         }
         if changed {
             tracing::info!(list_id, "status list changed; telling every replica");
@@ -203,6 +159,64 @@ impl StatusStore {
         } else {
             bail!("{}", errors.join("; "))
         }
+    }
+
+    async fn fetch_purpose(
+        &self,
+        list_id: &str,
+        purpose: StatusPurpose,
+        trust: &Trust,
+        now: i64,
+        prefer_cache: bool,
+        timeout: Duration,
+    ) -> (bool, Vec<String>) {
+        let region = list_id.split('/').next().unwrap_or_default();
+        let name = status_purpose_name(purpose as i32).unwrap_or("revocation");
+        let key = cache_key(list_id, name);
+        let mut errors = Vec::new();
+        let mut changed = false;
+        let mut candidates: Vec<(Origin, Vec<u8>)> = Vec::new();
+        let cached = self.cache.get(&key).await;
+        if prefer_cache
+            && let Some(bytes) = &cached
+            && made_within(bytes, now, self.fresh)
+        {
+            candidates.push((Origin::SharedCache, bytes.clone()));
+        }
+        if candidates.is_empty() {
+            match trust.status_base.get(region) {
+                None => errors.push(format!("region {region} publishes no status base URL")),
+                Some(base) => {
+                    let url = format!("{base}/v1/status/{list_id}/{name}");
+                    match crate::fetch::get(&url, "application/x-protobuf", timeout).await {
+                        Ok((StatusCode::OK, body)) => {
+                            candidates.push((Origin::Issuer, body.to_vec()))
+                        }
+                        Ok((StatusCode::NOT_FOUND, _)) if purpose == StatusPurpose::Superseded => {}
+                        Ok((code, _)) => errors.push(format!("{url} answered {code}")),
+                        Err(err) => errors.push(format!("{err:#}")),
+                    }
+                }
+            }
+            if !candidates.iter().any(|(o, _)| *o == Origin::Issuer)
+                && let Some(bytes) = cached
+            {
+                candidates.push((Origin::SharedCache, bytes));
+            }
+        }
+        for (origin, bytes) in candidates {
+            match self.store(list_id, purpose, &bytes, trust) {
+                Ok(Some(bits_changed)) => {
+                    changed |= bits_changed;
+                    if origin == Origin::Issuer {
+                        self.cache.set(&key, &bytes, self.ttl).await;
+                    }
+                }
+                Ok(None) => {}
+                Err(err) => errors.push(format!("{name}: {err:#}")),
+            }
+        }
+        (changed, errors)
     }
 
     /// Verifies and stores one raw list; `Some(bits changed)` when it was newer.
@@ -274,7 +288,10 @@ impl StatusStore {
     /// Refetches every held list from its issuer (the periodic refresh).
     pub async fn refresh_all(&self, trust: &Trust, now: i64) {
         for list_id in self.list_ids() {
-            if let Err(err) = self.fetch(&list_id, trust, now, false).await {
+            if let Err(err) = self
+                .fetch(&list_id, trust, now, false, Duration::from_secs(5))
+                .await
+            {
                 tracing::warn!(list_id = %list_id, error = %err, "status list not refreshed; serving the last good one");
             }
         }
