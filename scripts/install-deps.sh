@@ -21,6 +21,9 @@ if [ "$what" = test ] || [ "$what" = lint ]; then
   need node nodejs
   need npm npm
   need python3 python3
+  # The scan page's browser test (services/entcode/tests/api/scan_page.rs).
+  need chromium chromium
+  fc-list :lang=zh 2>/dev/null | grep -q . || apt_packages+=(fonts-wqy-zenhei)
 fi
 if [ "$what" = helm ]; then
   need node nodejs

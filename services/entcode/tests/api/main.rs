@@ -6,3 +6,4 @@
 mod codes;
 mod helpers;
 mod presentations;
+mod scan_page;
