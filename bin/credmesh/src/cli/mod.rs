@@ -1,5 +1,6 @@
 //! Command-line arguments and dispatch.
 
+mod entcode;
 mod identity;
 mod license;
 mod region;
@@ -45,6 +46,8 @@ enum Command {
     Identity(identity::IdentityArgs),
     /// Electronic business licenses: establish, amend, revoke, deregister, show, history.
     License(license::LicenseArgs),
+    /// Enterprise codes and scenario presentations: show, qr, scenarios, present, verify.
+    Entcode(entcode::EntcodeArgs),
     /// Verify a credential file offline from a trust bundle (`--fetch URL` gets one).
     Verify(verify::VerifyArgs),
     /// Federation: this region's anchor and the lines partners pin it with.
@@ -124,6 +127,7 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         }
         Command::Identity(args) => identity::run(args).await,
         Command::License(args) => license::run(args).await,
+        Command::Entcode(args) => entcode::run(args).await,
         Command::Verify(args) => verify::run(args).await,
         Command::Region(args) => region::run(args).await,
     }
