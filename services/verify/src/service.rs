@@ -14,6 +14,7 @@ use std::{
 use credmesh_cache::Cache;
 use credmesh_credential::{Outcome, Policy, Presented, Verification, verify_batch};
 use credmesh_proto::{
+    credential::v1::{CredentialKind, VerificationOutcome},
     prost::Message as _,
     verify::v1::{TrustBundle, VerificationResult},
 };
@@ -312,8 +313,17 @@ impl Gateway {
             }
             let mut to_cache = Vec::new();
             for (i, v) in todo.iter().zip(&verified) {
-                let result = answer::to_result(v, freshness, now);
-                if caching && answer::cacheable(&result, freshness, self.settings.result_ttl) {
+                let mut result = answer::to_result(v, freshness, now);
+                let single_use = v.credential.as_ref().is_some_and(|c| {
+                    c.kind == CredentialKind::Presentation as i32 && !c.nonce.is_empty()
+                });
+                if single_use {
+                    // Never cached: the second sight of a presentation differs.
+                    if v.outcome == Outcome::Valid {
+                        self.consume(v, &mut result, now).await;
+                    }
+                } else if caching && answer::cacheable(&result, freshness, self.settings.result_ttl)
+                {
                     to_cache.push((keys[*i].clone(), result.encode_to_vec()));
                 }
                 results[*i] = Some(result);
@@ -341,6 +351,39 @@ impl Gateway {
             }
         }
         results
+    }
+
+    /// Records the first use of a single-use presentation in the shared cache (for its
+    /// lifetime plus the tolerated skew); a second use answers ALREADY_USED. When the
+    /// cache cannot answer, the use cannot be checked and the answer is not VALID.
+    async fn consume(&self, v: &Verification, result: &mut VerificationResult, now: i64) {
+        let Some(c) = &v.credential else { return };
+        let mut key = String::with_capacity(8 + c.issuer.len() + 2 * c.nonce.len());
+        let _ = write!(key, "nonce/{}/", c.issuer);
+        for b in &c.nonce {
+            let _ = write!(key, "{b:02x}");
+        }
+        let left = c.not_after.saturating_sub(now).saturating_add(300).max(1);
+        let ttl = Duration::from_secs(u64::try_from(left).unwrap_or(1));
+        match self.cache.set_if_absent(&key, b"1", ttl).await {
+            Ok(true) => {}
+            Ok(false) => {
+                result.outcome = VerificationOutcome::Revoked as i32;
+                result.reason = "ALREADY_USED".to_owned();
+                result.detail =
+                    "This single-use presentation was already verified; ask for a new one."
+                        .to_owned();
+                result.already_used = true;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "single-use presentation not recorded");
+                result.outcome = VerificationOutcome::StatusUnknown as i32;
+                result.reason = "NONCE_UNCHECKED".to_owned();
+                result.detail = "Whether this single-use presentation was used before cannot \
+                                 be checked right now; try again shortly."
+                    .to_owned();
+            }
+        }
     }
 
     /// Stores answers in the result cache. In-process it is a map insert, done inline;

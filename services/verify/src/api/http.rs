@@ -234,5 +234,6 @@ pub fn result_json(r: &VerificationResult) -> Value {
         "trust": age_json(&r.trust),
         "status": age_json(&r.status),
         "verified_at": r.verified_at,
+        "already_used": r.already_used,
     })
 }

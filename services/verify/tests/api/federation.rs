@@ -135,3 +135,32 @@ async fn a_partner_list_imported_by_identity_is_used_and_checked_against_the_pin
     assert_outcome(&r, VerificationOutcome::Valid);
     assert_eq!(r.region, "JS");
 }
+
+#[tokio::test]
+async fn a_shanghai_bank_loan_presentation_is_single_use_across_jiangsu_replicas() {
+    let clock = credmesh_runtime::ManualClock::new(T0);
+    let sh = spawn_region("SH", Backend::Sqlite, clock.clone()).await;
+    let js = spawn_region("JS", Backend::Sqlite, clock.clone()).await;
+    let entcode = sh
+        .issuer_key(
+            "entcode",
+            &[credmesh_proto::credential::v1::CredentialKind::Presentation],
+        )
+        .await;
+    let options = Options {
+        cache_url: Some(credmesh_testkit::redis::shared_url()),
+        cache_prefix: Some(credmesh_testkit::redis::unique_prefix()),
+        ..Options::default()
+    };
+    let a = spawn_gateway(&js, &[&sh], Backend::Sqlite, options.clone()).await;
+    let b = spawn_gateway(&js, &[&sh], Backend::Sqlite, options).await;
+    let bank = js.partner("bank-suzhou").await;
+    let qr = qr_of(&sh.presentation(&entcode, "entcode", T0, T0 + 300));
+    let first = a.verify_text(&bank, &qr).await;
+    assert_outcome(&first, VerificationOutcome::Valid);
+    let names: Vec<&str> = first.disclosed.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["scenario", "name"], "only the scenario's fields");
+    let second = b.verify_text(&bank, &qr).await;
+    assert_outcome(&second, VerificationOutcome::Revoked);
+    assert_eq!(second.reason, "ALREADY_USED");
+}

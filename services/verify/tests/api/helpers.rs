@@ -468,7 +468,7 @@ impl Region {
                 status: None,
                 claims: vec![claim("scenario", "bank-loan"), claim("name", "示例科技")],
                 version: 0,
-                nonce: vec![1, 2, 3],
+                nonce: [from.to_be_bytes(), until.to_be_bytes()].concat(),
             },
             key,
         )

@@ -102,6 +102,11 @@ async fn tampered_unknown_issuer_expired_and_garbage_each_get_their_own_outcome(
     let names: Vec<&str> = r.disclosed.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["scenario", "name"]);
     assert!(!r.status.unwrap().consulted);
+    // … single use: shown again, it is refused.
+    let again = gw.verify_text(&bank, &qr_of(&p)).await;
+    assert_outcome(&again, VerificationOutcome::Revoked);
+    assert_eq!(again.reason, "ALREADY_USED");
+    assert!(again.already_used);
     // … tolerated within the 5-minute skew, not yet valid when it starts later than that …
     let skewed = sh.presentation(&entcode, "entcode", T0 + 200, T0 + 600);
     assert_outcome(
