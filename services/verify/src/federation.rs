@@ -151,6 +151,22 @@ impl Federation {
     /// Fetches every region's list once; keeps the last good one where a fetch fails.
     /// Returns the regions that could not be refreshed.
     pub async fn refresh(&self) -> Vec<String> {
+        self.refresh_only(None).await
+    }
+
+    /// Like [`Federation::refresh`], for the named regions only (those configured).
+    pub async fn refresh_regions(&self, regions: &[String]) -> Vec<String> {
+        self.refresh_only(Some(regions)).await
+    }
+
+    /// Whether `region` is this region or a configured partner.
+    pub fn knows(&self, region: &str) -> bool {
+        self.sources
+            .lock()
+            .is_ok_and(|s| s.iter().any(|s| s.region == region))
+    }
+
+    async fn refresh_only(&self, only: Option<&[String]>) -> Vec<String> {
         type Row = (
             String,
             bool,
@@ -162,6 +178,7 @@ impl Federation {
             .lock()
             .map(|s| {
                 s.iter()
+                    .filter(|s| only.is_none_or(|o| o.contains(&s.region)))
                     .map(|s| (s.region.clone(), s.imported, s.client.clone(), s.anchor))
                     .collect()
             })

@@ -268,9 +268,19 @@ impl Gateway {
             .collect();
         if !todo.is_empty() {
             let mut verified = self.run(inputs, &todo, now, &trust);
-            // A key nobody knew: maybe a new or rotated key; refresh trust on demand.
-            if verified.iter().any(|v| v.reason == "KEY_UNKNOWN") && self.may_refresh_on_demand() {
-                self.refresh_trust().await;
+            // A key nobody knew: maybe a new or rotated key; refresh that region's trust
+            // list on demand (only a configured region's, at most every few seconds, so
+            // made-up key ids cannot make the gateway fetch anything).
+            let mut regions: Vec<String> = verified
+                .iter()
+                .filter(|v| v.reason == "KEY_UNKNOWN")
+                .filter_map(|v| v.kid.as_deref()?.split('-').next().map(str::to_owned))
+                .filter(|r| self.federation.knows(r))
+                .collect();
+            regions.sort();
+            regions.dedup();
+            if !regions.is_empty() && self.may_refresh_on_demand() {
+                self.federation.refresh_regions(&regions).await;
                 trust = self.federation.current();
                 verified = self.run(inputs, &todo, now, &trust);
             }
