@@ -35,6 +35,8 @@ pub struct Signed {
     pub envelope: Envelope,
     /// The QR text.
     pub qr: String,
+    /// The SD-JWT form (RFC 9901); presentations only, empty for codes.
+    pub sd_jwt: String,
 }
 
 /// Why a presentation or code did not verify (or that it did).
@@ -149,6 +151,7 @@ impl Entcode {
             credential,
             envelope,
             qr,
+            sd_jwt: String::new(),
         })
     }
 
@@ -213,7 +216,15 @@ impl Entcode {
             self.clock.now(),
             self.ttl_secs,
         );
-        self.sign(credential)
+        let mut signed = self.sign(credential)?;
+        signed.sd_jwt = crate::domain::sdjwt::issue(&signed.credential, &self.key, || {
+            let mut salt = [0u8; 16];
+            // A failing system RNG already failed for the nonce above; a zero salt
+            // would only weaken the hiding of already disclosed values.
+            let _ = getrandom::fill(&mut salt);
+            salt
+        });
+        Ok(signed)
     }
 
     /// Opens `qr` as a credential signed by this service.

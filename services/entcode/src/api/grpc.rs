@@ -109,6 +109,7 @@ impl EnterpriseCodeService for EntcodeApi {
             disclosed: disclosed(&p.credential.claims),
             expires_at: p.credential.not_after,
             scan_path: scan_path(&p.qr),
+            sd_jwt: p.sd_jwt.clone(),
             presentation: Some(signed(&p)),
         }))
     }

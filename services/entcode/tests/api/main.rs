@@ -7,3 +7,4 @@ mod codes;
 mod helpers;
 mod presentations;
 mod scan_page;
+mod sdjwt;

@@ -1,0 +1,100 @@
+//! The SD-JWT form checked by the IETF reference implementation (Python `sd-jwt`, from
+//! the project's venv: `scripts/install-deps.sh test`), with the issuer key taken from
+//! identity's public trust list, as a relying party would.
+
+use std::{path::PathBuf, process::Command};
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use credmesh_proto::{credential::v1::TrustList, identity::v1 as ipb, prost::Message as _};
+use credmesh_runtime::Clock as _;
+
+use crate::helpers::{Backend, sh_uscc, spawn_app};
+
+fn python() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.tools/venv/bin/python")
+}
+
+fn check(token: &str, key: &str, now: i64) -> Result<serde_json::Value, String> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/check_sd_jwt.py");
+    let out = Command::new(python())
+        .arg(script)
+        .arg(token)
+        .arg(key)
+        .arg(now.to_string())
+        .output()
+        .expect("the venv's python runs (scripts/install-deps.sh test)");
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
+    }
+}
+
+#[tokio::test]
+async fn a_third_party_sd_jwt_library_verifies_exactly_the_scenarios_fields() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let dept = app.department().await;
+    let uscc = sh_uscc(40);
+    let me = app.enterprise(&uscc).await;
+    app.establish(&dept, &uscc).await;
+    let p = app.present(&me, &uscc, "bank-loan").await.unwrap();
+    let kid = p.presentation.clone().unwrap().envelope.unwrap().kid;
+
+    // The issuer key, from identity's trust list.
+    let trust = app
+        .identity
+        .clone()
+        .get_trust_list(ipb::GetTrustListRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let list = TrustList::decode(trust.trust_list.unwrap().payload.as_slice()).unwrap();
+    let key = list
+        .keys
+        .iter()
+        .find(|k| k.kid == kid)
+        .expect("the entcode key is in the trust list");
+    assert_eq!(key.issuer, "SH/entcode");
+    let x = URL_SAFE_NO_PAD.encode(&key.public_key);
+
+    let payload = check(&p.sd_jwt, &x, app.clock.now()).unwrap();
+    let mut disclosed: Vec<&str> = payload
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .filter(|k| {
+            ![
+                "iss", "sub", "jti", "iat", "nbf", "exp", "vct", "scenario", "_sd_alg",
+            ]
+            .contains(k)
+        })
+        .collect();
+    disclosed.sort();
+    let mut expected: Vec<&str> = p.disclosed.iter().map(|d| d.name.as_str()).collect();
+    expected.sort();
+    assert_eq!(disclosed, expected);
+    assert_eq!(payload["scenario"], "bank-loan");
+    assert_eq!(payload["iss"], "SH/entcode");
+    assert_eq!(payload["name"], "上海静安面馆有限公司");
+
+    // A forged disclosure matches no signed digest: this library drops it (rather than
+    // refusing the whole SD-JWT), so the forged claim never reaches the relying party.
+    let mut parts: Vec<String> = p.sd_jwt.split('~').map(String::from).collect();
+    let replaced = parts[1].clone();
+    parts[1] = URL_SAFE_NO_PAD.encode(r#"["c2FsdA","domicile","forged"]"#);
+    let forged = check(&parts.join("~"), &x, app.clock.now()).unwrap();
+    assert!(forged.get("domicile").is_none(), "{forged}");
+    let replaced: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(replaced).unwrap()).unwrap();
+    assert!(forged.get(replaced[1].as_str().unwrap()).is_none());
+    // A changed signed part is refused.
+    let mut jwt: Vec<String> = parts[0].split('.').map(String::from).collect();
+    jwt[1] = URL_SAFE_NO_PAD.encode(r#"{"iss":"SH/entcode","_sd":[],"nbf":0,"exp":9999999999}"#);
+    parts[0] = jwt.join(".");
+    assert!(check(&parts.join("~"), &x, app.clock.now()).is_err());
+    // So is a wrong key, and an expired presentation.
+    let other = URL_SAFE_NO_PAD.encode([9u8; 32]);
+    assert!(check(&p.sd_jwt, &other, app.clock.now()).is_err());
+    assert!(check(&p.sd_jwt, &x, app.clock.now() + 600).is_err());
+}
