@@ -54,6 +54,10 @@ pub struct VerifyConfig {
     /// `CREDMESH_STATUS_REFRESH_SECONDS` (default 30): how often held status lists are
     /// fetched again.
     pub status_refresh: Duration,
+    /// `CREDMESH_OWN_STATUS_REFRESH_MS` (default 1000, at least 100): how often this
+    /// region's own held status lists are fetched again, so a revocation in the region
+    /// reaches every replica within about a second even without Redis pub/sub.
+    pub own_status_refresh: Duration,
     /// `CREDMESH_RESULT_CACHE_SECONDS` (default 5; 0 turns it off): how long a
     /// verification answer is cached, keyed by a SHA-256 digest of the credential.
     pub result_ttl: Duration,
@@ -164,6 +168,13 @@ impl VerifyConfig {
             status_refresh: secs(&get, "CREDMESH_STATUS_REFRESH_SECONDS", 30)?
                 .max(Duration::from_secs(1)),
             result_ttl: secs(&get, "CREDMESH_RESULT_CACHE_SECONDS", 5)?,
+            own_status_refresh: match get("CREDMESH_OWN_STATUS_REFRESH_MS") {
+                None => Duration::from_millis(1000),
+                Some(v) => Duration::from_millis(v.parse::<u64>().with_context(|| {
+                    format!("CREDMESH_OWN_STATUS_REFRESH_MS must be milliseconds, not '{v}'")
+                })?)
+                .max(Duration::from_millis(100)),
+            },
             rate_per_second,
             rate_burst,
         })

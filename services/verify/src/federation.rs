@@ -159,6 +159,15 @@ impl Federation {
         self.refresh_only(Some(regions)).await
     }
 
+    /// This deployment's region.
+    pub fn own_region(&self) -> String {
+        self.sources
+            .lock()
+            .ok()
+            .and_then(|s| s.first().map(|s| s.region.clone()))
+            .unwrap_or_default()
+    }
+
     /// Whether `region` is this region or a configured partner.
     pub fn knows(&self, region: &str) -> bool {
         self.sources

@@ -152,6 +152,7 @@ pub async fn build(
         result_ttl: config.result_ttl,
         trust_refresh: config.trust_refresh,
         status_refresh: config.status_refresh,
+        own_status_refresh: config.own_status_refresh,
         rate_per_second: config.rate_per_second,
         rate_burst: config.rate_burst,
     };

@@ -72,6 +72,9 @@ pub struct Settings {
     pub trust_refresh: Duration,
     /// Status refresh period.
     pub status_refresh: Duration,
+    /// Refresh period of this region's own status lists (short: revocations in the
+    /// region reach every replica within about this long, even without Redis).
+    pub own_status_refresh: Duration,
     /// Per-partner rate, credentials per second.
     pub rate_per_second: f64,
     /// Per-partner burst.
@@ -164,6 +167,22 @@ impl Gateway {
             }
         });
         let weak = Arc::downgrade(self);
+        let own_every = self.settings.own_status_refresh;
+        let own_region = self.federation.own_region();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(own_every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(g) = weak.upgrade() else { return };
+                let trust = g.federation.current();
+                g.status
+                    .refresh_all(&trust, g.clock.now(), Some(&own_region))
+                    .await;
+            }
+        });
+        let weak = Arc::downgrade(self);
         let (trust_every, status_every) =
             (self.settings.trust_refresh, self.settings.status_refresh);
         tokio::spawn(async move {
@@ -193,7 +212,9 @@ impl Gateway {
     /// Fetches every held status list from its issuer now.
     pub async fn refresh_status(&self) {
         let trust = self.federation.current();
-        self.status.refresh_all(&trust, self.clock.now()).await;
+        self.status
+            .refresh_all(&trust, self.clock.now(), None)
+            .await;
     }
 
     /// The staleness settings.

@@ -286,8 +286,9 @@ impl StatusStore {
     }
 
     /// Refetches every held list from its issuer (the periodic refresh).
-    pub async fn refresh_all(&self, trust: &Trust, now: i64) {
-        for list_id in self.list_ids() {
+    pub async fn refresh_all(&self, trust: &Trust, now: i64, region: Option<&str>) {
+        let wanted = |id: &str| region.is_none_or(|r| id.split('/').next() == Some(r));
+        for list_id in self.list_ids().into_iter().filter(|id| wanted(id)) {
             if let Err(err) = self
                 .fetch(&list_id, trust, now, false, Duration::from_secs(5))
                 .await

@@ -222,9 +222,11 @@ async fn revocation_reaches_every_replica(redis: String) {
     let prefix = credmesh_testkit::redis::unique_prefix();
     let clock = credmesh_runtime::ManualClock::new(T0);
     let sh = spawn_region("SH", Backend::Sqlite, clock).await;
+    // Polling of the own region's lists is slowed down so only pub/sub can be fast.
     let options = Options {
         cache_url: Some(redis),
         cache_prefix: Some(prefix),
+        extra: vec![("CREDMESH_OWN_STATUS_REFRESH_MS", "3600000".into())],
         ..Options::default()
     };
     let a = spawn_gateway(&sh, &[], Backend::Sqlite, options.clone()).await;
@@ -254,5 +256,34 @@ async fn revocation_reaches_every_replica(redis: String) {
             r.reason
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn without_redis_a_revocation_still_reaches_every_replica_within_about_a_second() {
+    let clock = credmesh_runtime::ManualClock::new(T0);
+    let sh = spawn_region("SH", Backend::Sqlite, clock).await;
+    let a = spawn_gateway(&sh, &[], Backend::Sqlite, Options::default()).await;
+    let b = spawn_gateway(&sh, &[], Backend::Sqlite, Options::default()).await;
+    let bank = sh.partner("bank-poll").await;
+    let qr = license_qr(&sh.establish(6).await);
+    assert_outcome(&a.verify_text(&bank, &qr).await, VerificationOutcome::Valid);
+    assert_outcome(&b.verify_text(&bank, &qr).await, VerificationOutcome::Valid);
+    sh.revoke(6).await;
+    let started = std::time::Instant::now();
+    for gw in [&a, &b] {
+        loop {
+            let r = gw.verify_text(&bank, &qr).await;
+            if r.outcome == VerificationOutcome::Revoked as i32 {
+                break;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_millis(2500),
+                "still {} after {:?}",
+                r.reason,
+                started.elapsed()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 }
