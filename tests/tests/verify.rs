@@ -161,3 +161,272 @@ async fn the_demo_license_verifies_online_and_offline_through_the_gateway() {
         "{out}"
     );
 }
+
+/// A free loopback port (bound, then released for the child to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_key(dir: &std::path::Path, name: &str) -> (credmesh_credential::keys::IssuerKey, String) {
+    let key = credmesh_credential::keys::IssuerKey::generate(name).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, key.to_pkcs8_pem().as_bytes()).unwrap();
+    (key, path.display().to_string())
+}
+
+/// Starts `credmesh serve <service>` with `env`, killed when dropped.
+fn serve(service: &str, env: &[(&str, String)]) -> tokio::process::Child {
+    tokio::process::Command::new(credmesh_bin())
+        .args(["serve", service])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_serving(addr: &str, service: &str) -> Channel {
+    for _ in 0..600 {
+        if let Ok(channel) = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            let status = tonic_health::pb::health_client::HealthClient::new(channel.clone())
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: service.into(),
+                })
+                .await
+                .map(|r| r.into_inner().status)
+                .ok();
+            if status
+                == Some(tonic_health::pb::health_check_response::ServingStatus::Serving as i32)
+            {
+                return channel;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{service} at {addr} never reported SERVING");
+}
+
+fn with_bearer<T>(msg: T, token: &str) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[tokio::test]
+async fn separate_serve_processes_on_postgresql_and_redis_verify_and_revoke_within_a_second() {
+    use base64::Engine as _;
+    use credmesh_proto::{
+        identity::v1::{self as ipb, identity_service_client::IdentityServiceClient},
+        license::v1::{self as lpb, license_service_client::LicenseServiceClient},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (anchor_key, anchor) = write_key(d, "anchor.pem");
+    let (_, token) = write_key(d, "token.pem");
+    let (operator, _) = write_key(d, "operator.pem");
+    let (_, signing) = write_key(d, "license-signing.pem");
+    let (client, client_file) = write_key(d, "license-client.pem");
+    let (bank, _) = write_key(d, "bank.pem");
+    let identity_addr = format!("127.0.0.1:{}", free_port());
+    let license_addr = format!("127.0.0.1:{}", free_port());
+    let verify_addr = format!("127.0.0.1:{}", free_port());
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+
+    // The region's public URL is where its status lists are served (an ingress in
+    // production; here the license process itself).
+    let _identity = serve(
+        "identity",
+        &[
+            (
+                "DATABASE_URL",
+                format!("sqlite://{}/identity.db", d.display()),
+            ),
+            ("CREDMESH_ANCHOR_KEY_FILE", anchor),
+            ("CREDMESH_TOKEN_KEY_FILE", token),
+            (
+                "CREDMESH_BOOTSTRAP_OPERATOR_KEY",
+                b64(&operator.public_key_bytes()),
+            ),
+            ("CREDMESH_PUBLIC_URL", format!("http://{license_addr}")),
+            ("CREDMESH_GRPC_ADDR", identity_addr.clone()),
+            ("CREDMESH_HTTP_ADDR", identity_addr.clone()),
+        ],
+    );
+    let identity = wait_serving(&identity_addr, "credmesh.identity.v1.IdentityService").await;
+    let token_for =
+        |client: &str, key: &credmesh_credential::keys::IssuerKey| ipb::IssueTokenRequest {
+            client_id: client.into(),
+            scopes: vec![],
+            audience: String::new(),
+            credential: Some(ipb::issue_token_request::Credential::ClientAssertion(
+                credmesh_auth::client_assertion(client, key.signing_key(), now()).unwrap(),
+            )),
+        };
+    let mut id = IdentityServiceClient::new(identity.clone());
+    let op = id
+        .issue_token(token_for("operator", &operator))
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token;
+    let authed = |msg| with_bearer(msg, &op);
+    for (id_, kind, scope, key) in [
+        (
+            "license",
+            credmesh_auth::PrincipalKind::Service,
+            "identity.keys",
+            &client,
+        ),
+        (
+            "bank-hangzhou",
+            credmesh_auth::PrincipalKind::Partner,
+            "verify",
+            &bank,
+        ),
+    ] {
+        id.register_client(authed(ipb::RegisterClientRequest {
+            client_id: id_.into(),
+            kind: kind.to_proto(),
+            display_name: id_.into(),
+            scopes: vec![scope.into()],
+            public_key: key.public_key_bytes().to_vec(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    }
+    let bank_token = id
+        .issue_token(token_for("bank-hangzhou", &bank))
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token;
+
+    let _license = serve(
+        "license",
+        &[
+            (
+                "DATABASE_URL",
+                format!("sqlite://{}/license.db", d.display()),
+            ),
+            ("CREDMESH_SIGNING_KEY_FILE", signing),
+            ("CREDMESH_CLIENT_KEY_FILE", client_file),
+            ("CREDMESH_IDENTITY_URL", format!("http://{identity_addr}")),
+            ("CREDMESH_PUBLIC_URL", format!("http://{license_addr}")),
+            ("CREDMESH_GRPC_ADDR", license_addr.clone()),
+            ("CREDMESH_HTTP_ADDR", license_addr.clone()),
+        ],
+    );
+    let license = wait_serving(&license_addr, "credmesh.license.v1.LicenseService").await;
+    let _verify = serve(
+        "verify",
+        &[
+            (
+                "DATABASE_URL",
+                credmesh_testkit::postgres::fresh_database().await.unwrap(),
+            ),
+            ("REDIS_URL", credmesh_testkit::redis::shared_url()),
+            (
+                "CREDMESH_CACHE_PREFIX",
+                credmesh_testkit::redis::unique_prefix(),
+            ),
+            ("CREDMESH_IDENTITY_URL", format!("http://{identity_addr}")),
+            (
+                "CREDMESH_ANCHOR_PUBLIC_KEY",
+                b64(&anchor_key.public_key_bytes()),
+            ),
+            ("CREDMESH_GRPC_ADDR", verify_addr.clone()),
+            ("CREDMESH_HTTP_ADDR", verify_addr.clone()),
+        ],
+    );
+    wait_serving(&verify_addr, "credmesh.verify.v1.VerifyService").await;
+
+    let uscc = "91310000132260250X";
+    let mut req = with_bearer(
+        lpb::EstablishEnterpriseRequest {
+            uscc: uscc.into(),
+            name: "上海汽车集团股份有限公司".into(),
+            entity_type: "其他股份有限公司（上市）".into(),
+            legal_representative: "王晓秋".into(),
+            registered_capital: Some(lpb::Money {
+                amount: "11683461365.00".into(),
+                currency_code: "CNY".into(),
+            }),
+            establishment_date: "1984-04-16".into(),
+            business_term: Some(lpb::BusinessTerm {
+                long_term: true,
+                ..Default::default()
+            }),
+            domicile: "中国（上海）自由贸易试验区松涛路563号1号楼509室".into(),
+            business_scope: "汽车整车的生产、销售。".into(),
+            registration_authority: "11310000MB2F10003D".into(),
+            ..Default::default()
+        },
+        &op,
+    );
+    req.set_timeout(std::time::Duration::from_secs(30));
+    let v = LicenseServiceClient::new(license.clone())
+        .establish_enterprise(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .license
+        .unwrap();
+    let vc = v.credential.unwrap().vc_jwt;
+    let body = serde_json::json!({ "credential": vc }).to_string();
+    let mut answer = serde_json::Value::Null;
+    for _ in 0..100 {
+        answer = post_json(&verify_addr, "/v1/verify", &bank_token, &body)
+            .await
+            .1;
+        if answer["outcome"] == "valid" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(answer["outcome"], "valid", "{answer}");
+    assert_eq!(answer["form"], "vc-jwt");
+
+    LicenseServiceClient::new(license)
+        .revoke_license(with_bearer(
+            lpb::RevokeLicenseRequest {
+                uscc: uscc.into(),
+                reason: "沪市监处〔2026〕2号".into(),
+                ..Default::default()
+            },
+            &op,
+        ))
+        .await
+        .unwrap();
+    let revoked_at = std::time::Instant::now();
+    loop {
+        let (_, a) = post_json(&verify_addr, "/v1/verify", &bank_token, &body).await;
+        if a["outcome"] == "revoked" {
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < std::time::Duration::from_millis(2500),
+            "still {a} after {:?}",
+            revoked_at.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
