@@ -36,7 +36,8 @@ enum EntcodeCommand {
         #[arg(long)]
         qr: bool,
     },
-    /// Write an enterprise's code as a printable SVG QR image.
+    /// Write an enterprise's code as a printable QR image: SVG, or PNG when `--out`
+    /// ends in `.png`.
     Qr {
         /// The enterprise's unified social credit code.
         uscc: String,
@@ -97,8 +98,16 @@ pub async fn run(args: EntcodeArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(explain)?
                 .into_inner();
-            let svg = r.code.unwrap_or_default().qr_svg;
-            std::fs::write(&out, svg).with_context(|| format!("writing {}", out.display()))?;
+            let code = r.code.unwrap_or_default();
+            let png = out
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+            let bytes = if png {
+                code.qr_png
+            } else {
+                code.qr_svg.into_bytes()
+            };
+            std::fs::write(&out, bytes).with_context(|| format!("writing {}", out.display()))?;
             println!("wrote {}", out.display());
         }
         EntcodeCommand::Scenarios => {

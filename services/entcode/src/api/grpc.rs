@@ -10,7 +10,7 @@ use credmesh_proto::{
 use tonic::{Request, Response, Status};
 
 use crate::{
-    api::http::{qr_svg, scan_path},
+    api::http::{qr_png, qr_svg, scan_path},
     service::{Entcode, Outcome, Signed},
 };
 
@@ -32,6 +32,7 @@ fn signed(s: &Signed) -> pb::SignedCode {
         envelope: Some(s.envelope.clone()),
         qr_text: s.qr.clone(),
         qr_svg: qr_svg(&s.qr).unwrap_or_default(),
+        qr_png: qr_png(&s.qr, 6).unwrap_or_default(),
         id: s.credential.id.clone(),
     }
 }

@@ -53,6 +53,58 @@ pub fn qr_svg(qr: &str) -> Option<String> {
     )
 }
 
+/// The QR text as a PNG image: black modules, a 4-module quiet zone, `scale` pixels a
+/// module, 1-bit grayscale. Written by hand (signature, IHDR, one zlib IDAT, IEND)
+/// because the only encoder the `qrcode` crate offers pulls in the whole `image` crate.
+pub fn qr_png(qr: &str, scale: usize) -> Option<Vec<u8>> {
+    use std::io::Write as _;
+    let code = qrcode::QrCode::new(qr.as_bytes()).ok()?;
+    let modules = code.width();
+    let colors = code.to_colors();
+    let quiet = 4;
+    let scale = scale.clamp(1, 16);
+    let side = (modules + 2 * quiet) * scale;
+    let row_bytes = side.div_ceil(8);
+    let mut raw = Vec::with_capacity((row_bytes + 1) * side);
+    for y in 0..side {
+        raw.push(0); // filter: none
+        let my = (y / scale).checked_sub(quiet).filter(|m| *m < modules);
+        let mut row = vec![0xFFu8; row_bytes];
+        for x in 0..side {
+            let mx = (x / scale).checked_sub(quiet).filter(|m| *m < modules);
+            if let (Some(mx), Some(my)) = (mx, my)
+                && colors[my * modules + mx] == qrcode::Color::Dark
+            {
+                row[x / 8] &= !(0x80 >> (x % 8));
+            }
+        }
+        raw.extend_from_slice(&row);
+    }
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(&raw).ok()?;
+    let idat = z.finish().ok()?;
+    let side = u32::try_from(side).ok()?;
+    let mut ihdr = Vec::with_capacity(13);
+    ihdr.extend_from_slice(&side.to_be_bytes());
+    ihdr.extend_from_slice(&side.to_be_bytes());
+    ihdr.extend_from_slice(&[1, 0, 0, 0, 0]); // 1 bit, grayscale, deflate, no filter, no interlace
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    for (kind, data) in [
+        (b"IHDR", &ihdr[..]),
+        (b"IDAT", &idat[..]),
+        (b"IEND", &[][..]),
+    ] {
+        png.extend_from_slice(&u32::try_from(data.len()).ok()?.to_be_bytes());
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        png.extend_from_slice(kind);
+        png.extend_from_slice(data);
+        png.extend_from_slice(&crc.sum().to_be_bytes());
+    }
+    Some(png)
+}
+
 async fn scan(State(entcode): State<Arc<Entcode>>, Path(qr): Path<String>) -> Response {
     match entcode.scan(&qr).await {
         Ok(checked) => (
@@ -261,6 +313,18 @@ mod tests {
             "&lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/b&gt;"
         );
         assert_eq!(scan_path("CM1:A B%/C"), "/v/CM1:A%20B%25%2FC");
+    }
+
+    #[test]
+    fn the_png_is_a_well_formed_square_image() {
+        let png = qr_png("CM1:HELLO WORLD", 4).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        assert_eq!(&png[12..16], b"IHDR");
+        let w = u32::from_be_bytes(png[16..20].try_into().unwrap());
+        let h = u32::from_be_bytes(png[20..24].try_into().unwrap());
+        assert_eq!(w, h);
+        assert_eq!(w % 4, 0);
+        assert_eq!(&png[png.len() - 8..png.len() - 4], b"IEND");
     }
 
     #[test]

@@ -29,6 +29,11 @@ async fn the_code_exists_from_the_first_license_and_survives_amendments_unchange
         assert_eq!(code.id, format!("urn:credmesh:entcode:{uscc}"));
         assert!(code.qr_text.starts_with("CM1:"));
         assert!(code.qr_svg.starts_with("<?xml") || code.qr_svg.contains("<svg"));
+        assert_eq!(&code.qr_png[..8], b"\x89PNG\r\n\x1a\n");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("entcode-code-qr.png"), &code.qr_png).unwrap();
+        std::fs::write(dir.join("entcode-code-qr.svg"), &code.qr_svg).unwrap();
         assert_eq!(first.name, "上海静安面馆有限公司");
         let cred = Credential::decode(code.envelope.as_ref().unwrap().payload.as_slice()).unwrap();
         assert_eq!(cred.kind, CredentialKind::EnterpriseCode as i32);
