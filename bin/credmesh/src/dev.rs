@@ -117,6 +117,7 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
         Arc::new(SystemClock),
     )
     .await?;
+    let (entcode_service, entcode_key) = (entcode.entcode.clone(), entcode.registration.clone());
     let verify = verify::build(
         &data,
         &args.region,
@@ -145,6 +146,12 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
             format!("(unavailable: {e})")
         }
     };
+    let demo_scan = entcode::demo_scan_url(
+        (&entcode_service, &entcode_key),
+        license::demo_uscc(),
+        http_addr,
+    )
+    .await;
     println!(
         "\ncredmesh dev\n\n\
          region        {region}\n\
@@ -156,12 +163,14 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
          CLI profile   {profile}\n\n\
          operator token (valid {ttl} s):\n{token}\n\n\
          demo license of {demo} (QR text):\n{demo_qr}\n\n\
+         scan its enterprise code (经营主体身份码):\n{demo_scan}\n\n\
          try:\n  \
          cargo run -q -p credmesh -- identity clients list\n  \
          cargo run -q -p credmesh -- identity trust-list show\n  \
          cargo run -q -p credmesh -- license list\n  \
          cargo run -q -p credmesh -- license show {demo}\n  \
          cargo run -q -p credmesh -- license history {demo}\n  \
+         cargo run -q -p credmesh -- entcode show {demo}\n  \
          cargo run -q -p credmesh -- verify --fetch http://{http_addr}\n  \
          echo '<QR text>' | cargo run -q -p credmesh -- verify -\n\n\
          credmesh dev ready grpc={grpc_addr} http={http_addr}",

@@ -91,3 +91,36 @@ async fn register_client(identity: &Identity, public_key: &[u8; 32]) -> anyhow::
         )),
     }
 }
+
+/// The scan page URL of the demo enterprise's code, once the entcode key is registered
+/// and the demo license exists; a sentence saying why not otherwise.
+pub async fn demo_scan_url(
+    built: (
+        &credmesh_entcode::Entcode,
+        &credmesh_entcode::KeyRegistration,
+    ),
+    uscc: &str,
+    http: SocketAddr,
+) -> String {
+    let (entcode, registration) = built;
+    if !registration.wait(std::time::Duration::from_secs(30)).await {
+        return format!("(unavailable: {:?})", registration.state());
+    }
+    let principal = credmesh_auth::Principal {
+        client_id: "credmesh-dev".into(),
+        kind: PrincipalKind::Operator,
+        scopes: vec![credmesh_entcode::SCOPE_READ.into()],
+        organization: None,
+        region: String::new(),
+        token_id: String::new(),
+        expires_at: 0,
+        enforcement_certificate: None,
+    };
+    match entcode.code(&principal, uscc).await {
+        Ok((code, _)) => format!(
+            "http://{http}{}",
+            credmesh_entcode::api::http::scan_path(&code.qr)
+        ),
+        Err(e) => format!("(unavailable: {e})"),
+    }
+}
