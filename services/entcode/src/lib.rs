@@ -23,6 +23,7 @@
 //! - [`keys`]: the signing key, its registration with identity, the readiness gate.
 //! - [`license`]: the license service as this service sees it.
 //! - [`service`]: the operations.
+//! - [`trust`]: earlier keys of this service, from identity's trust list.
 //! - [`api`]: the gRPC adapter and the HTTP scan page `/v/<QR text>`.
 //! - [`error`]: the error enum and its one mapping to gRPC statuses.
 
@@ -33,6 +34,7 @@ pub mod error;
 pub mod keys;
 pub mod license;
 pub mod service;
+pub mod trust;
 
 use std::sync::Arc;
 
@@ -178,15 +180,20 @@ pub async fn build(
     )
     .await
     .context("REDIS_URL")?;
-    let entcode = Arc::new(Entcode::new(
-        config.region,
-        key,
-        registration.clone(),
-        license,
-        cache.clone(),
-        clock,
-        config.presentation_ttl_secs,
-    ));
+    let entcode = Arc::new(
+        Entcode::new(
+            config.region,
+            key,
+            registration.clone(),
+            license,
+            cache.clone(),
+            clock,
+            config.presentation_ttl_secs,
+        )
+        .with_earlier_keys(Arc::new(trust::TrustListKeys::new(channel(
+            &config.identity_url,
+        )?))),
+    );
     let api = api::grpc::EntcodeApi::new(entcode.clone());
     let max = server.max_message_bytes;
     let parts = ServiceParts {

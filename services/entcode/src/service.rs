@@ -24,6 +24,7 @@ use crate::{
     error::EntcodeError,
     keys::KeyRegistration,
     license::{LicenseSource, LicenseView},
+    trust::KeyDirectory,
 };
 
 /// A signed credential and its forms.
@@ -113,6 +114,7 @@ pub struct Entcode {
     key: IssuerKey,
     registration: Arc<KeyRegistration>,
     license: Arc<dyn LicenseSource>,
+    earlier_keys: Option<Arc<dyn KeyDirectory>>,
     cache: Cache,
     clock: Arc<dyn Clock>,
     ttl_secs: i64,
@@ -135,10 +137,18 @@ impl Entcode {
             key,
             registration,
             license,
+            earlier_keys: None,
             cache,
             clock,
             ttl_secs,
         }
+    }
+
+    /// Also accepts what earlier keys of this service signed, found in `directory`
+    /// (identity's trust list in production): printed codes outlive key rotations.
+    pub fn with_earlier_keys(mut self, directory: Arc<dyn KeyDirectory>) -> Self {
+        self.earlier_keys = Some(directory);
+        self
     }
 
     fn sign(&self, credential: Credential) -> Result<Signed, EntcodeError> {
@@ -227,24 +237,36 @@ impl Entcode {
         Ok(signed)
     }
 
-    /// Opens `qr` as a credential signed by this service.
-    fn open(&self, qr: &str) -> Result<Credential, (Outcome, String)> {
+    /// Opens `qr` as a credential signed by this service (by its current key, or by an
+    /// earlier one that identity still trusts).
+    async fn open(&self, qr: &str) -> Result<Credential, (Outcome, String)> {
         let envelope = from_qr(qr)
             .map_err(|e| (Outcome::Malformed, format!("not a credential QR code: {e}")))?;
-        if envelope.kid != self.key.kid() {
-            return Err((
+        let key = if envelope.kid == self.key.kid() {
+            Some(self.key.verifying_key())
+        } else if let Some(directory) = &self.earlier_keys {
+            directory
+                .key(
+                    &code::issuer_id(self.region),
+                    &envelope.kid,
+                    self.clock.now(),
+                )
+                .await
+        } else {
+            None
+        };
+        let key = key.ok_or_else(|| {
+            (
                 Outcome::UnknownIssuer,
                 format!("signed by key '{}', not by this service", envelope.kid),
-            ));
-        }
-        check_signature(Context::Credential, &envelope, &self.key.verifying_key()).map_err(
-            |e| {
-                (
-                    Outcome::BadSignature,
-                    format!("the signature does not match: {e}"),
-                )
-            },
-        )?;
+            )
+        })?;
+        check_signature(Context::Credential, &envelope, &key).map_err(|e| {
+            (
+                Outcome::BadSignature,
+                format!("the signature does not match: {e}"),
+            )
+        })?;
         let credential = Credential::decode(envelope.payload.as_slice()).map_err(|_| {
             (
                 Outcome::Malformed,
@@ -288,7 +310,7 @@ impl Entcode {
                 field: "qr_text",
             });
         }
-        let credential = match self.open(qr) {
+        let credential = match self.open(qr).await {
             Ok(c) => c,
             Err((o, d)) => return Ok(self.answer(o, d, None, None)),
         };
@@ -379,7 +401,7 @@ impl Entcode {
     /// What the scan page shows for `qr`: a presentation is verified (and used up); a
     /// stable code is resolved to the enterprise's current license.
     pub async fn scan(&self, qr: &str) -> Result<Checked, EntcodeError> {
-        let credential = match self.open(qr) {
+        let credential = match self.open(qr).await {
             Ok(c) => c,
             Err((o, d)) => return Ok(self.answer(o, d, None, None)),
         };

@@ -39,6 +39,8 @@ pub struct TestApp {
     pub identity: IdentityServiceClient<Channel>,
     pub entcode: EnterpriseCodeServiceClient<Channel>,
     pub operator: IssuerKey,
+    /// The key of entcode's identity client (may register entcode issuer keys).
+    pub entcode_client: IssuerKey,
     _dir: tempfile::TempDir,
     _sqlite: Vec<credmesh_testkit::sqlite::SqliteDb>,
     _stop: StopGuard,
@@ -274,6 +276,7 @@ pub async fn spawn_with_cache(backend: Backend, cache_url: Option<String>) -> Te
         identity: IdentityServiceClient::new(channel.clone()),
         entcode: EnterpriseCodeServiceClient::new(channel),
         operator,
+        entcode_client,
         _dir: dir,
         _sqlite: sqlite,
         _stop: StopGuard(Some(stop)),
@@ -288,7 +291,7 @@ pub fn with_token<T>(msg: T, token: &str) -> Request<T> {
 }
 
 impl TestApp {
-    async fn token_for(&self, client_id: &str, key: &IssuerKey) -> String {
+    pub async fn token_for(&self, client_id: &str, key: &IssuerKey) -> String {
         let assertion =
             credmesh_auth::client_assertion(client_id, key.signing_key(), self.clock.now())
                 .unwrap();

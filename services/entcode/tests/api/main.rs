@@ -6,5 +6,6 @@
 mod codes;
 mod helpers;
 mod presentations;
+mod rotation;
 mod scan_page;
 mod sdjwt;
