@@ -20,6 +20,24 @@
 //! - [`service`]: [`Gateway`], the operations.
 //! - [`api`]: the gRPC and HTTP/JSON adapters and the OpenAPI document.
 //! - [`error`]: the error enum and its one mapping to gRPC statuses.
+//!
+//! # Performance
+//!
+//! The hot path holds no lock across an await and makes no network call when the data
+//! is held: one read lock on the decoded status lists, one `Arc` clone of the trust
+//! snapshot, Ed25519 over the bytes as received (one batch equation for BatchVerify),
+//! one pipelined cache read for the result cache and, with Redis, result writes spawned
+//! off the request. Audit rows go through a bounded channel to a writer that batches
+//! them into one transaction.
+//!
+//! Measured with `benches/verify.rs` (release, 2 cores shared with the references,
+//! 64 streams): uncached Verify 3.7k req/s (p50 17 ms) beside 12.8k for a bare tonic
+//! raw-verify server; cached 5.3k beside 20k for an empty bare RPC; BatchVerify of 256
+//! 31.7k signatures/s, 8.6× single Verify. The gap to the bare references is the
+//! serving stack every service shares (EdDSA token validation per call — a second
+//! signature check — tracing, metrics, limits) plus the audit insert; a cache of
+//! validated tokens in `credmesh-auth` and batching concurrent single calls into one
+//! batch equation are the next levers.
 
 pub mod api;
 pub mod config;
