@@ -29,6 +29,8 @@ pub struct EntcodeConfig {
     /// once per replica.
     pub cache_url: String,
     /// `CREDMESH_CACHE_PREFIX` (default `credmesh:entcode:`): the Redis key namespace.
+    /// Used nonces are kept as `<prefix>nonce/<issuer>/<hex>`, the verify gateway's key
+    /// too: give both the same Redis and prefix to share one record of used presentations.
     pub cache_prefix: String,
     /// `CREDMESH_PRESENTATION_TTL_SECONDS` (default 300, 30–3600): how long a
     /// presentation is valid.

@@ -368,7 +368,10 @@ impl Entcode {
             .saturating_add(SKEW_SECS)
             .saturating_sub(now)
             .max(1);
-        let key = format!("nonce:{}", hex(&credential.nonce));
+        // The verify gateway records uses under the same key (`nonce/<issuer>/<hex>`):
+        // with one Redis and one key prefix, a presentation is single-use across the
+        // gateway, VerifyPresentation and the scan page together.
+        let key = format!("nonce/{}/{}", credential.issuer, hex(&credential.nonce));
         let first = self
             .cache
             .set_if_absent(

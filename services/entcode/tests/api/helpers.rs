@@ -41,6 +41,8 @@ pub struct TestApp {
     pub operator: IssuerKey,
     /// The key of entcode's identity client (may register entcode issuer keys).
     pub entcode_client: IssuerKey,
+    /// entcode's cache: its URL and key prefix.
+    pub cache: (String, String),
     _dir: tempfile::TempDir,
     _sqlite: Vec<credmesh_testkit::sqlite::SqliteDb>,
     _stop: StopGuard,
@@ -209,6 +211,8 @@ pub async fn spawn_with_cache(backend: Backend, cache_url: Option<String>) -> Te
         Backend::Sqlite => "memory://".into(),
         Backend::Postgres => credmesh_testkit::redis::shared_url(),
     });
+    let prefix = credmesh_testkit::redis::unique_prefix();
+    let cache = (cache_url.clone(), prefix.clone());
     let entcode_config = credmesh_entcode::EntcodeConfig::from_env(&env(&[
         (
             "CREDMESH_SIGNING_KEY_FILE",
@@ -221,10 +225,7 @@ pub async fn spawn_with_cache(backend: Backend, cache_url: Option<String>) -> Te
         ("CREDMESH_IDENTITY_URL", format!("http://{addr}")),
         ("CREDMESH_LICENSE_URL", format!("http://{addr}")),
         ("REDIS_URL", cache_url),
-        (
-            "CREDMESH_CACHE_PREFIX",
-            credmesh_testkit::redis::unique_prefix(),
-        ),
+        ("CREDMESH_CACHE_PREFIX", prefix),
     ]))
     .unwrap();
     let identity_channel = credmesh_entcode::channel(&entcode_config.identity_url).unwrap();
@@ -277,6 +278,7 @@ pub async fn spawn_with_cache(backend: Backend, cache_url: Option<String>) -> Te
         entcode: EnterpriseCodeServiceClient::new(channel),
         operator,
         entcode_client,
+        cache,
         _dir: dir,
         _sqlite: sqlite,
         _stop: StopGuard(Some(stop)),

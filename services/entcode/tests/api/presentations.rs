@@ -240,3 +240,40 @@ async fn verification_is_refused_when_the_nonce_record_is_unreachable() {
         Some("NONCE_STORE_UNAVAILABLE")
     );
 }
+
+#[tokio::test]
+async fn a_use_recorded_by_the_verify_gateway_counts_here_too() {
+    // The gateway records `nonce/<issuer>/<hex>` under the shared prefix; so does entcode.
+    let app = spawn_app(Backend::Postgres).await;
+    let dept = app.department().await;
+    let uscc = sh_uscc(18);
+    let me = app.enterprise(&uscc).await;
+    let bank = app.bank().await;
+    app.establish(&dept, &uscc).await;
+    let signed = app
+        .present(&me, &uscc, "bank-loan")
+        .await
+        .unwrap()
+        .presentation
+        .unwrap();
+    let cred = Credential::decode(signed.envelope.unwrap().payload.as_slice()).unwrap();
+    let gateway = credmesh_cache::Cache::connect(
+        &app.cache.0,
+        credmesh_cache::CacheOptions {
+            key_prefix: app.cache.1.clone(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let hex: String = cred.nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let key = format!("nonce/{}/{hex}", cred.issuer);
+    assert!(
+        gateway
+            .set_if_absent(&key, b"1", std::time::Duration::from_secs(600))
+            .await
+            .unwrap()
+    );
+    let v = app.verify(&bank, &signed.qr_text).await.unwrap();
+    assert_eq!(v.outcome, PresentationOutcome::AlreadyUsed as i32, "{v:?}");
+}
