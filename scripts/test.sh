@@ -11,6 +11,8 @@ if [ "$started_here" = 1 ]; then trap 'scripts/test-env.sh stop' EXIT; fi
 # shellcheck disable=SC1091
 source target/test-env/env
 export CREDMESH_PYTHON="$PWD/.tools/venv/bin/python"
+# make deps installed Chromium: the scan-page browser test must run, not skip.
+export CREDMESH_REQUIRE_CHROMIUM=1
 
 # The end-to-end tests run the real binary; test runners build only test targets.
 cargo build -p credmesh
