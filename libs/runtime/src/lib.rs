@@ -13,11 +13,13 @@
 //! - [`client`]: [`connect`], the traced channel to another service.
 //! - [`limits`]: concurrency and deadline limits answering proper gRPC statuses.
 //! - [`normalize`]: tonic's own refusals (bad protobuf, oversize) given proper codes.
+//! - [`issuer_key`]: an issuing service's signing key, registered with identity.
 //! - [`clock`]: the clock domain code takes, so tests move time instead of sleeping.
 //! - [`shutdown`]: the process shutdown signal.
 
 pub mod client;
 pub mod clock;
+pub mod issuer_key;
 pub mod limits;
 pub mod normalize;
 pub mod server;
