@@ -250,3 +250,85 @@ pub async fn interop(script: &str, args: &[&str]) -> anyhow::Result<String> {
     }
     Ok(String::from_utf8(out.stdout)?)
 }
+
+/// The operator token `credmesh dev` prints in its banner.
+pub fn operator_token(banner: &str) -> String {
+    let lines: Vec<&str> = banner.lines().collect();
+    let i = lines
+        .iter()
+        .position(|l| l.starts_with("operator token"))
+        .expect("the banner prints an operator token");
+    lines[i + 1].trim().to_string()
+}
+
+/// `msg` as a request carrying `authorization: Bearer <token>`.
+pub fn authed<T>(msg: T, token: &str) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}")
+            .parse()
+            .expect("a token is a valid header value"),
+    );
+    req
+}
+
+/// A free loopback port (bound, then released for the child to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// Generates an Ed25519 key, writes it as PKCS#8 PEM to `dir/name`, returns it and
+/// the path.
+pub fn write_key(
+    dir: &std::path::Path,
+    name: &str,
+) -> (credmesh_credential::keys::IssuerKey, String) {
+    let key = credmesh_credential::keys::IssuerKey::generate(name).expect("a fresh key");
+    let path = dir.join(name);
+    std::fs::write(&path, key.to_pkcs8_pem().as_bytes()).expect("writing a key file");
+    (key, path.display().to_string())
+}
+
+/// Starts `credmesh serve <service>` with `env`, killed when dropped.
+pub fn serve(service: &str, env: &[(&str, String)]) -> Child {
+    Command::new(credmesh_bin())
+        .args(["serve", service])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting credmesh serve")
+}
+
+/// Waits (up to 30 s) until `service` at `addr` reports SERVING; its channel.
+pub async fn wait_serving(addr: &str, service: &str) -> tonic::transport::Channel {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    for _ in 0..600 {
+        if let Ok(channel) = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+            .expect("an address is a valid uri")
+            .connect()
+            .await
+        {
+            let status = HealthClient::new(channel.clone())
+                .check(HealthCheckRequest {
+                    service: service.into(),
+                })
+                .await
+                .map(|r| r.into_inner().status)
+                .ok();
+            if status == Some(ServingStatus::Serving as i32) {
+                return channel;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{service} at {addr} never reported SERVING");
+}

@@ -13,12 +13,12 @@
 use std::collections::BTreeSet;
 
 use credmesh_auth::PrincipalKind;
-use credmesh_e2e::Dev;
+use credmesh_e2e::{Dev, authed, operator_token};
 use credmesh_proto::{
     identity::v1::{self as pb, identity_service_client::IdentityServiceClient},
     prost::Message as _,
 };
-use tonic::{Code, Request, transport::Channel};
+use tonic::{Code, transport::Channel};
 
 /// Principals, by letter: A anonymous, S service, P partner, O operator, D department,
 /// I inspector, E enterprise.
@@ -161,22 +161,6 @@ fn every_published_rpc_has_exactly_one_row_in_the_matrix() {
             "{method}: unknown principal in {who}"
         );
     }
-}
-
-fn authed<T>(msg: T, token: &str) -> Request<T> {
-    let mut req = Request::new(msg);
-    req.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
-}
-
-fn operator_token(banner: &str) -> String {
-    let lines: Vec<&str> = banner.lines().collect();
-    let i = lines
-        .iter()
-        .position(|l| l.starts_with("operator token"))
-        .unwrap();
-    lines[i + 1].trim().to_string()
 }
 
 #[tokio::test]

@@ -3,12 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use credmesh_e2e::{Dev, interop};
+use credmesh_e2e::{Dev, authed, interop, operator_token};
 use credmesh_proto::{
     credential::v1::{Claim, Credential, CredentialKind, StatusReference},
     identity::v1::{self as pb, identity_service_client::IdentityServiceClient},
 };
-use tonic::{Request, transport::Channel};
+use tonic::transport::Channel;
 
 async fn http_get(addr: &str, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,22 +22,6 @@ async fn http_get(addr: &str, path: &str) -> (u16, String) {
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     (code, body.to_string())
-}
-
-fn operator_token(banner: &str) -> String {
-    let lines: Vec<&str> = banner.lines().collect();
-    let i = lines
-        .iter()
-        .position(|l| l.starts_with("operator token"))
-        .expect("the banner prints an operator token");
-    lines[i + 1].trim().to_string()
-}
-
-fn authed<T>(msg: T, token: &str) -> Request<T> {
-    let mut req = Request::new(msg);
-    req.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
 }
 
 async fn wait_serving(channel: Channel) {

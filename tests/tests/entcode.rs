@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use base64::Engine as _;
-use credmesh_e2e::credmesh_bin;
+use credmesh_e2e::{authed, free_port, serve, wait_serving, write_key};
 use credmesh_proto::{
     entcode::v1::{self as epb, enterprise_code_service_client::EnterpriseCodeServiceClient},
     identity::v1::{self as ipb, identity_service_client::IdentityServiceClient},
@@ -18,66 +18,6 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn write_key(dir: &std::path::Path, name: &str) -> (credmesh_credential::keys::IssuerKey, String) {
-    let key = credmesh_credential::keys::IssuerKey::generate(name).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, key.to_pkcs8_pem().as_bytes()).unwrap();
-    (key, path.display().to_string())
-}
-
-/// Starts `credmesh serve <service>` with `env`, killed when dropped.
-fn serve(service: &str, env: &[(&str, String)]) -> tokio::process::Child {
-    tokio::process::Command::new(credmesh_bin())
-        .args(["serve", service])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
-}
-
-async fn wait_serving(addr: &str, service: &str) -> Channel {
-    for _ in 0..600 {
-        if let Ok(channel) = Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-        {
-            let status = tonic_health::pb::health_client::HealthClient::new(channel.clone())
-                .check(tonic_health::pb::HealthCheckRequest {
-                    service: service.into(),
-                })
-                .await
-                .map(|r| r.into_inner().status)
-                .ok();
-            if status
-                == Some(tonic_health::pb::health_check_response::ServingStatus::Serving as i32)
-            {
-                return channel;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("{service} at {addr} never reported SERVING");
-}
-
-fn authed<T>(msg: T, token: &str) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(msg);
-    req.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
 }
 
 async fn token(identity: &Channel, id: &str, key: &credmesh_credential::keys::IssuerKey) -> String {

@@ -10,7 +10,7 @@ use credmesh_credential::{
     envelope::{self, Context},
     verify,
 };
-use credmesh_e2e::{Dev, credmesh_bin, interop};
+use credmesh_e2e::{Dev, credmesh_bin, free_port, interop, serve, wait_serving, write_key};
 use credmesh_proto::{
     credential::v1::TrustList,
     identity::v1::{self as ipb, identity_service_client::IdentityServiceClient},
@@ -308,60 +308,6 @@ async fn a_license_established_and_revoked_with_the_cli_verifies_from_published_
         String::from_utf8_lossy(&out.stderr)
     );
     dev.stop().await.unwrap();
-}
-
-/// A free loopback port (bound, then released for the child to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn write_key(dir: &std::path::Path, name: &str) -> (credmesh_credential::keys::IssuerKey, String) {
-    let key = credmesh_credential::keys::IssuerKey::generate(name).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, key.to_pkcs8_pem().as_bytes()).unwrap();
-    (key, path.display().to_string())
-}
-
-/// Starts `credmesh serve <service>` with `env`, killed when dropped.
-fn serve(service: &str, env: &[(&str, String)]) -> tokio::process::Child {
-    tokio::process::Command::new(credmesh_bin())
-        .args(["serve", service])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
-}
-
-async fn wait_serving(addr: &str, service: &str) -> Channel {
-    for _ in 0..600 {
-        if let Ok(channel) = Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-        {
-            let status = tonic_health::pb::health_client::HealthClient::new(channel.clone())
-                .check(tonic_health::pb::HealthCheckRequest {
-                    service: service.into(),
-                })
-                .await
-                .map(|r| r.into_inner().status)
-                .ok();
-            if status
-                == Some(tonic_health::pb::health_check_response::ServingStatus::Serving as i32)
-            {
-                return channel;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("{service} at {addr} never reported SERVING");
 }
 
 #[tokio::test]

@@ -6,28 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use credmesh_e2e::{Dev, DevOptions, interop};
+use credmesh_e2e::{Dev, DevOptions, authed, interop, operator_token};
 use credmesh_proto::identity::v1::{self as pb, identity_service_client::IdentityServiceClient};
 use serde_json::Value;
-use tonic::{Code, Request, transport::Channel};
+use tonic::{Code, transport::Channel};
 
 const IDENTITY: &str = "credmesh.identity.v1.IdentityService";
-
-fn operator_token(banner: &str) -> String {
-    let lines: Vec<&str> = banner.lines().collect();
-    let i = lines
-        .iter()
-        .position(|l| l.starts_with("operator token"))
-        .expect("the banner prints an operator token");
-    lines[i + 1].trim().to_string()
-}
-
-fn authed<T>(msg: T, token: &str) -> Request<T> {
-    let mut req = Request::new(msg);
-    req.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
-}
 
 async fn connect(dev: &Dev) -> Channel {
     let channel = Channel::from_shared(format!("http://{}", dev.grpc))

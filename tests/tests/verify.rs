@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use credmesh_e2e::{Dev, credmesh_bin};
+use credmesh_e2e::{Dev, authed, credmesh_bin, free_port, serve, wait_serving, write_key};
 use credmesh_proto::verify::v1::{
     PresentedCredential, VerifyRequest, presented_credential::Form,
     verify_service_client::VerifyServiceClient,
@@ -162,67 +162,6 @@ async fn the_demo_license_verifies_online_and_offline_through_the_gateway() {
     );
 }
 
-/// A free loopback port (bound, then released for the child to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn write_key(dir: &std::path::Path, name: &str) -> (credmesh_credential::keys::IssuerKey, String) {
-    let key = credmesh_credential::keys::IssuerKey::generate(name).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, key.to_pkcs8_pem().as_bytes()).unwrap();
-    (key, path.display().to_string())
-}
-
-/// Starts `credmesh serve <service>` with `env`, killed when dropped.
-fn serve(service: &str, env: &[(&str, String)]) -> tokio::process::Child {
-    tokio::process::Command::new(credmesh_bin())
-        .args(["serve", service])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
-}
-
-async fn wait_serving(addr: &str, service: &str) -> Channel {
-    for _ in 0..600 {
-        if let Ok(channel) = Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-        {
-            let status = tonic_health::pb::health_client::HealthClient::new(channel.clone())
-                .check(tonic_health::pb::HealthCheckRequest {
-                    service: service.into(),
-                })
-                .await
-                .map(|r| r.into_inner().status)
-                .ok();
-            if status
-                == Some(tonic_health::pb::health_check_response::ServingStatus::Serving as i32)
-            {
-                return channel;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("{service} at {addr} never reported SERVING");
-}
-
-fn with_bearer<T>(msg: T, token: &str) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(msg);
-    req.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
-}
-
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -287,7 +226,7 @@ async fn separate_serve_processes_on_postgresql_and_redis_verify_and_revoke_with
         .unwrap()
         .into_inner()
         .access_token;
-    let authed = |msg| with_bearer(msg, &op);
+    let as_operator = |msg| authed(msg, &op);
     for (id_, kind, scope, key) in [
         (
             "license",
@@ -302,7 +241,7 @@ async fn separate_serve_processes_on_postgresql_and_redis_verify_and_revoke_with
             &bank,
         ),
     ] {
-        id.register_client(authed(ipb::RegisterClientRequest {
+        id.register_client(as_operator(ipb::RegisterClientRequest {
             client_id: id_.into(),
             kind: kind.to_proto(),
             display_name: id_.into(),
@@ -360,7 +299,7 @@ async fn separate_serve_processes_on_postgresql_and_redis_verify_and_revoke_with
     wait_serving(&verify_addr, "credmesh.verify.v1.VerifyService").await;
 
     let uscc = "91310000132260250X";
-    let mut req = with_bearer(
+    let mut req = authed(
         lpb::EstablishEnterpriseRequest {
             uscc: uscc.into(),
             name: "上海汽车集团股份有限公司".into(),
@@ -406,7 +345,7 @@ async fn separate_serve_processes_on_postgresql_and_redis_verify_and_revoke_with
     assert_eq!(answer["form"], "vc-jwt");
 
     LicenseServiceClient::new(license)
-        .revoke_license(with_bearer(
+        .revoke_license(authed(
             lpb::RevokeLicenseRequest {
                 uscc: uscc.into(),
                 reason: "沪市监处〔2026〕2号".into(),
