@@ -13,8 +13,12 @@ use tokio::{
     process::{Child, Command},
 };
 
-/// The workspace's `credmesh` binary.
+/// The workspace's `credmesh` binary (or `CREDMESH_BIN`, when several worktrees share one
+/// target directory).
 pub fn credmesh_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("CREDMESH_BIN") {
+        return PathBuf::from(bin);
+    }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
