@@ -37,6 +37,7 @@ lint: deps ## rustfmt check, clippy -D warnings, buf lint
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	cd proto && ../tools/node_modules/.bin/buf lint
+	cd fuzz && $(CARGO) fmt -- --check
 
 .PHONY: fmt
 fmt: ## format the code
@@ -45,6 +46,10 @@ fmt: ## format the code
 .PHONY: bench
 bench: ## benchmarks in release; report in target/bench/
 	@scripts/bench.sh
+
+.PHONY: fuzz
+fuzz: ## run every cargo-fuzz target for FUZZ_SECONDS (default 60) each; report in target/fuzz/
+	@scripts/fuzz.sh
 
 .PHONY: helm-test
 helm-test: ## lint and render the Helm chart and k8s/ overlays, validate against the Kubernetes schemas

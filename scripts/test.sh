@@ -24,5 +24,12 @@ else
   cargo test --workspace --no-fail-fast
 fi
 
+# The fuzz targets' committed seeds and past crashes, replayed (stable compiler); in CI
+# also a short fuzzing run of every target (make fuzz runs them longer).
+CARGO_TARGET_DIR="$PWD/fuzz/target" cargo test --manifest-path fuzz/Cargo.toml --lib
+if [ -n "${CI:-}" ]; then
+  FUZZ_SECONDS="${FUZZ_SECONDS:-10}" scripts/fuzz.sh
+fi
+
 # The Helm chart and the plain manifests (make helm-test).
 scripts/helm-test.sh
