@@ -129,6 +129,8 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
     )
     .await?;
 
+    let gateway = verify.gateway.clone();
+
     let metrics = Metrics::new();
     let server = Server::new(server_config, metrics, identity.validator)
         .with_service(identity.parts)
@@ -152,6 +154,12 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
         http_addr,
     )
     .await;
+    // The issuing services registered their keys after the gateway first read the trust
+    // list; read it again before announcing ready, so a first verification knows them.
+    let failed = gateway.refresh_trust().await;
+    if !failed.is_empty() {
+        tracing::warn!(regions = ?failed, "the verify gateway could not refresh its trust list");
+    }
     println!(
         "\ncredmesh dev\n\n\
          region        {region}\n\

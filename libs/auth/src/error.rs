@@ -51,6 +51,9 @@ pub enum AuthError {
     /// The method has no entry in the access policy, so nobody may call it (fail closed).
     #[error("method {0} is not open to any caller")]
     MethodNotInPolicy(String),
+    /// No published credmesh service has this method.
+    #[error("{0} is not a method of any credmesh service; check the service and method names")]
+    UnknownMethod(String),
     /// A client assertion is well-formed and signed but breaks a rule (subject, lifetime).
     #[error("client assertion is not acceptable: {0}")]
     InvalidAssertion(String),
@@ -84,6 +87,7 @@ impl AuthError {
             AuthError::ClientDisabled(_) => "AUTH_CLIENT_DISABLED",
             AuthError::MissingScope(_) => "AUTH_SCOPE_MISSING",
             AuthError::MethodNotInPolicy(_) => "AUTH_METHOD_NOT_IN_POLICY",
+            AuthError::UnknownMethod(_) => "METHOD_UNKNOWN",
             AuthError::InvalidAssertion(_) => "AUTH_ASSERTION_INVALID",
             AuthError::KeySource(_) => "AUTH_KEY_SOURCE",
             AuthError::InvalidKey(_) => "AUTH_INVALID_KEY",
@@ -93,7 +97,8 @@ impl AuthError {
     }
 
     /// The gRPC code: `UNAUTHENTICATED` when the credential is at fault,
-    /// `PERMISSION_DENIED` when the caller is known but not allowed, `UNAVAILABLE` when
+    /// `PERMISSION_DENIED` when the caller is known but not allowed, `UNIMPLEMENTED` for a
+    /// method no credmesh service has, `UNAVAILABLE` when
     /// keys cannot be fetched, `INTERNAL` for local key or signing faults.
     pub fn code(&self) -> Code {
         match self {
@@ -110,6 +115,7 @@ impl AuthError {
             AuthError::ClientDisabled(_)
             | AuthError::MissingScope(_)
             | AuthError::MethodNotInPolicy(_) => Code::PermissionDenied,
+            AuthError::UnknownMethod(_) => Code::Unimplemented,
             AuthError::KeySource(_) => Code::Unavailable,
             AuthError::InvalidKey(_) | AuthError::Signing(_) => Code::Internal,
             AuthError::TokenIssue(status) => match status.code() {
@@ -131,7 +137,9 @@ impl AuthError {
             AuthError::UnknownKey(kid) => metadata.push(("kid", kid.clone())),
             AuthError::ClientDisabled(client_id) => metadata.push(("client_id", client_id.clone())),
             AuthError::MissingScope(scope) => metadata.push(("scope", scope.clone())),
-            AuthError::MethodNotInPolicy(method) => metadata.push(("method", method.clone())),
+            AuthError::MethodNotInPolicy(method) | AuthError::UnknownMethod(method) => {
+                metadata.push(("method", method.clone()))
+            }
             AuthError::TokenIssue(status) => {
                 metadata.push(("upstream_code", format!("{:?}", status.code())));
             }

@@ -111,6 +111,10 @@ impl Shared {
         headers: &HeaderMap,
     ) -> Result<Option<Principal>, AuthError> {
         let Some(access) = self.policy.lookup(path) else {
+            if !credmesh_proto::is_published_method(path) {
+                return Err(AuthError::UnknownMethod(path.chars().take(200).collect()));
+            }
+            // A published method without a policy entry is a deployment fault: say so.
             tracing::warn!(
                 method = path,
                 "refused a method missing from the access policy"
@@ -256,7 +260,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_method_missing_from_the_policy_is_refused_even_with_a_token() {
+    async fn a_method_no_service_has_is_unimplemented_even_with_a_token() {
         let (service, signer) = stack();
         let token = signer
             .sign(&claims("svc", "license.read license.write"))
@@ -269,11 +273,8 @@ mod tests {
             .await
             .unwrap();
         let status = status_of(&response);
-        assert_eq!(status.code(), Code::PermissionDenied);
-        assert_eq!(
-            reason(&status).as_deref(),
-            Some("AUTH_METHOD_NOT_IN_POLICY")
-        );
+        assert_eq!(status.code(), Code::Unimplemented);
+        assert_eq!(reason(&status).as_deref(), Some("METHOD_UNKNOWN"));
     }
 
     #[tokio::test]

@@ -10,7 +10,8 @@
 //! - [`credential::v1`], [`identity::v1`], [`license::v1`]: generated messages, clients
 //!   and servers.
 //! - [`status`]: rich error details (`ErrorInfo`, `BadRequest`) in one place.
-//! - [`FILE_DESCRIPTOR_SET`]: every credmesh service, for reflection.
+//! - [`FILE_DESCRIPTOR_SET`]: every credmesh service, for reflection;
+//!   [`is_published_method`] asks it whether a method exists.
 
 pub use prost;
 pub use prost_types;
@@ -22,6 +23,30 @@ pub mod status;
 /// The encoded `FileDescriptorSet` of every credmesh `.proto`, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/credmesh_descriptor.bin"));
+
+/// Whether `path` (`/package.Service/Method`) is a method of a published credmesh
+/// service, so a server can tell a call to a method that does not exist (answered
+/// `UNIMPLEMENTED`) from one that exists but is closed to the caller.
+pub fn is_published_method(path: &str) -> bool {
+    use std::{collections::HashSet, sync::OnceLock};
+    static METHODS: OnceLock<HashSet<String>> = OnceLock::new();
+    METHODS
+        .get_or_init(|| {
+            let set: prost_types::FileDescriptorSet =
+                prost::Message::decode(FILE_DESCRIPTOR_SET).unwrap_or_default();
+            set.file
+                .iter()
+                .flat_map(|file| {
+                    file.service.iter().flat_map(move |service| {
+                        service.method.iter().map(move |method| {
+                            format!("/{}.{}/{}", file.package(), service.name(), method.name())
+                        })
+                    })
+                })
+                .collect()
+        })
+        .contains(path)
+}
 
 /// Shared credential formats: envelopes, credentials, status and trust lists.
 pub mod credential {

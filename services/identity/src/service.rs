@@ -518,6 +518,16 @@ impl Identity {
 
     /// A partner's imported trust list as it was signed, with its import time.
     pub async fn partner_trust_list(&self, region: &str) -> Result<(Envelope, i64), IdentityError> {
+        if region.parse::<Region>().is_err() {
+            return Err(IdentityError::invalid(
+                "REGION_UNKNOWN",
+                format!(
+                    "'{}' is not a region: name SH, JS, ZJ or AH",
+                    truncate(region, 8)
+                ),
+                vec![FieldViolation::new("region", "one of SH, JS, ZJ, AH")],
+            ));
+        }
         let (bytes, at) = self
             .store
             .partner_trust_list(region)

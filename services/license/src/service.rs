@@ -17,6 +17,7 @@ use credmesh_credential::{
 use credmesh_proto::{
     credential::v1::{Envelope, StatusList},
     prost::Message as _,
+    status::FieldViolation,
 };
 use credmesh_runtime::Clock;
 use credmesh_store::{
@@ -444,6 +445,13 @@ impl License {
         version: u32,
     ) -> Result<(EnterpriseRecord, VersionRecord), LicenseError> {
         let code = parse_uscc(uscc)?;
+        if !(1..=999).contains(&version) {
+            return Err(LicenseError::Invalid {
+                reason: "VERSION_INVALID",
+                message: format!("license versions run from 1 to 999; {version} is not one"),
+                violations: vec![FieldViolation::new("version", "a version from 1 to 999")],
+            });
+        }
         self.may_read(principal, code.as_str())?;
         let e = self.enterprise(code.as_str()).await?;
         let v = self

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use axum::{
     Router,
-    extract::{Path, State},
-    http::{StatusCode, header},
+    extract::State,
+    http::{StatusCode, Uri, header},
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -105,7 +105,36 @@ pub fn qr_png(qr: &str, scale: usize) -> Option<Vec<u8>> {
     Some(png)
 }
 
-async fn scan(State(entcode): State<Arc<Entcode>>, Path(qr): Path<String>) -> Response {
+/// The scanned text from the request path: what follows `/v/`, percent-decoded. Bytes
+/// that are not UTF-8 become U+FFFD, so any scan gets a page that says what is wrong
+/// rather than a bare HTTP error.
+fn scanned_text(uri: &Uri) -> String {
+    let raw = uri
+        .path()
+        .strip_prefix("/v/")
+        .unwrap_or_default()
+        .as_bytes();
+    let mut bytes = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (raw[i], raw.get(i + 1).copied(), raw.get(i + 2).copied()) {
+            (b'%', Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
+                let value = hex(h).unwrap_or_default() * 16 + hex(l).unwrap_or_default();
+                bytes.push(u8::try_from(value).unwrap_or(b'?'));
+                i += 3;
+            }
+            (b, _, _) => {
+                bytes.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+async fn scan(State(entcode): State<Arc<Entcode>>, uri: Uri) -> Response {
+    let qr = scanned_text(&uri);
     match entcode.scan(&qr).await {
         Ok(checked) => (
             StatusCode::OK,
@@ -313,6 +342,15 @@ mod tests {
             "&lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/b&gt;"
         );
         assert_eq!(scan_path("CM1:A B%/C"), "/v/CM1:A%20B%25%2FC");
+    }
+
+    #[test]
+    fn scanned_text_round_trips_the_scan_path_and_survives_bad_bytes() {
+        let text = "CM1:A B%/C$*+-.:9";
+        let uri: Uri = scan_path(text).parse().unwrap();
+        assert_eq!(scanned_text(&uri), text);
+        let uri: Uri = "/v/%FF%FEx%4".parse().unwrap();
+        assert_eq!(scanned_text(&uri), "\u{fffd}\u{fffd}x%4");
     }
 
     #[test]

@@ -163,13 +163,16 @@ impl Registration<'_> {
         }
         let auth = match (self.public_key.is_empty(), self.client_secret.is_empty()) {
             (false, true) => match <[u8; 32]>::try_from(self.public_key) {
-                Ok(key) if ed25519_dalek::VerifyingKey::from_bytes(&key).is_ok() => {
+                Ok(key)
+                    if ed25519_dalek::VerifyingKey::from_bytes(&key)
+                        .is_ok_and(|k| !k.is_weak()) =>
+                {
                     Some(ClientAuth::PublicKey(key))
                 }
                 _ => {
                     v.push(FieldViolation::new(
                         "public_key",
-                        "the public key must be a raw 32-byte Ed25519 public key",
+                        "the public key must be a raw 32-byte Ed25519 public key (not a weak, small-order point)",
                     ));
                     None
                 }

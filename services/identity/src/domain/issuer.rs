@@ -80,12 +80,18 @@ pub fn validate_issuer_key(
     }
     let key = <[u8; 32]>::try_from(public_key)
         .ok()
-        .filter(|k| ed25519_dalek::VerifyingKey::from_bytes(k).is_ok());
-    if key.is_none() {
-        v.push(FieldViolation::new(
+        .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok());
+    match key {
+        None => v.push(FieldViolation::new(
             "public_key",
             "the public key must be a raw 32-byte Ed25519 public key",
-        ));
+        )),
+        // A small-order point "verifies" signatures its holder never made: never trust one.
+        Some(k) if k.is_weak() => v.push(FieldViolation::new(
+            "public_key",
+            "the public key is a weak (small-order) Ed25519 point; generate a real key",
+        )),
+        Some(_) => {}
     }
     if kinds.is_empty() {
         v.push(FieldViolation::new(
@@ -110,9 +116,9 @@ pub fn validate_issuer_key(
     }
     match key {
         Some(public_key) if v.is_empty() => Ok(NewIssuerKey {
+            public_key: public_key.to_bytes(),
             issuer: issuer.to_string(),
             kid: kid.to_string(),
-            public_key,
             kinds: kinds.to_vec(),
             not_after,
         }),
