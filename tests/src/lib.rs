@@ -336,3 +336,60 @@ pub async fn wait_serving(addr: &str, service: &str) -> tonic::transport::Channe
     }
     panic!("{service} at {addr} never reported SERVING");
 }
+
+/// Registers a client of `kind` at identity (as `operator`) holding `scopes`, for
+/// `organization` (a USCC; departments, inspectors and enterprises need one), and
+/// returns an access token it got with a signed client assertion. Inspectors get a
+/// law-enforcement certificate number.
+pub async fn client_token(
+    channel: &tonic::transport::Channel,
+    operator: &str,
+    kind: credmesh_auth::PrincipalKind,
+    client_id: &str,
+    scopes: Vec<String>,
+    organization: &str,
+) -> anyhow::Result<String> {
+    use credmesh_auth::PrincipalKind;
+    use credmesh_proto::identity::v1::{
+        self as pb, identity_service_client::IdentityServiceClient,
+    };
+    let mut identity = IdentityServiceClient::new(channel.clone());
+    let key = credmesh_credential::keys::IssuerKey::generate(client_id)?;
+    identity
+        .register_client(authed(
+            pb::RegisterClientRequest {
+                client_id: client_id.into(),
+                kind: kind.to_proto(),
+                display_name: format!("test client {client_id}"),
+                scopes,
+                organization: organization.into(),
+                public_key: key.public_key_bytes().to_vec(),
+                enforcement_certificate: if kind == PrincipalKind::Inspector {
+                    "沪执法31000012345".into()
+                } else {
+                    String::new()
+                },
+                ..Default::default()
+            },
+            operator,
+        ))
+        .await
+        .with_context(|| format!("registering client {client_id}"))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    let assertion = credmesh_auth::client_assertion(client_id, key.signing_key(), now)?;
+    let token = identity
+        .issue_token(pb::IssueTokenRequest {
+            client_id: client_id.into(),
+            credential: Some(pb::issue_token_request::Credential::ClientAssertion(
+                assertion,
+            )),
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("a token for {client_id}"))?
+        .into_inner()
+        .access_token;
+    Ok(token)
+}

@@ -13,11 +13,8 @@
 use std::collections::BTreeSet;
 
 use credmesh_auth::PrincipalKind;
-use credmesh_e2e::{Dev, authed, operator_token};
-use credmesh_proto::{
-    identity::v1::{self as pb, identity_service_client::IdentityServiceClient},
-    prost::Message as _,
-};
+use credmesh_e2e::{Dev, client_token, operator_token};
+use credmesh_proto::prost::Message as _;
 use tonic::{Code, transport::Channel};
 
 /// Principals, by letter: A anonymous, S service, P partner, O operator, D department,
@@ -172,12 +169,6 @@ async fn the_running_system_enforces_every_cell_of_the_matrix() {
         .await
         .unwrap();
     let operator = operator_token(&dev.banner);
-    let mut identity = IdentityServiceClient::new(channel.clone());
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-
     // One registered client per kind, holding every scope its kind may hold.
     let org = credmesh_uscc::Uscc::from_parts('9', '1', "310106", "MA1AUTH7")
         .unwrap()
@@ -185,46 +176,21 @@ async fn the_running_system_enforces_every_cell_of_the_matrix() {
     let mut tokens = std::collections::HashMap::new();
     for letter in "SPDIE".chars() {
         let kind = kind_of(letter).unwrap();
-        let key = credmesh_credential::keys::IssuerKey::generate("authz").unwrap();
-        let client_id = format!("authz-{}", kind.as_str());
-        identity
-            .register_client(authed(
-                pb::RegisterClientRequest {
-                    client_id: client_id.clone(),
-                    kind: kind.to_proto(),
-                    display_name: format!("authorization matrix {}", kind.as_str()),
-                    scopes: credmesh_identity::domain::scopes::all_for(kind),
-                    organization: if matches!(letter, 'D' | 'I' | 'E') {
-                        org.clone()
-                    } else {
-                        String::new()
-                    },
-                    public_key: key.public_key_bytes().to_vec(),
-                    enforcement_certificate: if letter == 'I' {
-                        "沪执法31000012345".into()
-                    } else {
-                        String::new()
-                    },
-                    ..Default::default()
-                },
-                &operator,
-            ))
-            .await
-            .unwrap();
-        let assertion =
-            credmesh_auth::client_assertion(&client_id, key.signing_key(), now).unwrap();
-        let token = identity
-            .issue_token(pb::IssueTokenRequest {
-                client_id,
-                credential: Some(pb::issue_token_request::Credential::ClientAssertion(
-                    assertion,
-                )),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .access_token;
+        let organization = if matches!(letter, 'D' | 'I' | 'E') {
+            org.as_str()
+        } else {
+            ""
+        };
+        let token = client_token(
+            &channel,
+            &operator,
+            kind,
+            &format!("authz-{}", kind.as_str()),
+            credmesh_identity::domain::scopes::all_for(kind),
+            organization,
+        )
+        .await
+        .unwrap();
         tokens.insert(letter, token);
     }
     tokens.insert('O', operator);
