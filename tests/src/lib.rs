@@ -393,3 +393,28 @@ pub async fn client_token(
         .access_token;
     Ok(token)
 }
+
+/// A complete, valid request establishing a Shanghai (Huangpu) enterprise `uscc`,
+/// registered by the municipal bureau; tests change the fields they are about.
+pub fn establishment(uscc: &str) -> credmesh_proto::license::v1::EstablishEnterpriseRequest {
+    use credmesh_proto::license::v1 as lpb;
+    lpb::EstablishEnterpriseRequest {
+        uscc: uscc.into(),
+        name: "上海测试科技有限公司".into(),
+        entity_type: "有限责任公司（自然人投资或控股）".into(),
+        legal_representative: "李四".into(),
+        registered_capital: Some(lpb::Money {
+            amount: "1000000.00".into(),
+            currency_code: "CNY".into(),
+        }),
+        establishment_date: "2021-03-01".into(),
+        business_term: Some(lpb::BusinessTerm {
+            long_term: true,
+            ..Default::default()
+        }),
+        domicile: "上海市黄浦区示例路2号".into(),
+        business_scope: "软件开发。".into(),
+        registration_authority: "11310000MB2F10003D".into(),
+        ..Default::default()
+    }
+}

@@ -13,7 +13,7 @@
 
 use base64::Engine as _;
 use credmesh_auth::PrincipalKind;
-use credmesh_e2e::{Dev, DevOptions, client_token, operator_token};
+use credmesh_e2e::{Dev, DevOptions, client_token, establishment, operator_token};
 use credmesh_proto::{
     credential::v1::{CredentialKind, Envelope, StatusPurpose, VerificationOutcome},
     entcode::v1 as epb,
@@ -122,30 +122,6 @@ fn invalid() -> Expect {
     Expect::Grpc(INVALID, None)
 }
 
-/// A complete, valid establishment request for `uscc` (rows change one field).
-fn establish(uscc: &str) -> lpb::EstablishEnterpriseRequest {
-    lpb::EstablishEnterpriseRequest {
-        uscc: uscc.into(),
-        name: "上海坏输入测试有限公司".into(),
-        entity_type: "有限责任公司（自然人投资或控股）".into(),
-        legal_representative: "李四".into(),
-        registered_capital: Some(lpb::Money {
-            amount: "1000000.00".into(),
-            currency_code: "CNY".into(),
-        }),
-        establishment_date: "2021-03-01".into(),
-        business_term: Some(lpb::BusinessTerm {
-            long_term: true,
-            ..Default::default()
-        }),
-        domicile: "上海市黄浦区示例路2号".into(),
-        business_scope: "软件开发。".into(),
-        registration_authority: "11310000MB2F10003D".into(),
-        idempotency_key: String::new(),
-        ..Default::default()
-    }
-}
-
 fn verify_text(text: impl Into<String>) -> vpb::VerifyRequest {
     vpb::VerifyRequest {
         credential: Some(vpb::PresentedCredential {
@@ -228,7 +204,7 @@ fn catalogue(uscc: &str, qr: &str, presentation_qr: &str) -> Vec<Row> {
         ..Default::default()
     };
     let with = |f: &dyn Fn(&mut lpb::EstablishEnterpriseRequest)| {
-        let mut r = establish(&fresh);
+        let mut r = establishment(&fresh);
         f(&mut r);
         r
     };

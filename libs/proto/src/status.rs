@@ -41,6 +41,17 @@ pub fn error(code: Code, reason: &str, message: impl Into<String>) -> Status {
     )
 }
 
+/// The answer while a service's database is unreachable: `UNAVAILABLE`, reason
+/// `DATABASE_UNAVAILABLE`, telling the caller a retry is safe.
+pub fn database_unavailable() -> Status {
+    error(
+        Code::Unavailable,
+        "DATABASE_UNAVAILABLE",
+        "the service's database is unavailable right now; retry shortly (a retried change \
+         with the same idempotency key is applied only once)",
+    )
+}
+
 /// Like [`error`], with `ErrorInfo.metadata` entries giving the facts behind the error
 /// (for example the rule that refused and the count it saw).
 pub fn error_with_metadata<K, V>(

@@ -14,9 +14,11 @@
 //! - [`audit`]: the append-only audit log (who, when, what), written in the same
 //!   transaction as the change it records.
 //! - [`page`]: opaque page tokens for list RPCs.
+//! - [`fault`]: which database failures are transient (answered `UNAVAILABLE`).
 
 pub mod audit;
 pub mod dialect;
+pub mod fault;
 pub mod idempotency;
 pub mod page;
 

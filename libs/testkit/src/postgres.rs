@@ -1,4 +1,5 @@
-//! A fresh PostgreSQL database per test on the shared test server.
+//! A fresh PostgreSQL database per test on the shared test server, and a private server
+//! ([`PostgresServer`]) for tests that crash the database under a service.
 //!
 //! `make test` starts one throw-away server (`scripts/test-env.sh`) and exports its
 //! address as `CREDMESH_TEST_POSTGRES_URL`. Each test creates its own database there,
@@ -40,4 +41,139 @@ pub async fn fresh_database() -> anyhow::Result<String> {
         .context("creating a test database")?;
     admin.close().await.ok();
     Ok(format!("{server}/{name}"))
+}
+
+/// A private PostgreSQL server on a free loopback port, for tests that crash and restart
+/// the database under a running service. Its data directory is a temporary directory;
+/// the server is stopped (immediately) on drop.
+///
+/// Uses the PostgreSQL that `make deps` installs (`/usr/lib/postgresql/<n>/bin`). As
+/// root (CI), the server runs as the `postgres` user, which `initdb` requires.
+#[derive(Debug)]
+pub struct PostgresServer {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    port: u16,
+}
+
+impl PostgresServer {
+    /// Initialises a cluster and starts it; returns once it accepts connections.
+    pub async fn start() -> anyhow::Result<PostgresServer> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .context("PostgreSQL is not installed under /usr/lib/postgresql (run make deps)")?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|p| p.join("pg_ctl").exists())
+            .max()
+            .context("no PostgreSQL version with pg_ctl under /usr/lib/postgresql")?;
+        let dir = tempfile::TempDir::new().context("a data directory")?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let server = PostgresServer { dir, bin, port };
+        if is_root() {
+            run(std::process::Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(server.dir.path()))?;
+        }
+        let data = server.data();
+        run(server
+            .command("initdb")
+            .args(["-A", "trust", "-U", "postgres", "-D"])
+            .arg(&data))?;
+        server.pg_ctl_start()?;
+        Ok(server)
+    }
+
+    /// `postgres://postgres@127.0.0.1:<port>` (no database name).
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}", self.port)
+    }
+
+    /// Creates database `name` and returns its URL.
+    pub async fn create_database(&self, name: &str) -> anyhow::Result<String> {
+        let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", self.url())).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await?;
+        admin.close().await.ok();
+        Ok(format!("{}/{name}", self.url()))
+    }
+
+    /// Stops the server the hard way (`pg_ctl -m immediate`: no checkpoint, connections
+    /// cut, as in a crash); committed transactions survive, open ones are lost.
+    pub fn crash(&self) -> anyhow::Result<()> {
+        run(self
+            .command("pg_ctl")
+            .args(["-m", "immediate", "-w", "stop", "-D"])
+            .arg(self.data()))
+    }
+
+    /// Starts the server again on the same port (crash recovery runs first).
+    pub fn restart(&self) -> anyhow::Result<()> {
+        self.pg_ctl_start()
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn pg_ctl_start(&self) -> anyhow::Result<()> {
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.path().display()
+        );
+        run(self
+            .command("pg_ctl")
+            .args(["-w", "-t", "60", "-o", &options, "-l"])
+            .arg(self.dir.path().join("log"))
+            .arg("-D")
+            .arg(self.data())
+            .arg("start"))
+    }
+
+    /// `tool` from the server's bin directory, as the `postgres` user when root.
+    fn command(&self, tool: &str) -> std::process::Command {
+        let path = self.bin.join(tool);
+        if is_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            std::process::Command::new(path)
+        }
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        let _ = self
+            .command("pg_ctl")
+            .args(["-m", "immediate", "stop", "-D"])
+            .arg(self.data())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+fn run(command: &mut std::process::Command) -> anyhow::Result<()> {
+    let out = command
+        .output()
+        .with_context(|| format!("running {command:?}"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{command:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
 }

@@ -74,7 +74,11 @@ impl From<EntcodeError> for Status {
             }
             Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "internal error");
-                status::error(Code::Internal, "INTERNAL", "internal error")
+                status::error(
+                    Code::Internal,
+                    "INTERNAL",
+                    "an internal error occurred; it has been logged",
+                )
             }
         }
     }

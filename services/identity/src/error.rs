@@ -159,14 +159,7 @@ impl From<IdentityError> for Status {
             TrustListRollback { .. } => {
                 status::error(Code::FailedPrecondition, "TRUST_LIST_ROLLBACK", message)
             }
-            Internal(err) => {
-                tracing::error!(error = format!("{err:#}"), "internal error");
-                status::error(
-                    Code::Internal,
-                    "INTERNAL",
-                    "an internal error occurred; it has been logged",
-                )
-            }
+            Internal(err) => credmesh_store::fault::to_status(&err),
         }
     }
 }

@@ -183,14 +183,7 @@ impl From<LicenseError> for Status {
                 message,
                 [("list_id", list)],
             ),
-            Internal(err) => {
-                tracing::error!(error = format!("{err:#}"), "internal error");
-                status::error(
-                    Code::Internal,
-                    "INTERNAL",
-                    "an internal error occurred; it has been logged",
-                )
-            }
+            Internal(err) => credmesh_store::fault::to_status(&err),
         }
     }
 }

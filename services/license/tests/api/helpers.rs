@@ -126,6 +126,22 @@ pub async fn spawn_with(backend: Backend, options: Options) -> TestApp {
     start(env, options).await
 }
 
+/// A server whose license database is at `license_db` (identity on SQLite), for tests
+/// that run the database themselves.
+pub async fn spawn_on(license_db: String) -> TestApp {
+    credmesh_telemetry::init_for_tests();
+    let mut sqlite = Vec::new();
+    let identity_db = database(Backend::Sqlite, &mut sqlite).await;
+    let env = Env {
+        dir: tempfile::tempdir().unwrap(),
+        identity_db,
+        license_db,
+        clock: ManualClock::new(T0),
+        _sqlite: sqlite,
+    };
+    start(env, Options::default()).await
+}
+
 async fn start(env: Env, options: Options) -> TestApp {
     use base64::Engine as _;
     let dir = env.dir.path();

@@ -6,6 +6,7 @@
 
 mod access;
 mod concurrency;
+mod faults;
 mod helpers;
 mod keys;
 mod lifecycle;

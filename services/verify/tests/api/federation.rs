@@ -164,3 +164,68 @@ async fn a_shanghai_bank_loan_presentation_is_single_use_across_jiangsu_replicas
     assert_outcome(&second, VerificationOutcome::Revoked);
     assert_eq!(second.reason, "ALREADY_USED");
 }
+
+/// A partner that accepts connections and never answers (a hung load balancer, a
+/// half-dead region): every fetch gives up at its deadline, the gateway keeps
+/// answering its own region's credentials at once, and the partner's credentials get
+/// an answer within the fetch deadline, never "valid".
+#[tokio::test]
+async fn a_hung_partner_costs_at_most_a_deadline_and_never_yields_valid() {
+    let clock = credmesh_runtime::ManualClock::new(T0);
+    let sh = spawn_region("SH", Backend::Sqlite, clock.clone()).await;
+    let js = spawn_region("JS", Backend::Sqlite, clock.clone()).await;
+    let js_license = license_qr(&js.establish(4).await);
+
+    // A listener that accepts and then says nothing, ever.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hung_addr = hung.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hung.accept().await {
+            held.push(socket);
+        }
+    });
+
+    let started = std::time::Instant::now();
+    let sh_gw = spawn_gateway(
+        &sh,
+        &[&js],
+        Backend::Sqlite,
+        Options {
+            endpoints: vec![("JS", format!("http://{hung_addr}"))],
+            partners_may_fail: true,
+            extra: vec![("CREDMESH_RESULT_CACHE_SECONDS", "0".into())],
+            ..Options::default()
+        },
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "start-up waited {:?} on a hung partner",
+        started.elapsed()
+    );
+    let bank = sh.partner("bank-hung").await;
+
+    // Jiangsu's credential: answered within the fetch deadline, not valid.
+    let asked = std::time::Instant::now();
+    let r = sh_gw.verify_text(&bank, &js_license).await;
+    assert!(
+        asked.elapsed() < Duration::from_secs(15),
+        "a verification waited {:?} on a hung partner",
+        asked.elapsed()
+    );
+    assert_ne!(r.outcome(), VerificationOutcome::Valid, "{r:?}");
+    assert_outcome(&r, VerificationOutcome::UnknownIssuer);
+
+    // Shanghai's own credentials are answered while a refresh toward Jiangsu hangs.
+    let refresh = {
+        let gw = sh_gw.gateway.clone();
+        tokio::spawn(async move { gw.refresh_trust().await })
+    };
+    let own = license_qr(&sh.establish(5).await);
+    assert_outcome(
+        &sh_gw.verify_text(&bank, &own).await,
+        VerificationOutcome::Valid,
+    );
+    assert!(refresh.await.unwrap().contains(&"JS".to_string()));
+}

@@ -1,0 +1,136 @@
+//! Faults under load: the database crashes and comes back while departments keep
+//! establishing enterprises, retrying failed calls with the same idempotency key.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use credmesh_proto::license::v1 as pb;
+use credmesh_store::Db;
+use tokio::sync::Notify;
+
+use crate::helpers::*;
+
+const CLIENTS: u32 = 6;
+const PER_CLIENT: u32 = 12;
+
+/// Establishes until it succeeds, retrying transient failures with the same request (and
+/// so the same idempotency key), as a well-behaved client does; gives up after 90 s.
+async fn establish_with_retries(
+    app: &TestApp,
+    token: &str,
+    req: pb::EstablishEnterpriseRequest,
+) -> (pb::EstablishEnterpriseResponse, u32) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let mut failures = 0;
+    loop {
+        match app.establish(token, req.clone()).await {
+            Ok(r) => return (r, failures),
+            Err(s) => {
+                assert!(
+                    matches!(s.code(), tonic::Code::Unavailable),
+                    "a database outage must look transient, not like bad input: {s:?}"
+                );
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "still failing 90 s later: {s:?}"
+                );
+                failures += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn count(db: &Db, sql: &str) -> i64 {
+    match db {
+        Db::Postgres(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(p)
+            .await
+            .unwrap(),
+        Db::Sqlite(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(p)
+            .await
+            .unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn a_postgres_crash_under_issuance_loses_nothing_and_duplicates_nothing() {
+    let pg = credmesh_testkit::postgres::PostgresServer::start()
+        .await
+        .unwrap();
+    let url = pg.create_database("license").await.unwrap();
+    let app = Arc::new(spawn_on(url).await);
+    let dept = app.department("sh-jingan", JINGAN).await;
+
+    // Crash the database once a fifth of the establishments are done, while the rest
+    // are in flight; bring it back a second later.
+    let done = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let crash_now = Arc::new(Notify::new());
+    let crasher = {
+        let crash_now = crash_now.clone();
+        tokio::spawn(async move {
+            crash_now.notified().await;
+            pg.crash().unwrap();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            pg.restart().unwrap();
+            pg
+        })
+    };
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let (app, dept, done, crash_now) =
+            (app.clone(), dept.clone(), done.clone(), crash_now.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            for i in 0..PER_CLIENT {
+                let uscc = sh_uscc("310106", 1000 + c * 100 + i);
+                let req = pb::EstablishEnterpriseRequest {
+                    idempotency_key: format!("establish-{uscc}"),
+                    ..restaurant(&uscc)
+                };
+                let (r, failures) = establish_with_retries(&app, &dept, req.clone()).await;
+                if done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+                    == CLIENTS * PER_CLIENT / 5
+                {
+                    crash_now.notify_one();
+                }
+                out.push((req, r.license.unwrap().license_id, failures));
+            }
+            out
+        }));
+    }
+    let mut issued = HashMap::new();
+    let mut retried = 0;
+    for t in tasks {
+        for (req, id, failures) in t.await.unwrap() {
+            retried += failures;
+            issued.insert(req.uscc.clone(), (req, id));
+        }
+    }
+    let _pg = crasher.await.unwrap();
+    assert_eq!(issued.len() as u32, CLIENTS * PER_CLIENT);
+    assert!(retried > 0, "the crash happened while calls were in flight");
+
+    // A retry after the fact answers the same credential: nothing is issued twice.
+    for (req, id) in issued.values() {
+        let again = app.establish(&dept, req.clone()).await.unwrap();
+        assert_eq!(&again.license.unwrap().license_id, id);
+    }
+    let db = app.license_db().await;
+    let n = i64::from(CLIENTS * PER_CLIENT);
+    assert_eq!(count(&db, "SELECT count(*) FROM enterprises").await, n);
+    assert_eq!(count(&db, "SELECT count(*) FROM license_versions").await, n);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(DISTINCT (list_no, list_index)) FROM license_versions"
+        )
+        .await,
+        n,
+        "every version has its own status-list entry"
+    );
+    eprintln!(
+        "postgres crashed and restarted under {n} establishments; {retried} calls retried; \
+         {n} enterprises, {n} versions, none duplicated"
+    );
+}
