@@ -71,6 +71,15 @@ pub struct ServerConfig {
     pub readiness_interval: Duration,
     /// Largest HTTP request body (default 1 MiB).
     pub http_body_limit: usize,
+    /// Longest a client may take to send a request's headers before its connection is
+    /// closed (`CREDMESH_HEADER_READ_TIMEOUT_MS`, default 10 s): slow clients cannot
+    /// hold connections open by trickling bytes.
+    pub header_read_timeout: Duration,
+    /// How often an idle HTTP/2 connection is pinged, and how long the answer may take,
+    /// before it is closed (default 30 s and 10 s): dead peers release their streams.
+    pub keep_alive: (Duration, Duration),
+    /// Concurrent HTTP/2 streams per connection (default 256).
+    pub max_concurrent_streams: u32,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +90,9 @@ impl Default for ServerConfig {
             concurrency_limit: 1024,
             readiness_interval: Duration::from_secs(5),
             http_body_limit: 1024 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            keep_alive: (Duration::from_secs(30), Duration::from_secs(10)),
+            max_concurrent_streams: 256,
         }
     }
 }
@@ -106,6 +118,10 @@ impl ServerConfig {
         }
         if let Some(n) = num("CREDMESH_MAX_CONCURRENT_REQUESTS")? {
             c.concurrency_limit = n as usize;
+        }
+        if let Some(n) = num("CREDMESH_HEADER_READ_TIMEOUT_MS")? {
+            anyhow::ensure!(n > 0, "CREDMESH_HEADER_READ_TIMEOUT_MS must be above 0");
+            c.header_read_timeout = Duration::from_millis(n);
         }
         Ok(c)
     }
@@ -274,25 +290,18 @@ impl Server {
             set_readiness(&health_on_stop, &names_on_stop, ServingStatus::NotServing).await;
             let _ = stop_tx.send(true);
         });
+        let connections = Arc::new(Connections::from(&config));
         let mut servers = Vec::new();
         for listener in listeners {
-            let mut stop = stop_rx.clone();
-            let app = app.clone();
-            servers.push(tokio::spawn(async move {
-                // No Nagle: small gRPC frames would otherwise wait for the peer's delayed
-                // ACK (about 40 ms per call on Linux).
-                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                    let _ = tcp.set_nodelay(true);
-                });
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    })
-                    .await
-            }));
+            servers.push(tokio::spawn(serve_listener(
+                listener,
+                app.clone(),
+                connections.clone(),
+                stop_rx.clone(),
+            )));
         }
         for server in servers {
-            server.await??;
+            server.await?;
         }
         tracing::info!(addrs = ?addrs, "stopped");
         Ok(())
@@ -380,4 +389,82 @@ async fn ready_handler(State(state): State<HttpState>) -> impl IntoResponse {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, axum::Json(body))
+}
+
+/// How every accepted connection is served (HTTP/1.1 and HTTP/2 on one port).
+struct Connections {
+    builder: hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+}
+
+impl From<&ServerConfig> for Connections {
+    fn from(config: &ServerConfig) -> Self {
+        use hyper_util::rt::{TokioExecutor, TokioTimer};
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        // The timer is what makes the header timeout take effect at all (axum::serve
+        // sets none, so a client trickling header bytes held its connection forever).
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_read_timeout);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(config.keep_alive.0)
+            .keep_alive_timeout(config.keep_alive.1)
+            .max_concurrent_streams(config.max_concurrent_streams);
+        Self { builder }
+    }
+}
+
+/// Accepts connections on `listener` until `stop` turns true, then lets open
+/// connections finish their calls (at most 30 s) before returning.
+async fn serve_listener(
+    listener: TcpListener,
+    app: Router,
+    connections: Arc<Connections>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use hyper_util::{rt::TokioIo, service::TowerToHyperService};
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stopping = std::pin::pin!(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    });
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stopping => break,
+        };
+        // No Nagle: small gRPC frames would otherwise wait for the peer's delayed ACK
+        // (about 40 ms per call on Linux).
+        let _ = tcp.set_nodelay(true);
+        let service = TowerToHyperService::new(
+            app.clone()
+                .map_request(|req: Request<hyper::body::Incoming>| req.map(Body::new)),
+        );
+        let conn = connections
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open 30 s after shutdown began; closing them");
+    }
 }
