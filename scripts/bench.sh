@@ -15,6 +15,7 @@ if scripts/test-env.sh start >/dev/null 2>&1; then
 fi
 cargo bench -p credmesh-license --bench registrations 2>&1 | tee target/bench/license.txt
 python3 scripts/bench_report.py
+{ echo; echo "## National scale"; echo; grep -E '^status lists for' target/bench/credential.txt; } >> target/bench/report.md || true
 { echo; echo "## License registrations"; echo; grep -E '^(\||license|without|goals)' target/bench/license.txt; } >> target/bench/report.md || true
 # The verify gateway at 64 streams beside a raw-verify tonic server and an empty RPC.
 cargo bench -p credmesh-verify --bench verify 2>&1 | tee target/bench/verify.txt

@@ -182,6 +182,83 @@ fn status_lookup(c: &mut Criterion) {
     });
 }
 
+/// Entries per status list at national scale: the gateway's ceiling per list (16 Mi).
+const LIST_BITS: usize = 16 * 1024 * 1024;
+
+/// A cache holding `lists` lists of `bits` entries for each of the three purposes, with
+/// one entry in a thousand revoked, like a mature register.
+fn population(lists: usize, bits: usize) -> StatusCache {
+    let mut cache = StatusCache::new();
+    for n in 0..lists {
+        for purpose in [
+            StatusPurpose::Revocation,
+            StatusPurpose::Suspension,
+            StatusPurpose::Superseded,
+        ] {
+            let mut list = Bitstring::new(bits);
+            for i in (0..bits as u64).step_by(1000) {
+                list.set(i, true).unwrap();
+            }
+            cache
+                .insert_list(format!("SH/license/{n}"), purpose, list, NOW)
+                .unwrap();
+        }
+    }
+    cache
+}
+
+/// China has about 190 million business entities: status for 200 million credentials
+/// (12 lists of 16 Mi entries, three purposes each) beside a 10,000-credential register.
+/// Lookups and revocations must cost the same at both sizes.
+fn national_scale(c: &mut Criterion) {
+    const NATIONAL: u64 = 200_000_000;
+    let lists = (NATIONAL as usize).div_ceil(LIST_BITS);
+    let small = population(1, 10_000);
+    let large = population(lists, LIST_BITS);
+    let bytes_per_100m = 3 * 100_000_000 / 8;
+    println!(
+        "status lists for {NATIONAL} credentials: {lists} lists x 3 purposes, {:.1} MiB held; \
+         {:.1} MiB per 100 million credentials",
+        (lists * 3 * LIST_BITS / 8) as f64 / (1024.0 * 1024.0),
+        bytes_per_100m as f64 / (1024.0 * 1024.0)
+    );
+    let ids: Vec<String> = (0..lists).map(|n| format!("SH/license/{n}")).collect();
+
+    let mut g = c.benchmark_group("status_scale");
+    g.bench_function("lookup_10k", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i = (i + 7919) % 10_000;
+            small.lookup(black_box("SH/license/0"), black_box(i))
+        })
+    });
+    g.bench_function("lookup_200m", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i = (i + 104_729) % NATIONAL;
+            let list = &ids[(i / LIST_BITS as u64) as usize];
+            large.lookup(black_box(list), black_box(i % LIST_BITS as u64))
+        })
+    });
+    let mut small_list = Bitstring::new(10_000);
+    let mut large_list = Bitstring::new(LIST_BITS);
+    g.bench_function("revoke_10k", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i = (i + 7919) % 10_000;
+            small_list.set(black_box(i), true)
+        })
+    });
+    g.bench_function("revoke_200m", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i = (i + 104_729) % LIST_BITS as u64;
+            large_list.set(black_box(i), true)
+        })
+    });
+    g.finish();
+}
+
 fn batch(c: &mut Criterion) {
     let f = fixture();
     let encoded: Vec<Vec<u8>> = (0..64)
@@ -209,6 +286,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = native, vc_jwt, status_lookup, batch
+    targets = native, vc_jwt, status_lookup, national_scale, batch
 }
 criterion_main!(benches);
