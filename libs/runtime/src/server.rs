@@ -322,6 +322,10 @@ async fn readiness_loop(
     report: watch::Sender<Report>,
 ) {
     let mut last = None;
+    // While not ready, look again soon (20 ms, doubling up to `interval`): a service
+    // whose key registration completes a moment after start serves at once, not one
+    // whole interval later.
+    let mut retry = Duration::from_millis(20);
     loop {
         let mut results = Vec::with_capacity(checks.len());
         for check in &checks {
@@ -336,7 +340,12 @@ async fn readiness_loop(
         if last != Some(ready) {
             for (name, result) in &results {
                 if let Err(err) = result {
-                    tracing::warn!(dependency = %name, error = %err, "dependency not ready");
+                    if last.is_none() {
+                        // Starting up: dependencies coming up is expected, not a fault.
+                        tracing::info!(dependency = %name, error = %err, "waiting for dependency");
+                    } else {
+                        tracing::warn!(dependency = %name, error = %err, "dependency not ready");
+                    }
                 }
             }
             let status = if ready {
@@ -352,7 +361,13 @@ async fn readiness_loop(
             ready,
             checks: results,
         });
-        tokio::time::sleep(interval).await;
+        if ready {
+            retry = Duration::from_millis(20);
+            tokio::time::sleep(interval).await;
+        } else {
+            tokio::time::sleep(retry.min(interval)).await;
+            retry = retry.saturating_mul(2);
+        }
     }
 }
 
