@@ -20,3 +20,7 @@ python3 scripts/bench_report.py
 # The verify gateway at 64 streams beside a raw-verify tonic server and an empty RPC.
 cargo bench -p credmesh-verify --bench verify 2>&1 | tee target/bench/verify.txt
 { echo; echo "## Verify gateway"; echo; grep -E '^(\||goals)' target/bench/verify.txt; } >> target/bench/report.md || true
+# Memory and start-up of the release binary: credmesh dev and each credmesh serve.
+cargo build --release -p credmesh
+CREDMESH_BIN="$PWD/target/release/credmesh" cargo bench -p credmesh-e2e --bench footprint 2>&1 | tee target/bench/footprint.txt
+{ echo; echo "## Memory and start-up"; echo; grep -E '^\|' target/bench/footprint.txt; } >> target/bench/report.md || true

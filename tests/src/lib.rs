@@ -143,6 +143,11 @@ impl Dev {
         })
     }
 
+    /// The process id (for resource measurements).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Stops the process (SIGKILL; it keeps no state outside its data directory).
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.child.kill().await?;
