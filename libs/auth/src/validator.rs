@@ -5,6 +5,12 @@
 //! clock and builds the [`Principal`]. Only an unknown `kid` reaches the key source,
 //! and at most once per `min_refetch_interval`, so a flood of tokens naming made-up keys
 //! cannot hammer the identity service.
+//!
+//! A client sends the same token with every call for its whole lifetime, so a token
+//! whose signature verified is remembered (by the SHA-256 of its text, never the text)
+//! with its claims: the next call skips the Ed25519 check, the most expensive step.
+//! Every call still checks that the signing key is installed (a key dropped from the
+//! key set invalidates its tokens at once), the expiry, and the deny lists.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
@@ -14,6 +20,7 @@ use base64::Engine as _;
 use ed25519_dalek::{Signature, VerifyingKey};
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::errors::ErrorKind;
+use sha2::Digest as _;
 use tokio::sync::{Mutex, watch};
 
 use crate::{AccessClaims, AuthError, JwksSource, Principal};
@@ -103,6 +110,8 @@ pub struct TokenValidator {
     denied_clients: RwLock<HashSet<String>>,
     /// Denied token ids and when they were denied.
     denied_tokens: RwLock<HashMap<String, i64>>,
+    /// Tokens whose signature verified: SHA-256 of the token → (kid, claims).
+    verified: RwLock<HashMap<[u8; 32], (String, AccessClaims)>>,
     /// Dropped with the validator, which wakes and ends the refresh task at once.
     alive: watch::Sender<()>,
 }
@@ -119,6 +128,9 @@ impl std::fmt::Debug for TokenValidator {
 /// Key ids are echoed in errors and logs; a made-up one is cut to this many bytes.
 const MAX_ECHOED_KID: usize = 64;
 
+/// Verified tokens remembered at most (about 10 MB at the limit).
+const MAX_REMEMBERED: usize = 65_536;
+
 impl TokenValidator {
     /// A validator with no keys yet: the first token fetches them.
     pub fn new(source: Arc<dyn JwksSource>, config: ValidatorConfig) -> Arc<Self> {
@@ -129,6 +141,7 @@ impl TokenValidator {
             fetch: Mutex::new(None),
             denied_clients: RwLock::new(HashSet::new()),
             denied_tokens: RwLock::new(HashMap::new()),
+            verified: RwLock::new(HashMap::new()),
             alive: watch::channel(()).0,
         })
     }
@@ -141,6 +154,13 @@ impl TokenValidator {
     /// The caller a token speaks for, after checking signature, issuer, audience,
     /// validity period and the deny lists.
     pub async fn validate(&self, token: &str) -> Result<Principal, AuthError> {
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let remembered = read(&self.verified).get(&digest).cloned();
+        if let Some((kid, claims)) = remembered
+            && read(&self.keys).contains_key(&kid)
+        {
+            return self.check_claims(claims);
+        }
         let header = jsonwebtoken::decode_header(token).map_err(jwt_error)?;
         if header.alg != Algorithm::EdDSA {
             return Err(AuthError::Malformed("algorithm is not EdDSA".into()));
@@ -156,7 +176,24 @@ impl TokenValidator {
                     .ok_or_else(|| AuthError::UnknownKey(echoable(&kid)))??
             }
         };
-        self.check_claims(claims)
+        let principal = self.check_claims(claims.clone())?;
+        self.remember(digest, kid, claims);
+        Ok(principal)
+    }
+
+    /// Remembers a verified token until it expires; past [`MAX_REMEMBERED`] tokens the
+    /// expired ones are dropped, and if that is not enough, all of them.
+    fn remember(&self, digest: [u8; 32], kid: String, claims: AccessClaims) {
+        let mut verified = write(&self.verified);
+        if verified.len() >= MAX_REMEMBERED {
+            let now = (self.config.clock)();
+            let leeway = secs(self.config.leeway);
+            verified.retain(|_, (_, c)| c.exp.saturating_add(leeway) >= now);
+            if verified.len() >= MAX_REMEMBERED {
+                verified.clear();
+            }
+        }
+        verified.insert(digest, (kid, claims));
     }
 
     /// Fetches the key set now and installs it (keys gone from the set are dropped).
@@ -624,6 +661,46 @@ mod tests {
         clock.set(NOW + 24 * 3600 + 1);
         v.refresh().await.unwrap();
         assert!(read(&v.denied_tokens).is_empty(), "pruned after retention");
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_still_expires_and_still_meets_the_deny_lists() {
+        let signer = signer("sh-1", 1);
+        let clock = TestClock::at(NOW);
+        let v = validator(jwks_of(&[&signer]), &clock);
+        let token = signer.sign(&claims("c", "s")).unwrap();
+        v.validate(&token).await.unwrap();
+        assert_eq!(
+            read(&v.verified).len(),
+            1,
+            "the verified token is remembered"
+        );
+        v.validate(&token).await.unwrap();
+
+        v.deny_client("c");
+        assert!(matches!(
+            v.validate(&token).await,
+            Err(AuthError::ClientDisabled(_))
+        ));
+        v.allow_client("c");
+        v.validate(&token).await.unwrap();
+
+        clock.set(NOW + 10_000);
+        assert!(matches!(v.validate(&token).await, Err(AuthError::Expired)));
+    }
+
+    #[tokio::test]
+    async fn a_forged_token_is_never_remembered() {
+        let a = signer("sh-1", 1);
+        let clock = TestClock::at(NOW);
+        let v = validator(jwks_of(&[&a]), &clock);
+        let token = a.sign(&claims("c", "s")).unwrap();
+        let mut forged = token.clone();
+        forged.pop();
+        forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+        assert!(v.validate(&forged).await.is_err());
+        assert!(v.validate(&forged).await.is_err());
+        assert!(read(&v.verified).is_empty());
     }
 
     #[tokio::test]
