@@ -211,6 +211,141 @@ async fn metrics_parse_as_openmetrics_and_count_every_call_by_its_code() {
     dev.stop().await.unwrap();
 }
 
+/// The domain metrics move with the work done: licenses issued and revoked, verify
+/// answers by kind, region and outcome, result-cache hits, and the age of the region's
+/// trust and status lists.
+#[tokio::test]
+async fn domain_metrics_count_issuance_revocation_and_verification() {
+    use credmesh_proto::{
+        license::v1::{self as lpb, license_service_client::LicenseServiceClient},
+        verify::v1::{self as vpb, verify_service_client::VerifyServiceClient},
+    };
+    let dev = Dev::start().await.unwrap();
+    let channel = connect(&dev).await;
+    let operator = operator_token(&dev.banner);
+    let partner = credmesh_e2e::client_token(
+        &channel,
+        &operator,
+        credmesh_auth::PrincipalKind::Partner,
+        "metrics-bank",
+        vec!["verify".into()],
+        "",
+    )
+    .await
+    .unwrap();
+    let lines: Vec<&str> = dev.banner.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("demo license of"))
+        .unwrap();
+    let qr = lines[at + 1].trim().to_string();
+
+    let before = scrape(&dev).await;
+    let counter = |families: &Value, family: &str, labels: &[(&str, &str)]| {
+        sample(families, family, &format!("{family}_total"), labels)
+    };
+
+    // The first verification may fetch the status list; later ones hit the result cache.
+    let mut verify = VerifyServiceClient::new(channel.clone());
+    for _ in 0..3 {
+        let r = verify
+            .verify(authed(
+                vpb::VerifyRequest {
+                    credential: Some(vpb::PresentedCredential {
+                        form: Some(vpb::presented_credential::Form::Text(qr.clone())),
+                    }),
+                },
+                &partner,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .result
+            .unwrap();
+        assert_eq!(
+            r.outcome(),
+            credmesh_proto::credential::v1::VerificationOutcome::Valid
+        );
+    }
+
+    let uscc = credmesh_uscc::Uscc::from_parts('9', '1', "310101", "MA1METR1")
+        .unwrap()
+        .to_string();
+    let mut license = LicenseServiceClient::new(channel.clone());
+    license
+        .establish_enterprise(authed(credmesh_e2e::establishment(&uscc), &operator))
+        .await
+        .unwrap();
+    license
+        .revoke_license(authed(
+            lpb::RevokeLicenseRequest {
+                uscc: uscc.clone(),
+                reason: "吊销：指标测试".into(),
+                ..Default::default()
+            },
+            &operator,
+        ))
+        .await
+        .unwrap();
+    // The age gauges are recomputed every 5 s: wait for the first values.
+    let mut after = scrape(&dev).await;
+    for _ in 0..40 {
+        let aged = sample(
+            &after,
+            "credmesh_verify_trust_list_age_seconds",
+            "credmesh_verify_trust_list_age_seconds",
+            &[("region", "SH")],
+        );
+        if after["credmesh_verify_trust_list_age_seconds"]["samples"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+            && aged >= 0.0
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        after = scrape(&dev).await;
+    }
+    let license_kind = [("kind", "business_license")];
+    let moved = |family: &str, labels: &[(&str, &str)]| {
+        counter(&after, family, labels) - counter(&before, family, labels)
+    };
+    assert_eq!(moved("credmesh_credentials_issued", &license_kind), 1.0);
+    assert_eq!(moved("credmesh_credentials_revoked", &license_kind), 1.0);
+    assert_eq!(
+        moved(
+            "credmesh_verify_outcomes",
+            &[
+                ("kind", "business_license"),
+                ("region", "SH"),
+                ("outcome", "valid")
+            ]
+        ),
+        3.0
+    );
+    assert!(
+        moved(
+            "credmesh_verify_cache_requests",
+            &[("cache", "result"), ("result", "hit")]
+        ) >= 1.0,
+        "repeated verifications of the same credential hit the result cache"
+    );
+    for gauge in [
+        "credmesh_verify_trust_list_age_seconds",
+        "credmesh_verify_status_list_age_seconds",
+    ] {
+        assert_eq!(after[gauge]["type"], "gauge", "{gauge}");
+        assert!(
+            after[gauge]["samples"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|x| x["labels"]["region"] == "SH")),
+            "{gauge} has no SH sample: {}",
+            after[gauge]
+        );
+    }
+    dev.stop().await.unwrap();
+}
+
 /// Values that must never reach a log line, whatever path they travel.
 const CLIENT_SECRET: &str = "cs-LEAKCHECK-4f1d0c9e7a2b";
 const REGISTER_SECRET: &str = "cs-LEAKCHECK-register-93be11";

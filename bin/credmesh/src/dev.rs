@@ -132,6 +132,9 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
     let gateway = verify.gateway.clone();
 
     let metrics = Metrics::new();
+    license_service.export_metrics(&metrics);
+    entcode_service.export_metrics(&metrics);
+    gateway.export_metrics(&metrics);
     let server = Server::new(server_config, metrics, identity.validator)
         .with_service(identity.parts)
         .with_service(license.parts)

@@ -36,6 +36,7 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
         .context("CREDMESH_HTTP_ADDR must be host:port")?;
     let migrate = env_or(&env, "CREDMESH_MIGRATE", "true") != "false";
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let metrics = Metrics::new();
     let (validator, parts) = match service {
         Service::Identity => {
             let config = credmesh_identity::IdentityConfig::from_env(&env)?;
@@ -58,6 +59,7 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
             let validator = credmesh_license::validator(&config, identity);
             let built =
                 credmesh_license::build(&config, db, clock, &server_config, registrar).await?;
+            built.license.export_metrics(&metrics);
             (validator, built.parts)
         }
         Service::Entcode => {
@@ -73,6 +75,7 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
             let built =
                 credmesh_entcode::build(&config, clock, &server_config, registrar, licenses)
                     .await?;
+            built.entcode.export_metrics(&metrics);
             (validator, built.parts)
         }
         Service::Verify => {
@@ -85,10 +88,11 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
             let built =
                 credmesh_verify::build(&config, db, clock, &server_config, validator.clone())
                     .await?;
+            built.gateway.export_metrics(&metrics);
             (validator, built.parts)
         }
     };
-    let server = Server::new(server_config, Metrics::new(), validator).with_service(parts);
+    let server = Server::new(server_config, metrics, validator).with_service(parts);
     let mut listeners = vec![
         TcpListener::bind(grpc)
             .await

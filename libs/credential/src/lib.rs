@@ -42,7 +42,8 @@ pub use keys::{IssuerKey, kid_for};
 pub use qr::{QR_PREFIX, from_qr, to_qr};
 pub use status_list::{Bitstring, sign_status_list};
 pub use vcjwt::{
-    ParsedJwt, VcOptions, parse_vc_jwt, status_list_vc_jwt, status_purpose_name, to_vc_jwt,
+    ParsedJwt, VcOptions, kind_name, parse_vc_jwt, status_list_vc_jwt, status_purpose_name,
+    to_vc_jwt,
 };
 pub use verify::{
     Form, Outcome, Policy, Presented, StatusCache, StatusLookup, StatusSource, TrustEntry,

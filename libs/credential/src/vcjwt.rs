@@ -51,6 +51,20 @@ pub struct VcOptions {
     pub status_base_url: String,
 }
 
+/// A stable lowercase name of a credential kind, for metrics and JSON answers
+/// (`business_license`, `enterprise_code`, `presentation`, `certificate`,
+/// `inspection_code`; `unknown` for anything else).
+pub fn kind_name(kind: i32) -> &'static str {
+    match CredentialKind::try_from(kind) {
+        Ok(CredentialKind::BusinessLicense) => "business_license",
+        Ok(CredentialKind::EnterpriseCode) => "enterprise_code",
+        Ok(CredentialKind::Presentation) => "presentation",
+        Ok(CredentialKind::Certificate) => "certificate",
+        Ok(CredentialKind::InspectionCode) => "inspection_code",
+        Ok(CredentialKind::Unspecified) | Err(_) => "unknown",
+    }
+}
+
 /// The VC type naming a credential kind, after "VerifiableCredential".
 pub fn vc_type(kind: i32) -> &'static str {
     match CredentialKind::try_from(kind) {

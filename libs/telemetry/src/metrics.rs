@@ -45,6 +45,81 @@ const DURATION_BUCKETS: [f64; 14] = [
 /// past the limit (and paths that are not `/service/method`) are labelled `unknown`.
 const MAX_METHODS: usize = 512;
 
+/// Label: a credential kind (`business_license`, `certificate`, …).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    /// The kind.
+    pub kind: &'static str,
+}
+
+/// Issued and revoked credentials by kind ([`Metrics::credentials`]). Clones share state.
+#[derive(Clone, Debug, Default)]
+pub struct CredentialMetrics {
+    issued: Family<KindLabel, Counter>,
+    revoked: Family<KindLabel, Counter>,
+}
+
+impl CredentialMetrics {
+    /// Counts one credential of `kind` signed.
+    pub fn issued(&self, kind: &'static str) {
+        self.issued.get_or_create(&KindLabel { kind }).inc();
+    }
+
+    /// Counts one credential of `kind` revoked or suspended.
+    pub fn revoked(&self, kind: &'static str) {
+        self.revoked.get_or_create(&KindLabel { kind }).inc();
+    }
+}
+
+/// Labels of a verification answer.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// Credential kind, or `unknown` when it could not be read.
+    pub kind: &'static str,
+    /// Issuing region, or `unknown`.
+    pub region: String,
+    /// The outcome (`valid`, `revoked`, …).
+    pub outcome: &'static str,
+}
+
+/// Labels of a cache lookup.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// Which cache (`result`).
+    pub cache: &'static str,
+    /// `hit` or `miss`.
+    pub result: &'static str,
+}
+
+/// Label: a client id.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClientLabel {
+    /// The client.
+    pub client: String,
+}
+
+/// Label: a region code.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RegionLabel {
+    /// SH, JS, ZJ or AH.
+    pub region: String,
+}
+
+/// The verify gateway's domain metrics ([`Metrics::verify`]). Clones share state.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyMetrics {
+    /// Answers by kind, region and outcome.
+    pub outcomes: Family<OutcomeLabels, Counter>,
+    /// Result cache lookups.
+    pub cache: Family<CacheLabels, Counter>,
+    /// Calls refused by the rate limit, per client.
+    pub rate_limited: Family<ClientLabel, Counter>,
+    /// Trust list age per region.
+    pub trust_age: Family<RegionLabel, Gauge>,
+    /// Oldest status list age per region.
+    pub status_age: Family<RegionLabel, Gauge>,
+}
+
 /// The process's metrics registry. Clones share it.
 #[derive(Clone, Debug)]
 pub struct Metrics {
@@ -55,6 +130,8 @@ pub struct Metrics {
 struct Inner {
     registry: Mutex<Registry>,
     grpc: GrpcMetrics,
+    credentials: CredentialMetrics,
+    verify: OnceLock<VerifyMetrics>,
 }
 
 impl Default for Metrics {
@@ -69,12 +146,67 @@ impl Metrics {
         let mut registry = Registry::default();
         let grpc = GrpcMetrics::new();
         grpc.register_in(&mut registry);
+        let credentials = CredentialMetrics::default();
+        registry.register(
+            counter_base_name(crate::names::CREDENTIALS_ISSUED_TOTAL, &credentials.issued),
+            "credentials signed, by kind",
+            credentials.issued.clone(),
+        );
+        registry.register(
+            counter_base_name(
+                crate::names::CREDENTIALS_REVOKED_TOTAL,
+                &credentials.revoked,
+            ),
+            "credentials revoked or suspended, by kind",
+            credentials.revoked.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry: Mutex::new(registry),
                 grpc,
+                credentials,
+                verify: OnceLock::new(),
             }),
         }
+    }
+
+    /// The issued and revoked credential counters every issuing service records into
+    /// (registered once per process, so services sharing `credmesh dev` share them).
+    pub fn credentials(&self) -> &CredentialMetrics {
+        &self.inner.credentials
+    }
+
+    /// The verify gateway's metrics, registered on first use.
+    pub fn verify(&self) -> &VerifyMetrics {
+        self.inner.verify.get_or_init(|| {
+            let v = VerifyMetrics::default();
+            self.register(
+                crate::names::VERIFY_OUTCOMES_TOTAL,
+                "verification answers by credential kind, issuing region and outcome",
+                v.outcomes.clone(),
+            );
+            self.register(
+                crate::names::VERIFY_CACHE_REQUESTS_TOTAL,
+                "verification result cache lookups, hit or miss",
+                v.cache.clone(),
+            );
+            self.register(
+                crate::names::VERIFY_RATE_LIMITED_TOTAL,
+                "calls refused by the per-partner rate limit",
+                v.rate_limited.clone(),
+            );
+            self.register(
+                crate::names::VERIFY_TRUST_LIST_AGE_SECONDS,
+                "seconds since the region's trust list was last fetched and checked",
+                v.trust_age.clone(),
+            );
+            self.register(
+                crate::names::VERIFY_STATUS_LIST_AGE_SECONDS,
+                "age in seconds of the oldest status list held for the region's issuers",
+                v.status_age.clone(),
+            );
+            v
+        })
     }
 
     /// Everything registered, in the OpenMetrics text format (serve it with [`CONTENT_TYPE`]).

@@ -118,6 +118,8 @@ pub struct Entcode {
     cache: Cache,
     clock: Arc<dyn Clock>,
     ttl_secs: i64,
+    /// Where signed codes and presentations are counted, once exported.
+    metrics: std::sync::OnceLock<credmesh_telemetry::metrics::CredentialMetrics>,
 }
 
 impl Entcode {
@@ -141,7 +143,14 @@ impl Entcode {
             cache,
             clock,
             ttl_secs,
+            metrics: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Counts every code and presentation signed in `metrics`
+    /// (`credmesh_credentials_issued_total{kind="enterprise_code"|"presentation"}`).
+    pub fn export_metrics(&self, metrics: &credmesh_telemetry::metrics::Metrics) {
+        let _ = self.metrics.set(metrics.credentials().clone());
     }
 
     /// Also accepts what earlier keys of this service signed, found in `directory`
@@ -156,6 +165,9 @@ impl Entcode {
             .check()
             .map_err(EntcodeError::KeyNotReady)?;
         let envelope = sign_credential(&credential, &self.key);
+        if let Some(m) = self.metrics.get() {
+            m.issued(credmesh_credential::kind_name(credential.kind));
+        }
         let qr = to_qr(&envelope);
         Ok(Signed {
             credential,

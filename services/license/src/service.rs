@@ -173,6 +173,8 @@ pub struct License {
     pub(crate) public_url: String,
     pub(crate) status_refresh_secs: i64,
     lists: Mutex<HashMap<(u64, i32), Arc<PublishedList>>>,
+    /// Where issued and revoked licenses are counted, once [`License::export_metrics`] ran.
+    metrics: std::sync::OnceLock<credmesh_telemetry::metrics::CredentialMetrics>,
 }
 
 impl std::fmt::Debug for License {
@@ -183,6 +185,9 @@ impl std::fmt::Debug for License {
             .finish_non_exhaustive()
     }
 }
+
+/// The credential kind label of licenses in metrics.
+const KIND: &str = "business_license";
 
 impl License {
     #[allow(clippy::too_many_arguments)]
@@ -206,6 +211,23 @@ impl License {
             public_url,
             status_refresh_secs,
             lists: Mutex::new(HashMap::new()),
+            metrics: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Counts issued and revoked licenses in `metrics`
+    /// (`credmesh_credentials_issued_total{kind="business_license"}` and `…_revoked_total`).
+    pub fn export_metrics(&self, metrics: &credmesh_telemetry::metrics::Metrics) {
+        let _ = self.metrics.set(metrics.credentials().clone());
+    }
+
+    fn count(&self, issued: bool) {
+        if let Some(m) = self.metrics.get() {
+            if issued {
+                m.issued(KIND);
+            } else {
+                m.revoked(KIND);
+            }
         }
     }
 
@@ -318,6 +340,7 @@ impl License {
             .await?;
         if let Outcome::Done(i) = &outcome {
             tracing::info!(uscc = %uscc, license_id = %i.version.license_id, authority = %content.authority, "enterprise established");
+            self.count(true);
         }
         Ok(outcome)
     }
@@ -375,6 +398,7 @@ impl License {
             .await?;
         if let Outcome::Done(i) = &outcome {
             tracing::info!(uscc = %uscc, version = i.version.version, license_id = %i.version.license_id, "license amended");
+            self.count(true);
         }
         Ok(outcome)
     }
@@ -406,6 +430,7 @@ impl License {
             .await?;
         if let Outcome::Done(i) = &outcome {
             tracing::warn!(uscc = %uscc, state = closing.as_str(), license_id = %i.version.license_id, "license revoked");
+            self.count(false);
         }
         Ok(outcome)
     }

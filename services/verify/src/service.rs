@@ -19,6 +19,9 @@ use credmesh_proto::{
     verify::v1::{TrustBundle, VerificationResult},
 };
 use credmesh_runtime::Clock;
+use credmesh_telemetry::metrics::{
+    CacheLabels, ClientLabel, Metrics, OutcomeLabels, RegionLabel, VerifyMetrics,
+};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
@@ -96,9 +99,55 @@ pub struct Gateway {
     last_on_demand: AtomicU64,
     audit: mpsc::Sender<AuditRow>,
     store: Arc<dyn VerifyStore>,
+    /// The gateway's metrics, once [`Gateway::export_metrics`] ran.
+    metrics: std::sync::OnceLock<VerifyMetrics>,
+}
+
+/// The regions a metric label may name; anything else is `unknown`.
+fn region_label(region: &str) -> String {
+    match region {
+        "SH" | "JS" | "ZJ" | "AH" => region.to_owned(),
+        _ => "unknown".to_owned(),
+    }
 }
 
 impl Gateway {
+    /// Exports the gateway's metrics on `metrics`: answers by kind, region and outcome,
+    /// result cache hits and misses, rate-limited calls per partner, and (recomputed every
+    /// 5 s by a task that ends with the gateway) the age of each region's trust list and
+    /// of the oldest status list held for it.
+    pub fn export_metrics(self: &Arc<Self>, metrics: &Metrics) {
+        let v = metrics.verify().clone();
+        if self.metrics.set(v.clone()).is_err() {
+            return;
+        }
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                let Some(g) = weak.upgrade() else { return };
+                let now = g.clock.now();
+                for r in g.federation.regions() {
+                    v.trust_age
+                        .get_or_create(&RegionLabel {
+                            region: region_label(&r.region),
+                        })
+                        .set(now.saturating_sub(r.fetched_at));
+                }
+                let mut oldest: std::collections::HashMap<String, i64> = Default::default();
+                for (list_id, updated_at) in g.status.read().last_updates() {
+                    let region = region_label(list_id.split('/').next().unwrap_or_default());
+                    let age = now.saturating_sub(updated_at);
+                    let slot = oldest.entry(region).or_insert(age);
+                    *slot = (*slot).max(age);
+                }
+                for (region, age) in oldest {
+                    v.status_age.get_or_create(&RegionLabel { region }).set(age);
+                }
+            }
+        });
+    }
     /// A gateway; call [`Gateway::start`] to load data and begin refreshing.
     pub fn new(
         federation: Arc<Federation>,
@@ -132,6 +181,7 @@ impl Gateway {
             last_on_demand: AtomicU64::new(0),
             audit,
             store,
+            metrics: std::sync::OnceLock::new(),
         })
     }
 
@@ -229,9 +279,18 @@ impl Gateway {
         let mut limiter = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
         limiter
             .try_take(client, cost, now_ms)
-            .map_err(|retry_after| VerifyError::RateLimited {
-                client_id: client.to_owned(),
-                retry_after,
+            .map_err(|retry_after| {
+                if let Some(m) = self.metrics.get() {
+                    m.rate_limited
+                        .get_or_create(&ClientLabel {
+                            client: client.to_owned(),
+                        })
+                        .inc();
+                }
+                VerifyError::RateLimited {
+                    client_id: client.to_owned(),
+                    retry_after,
+                }
             })
     }
 
@@ -287,6 +346,20 @@ impl Gateway {
         let todo: Vec<usize> = (0..inputs.len())
             .filter(|i| results[*i].is_none())
             .collect();
+        if caching && let Some(m) = self.metrics.get() {
+            let misses = todo.len() as u64;
+            let hits = inputs.len() as u64 - misses;
+            for (result, n) in [("hit", hits), ("miss", misses)] {
+                if n > 0 {
+                    m.cache
+                        .get_or_create(&CacheLabels {
+                            cache: "result",
+                            result,
+                        })
+                        .inc_by(n);
+                }
+            }
+        }
         if !todo.is_empty() {
             let mut verified = self.run(inputs, &todo, now, &trust);
             // A key nobody knew: maybe a new or rotated key; refresh that region's trust
@@ -363,6 +436,17 @@ impl Gateway {
         }
         let results: Vec<VerificationResult> =
             results.into_iter().map(Option::unwrap_or_default).collect();
+        if let Some(m) = self.metrics.get() {
+            for r in &results {
+                m.outcomes
+                    .get_or_create(&OutcomeLabels {
+                        kind: credmesh_credential::kind_name(r.kind),
+                        region: region_label(&r.region),
+                        outcome: outcome_name(r.outcome),
+                    })
+                    .inc();
+            }
+        }
         if let Some(client) = caller {
             for r in &results {
                 let row = AuditRow {

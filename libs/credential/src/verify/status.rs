@@ -174,6 +174,14 @@ impl StatusCache {
         )
     }
 
+    /// Each list id held, with when it was last updated (its latest purpose list), the
+    /// time its verification answers report their status age from.
+    pub fn last_updates(&self) -> impl Iterator<Item = (&str, i64)> + '_ {
+        self.lists
+            .iter()
+            .filter_map(|(id, set)| Some((id.as_str(), set.last_seen()?)))
+    }
+
     /// Number of list ids held.
     pub fn len(&self) -> usize {
         self.lists.len()
