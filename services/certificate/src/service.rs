@@ -13,7 +13,7 @@ use credmesh_credential::{
     vcjwt::{status_list_vc_jwt, status_purpose_name, to_vc_jwt},
 };
 use credmesh_proto::{
-    credential::v1::{Envelope, StatusList},
+    credential::v1::{DisputeNotice, DisputedCredential, Envelope, StatusList},
     prost::Message as _,
 };
 use credmesh_runtime::Clock;
@@ -762,6 +762,36 @@ impl Certificates {
                 key,
             ),
         })
+    }
+}
+
+impl Certificates {
+    /// The signed dispute notice: every credential of this issuer under an open
+    /// dispute, with the disputed fields, signed now with context
+    /// "credmesh/dispute-notice/v1". Verifiers fetch it like a status list.
+    pub async fn dispute_notice(&self) -> Result<Envelope, CertificateError> {
+        let now = self.now();
+        let credentials = self
+            .store
+            .disputed_credentials()
+            .await?
+            .into_iter()
+            .map(|(credential_id, fields)| DisputedCredential {
+                credential_id,
+                fields,
+            })
+            .collect();
+        let notice = DisputeNotice {
+            issuer: cred::issuer_id(self.parts.region),
+            updated_at: now,
+            sequence: now as u64,
+            credentials,
+        };
+        Ok(credmesh_credential::seal(
+            credmesh_credential::Context::DisputeNotice,
+            notice.encode_to_vec(),
+            &self.parts.signer.key,
+        ))
     }
 }
 

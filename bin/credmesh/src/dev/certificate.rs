@@ -136,8 +136,8 @@ pub async fn seed(
         enforcement_certificate: None,
     };
     let fields: Vec<(String, String)> = [
-        ("operator_name", "上海静安示例餐饮有限公司"),
-        ("legal_representative", "张伟"),
+        ("operator_name", "上海静安面馆有限公司"),
+        ("legal_representative", "王小明"),
         ("address", "上海市静安区南京西路1266号"),
         ("main_business", "餐饮服务经营者"),
         ("business_items", "热食类食品制售；冷食类食品制售"),

@@ -8,6 +8,9 @@
 //! The default answer is the W3C `BitstringStatusListCredential` as a VC-JWT
 //! (`application/vc+jwt`); a client asking for `application/x-protobuf` gets the signed
 //! native `Envelope` instead.
+//!
+//! Beside them, `/v1/disputes/<REGION>/certificate` serves the signed dispute notice:
+//! the certificates whose data is under an open dispute and the fields disputed.
 
 use std::sync::Arc;
 
@@ -28,8 +31,10 @@ pub fn routes(certificates: Arc<Certificates>) -> Router {
         "/v1/status/{}/certificate/{{n}}/{{purpose}}",
         certificates.region().code()
     );
+    let disputes = format!("/v1/disputes/{}/certificate", certificates.region().code());
     Router::new()
         .route(&path, get(status_list))
+        .route(&disputes, get(dispute_notice))
         .with_state(certificates)
 }
 
@@ -86,5 +91,31 @@ async fn status_list(
             published.vc_jwt.clone(),
         )
             .into_response()
+    }
+}
+
+/// The signed dispute notice (`DisputeNotice` in an `Envelope`, protobuf). Short cache
+/// lifetime: a dispute filed must show at verifiers within seconds.
+async fn dispute_notice(State(certificates): State<Arc<Certificates>>) -> Response {
+    match certificates.dispute_notice().await {
+        Ok(envelope) => (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    "application/x-protobuf; messageType=credmesh.credential.v1.Envelope",
+                ),
+                (header::CACHE_CONTROL, "public, max-age=1"),
+            ],
+            envelope.encode_to_vec(),
+        )
+            .into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "dispute notice unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the dispute notice is temporarily unavailable\n",
+            )
+                .into_response()
+        }
     }
 }

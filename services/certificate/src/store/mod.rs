@@ -117,6 +117,9 @@ pub trait CertificateStore: Send + Sync + std::fmt::Debug + 'static {
         query: &DisputeQuery,
         now: i64,
     ) -> Result<(Vec<DisputeRecord>, u64), CertificateError>;
+    /// The credential ids of disputed versions with their open disputes' field names,
+    /// in credential id order.
+    async fn disputed_credentials(&self) -> Result<Vec<(String, Vec<String>)>, CertificateError>;
     /// The audit entries of a certificate.
     async fn history(
         &self,
@@ -1150,6 +1153,32 @@ macro_rules! impl_store {
                 .await?;
                 let list = rows.into_iter().map(DisputeRecord::try_from).collect::<Result<Vec<_>, _>>()?;
                 Ok((list, overdue as u64))
+            }
+
+            async fn disputed_credentials(&self) -> Result<Vec<(String, Vec<String>)>, CertificateError> {
+                let rows: Vec<(String, String)> = sqlx::query_as(concat!(
+                    "SELECT v.certificate_id, d.fields_json FROM disputes d JOIN certificate_versions v ",
+                    "ON v.serial = d.serial AND v.version = d.version ",
+                    "WHERE d.state IN ('filed', 'accepted') ORDER BY v.certificate_id, d.id"
+                ))
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out: Vec<(String, Vec<String>)> = Vec::new();
+                for (id, json) in rows {
+                    let fields: Vec<ClaimedField> =
+                        serde_json::from_str(&json).map_err(|_| corrupt("dispute fields", &id))?;
+                    if out.last().is_none_or(|(last, _)| *last != id) {
+                        out.push((id.clone(), Vec::new()));
+                    }
+                    if let Some((_, names)) = out.last_mut() {
+                        for f in fields {
+                            if !names.contains(&f.name) {
+                                names.push(f.name);
+                            }
+                        }
+                    }
+                }
+                Ok(out)
             }
 
             async fn history(&self, serial: &str, after: i64, limit: u32) -> Result<Vec<AuditRecord>, CertificateError> {
