@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use credmesh_auth::PrincipalKind;
-use credmesh_e2e::{Dev, authed, operator_token};
+use credmesh_e2e::{Dev, authed, credmesh_bin, operator_token};
 use credmesh_proto::{
     certificate::v1::{self as pb, certificate_service_client::CertificateServiceClient},
     credential::v1::VerificationOutcome,
@@ -183,6 +183,43 @@ async fn a_permit_verifies_is_shown_disputed_while_a_dispute_is_open_and_revoked
     assert!(r.disputed, "{r:?}");
     assert_eq!(r.disputed_fields, ["address"]);
     assert_eq!(r.outcome, VerificationOutcome::Valid as i32);
+
+    // Offline too: the gateway's trust bundle carries the signed dispute notice, and
+    // `credmesh verify` says which field is disputed without asking anyone.
+    let bundle = dev.data.join("trust-bundle.pb");
+    let fetched = tokio::process::Command::new(credmesh_bin())
+        .args([
+            "verify",
+            "--fetch",
+            &format!("http://{}", dev.http),
+            "--bundle",
+        ])
+        .arg(&bundle)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        fetched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fetched.stderr)
+    );
+    let mut offline = tokio::process::Command::new(credmesh_bin())
+        .args(["verify", "-", "--json", "--bundle"])
+        .arg(&bundle)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use tokio::io::AsyncWriteExt as _;
+        let mut stdin = offline.stdin.take().unwrap();
+        stdin.write_all(qr.as_bytes()).await.unwrap();
+    }
+    let out = offline.wait_with_output().await.unwrap();
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["outcome"], "valid", "{answer}");
+    assert_eq!(answer["disputed"], true, "{answer}");
+    assert_eq!(answer["disputed_fields"], serde_json::json!(["address"]));
 
     certs
         .revoke_certificate(authed(

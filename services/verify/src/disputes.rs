@@ -13,7 +13,10 @@
 
 use std::{collections::HashMap, sync::Mutex, time::Duration};
 
-use credmesh_credential::envelope::{Context, open};
+use credmesh_credential::{
+    TrustSnapshot,
+    envelope::{Context, open},
+};
 use credmesh_proto::credential::v1::{DisputeNotice, Envelope, KeyStatus};
 use credmesh_proto::prost::Message as _;
 use http::StatusCode;
@@ -25,6 +28,27 @@ struct Held {
     last_attempt: i64,
     sequence: u64,
     disputed: HashMap<String, Vec<String>>,
+    raw: Option<Envelope>,
+}
+
+/// Opens a signed dispute notice: its key must be trusted, not revoked, and belong to
+/// the issuer the notice speaks for.
+pub fn open_notice(envelope: &Envelope, trust: &TrustSnapshot) -> anyhow::Result<DisputeNotice> {
+    let entry = trust
+        .get(&envelope.kid)
+        .ok_or_else(|| anyhow::anyhow!("the notice's key {} is not trusted", envelope.kid))?;
+    if entry.status == KeyStatus::Revoked {
+        anyhow::bail!("the notice's key {} is revoked", envelope.kid);
+    }
+    let notice: DisputeNotice = open(Context::DisputeNotice, envelope, &entry.key)?;
+    if notice.issuer != entry.issuer {
+        anyhow::bail!(
+            "the notice names issuer {} but is signed by {}",
+            notice.issuer,
+            entry.issuer
+        );
+    }
+    Ok(notice)
 }
 
 /// The dispute notices held, by issuer.
@@ -70,6 +94,14 @@ impl DisputeStore {
             .cloned()
     }
 
+    /// Every raw signed notice held, for trust bundles.
+    pub fn raw_notices(&self) -> Vec<Envelope> {
+        self.held
+            .lock()
+            .map(|h| h.values().filter_map(|h| h.raw.clone()).collect())
+            .unwrap_or_default()
+    }
+
     async fn fetch(&self, issuer: &str, trust: &Trust) -> anyhow::Result<()> {
         let region = issuer.split('/').next().unwrap_or_default();
         let base = trust
@@ -87,17 +119,7 @@ impl DisputeStore {
             anyhow::bail!("{url} answered {code}");
         }
         let envelope = Envelope::decode(body.as_ref())?;
-        let entry = trust
-            .snapshot
-            .get(&envelope.kid)
-            .ok_or_else(|| anyhow::anyhow!("the notice's key {} is not trusted", envelope.kid))?;
-        if entry.issuer != issuer || entry.status == KeyStatus::Revoked {
-            anyhow::bail!(
-                "the notice's key {} may not speak for {issuer}",
-                envelope.kid
-            );
-        }
-        let notice: DisputeNotice = open(Context::DisputeNotice, &envelope, &entry.key)?;
+        let notice = open_notice(&envelope, &trust.snapshot)?;
         if notice.issuer != issuer {
             anyhow::bail!("the notice names issuer {}, not {issuer}", notice.issuer);
         }
@@ -108,6 +130,7 @@ impl DisputeStore {
         let h = held.entry(issuer.to_owned()).or_default();
         if notice.sequence >= h.sequence {
             h.sequence = notice.sequence;
+            h.raw = Some(envelope);
             h.disputed = notice
                 .credentials
                 .into_iter()

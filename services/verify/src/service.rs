@@ -483,6 +483,7 @@ impl Gateway {
             regions: self.federation.regions(),
             status_lists: self.status.raw_lists(),
             made_at: self.clock.now(),
+            dispute_notices: self.disputes.raw_notices(),
         }
     }
 
