@@ -146,6 +146,7 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
     .await?;
 
     let metrics = Metrics::new();
+    certificate_service.export_metrics(&metrics);
     let server = Server::new(server_config, metrics, identity.validator)
         .with_service(identity.parts)
         .with_service(license.parts)

@@ -37,6 +37,7 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
         .context("CREDMESH_HTTP_ADDR must be host:port")?;
     let migrate = env_or(&env, "CREDMESH_MIGRATE", "true") != "false";
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let metrics = Metrics::new();
     let (validator, parts) = match service {
         Service::Identity => {
             let config = credmesh_identity::IdentityConfig::from_env(&env)?;
@@ -104,6 +105,7 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
                 credit,
             )
             .await?;
+            built.certificates.export_metrics(&metrics);
             (validator, built.parts)
         }
         Service::Verify => {
@@ -119,7 +121,7 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
             (validator, built.parts)
         }
     };
-    let server = Server::new(server_config, Metrics::new(), validator).with_service(parts);
+    let server = Server::new(server_config, metrics, validator).with_service(parts);
     let mut listeners = vec![
         TcpListener::bind(grpc)
             .await

@@ -795,6 +795,49 @@ impl Certificates {
     }
 }
 
+/// How often the dispute gauges are recomputed.
+const GAUGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
+
+impl Certificates {
+    /// Exports `credmesh_certificate_disputes_open` and `…_overdue` (the names the Helm
+    /// chart's alert and dashboard use) on `metrics`, recomputed from the database every
+    /// 15 seconds by a task that ends when the service is dropped.
+    pub fn export_metrics(
+        self: &Arc<Self>,
+        metrics: &credmesh_telemetry::metrics::Metrics,
+    ) -> tokio::task::JoinHandle<()> {
+        use credmesh_telemetry::names;
+        use prometheus_client::metrics::gauge::Gauge;
+        let open = Gauge::<i64>::default();
+        let overdue = Gauge::<i64>::default();
+        metrics.register(
+            names::CERTIFICATE_DISPUTES_OPEN,
+            "data disputes not yet resolved",
+            open.clone(),
+        );
+        metrics.register(
+            names::CERTIFICATE_DISPUTES_OVERDUE,
+            "open data disputes past their deadline to accept or resolve",
+            overdue.clone(),
+        );
+        let service = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(GAUGE_INTERVAL);
+            loop {
+                tick.tick().await;
+                let Some(s) = service.upgrade() else { return };
+                match s.store.dispute_counts(s.now()).await {
+                    Ok((o, d)) => {
+                        open.set(i64::try_from(o).unwrap_or(i64::MAX));
+                        overdue.set(i64::try_from(d).unwrap_or(i64::MAX));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "dispute gauges not updated"),
+                }
+            }
+        })
+    }
+}
+
 /// An ISO date.
 pub fn iso(d: Date) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())

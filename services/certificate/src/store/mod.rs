@@ -120,6 +120,8 @@ pub trait CertificateStore: Send + Sync + std::fmt::Debug + 'static {
     /// The credential ids of disputed versions with their open disputes' field names,
     /// in credential id order.
     async fn disputed_credentials(&self) -> Result<Vec<(String, Vec<String>)>, CertificateError>;
+    /// How many disputes are open, and how many of those are overdue at `now`.
+    async fn dispute_counts(&self, now: i64) -> Result<(u64, u64), CertificateError>;
     /// The audit entries of a certificate.
     async fn history(
         &self,
@@ -1179,6 +1181,19 @@ macro_rules! impl_store {
                     }
                 }
                 Ok(out)
+            }
+
+            async fn dispute_counts(&self, now: i64) -> Result<(u64, u64), CertificateError> {
+                let (open, overdue): (i64, i64) = sqlx::query_as(concat!(
+                    "SELECT count(*), ",
+                    "coalesce(sum(CASE WHEN (state = 'filed' AND accept_by < $1) ",
+                    "OR (state = 'accepted' AND resolve_by < $1) THEN 1 ELSE 0 END), 0) ",
+                    "FROM disputes WHERE state IN ('filed', 'accepted')"
+                ))
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok((open as u64, overdue as u64))
             }
 
             async fn history(&self, serial: &str, after: i64, limit: u32) -> Result<Vec<AuditRecord>, CertificateError> {

@@ -347,3 +347,30 @@ async fn a_field_already_under_dispute_cannot_be_disputed_twice() {
         "DISPUTE_ALREADY_OPEN",
     );
 }
+
+#[tokio::test]
+async fn the_dispute_gauges_count_open_and_overdue_disputes() {
+    let s = setup(Backend::Postgres, 35).await;
+    file(&s, &s.holder).await.unwrap();
+    s.app.clock.advance(3 * DAY);
+    let metrics = credmesh_telemetry::metrics::Metrics::new();
+    let task = s.app.service.export_metrics(&metrics);
+    // The first computation runs at once, on the task; wait for it (no clock involved).
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = metrics.encode();
+        if text.contains("credmesh_certificate_disputes_overdue 1") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    task.abort();
+    assert!(
+        text.contains("credmesh_certificate_disputes_open 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("credmesh_certificate_disputes_overdue 1"),
+        "{text}"
+    );
+}
