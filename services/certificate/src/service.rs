@@ -712,10 +712,9 @@ impl Certificates {
     /// A status list, signed now by the current key.
     ///
     /// Deliberate simplification: lists are re-signed per request (a status list of
-    /// 131,072 bits compresses to a few hundred bytes and signs in microseconds);
-    /// suspension bits can be cleared, so a set-bit counter cannot key a cache as in
-    /// the license service. A cache keyed by a change sequence is the next step if
-    /// verifiers' polling ever shows up in profiles.
+    /// 131,072 bits compresses to a few hundred bytes and signs in microseconds). The
+    /// status change counter orders them; it could also key a cache of signed lists as
+    /// in the license service, if verifiers' polling ever shows up in profiles.
     pub async fn status_list(
         &self,
         list_id: &str,
@@ -734,6 +733,9 @@ impl Certificates {
         if n != 0 && n.saturating_mul(LIST_SIZE) >= allocated {
             return Err(not_found());
         }
+        // Read before the bits: a change landing in between only makes this list
+        // newer than its sequence says, never older.
+        let changes = self.store.status_changes().await?;
         let indexes = self.store.status_indexes(n, purpose).await?;
         let mut bits = Bitstring::new(LIST_SIZE as usize);
         for i in &indexes {
@@ -749,8 +751,10 @@ impl Certificates {
             encoded_list: bits.encode(),
             size: LIST_SIZE,
             updated_at: now,
-            // Signing time orders versions: a later list always replaces a cached one.
-            sequence: now as u64,
+            // The change counter in the high bits, the signing time in the low bits: a
+            // changed list always replaces a cached copy, and an unchanged one re-signed
+            // later refreshes it (the license service's scheme).
+            sequence: (changes << 32) | (now as u64 & 0xFFFF_FFFF),
         };
         let key = &self.parts.signer.key;
         Ok(PublishedList {

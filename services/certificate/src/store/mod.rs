@@ -131,6 +131,8 @@ pub trait CertificateStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<Vec<AuditRecord>, CertificateError>;
     /// How many status entries were allocated.
     async fn allocated_entries(&self) -> Result<u64, CertificateError>;
+    /// How many status changes were ever made (orders signed lists).
+    async fn status_changes(&self) -> Result<u64, CertificateError>;
     /// The set bits of a list and purpose.
     async fn status_indexes(
         &self,
@@ -396,6 +398,19 @@ macro_rules! finish {
     }};
 }
 
+/// Counts a status change, so a re-signed list always carries a higher sequence than
+/// any list signed before the change (even within the same second).
+macro_rules! bump_status {
+    ($tx:ident) => {
+        sqlx::query(concat!(
+            "INSERT INTO counters (name, next) VALUES ('status_changes', 1) ",
+            "ON CONFLICT (name) DO UPDATE SET next = counters.next + 1"
+        ))
+        .execute(&mut *$tx)
+        .await?;
+    };
+}
+
 /// Sets a status bit inside a transaction.
 macro_rules! set_bit {
     ($tx:ident, $list_no:expr, $purpose:expr, $index:expr, $now:expr) => {
@@ -409,6 +424,7 @@ macro_rules! set_bit {
         .bind($now)
         .execute(&mut *$tx)
         .await?;
+        bump_status!($tx);
     };
 }
 
@@ -794,6 +810,7 @@ macro_rules! impl_store {
                             .bind(v.list_index as i64)
                             .execute(&mut *tx)
                             .await?;
+                        bump_status!(tx);
                         ("certificate.reinstate", reason.clone(), State::Active)
                     }
                     Transition::Revoke(reason) => {
@@ -1206,6 +1223,13 @@ macro_rules! impl_store {
                     .fetch_one(&self.pool)
                     .await?;
                 Ok(n as u64)
+            }
+
+            async fn status_changes(&self) -> Result<u64, CertificateError> {
+                let n: Option<(i64,)> = sqlx::query_as("SELECT next FROM counters WHERE name = 'status_changes'")
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(n.map_or(0, |(n,)| n as u64))
             }
 
             async fn status_indexes(&self, list_no: u64, purpose: i32) -> Result<Vec<u64>, CertificateError> {

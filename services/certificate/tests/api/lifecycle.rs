@@ -229,3 +229,64 @@ async fn the_seeded_types_include_a_one_industry_one_permit_bundle() {
         "AUTH_SCOPE_MISSING",
     );
 }
+
+#[tokio::test]
+async fn a_status_change_within_one_second_still_orders_the_signed_lists() {
+    use credmesh_proto::{
+        credential::v1::{StatusList, StatusPurpose},
+        prost::Message as _,
+    };
+    let app = spawn_app(Backend::Sqlite).await;
+    let uscc = sh_uscc(23);
+    app.establish(&uscc).await;
+    let dept = app.department("market", MARKET).await;
+    let c = app.issue(&dept, food_permit(&uscc)).await.unwrap();
+    let sequence = |app: &TestApp| {
+        let mut api = app.certificate.clone();
+        async move {
+            let env = api
+                .get_status_list(pb::GetStatusListRequest {
+                    list_id: "SH/certificate/0".into(),
+                    purpose: StatusPurpose::Suspension as i32,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .status_list
+                .unwrap();
+            StatusList::decode(env.payload.as_slice()).unwrap().sequence
+        }
+    };
+    let before = sequence(&app).await;
+    app.certificate
+        .clone()
+        .suspend_certificate(with_token(
+            pb::SuspendCertificateRequest {
+                serial: c.serial.clone(),
+                reason: "抽检".into(),
+                idempotency_key: String::new(),
+            },
+            &dept,
+        ))
+        .await
+        .unwrap();
+    let suspended = sequence(&app).await;
+    app.certificate
+        .clone()
+        .reinstate_certificate(with_token(
+            pb::ReinstateCertificateRequest {
+                serial: c.serial.clone(),
+                reason: "整改合格".into(),
+                idempotency_key: String::new(),
+            },
+            &dept,
+        ))
+        .await
+        .unwrap();
+    let reinstated = sequence(&app).await;
+    // The manual clock has not moved: only the change counter orders them.
+    assert!(
+        before < suspended && suspended < reinstated,
+        "{before} {suspended} {reinstated}"
+    );
+}
