@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 
 use crate::{cli::DevArgs, keyfile, profile::Profile};
 
+mod certificate;
 mod entcode;
 mod license;
 mod verify;
@@ -118,6 +119,21 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
     )
     .await?;
     let (entcode_service, entcode_key) = (entcode.entcode.clone(), entcode.registration.clone());
+    let certificate = certificate::build(
+        &data,
+        &keys,
+        &args.region,
+        &identity.identity,
+        grpc_addr,
+        http_addr,
+        &server_config,
+        Arc::new(SystemClock),
+    )
+    .await?;
+    let (certificate_service, certificate_key) = (
+        certificate.certificates.clone(),
+        certificate.registration.clone(),
+    );
     let verify = verify::build(
         &data,
         &args.region,
@@ -134,11 +150,13 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
     let metrics = Metrics::new();
     license_service.export_metrics(&metrics);
     entcode_service.export_metrics(&metrics);
+    certificate_service.export_metrics(&metrics);
     gateway.export_metrics(&metrics);
     let server = Server::new(server_config, metrics, identity.validator)
         .with_service(identity.parts)
         .with_service(license.parts)
         .with_service(entcode.parts)
+        .with_service(certificate.parts)
         .with_service(verify.parts);
     let serving =
         tokio::spawn(server.serve(vec![grpc, http], credmesh_runtime::shutdown::signal()));
@@ -151,6 +169,15 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
             format!("(unavailable: {e})")
         }
     };
+    let demo_permit =
+        match certificate::seed(&certificate_service, &certificate_key, license::demo_uscc()).await
+        {
+            Ok((serial, qr)) => format!("serial {serial}\n{qr}"),
+            Err(e) => {
+                tracing::warn!(error = %e, "no demo permit");
+                format!("(unavailable: {e})")
+            }
+        };
     let demo_scan = entcode::demo_scan_url(
         (&entcode_service, &entcode_key),
         license::demo_uscc(),
@@ -168,12 +195,13 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
          region        {region}\n\
          gRPC          {grpc_addr}   (health, reflection: grpcurl -plaintext {grpc_addr} list)\n\
          HTTP          http://{http_addr}/.well-known/jwks.json   /v1/trust/list   /metrics\n\
-         status lists  http://{http_addr}/v1/status/{region}/license/0/revocation\n\
+         status lists  http://{http_addr}/v1/status/{region}/license/0/revocation   …/{region}/certificate/0/revocation\n\
          verify        POST http://{http_addr}/v1/verify   /openapi.json   /v1/verify/bundle\n\
          data          {data}\n\
          CLI profile   {profile}\n\n\
          operator token (valid {ttl} s):\n{token}\n\n\
          demo license of {demo} (QR text):\n{demo_qr}\n\n\
+         demo food business permit (食品经营许可证) of {demo}:\n{demo_permit}\n\n\
          scan its enterprise code (经营主体身份码):\n{demo_scan}\n\n\
          try:\n  \
          cargo run -q -p credmesh -- identity clients list\n  \
@@ -182,6 +210,8 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
          cargo run -q -p credmesh -- license show {demo}\n  \
          cargo run -q -p credmesh -- license history {demo}\n  \
          cargo run -q -p credmesh -- entcode show {demo}\n  \
+         cargo run -q -p credmesh -- cert types\n  \
+         cargo run -q -p credmesh -- cert list --holder {demo}\n  \
          cargo run -q -p credmesh -- verify --fetch http://{http_addr}\n  \
          echo '<QR text>' | cargo run -q -p credmesh -- verify -\n\n\
          credmesh dev ready grpc={grpc_addr} http={http_addr}",

@@ -25,6 +25,7 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
         Service::License => "license",
         Service::Entcode => "entcode",
         Service::Verify => "verify",
+        Service::Certificate => "certificate",
     };
     let _telemetry = credmesh_telemetry::init(name, &env)?;
     let server_config = ServerConfig::from_env(&env)?;
@@ -78,6 +79,37 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
             built.entcode.export_metrics(&metrics);
             (validator, built.parts)
         }
+        Service::Certificate => {
+            let config = credmesh_certificate::CertificateConfig::from_env(&env)?;
+            let db = Db::connect(&config.database_url, &DbOptions::default()).await?;
+            if migrate {
+                db.migrate(credmesh_certificate::migrations()).await?;
+            }
+            let identity = credmesh_certificate::channel(&config.identity_url)?;
+            let license = credmesh_certificate::channel(&config.license_url)?;
+            let registrar =
+                credmesh_certificate::grpc_registrar(&config, identity.clone(), clock.clone())?;
+            let licenses = credmesh_certificate::grpc_license_check(
+                &config,
+                identity.clone(),
+                license,
+                clock.clone(),
+            )?;
+            let validator = credmesh_certificate::validator(&config, identity);
+            let credit = Arc::new(config.credit_grades.clone());
+            let built = credmesh_certificate::build(
+                &config,
+                db,
+                clock,
+                &server_config,
+                registrar,
+                licenses,
+                credit,
+            )
+            .await?;
+            built.certificates.export_metrics(&metrics);
+            (validator, built.parts)
+        }
         Service::Verify => {
             let config = credmesh_verify::VerifyConfig::from_env(&env)?;
             let db = Db::connect(&config.database_url, &DbOptions::default()).await?;
@@ -128,6 +160,12 @@ pub async fn migrate(service: Service, env: HashMap<String, String>) -> anyhow::
         }
         Service::Entcode => {
             tracing::info!(service = "entcode", "no database, nothing to migrate");
+        }
+        Service::Certificate => {
+            let url = env_or(&env, "DATABASE_URL", "sqlite://data/certificate.db");
+            let db = Db::connect(url, &DbOptions::default()).await?;
+            db.migrate(credmesh_certificate::migrations()).await?;
+            tracing::info!(service = "certificate", "migrations applied");
         }
         Service::Verify => {
             let url = env_or(&env, "DATABASE_URL", "sqlite://data/verify.db");

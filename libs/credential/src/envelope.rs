@@ -30,6 +30,8 @@ pub enum Context {
     StatusList,
     /// A [`TrustList`]: "credmesh/trust-list/v1".
     TrustList,
+    /// A `DisputeNotice`: "credmesh/dispute-notice/v1".
+    DisputeNotice,
 }
 
 impl Context {
@@ -39,6 +41,7 @@ impl Context {
             Self::Credential => b"credmesh/credential/v1",
             Self::StatusList => b"credmesh/status-list/v1",
             Self::TrustList => b"credmesh/trust-list/v1",
+            Self::DisputeNotice => b"credmesh/dispute-notice/v1",
         }
     }
 
@@ -48,6 +51,7 @@ impl Context {
             Self::Credential => "Credential",
             Self::StatusList => "StatusList",
             Self::TrustList => "TrustList",
+            Self::DisputeNotice => "DisputeNotice",
         }
     }
 }

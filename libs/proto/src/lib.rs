@@ -84,6 +84,15 @@ pub mod entcode {
     }
 }
 
+/// The e-certificate service.
+pub mod certificate {
+    /// Version 1 of the certificate service.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all, missing_debug_implementations)]
+        include!(concat!(env!("OUT_DIR"), "/credmesh.certificate.v1.rs"));
+    }
+}
+
 /// The partner-facing verify gateway.
 pub mod verify {
     /// Version 1 of the verify gateway.

@@ -14,6 +14,7 @@
 //! - [`limits`]: concurrency and deadline limits answering proper gRPC statuses.
 //! - [`normalize`]: tonic's own refusals (bad protobuf, oversize) given proper codes.
 //! - [`issuer_key`]: an issuing service's signing key, registered with identity.
+//! - [`trust`]: the region's trust list, fetched from identity and checked.
 //! - [`clock`]: the clock domain code takes, so tests move time instead of sleeping.
 //! - [`shutdown`]: the process shutdown signal.
 
@@ -24,6 +25,7 @@ pub mod limits;
 pub mod normalize;
 pub mod server;
 pub mod shutdown;
+pub mod trust;
 
 pub use client::{ClientOptions, TracedChannel, connect};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -5,15 +5,11 @@
 //! [`REFRESH_SECS`] so unknown kids cannot make the service hammer identity. Only keys
 //! of issuer `<REGION>/entcode` that are not revoked count.
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{collections::HashMap, sync::Mutex};
 
-use credmesh_credential::{
-    VerifyingKey,
-    envelope::{Context, open},
-};
+use credmesh_credential::VerifyingKey;
 use credmesh_proto::{
-    credential::v1::{KeyStatus, TrustList},
-    identity::v1::{GetTrustListRequest, identity_service_client::IdentityServiceClient},
+    credential::v1::KeyStatus, identity::v1::identity_service_client::IdentityServiceClient,
 };
 use futures::future::BoxFuture;
 use tonic::transport::Channel;
@@ -48,13 +44,9 @@ impl TrustListKeys {
     }
 
     async fn fetch(&self) -> Option<Keys> {
-        let mut client = self.client.clone();
-        let mut request = tonic::Request::new(GetTrustListRequest {});
-        request.set_timeout(Duration::from_secs(5));
-        let answer = client.get_trust_list(request).await.ok()?.into_inner();
-        let anchor: [u8; 32] = answer.anchor_public_key.as_slice().try_into().ok()?;
-        let anchor = VerifyingKey::from_bytes(&anchor).ok()?;
-        let list: TrustList = open(Context::TrustList, &answer.trust_list?, &anchor).ok()?;
+        let list = credmesh_runtime::trust::fetch_trust_list(&self.client)
+            .await
+            .ok()?;
         Some(
             list.keys
                 .into_iter()

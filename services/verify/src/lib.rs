@@ -41,6 +41,7 @@
 
 pub mod api;
 pub mod config;
+pub mod disputes;
 pub mod domain;
 pub mod error;
 pub mod federation;

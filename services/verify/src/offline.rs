@@ -2,13 +2,14 @@
 //! any partner tool without a network. The same checks and the same answer as the
 //! gateway; the bundle's anchor keys are the trust root.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use anyhow::Context as _;
 use credmesh_credential::{Policy, StatusCache, TrustSnapshot, VerifyingKey, verify};
 use credmesh_proto::verify::v1::{TrustBundle, VerificationResult};
 
 use crate::{
+    disputes::open_notice,
     domain::answer::{self, Freshness},
     federation::open_trust_list,
     service::Input,
@@ -20,6 +21,8 @@ use crate::{
 pub struct Offline {
     trust: TrustSnapshot,
     status: StatusCache,
+    /// Disputed fields by (issuer, credential id), from the bundle's dispute notices.
+    disputed: HashMap<(String, String), Vec<String>>,
     /// Problems with individual status lists (they are skipped, not fatal).
     pub warnings: Vec<String>,
 }
@@ -53,9 +56,21 @@ impl Offline {
                 warnings.push(format!("status list {i} skipped: {err}"));
             }
         }
+        let mut disputed = HashMap::new();
+        for (i, envelope) in bundle.dispute_notices.iter().enumerate() {
+            match open_notice(envelope, &trust) {
+                Ok(notice) => {
+                    for c in notice.credentials {
+                        disputed.insert((notice.issuer.clone(), c.credential_id), c.fields);
+                    }
+                }
+                Err(err) => warnings.push(format!("dispute notice {i} skipped: {err:#}")),
+            }
+        }
         Ok(Offline {
             trust,
             status,
+            disputed,
             warnings,
         })
     }
@@ -68,14 +83,21 @@ impl Offline {
             max_clock_skew: Duration::from_secs(300),
         };
         let v = verify(input.presented(), &self.trust, &self.status, &policy, now);
-        answer::to_result(
+        let mut result = answer::to_result(
             &v,
             Freshness {
                 max_staleness,
                 fresh: max_staleness,
             },
             now,
-        )
+        );
+        if let Some(c) = &v.credential
+            && let Some(fields) = self.disputed.get(&(c.issuer.clone(), c.id.clone()))
+        {
+            result.disputed = true;
+            result.disputed_fields = fields.clone();
+        }
+        result
     }
 }
 

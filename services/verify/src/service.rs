@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::{
+    disputes::DisputeStore,
     domain::{
         answer::{self, Freshness},
         rate::RateLimiter,
@@ -89,6 +90,7 @@ pub struct Settings {
 pub struct Gateway {
     federation: Arc<Federation>,
     status: Arc<StatusStore>,
+    disputes: DisputeStore,
     cache: Cache,
     clock: Arc<dyn Clock>,
     policy: Policy,
@@ -166,6 +168,7 @@ impl Gateway {
         Arc::new(Self {
             federation,
             status,
+            disputes: DisputeStore::new(),
             cache,
             clock,
             policy: Policy {
@@ -421,7 +424,19 @@ impl Gateway {
                 let single_use = v.credential.as_ref().is_some_and(|c| {
                     c.kind == CredentialKind::Presentation as i32 && !c.nonce.is_empty()
                 });
-                if single_use {
+                let certificate = v
+                    .credential
+                    .as_ref()
+                    .filter(|c| c.kind == CredentialKind::Certificate as i32);
+                if let Some(c) = certificate {
+                    // Never cached: a dispute filed must show in the next answer.
+                    if let Some(fields) =
+                        self.disputes.disputed(&c.issuer, &c.id, &trust, now).await
+                    {
+                        result.disputed = true;
+                        result.disputed_fields = fields;
+                    }
+                } else if single_use {
                     // Never cached: the second sight of a presentation differs.
                     if v.outcome == Outcome::Valid {
                         self.consume(v, &mut result, now).await;
@@ -552,6 +567,7 @@ impl Gateway {
             regions: self.federation.regions(),
             status_lists: self.status.raw_lists(),
             made_at: self.clock.now(),
+            dispute_notices: self.disputes.raw_notices(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Command-line arguments and dispatch.
 
+mod cert;
 mod entcode;
 mod identity;
 mod license;
@@ -48,6 +49,11 @@ enum Command {
     License(license::LicenseArgs),
     /// Enterprise codes and scenario presentations: show, qr, scenarios, present, verify.
     Entcode(entcode::EntcodeArgs),
+    /// E-certificates (permits): types, issue, commit, suspend, reinstate, revoke,
+    /// renew, follow-up, show, list.
+    Cert(cert::CertArgs),
+    /// Data disputes about e-certificates: file, accept, resolve, list.
+    Dispute(cert::DisputeArgs),
     /// Verify a credential file offline from a trust bundle (`--fetch URL` gets one).
     Verify(verify::VerifyArgs),
     /// Federation: this region's anchor and the lines partners pin it with.
@@ -65,6 +71,8 @@ pub enum Service {
     Entcode,
     /// The partner-facing verify gateway.
     Verify,
+    /// The e-certificate service (permits, commitments, data disputes).
+    Certificate,
 }
 
 /// `credmesh dev` options.
@@ -128,6 +136,8 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         Command::Identity(args) => identity::run(args).await,
         Command::License(args) => license::run(args).await,
         Command::Entcode(args) => entcode::run(args).await,
+        Command::Cert(args) => cert::run(args).await,
+        Command::Dispute(args) => cert::run_dispute(args).await,
         Command::Verify(args) => verify::run(args).await,
         Command::Region(args) => region::run(args).await,
     }

@@ -100,6 +100,12 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
             result.reason
         );
         println!("{}", result.detail);
+        if result.disputed {
+            println!(
+                "DISPUTED (数据异议) — contested fields: {}",
+                result.disputed_fields.join(", ")
+            );
+        }
         if !result.credential_id.is_empty() {
             println!("id       {}", result.credential_id);
             println!("kind     {}", json["kind"].as_str().unwrap_or("?"));

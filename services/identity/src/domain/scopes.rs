@@ -18,6 +18,16 @@ pub const LICENSE_READ: &str = "license.read";
 pub const ENTCODE_PRESENT: &str = "entcode.present";
 /// Read any enterprise's code.
 pub const ENTCODE_READ: &str = "entcode.read";
+/// Register certificate types (operators).
+pub const CERTIFICATE_ADMIN: &str = "certificate.admin";
+/// Issue certificates and change the ones one's department issued; answer disputes.
+pub const CERTIFICATE_ISSUE: &str = "certificate.issue";
+/// Read certificates, types and disputes (enterprises: their own).
+pub const CERTIFICATE_READ: &str = "certificate.read";
+/// Apply for a certificate on one's own commitment (告知承诺) (enterprises).
+pub const CERTIFICATE_COMMIT: &str = "certificate.commit";
+/// File data disputes about one's own certificates (enterprises).
+pub const CERTIFICATE_DISPUTE: &str = "certificate.dispute";
 /// Verify credentials through the verify gateway.
 pub const VERIFY: &str = "verify";
 
@@ -35,6 +45,14 @@ pub const CATALOGUE: &[(&str, &[PrincipalKind])] = {
         ),
         (ENTCODE_PRESENT, &[Enterprise]),
         (ENTCODE_READ, &[Service, Operator, Department, Inspector]),
+        (CERTIFICATE_ADMIN, &[Operator]),
+        (CERTIFICATE_ISSUE, &[Department, Operator]),
+        (
+            CERTIFICATE_READ,
+            &[Service, Operator, Department, Inspector, Enterprise],
+        ),
+        (CERTIFICATE_COMMIT, &[Enterprise]),
+        (CERTIFICATE_DISPUTE, &[Enterprise]),
         (
             VERIFY,
             &[

@@ -235,5 +235,7 @@ pub fn result_json(r: &VerificationResult) -> Value {
         "status": age_json(&r.status),
         "verified_at": r.verified_at,
         "already_used": r.already_used,
+        "disputed": r.disputed,
+        "disputed_fields": r.disputed_fields,
     })
 }

@@ -1,0 +1,292 @@
+//! Lifecycle: suspend, reinstate, revoke, renew, expire — each seen by a verifier,
+//! each audited, each only by the issuing department.
+
+use credmesh_credential::Outcome;
+use credmesh_proto::certificate::v1 as pb;
+use tonic::Code;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn suspend_reinstate_renew_expire_and_revoke_as_a_verifier_sees_them() {
+    for backend in BOTH {
+        let app = spawn_app(backend).await;
+        let uscc = sh_uscc(20);
+        app.establish(&uscc).await;
+        let dept = app.department("market", MARKET).await;
+        let mut req = food_permit(&uscc);
+        req.validity_days = 30;
+        let v1 = app.issue(&dept, req).await.unwrap();
+        let serial = v1.serial.clone();
+        let mut api = app.certificate.clone();
+
+        let suspended = api
+            .suspend_certificate(with_token(
+                pb::SuspendCertificateRequest {
+                    serial: serial.clone(),
+                    reason: "抽检不合格，限期整改".into(),
+                    idempotency_key: "s1".into(),
+                },
+                &dept,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .certificate
+            .unwrap();
+        assert_eq!(suspended.state, pb::CertificateState::Suspended as i32);
+        assert_eq!(
+            app.verify(&v1).await.outcome,
+            Outcome::Suspended,
+            "{backend:?}"
+        );
+        assert_status(
+            api.renew_certificate(with_token(
+                pb::RenewCertificateRequest {
+                    serial: serial.clone(),
+                    ..Default::default()
+                },
+                &dept,
+            ))
+            .await,
+            Code::FailedPrecondition,
+            "CERTIFICATE_STATE",
+        );
+
+        api.reinstate_certificate(with_token(
+            pb::ReinstateCertificateRequest {
+                serial: serial.clone(),
+                reason: "整改合格".into(),
+                idempotency_key: String::new(),
+            },
+            &dept,
+        ))
+        .await
+        .unwrap();
+        assert_eq!(app.verify(&v1).await.outcome, Outcome::Valid);
+
+        // Past its 30 days the permit is expired, and a renewal gives version 2.
+        app.clock.advance(31 * 86_400);
+        let dept = app.department("market-later", MARKET).await;
+        assert_eq!(
+            app.get(&dept, &serial).await.state,
+            pb::CertificateState::Expired as i32
+        );
+        assert_eq!(app.verify(&v1).await.outcome, Outcome::Expired);
+        let renewed = api
+            .renew_certificate(with_token(
+                pb::RenewCertificateRequest {
+                    serial: serial.clone(),
+                    validity_days: 365,
+                    idempotency_key: "r1".into(),
+                },
+                &dept,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(renewed.superseded_version, 1);
+        let v2 = renewed.certificate.unwrap();
+        assert_eq!(v2.version, 2);
+        assert_eq!(v2.state, pb::CertificateState::Active as i32);
+        assert_eq!(app.verify(&v2).await.outcome, Outcome::Valid);
+        assert!(matches!(
+            app.verify(&v1).await.outcome,
+            Outcome::Revoked { superseded: true }
+        ));
+
+        api.revoke_certificate(with_token(
+            pb::RevokeCertificateRequest {
+                serial: serial.clone(),
+                reason: "以欺骗手段取得许可".into(),
+                idempotency_key: String::new(),
+            },
+            &dept,
+        ))
+        .await
+        .unwrap();
+        assert!(matches!(
+            app.verify(&v2).await.outcome,
+            Outcome::Revoked { superseded: false }
+        ));
+        assert_status(
+            api.reinstate_certificate(with_token(
+                pb::ReinstateCertificateRequest {
+                    serial: serial.clone(),
+                    reason: "x".into(),
+                    idempotency_key: String::new(),
+                },
+                &dept,
+            ))
+            .await,
+            Code::FailedPrecondition,
+            "CERTIFICATE_STATE",
+        );
+
+        let history = app.service.store().history(&serial, 0, 100).await.unwrap();
+        let actions: Vec<&str> = history.iter().map(|h| h.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            [
+                "certificate.issue",
+                "certificate.suspend",
+                "certificate.reinstate",
+                "certificate.renew",
+                "certificate.revoke"
+            ],
+            "{backend:?}"
+        );
+        assert!(history.iter().all(|h| h.actor.starts_with("market")));
+        let versions = app.service.store().versions(&serial).await.unwrap();
+        assert_eq!(versions.iter().filter(|v| v.is_current).count(), 1);
+    }
+}
+
+#[tokio::test]
+async fn only_the_issuing_department_changes_a_certificate() {
+    for backend in BOTH {
+        let app = spawn_app(backend).await;
+        let uscc = sh_uscc(21);
+        app.establish(&uscc).await;
+        let dept = app.department("market", MARKET).await;
+        let c = app.issue(&dept, food_permit(&uscc)).await.unwrap();
+        let other = app
+            .department(
+                "pudong",
+                credmesh_certificate::domain::types::SH_PUDONG_MARKET,
+            )
+            .await;
+        let holder = app.enterprise("ent-21", &uscc).await;
+        for token in [&other, &holder] {
+            let r = app
+                .certificate
+                .clone()
+                .revoke_certificate(with_token(
+                    pb::RevokeCertificateRequest {
+                        serial: c.serial.clone(),
+                        reason: "无权撤销".into(),
+                        idempotency_key: String::new(),
+                    },
+                    token,
+                ))
+                .await;
+            assert_eq!(r.unwrap_err().code(), Code::PermissionDenied, "{backend:?}");
+        }
+        // The holder reads its own, another enterprise does not.
+        assert_eq!(app.get(&holder, &c.serial).await.serial, c.serial);
+        let stranger = app.enterprise("ent-x", &sh_uscc(22)).await;
+        assert_status(
+            app.certificate
+                .clone()
+                .get_certificate(with_token(
+                    pb::GetCertificateRequest {
+                        serial: c.serial.clone(),
+                    },
+                    &stranger,
+                ))
+                .await,
+            Code::PermissionDenied,
+            "NOT_HOLDER",
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_seeded_types_include_a_one_industry_one_permit_bundle() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let dept = app.department("market", MARKET).await;
+    let types = app
+        .certificate
+        .clone()
+        .list_certificate_types(with_token(
+            pb::ListCertificateTypesRequest::default(),
+            &dept,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .types;
+    assert_eq!(types.len(), 3);
+    let bundle = types.iter().find(|t| !t.bundles.is_empty()).unwrap();
+    assert_eq!(bundle.industry, "便利店");
+    assert!(bundle.bundles.contains(&FOOD.to_string()));
+    // Operators register new types; departments cannot.
+    let mut t = types[0].clone();
+    t.type_code = "11310000MB2F10003D102".into();
+    t.name = "小餐饮登记证".into();
+    assert_status(
+        app.certificate
+            .clone()
+            .register_certificate_type(with_token(
+                pb::RegisterCertificateTypeRequest {
+                    r#type: Some(t.clone()),
+                    idempotency_key: String::new(),
+                },
+                &dept,
+            ))
+            .await,
+        Code::PermissionDenied,
+        "AUTH_SCOPE_MISSING",
+    );
+}
+
+#[tokio::test]
+async fn a_status_change_within_one_second_still_orders_the_signed_lists() {
+    use credmesh_proto::{
+        credential::v1::{StatusList, StatusPurpose},
+        prost::Message as _,
+    };
+    let app = spawn_app(Backend::Sqlite).await;
+    let uscc = sh_uscc(23);
+    app.establish(&uscc).await;
+    let dept = app.department("market", MARKET).await;
+    let c = app.issue(&dept, food_permit(&uscc)).await.unwrap();
+    let sequence = |app: &TestApp| {
+        let mut api = app.certificate.clone();
+        async move {
+            let env = api
+                .get_status_list(pb::GetStatusListRequest {
+                    list_id: "SH/certificate/0".into(),
+                    purpose: StatusPurpose::Suspension as i32,
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .status_list
+                .unwrap();
+            StatusList::decode(env.payload.as_slice()).unwrap().sequence
+        }
+    };
+    let before = sequence(&app).await;
+    app.certificate
+        .clone()
+        .suspend_certificate(with_token(
+            pb::SuspendCertificateRequest {
+                serial: c.serial.clone(),
+                reason: "抽检".into(),
+                idempotency_key: String::new(),
+            },
+            &dept,
+        ))
+        .await
+        .unwrap();
+    let suspended = sequence(&app).await;
+    app.certificate
+        .clone()
+        .reinstate_certificate(with_token(
+            pb::ReinstateCertificateRequest {
+                serial: c.serial.clone(),
+                reason: "整改合格".into(),
+                idempotency_key: String::new(),
+            },
+            &dept,
+        ))
+        .await
+        .unwrap();
+    let reinstated = sequence(&app).await;
+    // The manual clock has not moved: only the change counter orders them.
+    assert!(
+        before < suspended && suspended < reinstated,
+        "{before} {suspended} {reinstated}"
+    );
+}
