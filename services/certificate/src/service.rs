@@ -161,6 +161,8 @@ pub struct Parts {
 pub struct Certificates {
     store: Arc<dyn CertificateStore>,
     parts: Parts,
+    /// Where issued and revoked certificates are counted, once exported.
+    counted: std::sync::OnceLock<credmesh_telemetry::metrics::CredentialMetrics>,
 }
 
 fn parse_uscc(uscc: &str, field: &str) -> Result<Uscc, CertificateError> {
@@ -176,7 +178,22 @@ fn parse_uscc(uscc: &str, field: &str) -> Result<Uscc, CertificateError> {
 impl Certificates {
     /// The service over `store`.
     pub fn new(store: Arc<dyn CertificateStore>, parts: Parts) -> Self {
-        Certificates { store, parts }
+        Certificates {
+            store,
+            parts,
+            counted: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Counts a certificate signed (`issued`) or revoked or suspended.
+    fn count(&self, issued: bool) {
+        if let Some(m) = self.counted.get() {
+            if issued {
+                m.issued("certificate");
+            } else {
+                m.revoked("certificate");
+            }
+        }
     }
 
     /// The region.
@@ -377,6 +394,7 @@ impl Certificates {
         let outcome = self.store.issue(&new, &self.parts.signer, change).await?;
         if let Outcome::Done(c) = &outcome {
             tracing::info!(serial = %c.serial, holder = %c.holder, type_code = %c.type_code, license_id = %license.license_id, "certificate issued");
+            self.count(true);
         }
         Ok(outcome)
     }
@@ -455,7 +473,11 @@ impl Certificates {
             validity: &validity,
             commitment: Some(&commitment),
         };
-        self.store.issue(&new, &self.parts.signer, change).await
+        let outcome = self.store.issue(&new, &self.parts.signer, change).await?;
+        if let Outcome::Done(_) = &outcome {
+            self.count(true);
+        }
+        Ok(outcome)
     }
 
     async fn for_change(
@@ -499,6 +521,14 @@ impl Certificates {
             .await?;
         if let Outcome::Done(c) = &outcome {
             tracing::info!(serial = %c.serial, state = c.state.as_str(), "certificate state changed");
+            let withdrawn = match &transition {
+                Transition::Suspend(_) | Transition::Revoke(_) => true,
+                Transition::FollowUp { compliant, .. } => !compliant,
+                Transition::Reinstate(_) => false,
+            };
+            if withdrawn {
+                self.count(false);
+            }
         }
         Ok(outcome)
     }
@@ -524,9 +554,14 @@ impl Certificates {
             encode,
             now: self.now(),
         };
-        self.store
+        let outcome = self
+            .store
             .renew(&cert.serial, &t, &validity, &self.parts.signer, change)
-            .await
+            .await?;
+        if let Outcome::Done(_) = &outcome {
+            self.count(true);
+        }
+        Ok(outcome)
     }
 
     async fn get(&self, serial: &str) -> Result<CertRecord, CertificateError> {
@@ -671,6 +706,9 @@ impl Certificates {
             .await?;
         if let Outcome::Done((d, _)) = &outcome {
             tracing::info!(dispute = %d.id, state = d.state.as_str(), "dispute resolved");
+            if d.state == crate::domain::dispute::DisputeState::Corrected {
+                self.count(true);
+            }
         }
         Ok(outcome)
     }
@@ -812,6 +850,7 @@ impl Certificates {
     ) -> tokio::task::JoinHandle<()> {
         use credmesh_telemetry::names;
         use prometheus_client::metrics::gauge::Gauge;
+        let _ = self.counted.set(metrics.credentials().clone());
         let open = Gauge::<i64>::default();
         let overdue = Gauge::<i64>::default();
         metrics.register(
