@@ -477,6 +477,8 @@ def check_network_policies(c: Checks, docs: list[dict], where: str, values: dict
                 continue
             if comp == scan and ports == ["http"]:
                 continue
+            if comp in PUBLISHERS and ports == ["http"] and (values or {}).get("ingress", {}).get("publicDocuments"):
+                continue
             c.ok(ports == ["http"] and (metrics_from is None or outside == metrics_from),
                  f"{where}: {comp} is reachable from outside the release ({outside} on {ports}); only verify and the scan page may be")
         if values is not None:
@@ -488,6 +490,22 @@ def check_network_policies(c: Checks, docs: list[dict], where: str, values: dict
                     if other and "namespaceSelector" not in p:
                         reached.add(other)
             c.ok(reached == set(deps), f"{where}: {comp} may reach {sorted(reached)}, but depends on {sorted(deps)}")
+
+
+# Services that publish public documents (JWKS, trust list, status lists, dispute notices).
+PUBLISHERS = ("identity", "license", "certificate", "inspection")
+
+
+def public_documents(region: str) -> list[tuple[str, str]]:
+    """The public document paths the Ingress must route, with the service behind each."""
+    return [
+        ("/.well-known/jwks.json", "identity"),
+        ("/v1/trust/", "identity"),
+        (f"/v1/status/{region}/license/", "license"),
+        (f"/v1/status/{region}/certificate/", "certificate"),
+        (f"/v1/status/{region}/inspection/", "inspection"),
+        (f"/v1/disputes/{region}/certificate", "certificate"),
+    ]
 
 
 def check_chart_render(c: Checks, docs: list[dict], where: str, values: dict) -> None:
@@ -547,8 +565,17 @@ def check_chart_render(c: Checks, docs: list[dict], where: str, values: dict) ->
                 for p in rule["http"]["paths"]:
                     backends.add((p["path"], p["backend"]["service"]["name"], p["backend"]["service"]["port"]["name"]))
         c.ok(("/", f"{RELEASE}-verify", "http") in backends, f"{where}: the Ingress sends / to verify's http port")
-        c.ok(all(b[1] in (f"{RELEASE}-verify", f"{RELEASE}-{values['ingress']['scanPageService']}") for b in backends),
-             f"{where}: the Ingress reaches only verify and the scan page: {sorted(backends)}")
+        region = values["region"]["code"]
+        documents = set()
+        if values["ingress"].get("publicDocuments"):
+            for path, service in public_documents(region):
+                if values["services"][service]["enabled"]:
+                    documents.add((path, f"{RELEASE}-{service}", "http"))
+        c.ok(documents <= backends, f"{where}: the Ingress routes the public documents: missing {sorted(documents - backends)}")
+        others = {b for b in backends if b not in documents}
+        c.ok(all(b[1] in (f"{RELEASE}-verify", f"{RELEASE}-{values['ingress']['scanPageService']}") and b[2] == "http" or b[0] == "/" and b[2] == "grpc"
+                 for b in others),
+             f"{where}: besides the public documents, the Ingress reaches only verify and the scan page: {sorted(others)}")
     else:
         c.ok(not ingresses, f"{where}: no Ingress")
 

@@ -319,3 +319,26 @@ change.
     {{- toYaml . | nindent 4 }}
   {{- end }}
 {{- end }}
+
+{{/*
+The region's public documents and who publishes them, one "path|pathType|service" per
+line, for the enabled services: JWKS and trust list (identity), status lists (every
+issuing service), dispute notices (certificate). Partner regions and offline verifiers
+fetch them at the region's public URL (the Ingress), the trust list's status_base_url.
+*/}}
+{{- define "credmesh.publicDocuments" -}}
+{{- $r := .Values.region.code -}}
+{{- $s := .Values.services -}}
+{{- if $s.identity.enabled }}
+/.well-known/jwks.json|Exact|identity
+/v1/trust/|Prefix|identity
+{{- end }}
+{{- range $name := list "license" "certificate" "inspection" }}
+{{- if (index $s $name).enabled }}
+/v1/status/{{ $r }}/{{ $name }}/|Prefix|{{ $name }}
+{{- end }}
+{{- end }}
+{{- if $s.certificate.enabled }}
+/v1/disputes/{{ $r }}/certificate|Exact|certificate
+{{- end }}
+{{- end }}
