@@ -995,6 +995,23 @@ async fn calls_across_identity_and_license_processes_are_one_trace_each() {
                     SPAN_KIND_SERVER,
                 );
                 assert_eq!(served.len(), 1, "{}", dump());
+                // The registry write is a database client span in the same trace, with
+                // the semantic conventions' attribute names.
+                let string = |v: &str| {
+                    Some(
+                        opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                            v.into(),
+                        ),
+                    )
+                };
+                assert!(
+                    spans.iter().any(|s| s.service == "identity"
+                        && s.span.trace_id == served[0].span.trace_id
+                        && s.span.kind == SPAN_KIND_CLIENT
+                        && s.attribute("db.system.name") == string("sqlite")),
+                    "no database span under RegisterIssuerKey:\n{}",
+                    dump()
+                );
                 assert_eq!(
                     served[0].attribute("rpc.method"),
                     Some(

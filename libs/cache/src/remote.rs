@@ -20,6 +20,7 @@ use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, ServerErrorKind};
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 use crate::CacheError;
 
@@ -112,6 +113,31 @@ impl Remote {
     /// on an idle connection is what discovers the old socket is dead, and it should not be a
     /// miss for that.
     pub(crate) async fn query<T: FromRedisValue>(
+        &self,
+        cmd: &Cmd,
+        retry: Retry,
+    ) -> Result<T, CacheError> {
+        // A client span per command, with the OpenTelemetry database conventions' names.
+        let operation = match cmd.args_iter().next() {
+            Some(redis::Arg::Simple(name)) => std::str::from_utf8(name).unwrap_or("COMMAND"),
+            _ => "COMMAND",
+        };
+        let span = tracing::info_span!(
+            "redis",
+            otel.name = operation,
+            otel.kind = "client",
+            db.system.name = "redis",
+            db.operation.name = operation,
+            otel.status_code = tracing::field::Empty,
+        );
+        let result = self.query_inner(cmd, retry).instrument(span.clone()).await;
+        if result.is_err() {
+            span.record("otel.status_code", "ERROR");
+        }
+        result
+    }
+
+    async fn query_inner<T: FromRedisValue>(
         &self,
         cmd: &Cmd,
         retry: Retry,

@@ -251,3 +251,12 @@ mod tests {
         assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
     }
 }
+
+/// The OpenTelemetry `db.system.name` of a backend named as the stores' macros name it
+/// (`sqlite`, `postgres`): `sqlite` or `postgresql`. Store methods put it on their spans.
+pub fn system_name(dialect: &str) -> &'static str {
+    match dialect {
+        "postgres" | "postgresql" => "postgresql",
+        _ => "sqlite",
+    }
+}

@@ -660,7 +660,7 @@ macro_rules! impl_store {
 
         #[async_trait]
         impl CertificateStore for $store {
-            #[tracing::instrument(skip_all, fields(db.system = stringify!($dialect), type_code = %t.type_code))]
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect)), type_code = %t.type_code))]
             async fn put_type(
                 &self,
                 t: &CertType,
@@ -716,7 +716,7 @@ macro_rules! impl_store {
                 rows.into_iter().map(CertType::try_from).collect()
             }
 
-            #[tracing::instrument(skip_all, fields(db.system = stringify!($dialect), holder = %new.holder))]
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect)), holder = %new.holder))]
             async fn issue(
                 &self,
                 new: &NewCertificate<'_>,
@@ -778,7 +778,7 @@ macro_rules! impl_store {
                 finish!(tx, change, if new.commitment.is_some() { "certificate.issue_on_commitment" } else { "certificate.issue" }, &serial, detail, cert)
             }
 
-            #[tracing::instrument(skip_all, fields(db.system = stringify!($dialect), serial = %serial))]
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect)), serial = %serial))]
             async fn transition(
                 &self,
                 serial: &str,
@@ -862,7 +862,7 @@ macro_rules! impl_store {
                 finish!(tx, change, action, serial, detail, cert)
             }
 
-            #[tracing::instrument(skip_all, fields(db.system = stringify!($dialect), serial = %serial))]
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect)), serial = %serial))]
             async fn renew(
                 &self,
                 serial: &str,
@@ -891,7 +891,7 @@ macro_rules! impl_store {
                 finish!(tx, change, "certificate.renew", serial, detail, cert)
             }
 
-            #[tracing::instrument(skip_all, fields(db.system = stringify!($dialect), serial = %serial))]
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect)), serial = %serial))]
             async fn file_dispute(
                 &self,
                 serial: &str,
@@ -972,7 +972,7 @@ macro_rules! impl_store {
                 finish!(tx, change, "certificate.dispute_file", serial, detail, d)
             }
 
-            #[tracing::instrument(skip_all, fields(db.system = stringify!($dialect), dispute = %id))]
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect)), dispute = %id))]
             async fn accept_dispute(
                 &self,
                 id: &str,
@@ -1005,7 +1005,7 @@ macro_rules! impl_store {
                 finish!(tx, change, "certificate.dispute_accept", &serial, detail, d)
             }
 
-            #[tracing::instrument(skip_all, fields(db.system = stringify!($dialect), dispute = %id))]
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect)), dispute = %id))]
             async fn resolve_dispute(
                 &self,
                 id: &str,

@@ -282,7 +282,7 @@ macro_rules! impl_identity_store {
     ($store:ident, $begin:path, $dialect:tt) => {
         #[async_trait]
         impl IdentityStore for $store {
-            #[tracing::instrument(skip_all, fields(db.system = stringify!($dialect), client_id = %client.client_id))]
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect)), client_id = %client.client_id))]
             async fn register_client(
                 &self,
                 client: &Client,
@@ -410,7 +410,7 @@ macro_rules! impl_identity_store {
                 Ok(inserted == 1)
             }
 
-            #[tracing::instrument(skip_all, fields(db.system = stringify!($dialect), kid = %key.kid))]
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect)), kid = %key.kid))]
             async fn register_issuer_key(
                 &self,
                 key: TrustedKey,

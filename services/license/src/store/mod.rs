@@ -566,7 +566,7 @@ macro_rules! impl_license_store {
 
         #[async_trait]
         impl LicenseStore for $store {
-            #[tracing::instrument(skip_all, fields(db.system = stringify!($dialect), uscc = %uscc))]
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect)), uscc = %uscc))]
             async fn establish(
                 &self,
                 uscc: &Uscc,
@@ -645,7 +645,7 @@ macro_rules! impl_license_store {
                 Ok(Outcome::Done(issued))
             }
 
-            #[tracing::instrument(skip_all, fields(db.system = stringify!($dialect), uscc = %uscc))]
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect)), uscc = %uscc))]
             async fn amend(
                 &self,
                 uscc: &str,
@@ -750,7 +750,7 @@ macro_rules! impl_license_store {
                 Ok(Outcome::Done(issued))
             }
 
-            #[tracing::instrument(skip_all, fields(db.system = stringify!($dialect), uscc = %uscc))]
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect)), uscc = %uscc))]
             async fn close(
                 &self,
                 uscc: &str,

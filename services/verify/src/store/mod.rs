@@ -59,7 +59,7 @@ macro_rules! impl_verify_store {
     ($store:ident, $dialect:tt) => {
         #[async_trait]
         impl VerifyStore for $store {
-            #[tracing::instrument(skip_all, fields(db.system = stringify!($dialect), rows = rows.len()))]
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect)), rows = rows.len()))]
             async fn record(&self, rows: &[AuditRow]) -> anyhow::Result<()> {
                 use anyhow::Context as _;
                 let mut tx = self.pool.begin().await.context("starting the audit write")?;
@@ -82,7 +82,7 @@ macro_rules! impl_verify_store {
                 Ok(())
             }
 
-            #[tracing::instrument(skip_all, fields(db.system = stringify!($dialect)))]
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn audit_for(&self, client_id: &str, limit: u32) -> anyhow::Result<Vec<AuditRow>> {
                 use anyhow::Context as _;
                 sqlx::query_as::<_, AuditRow>(concat!(
