@@ -18,6 +18,18 @@ pub const LICENSE_READ: &str = "license.read";
 pub const ENTCODE_PRESENT: &str = "entcode.present";
 /// Read any enterprise's code.
 pub const ENTCODE_READ: &str = "entcode.read";
+/// Plan and join inspections.
+pub const INSPECTION_PLAN: &str = "inspection.plan";
+/// Read inspections and statistics (row-level limits apply).
+pub const INSPECTION_READ: &str = "inspection.read";
+/// Record inspection results (inspectors named on a code).
+pub const INSPECTION_RECORD: &str = "inspection.record";
+/// Scan inspection codes and evaluate inspections (enterprises).
+pub const INSPECTION_RESPOND: &str = "inspection.respond";
+/// Import inspection policy data (credit grades, "two no" lists, non-site checks).
+pub const INSPECTION_POLICY: &str = "inspection.policy";
+/// Read enterprises' credit grades.
+pub const INSPECTION_CREDIT: &str = "inspection.credit";
 /// Verify credentials through the verify gateway.
 pub const VERIFY: &str = "verify";
 
@@ -35,6 +47,15 @@ pub const CATALOGUE: &[(&str, &[PrincipalKind])] = {
         ),
         (ENTCODE_PRESENT, &[Enterprise]),
         (ENTCODE_READ, &[Service, Operator, Department, Inspector]),
+        (INSPECTION_PLAN, &[Department, Operator]),
+        (
+            INSPECTION_READ,
+            &[Service, Operator, Department, Inspector, Enterprise],
+        ),
+        (INSPECTION_RECORD, &[Inspector]),
+        (INSPECTION_RESPOND, &[Enterprise]),
+        (INSPECTION_POLICY, &[Department, Operator]),
+        (INSPECTION_CREDIT, &[Service, Operator, Department]),
         (
             VERIFY,
             &[

@@ -21,7 +21,7 @@ CREATE TABLE inspections (
     multi_head      BOOLEAN NOT NULL,
     override_reason TEXT    NOT NULL,
     alerts          TEXT    NOT NULL,
-    alert_count     BIGINT  NOT NULL,
+    alert_count     BIGINT  NOT NULL DEFAULT 0,
     code_version    BIGINT  NOT NULL,
     list_no         BIGINT  NOT NULL,
     list_index      BIGINT  NOT NULL,

@@ -21,7 +21,7 @@ CREATE TABLE inspections (
     multi_head      BOOLEAN NOT NULL,
     override_reason TEXT    NOT NULL,
     alerts          TEXT    NOT NULL,
-    alert_count     INTEGER NOT NULL,
+    alert_count     INTEGER NOT NULL DEFAULT 0,
     code_version    INTEGER NOT NULL,
     list_no         INTEGER NOT NULL,
     list_index      INTEGER NOT NULL,

@@ -354,7 +354,7 @@ pub fn rolling_count(points: &[i64], t: i64, len: i64) -> u32 {
         + 1
 }
 
-/// Decides a plan: rules 1, 2, 5, 3 (block, then caps), 4, in that order; the first
+/// Decides a plan: rules 1, 2, 5, the inspector block, 4, then the caps, in that order; the first
 /// refusal is the answer. Alerts (rule 3) never refuse.
 pub fn decide(policy: &Policy, plan: &Plan<'_>, facts: &Facts) -> Decision {
     match decide_inner(policy, plan, facts) {
@@ -443,6 +443,13 @@ fn decide_inner(policy: &Policy, plan: &Plan<'_>, facts: &Facts) -> Result<Decis
         });
     }
 
+    // Rule 4, before the caps: joining adds no visit, so a department that would pass
+    // no cap is still offered the join.
+    let multi_head = !facts.conflicts.is_empty();
+    if multi_head && plan.override_reason.trim().is_empty() {
+        return Ok(Decision::Conflict(facts.conflicts.clone()));
+    }
+
     // Rule 3, frequency by grade.
     if kind == Kind::Routine {
         let grade = facts.grade.unwrap_or(policy.default_grade);
@@ -473,12 +480,6 @@ fn decide_inner(policy: &Policy, plan: &Plan<'_>, facts: &Facts) -> Result<Decis
                 });
             }
         }
-    }
-
-    // Rule 4.
-    let multi_head = !facts.conflicts.is_empty();
-    if multi_head && plan.override_reason.trim().is_empty() {
-        return Ok(Decision::Conflict(facts.conflicts.clone()));
     }
 
     Ok(Decision::Issue {
@@ -908,6 +909,24 @@ mod tests {
         for (completed, evaluated, now, want) in cases {
             assert_eq!(check_evaluation(&p, *completed, *evaluated, *now), *want);
         }
+    }
+
+    #[test]
+    fn a_conflict_is_offered_before_the_cap_and_an_override_meets_the_cap() {
+        let facts = Facts {
+            grade: Some(Grade::A),
+            routine_starts: vec![T - DAY],
+            conflicts: vec!["INS-1".into()],
+            ..Facts::default()
+        };
+        assert_eq!(
+            decide_with(Kind::Routine, &facts, ""),
+            Decision::Conflict(vec!["INS-1".into()])
+        );
+        assert_eq!(
+            refused_by(&decide_with(Kind::Routine, &facts, "separate visit needed")),
+            Some((Rule::Frequency, "FREQUENCY_CAP_REACHED"))
+        );
     }
 
     #[test]
