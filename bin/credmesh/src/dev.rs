@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use crate::{cli::DevArgs, keyfile, profile::Profile};
 
 mod entcode;
+mod inspection;
 mod license;
 mod verify;
 
@@ -118,6 +119,18 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
     )
     .await?;
     let (entcode_service, entcode_key) = (entcode.entcode.clone(), entcode.registration.clone());
+    let inspection = inspection::build(
+        &data,
+        &keys,
+        &args.region,
+        &identity.identity,
+        grpc_addr,
+        http_addr,
+        &server_config,
+        Arc::new(SystemClock),
+    )
+    .await?;
+    let inspection_service = inspection.inspection.clone();
     let verify = verify::build(
         &data,
         &args.region,
@@ -134,6 +147,7 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
         .with_service(identity.parts)
         .with_service(license.parts)
         .with_service(entcode.parts)
+        .with_service(inspection.parts)
         .with_service(verify.parts);
     let serving =
         tokio::spawn(server.serve(vec![grpc, http], credmesh_runtime::shutdown::signal()));
@@ -146,6 +160,9 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
             format!("(unavailable: {e})")
         }
     };
+    if let Err(e) = inspection::seed(&inspection_service, license::demo_uscc()).await {
+        tracing::warn!(error = %e, "no demo inspection policy data");
+    }
     let demo_scan = entcode::demo_scan_url(
         (&entcode_service, &entcode_key),
         license::demo_uscc(),
@@ -171,6 +188,7 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
          cargo run -q -p credmesh -- license show {demo}\n  \
          cargo run -q -p credmesh -- license history {demo}\n  \
          cargo run -q -p credmesh -- entcode show {demo}\n  \
+         cargo run -q -p credmesh -- inspect grade {demo}\n  \
          cargo run -q -p credmesh -- verify --fetch http://{http_addr}\n  \
          echo '<QR text>' | cargo run -q -p credmesh -- verify -\n\n\
          credmesh dev ready grpc={grpc_addr} http={http_addr}",

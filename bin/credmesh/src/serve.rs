@@ -24,6 +24,7 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
         Service::Identity => "identity",
         Service::License => "license",
         Service::Entcode => "entcode",
+        Service::Inspection => "inspection",
         Service::Verify => "verify",
     };
     let _telemetry = credmesh_telemetry::init(name, &env)?;
@@ -72,6 +73,28 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
             let validator = credmesh_entcode::validator(&config, identity);
             let built =
                 credmesh_entcode::build(&config, clock, &server_config, registrar, licenses)
+                    .await?;
+            (validator, built.parts)
+        }
+        Service::Inspection => {
+            let config = credmesh_inspection::InspectionConfig::from_env(&env)?;
+            let db = Db::connect(&config.database_url, &DbOptions::default()).await?;
+            if migrate {
+                db.migrate(credmesh_inspection::migrations()).await?;
+            }
+            let identity = credmesh_inspection::channel(&config.identity_url)?;
+            let license = credmesh_inspection::channel(&config.license_url)?;
+            let registrar =
+                credmesh_inspection::grpc_registrar(&config, identity.clone(), clock.clone())?;
+            let licenses = credmesh_inspection::grpc_license(
+                &config,
+                identity.clone(),
+                license,
+                clock.clone(),
+            )?;
+            let validator = credmesh_inspection::validator(&config, identity);
+            let built =
+                credmesh_inspection::build(&config, db, clock, &server_config, registrar, licenses)
                     .await?;
             (validator, built.parts)
         }
@@ -124,6 +147,12 @@ pub async fn migrate(service: Service, env: HashMap<String, String>) -> anyhow::
         }
         Service::Entcode => {
             tracing::info!(service = "entcode", "no database, nothing to migrate");
+        }
+        Service::Inspection => {
+            let url = env_or(&env, "DATABASE_URL", "sqlite://data/inspection.db");
+            let db = Db::connect(url, &DbOptions::default()).await?;
+            db.migrate(credmesh_inspection::migrations()).await?;
+            tracing::info!(service = "inspection", "migrations applied");
         }
         Service::Verify => {
             let url = env_or(&env, "DATABASE_URL", "sqlite://data/verify.db");

@@ -2,6 +2,7 @@
 
 mod entcode;
 mod identity;
+mod inspect;
 mod license;
 mod region;
 mod session;
@@ -46,6 +47,8 @@ enum Command {
     Identity(identity::IdentityArgs),
     /// Electronic business licenses: establish, amend, revoke, deregister, show, history.
     License(license::LicenseArgs),
+    /// Inspection codes: plan, join, scan, record, evaluate, stats, policy import.
+    Inspect(inspect::InspectArgs),
     /// Enterprise codes and scenario presentations: show, qr, scenarios, present, verify.
     Entcode(entcode::EntcodeArgs),
     /// Verify a credential file offline from a trust bundle (`--fetch URL` gets one).
@@ -63,6 +66,8 @@ pub enum Service {
     License,
     /// The enterprise-code service.
     Entcode,
+    /// The inspection code service.
+    Inspection,
     /// The partner-facing verify gateway.
     Verify,
 }
@@ -128,6 +133,7 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         Command::Identity(args) => identity::run(args).await,
         Command::License(args) => license::run(args).await,
         Command::Entcode(args) => entcode::run(args).await,
+        Command::Inspect(args) => inspect::run(args).await,
         Command::Verify(args) => verify::run(args).await,
         Command::Region(args) => region::run(args).await,
     }
