@@ -108,6 +108,17 @@ async fn post_json(addr: &str, path: &str, token: &str, body: &str) -> (u16, ser
     )
 }
 
+async fn http_get(addr: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    String::from_utf8_lossy(&buf).to_string()
+}
+
 #[tokio::test]
 async fn two_departments_one_visit_through_credmesh_dev() {
     let dev = Dev::start().await.unwrap();
@@ -322,6 +333,20 @@ async fn two_departments_one_visit_through_credmesh_dev() {
     assert_eq!(answer["outcome"], "valid", "{answer}");
     assert_eq!(answer["issuer"], "SH/inspection");
     assert_eq!(answer["kind"], "inspection_code");
+
+    // It opens on the scan page, verified by the gateway.
+    let mut path = String::from("/v/");
+    for b in code.qr_text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-.:*$+".contains(&b) {
+            path.push(char::from(b));
+        } else {
+            path.push_str(&format!("%{b:02X}"));
+        }
+    }
+    let page = http_get(&dev.http, &path).await;
+    assert!(page.contains("class=\"verdict ok\""), "{page}");
+    assert!(page.contains("检查码"), "{page}");
+    assert!(page.contains(&id), "{page}");
 
     // 4. A result before the code was shown is refused; the owner scans; the result.
     let record = pb::RecordResultRequest {
