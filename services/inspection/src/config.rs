@@ -42,7 +42,9 @@ pub struct InspectionConfig {
     /// - `CONFLICT_DAYS` (30): rule 4;
     /// - `NON_SITE_DAYS` (90, 0 disables): rule 5;
     /// - `EVALUATION_DAYS` (15): rule 7;
-    /// - `MAX_WINDOW_DAYS` (30): the longest code window.
+    /// - `MAX_WINDOW_DAYS` (30): the longest code window;
+    /// - `MIN_EVALUATIONS` (3): fewer evaluations are shown to a department only as a
+    ///   count (rule 7: never who rated what).
     pub policy: Policy,
 }
 
@@ -160,6 +162,12 @@ impl InspectionConfig {
             non_site_days: number(get_ref, &key("NON_SITE_DAYS"), d.non_site_days, 0..=3650)?,
             evaluation_days: number(get_ref, &key("EVALUATION_DAYS"), d.evaluation_days, 1..=365)?,
             max_window_days: number(get_ref, &key("MAX_WINDOW_DAYS"), d.max_window_days, 1..=365)?,
+            min_evaluations: number(
+                get_ref,
+                &key("MIN_EVALUATIONS"),
+                i64::from(d.min_evaluations),
+                1..=100,
+            )? as u32,
         };
         Ok(InspectionConfig {
             region,

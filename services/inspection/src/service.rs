@@ -140,6 +140,8 @@ pub struct Stats {
     pub tags: Vec<(String, u32)>,
     /// Alerts.
     pub alerts: u32,
+    /// Scores and tags withheld (too few evaluations for a department to see).
+    pub scores_withheld: bool,
 }
 
 /// Aggregates statistic rows; evaluations only as counts and sums.
@@ -569,7 +571,20 @@ impl Inspection {
         to: i64,
     ) -> Result<Stats, InspectionError> {
         self.may_see(principal, scope)?;
-        Ok(aggregate(&self.store.stat_rows(scope, from, to).await?))
+        let mut stats = aggregate(&self.store.stat_rows(scope, from, to).await?);
+        // Rule 7: a department sees evaluations only as aggregates, and an aggregate of
+        // one or two is an individual rating: withhold scores below the minimum.
+        let restricted = matches!(
+            principal.kind,
+            PrincipalKind::Department | PrincipalKind::Inspector
+        );
+        if restricted && stats.evaluations > 0 && stats.evaluations < self.policy.min_evaluations {
+            stats.score_sum = 0;
+            stats.score_counts = [0; 5];
+            stats.tags.clear();
+            stats.scores_withheld = true;
+        }
+        Ok(stats)
     }
 
     /// Imports policy data.
@@ -678,5 +693,42 @@ impl Inspection {
             lists.insert((n, purpose), published.clone());
         }
         Ok(published)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, departments: i64, score: i64, tags: &str) -> StatRow {
+        StatRow {
+            id: id.into(),
+            uscc: "91310106MA1000017P".into(),
+            routine: true,
+            multi_head: false,
+            alert_count: 1,
+            state: "completed".into(),
+            departments,
+            is_repeat: false,
+            score,
+            tags: tags.into(),
+        }
+    }
+
+    #[test]
+    fn statistics_count_a_joint_inspection_once_and_aggregate_scores() {
+        let s = aggregate(&[
+            row("a", 2, 4, r#"["professional"]"#),
+            row("b", 1, 2, r#"["professional","improper_requests"]"#),
+            row("c", 1, 0, ""),
+        ]);
+        assert_eq!((s.inspections, s.joint, s.enterprises), (3, 1, 1));
+        assert_eq!((s.evaluations, s.score_sum), (2, 6));
+        assert_eq!(s.score_counts, [0, 1, 0, 1, 0]);
+        assert_eq!(s.alerts, 3);
+        assert_eq!(
+            s.tags,
+            vec![("improper_requests".into(), 1), ("professional".into(), 2)]
+        );
     }
 }

@@ -343,7 +343,8 @@ fn stats_to_proto(s: &Stats) -> pb::Statistics {
         joint_share: rate(s.joint),
         completed: s.completed,
         evaluations: s.evaluations,
-        mean_score: if s.evaluations == 0 {
+        scores_withheld: s.scores_withheld,
+        mean_score: if s.evaluations == 0 || s.scores_withheld {
             0.0
         } else {
             s.score_sum as f64 / f64::from(s.evaluations)

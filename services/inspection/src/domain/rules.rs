@@ -179,6 +179,9 @@ pub struct Policy {
     pub evaluation_days: i64,
     /// Longest window of a code, in days.
     pub max_window_days: i64,
+    /// Rule 7: fewer evaluations than this are shown to a department only as a count,
+    /// so an aggregate cannot tell it who rated what.
+    pub min_evaluations: u32,
 }
 
 impl Default for Policy {
@@ -196,6 +199,7 @@ impl Default for Policy {
             non_site_days: 90,
             evaluation_days: 15,
             max_window_days: 30,
+            min_evaluations: 3,
         }
     }
 }

@@ -224,28 +224,35 @@ async fn two_departments_one_visit_from_plan_to_evaluation() {
             "ALREADY_EVALUATED",
         );
 
-        // The department sees only aggregates.
-        let stats = app
-            .inspection
-            .clone()
-            .get_statistics(with_token(
-                pb::GetStatisticsRequest {
-                    department: health_org.clone(),
-                    from: T0,
-                    to: T0 + 400 * DAY,
-                    ..Default::default()
-                },
-                &health,
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .statistics
-            .unwrap();
+        // The department sees only aggregates: with one evaluation, an aggregate would
+        // be the rating itself, so scores are withheld; an operator sees them.
+        let stats_as = |token: String| {
+            let mut c = app.inspection.clone();
+            let req = pb::GetStatisticsRequest {
+                department: health_org.clone(),
+                from: T0,
+                to: T0 + 400 * DAY,
+                ..Default::default()
+            };
+            async move {
+                c.get_statistics(with_token(req, &token))
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .statistics
+                    .unwrap()
+            }
+        };
+        let stats = stats_as(health.clone()).await;
         assert_eq!(stats.inspections, 1);
         assert_eq!(stats.joint_inspections, 1);
         assert_eq!(stats.joint_share, 1.0);
         assert_eq!(stats.evaluations, 1);
+        assert!(stats.scores_withheld);
+        assert_eq!(stats.mean_score, 0.0);
+        assert!(stats.tags.is_empty());
+        let stats = stats_as(app.operator_token().await).await;
+        assert!(!stats.scores_withheld);
         assert_eq!(stats.mean_score, 4.0);
         assert_eq!(stats.score_counts, vec![0, 0, 0, 1, 0]);
         assert!(

@@ -7,4 +7,5 @@
 mod concurrency;
 mod flow;
 mod helpers;
+mod listing;
 mod refusals;
