@@ -35,8 +35,7 @@ use credmesh_inspection::{
         input::NamedInspector,
         rules::{Basis, Kind},
     },
-    error::InspectionError,
-    license::{ActiveLicense, LicenseCheck},
+    license::{ActiveLicense, LicenseCheck, LicenseCheckError},
     service::Caller,
     store::{NewPlan, Planned},
 };
@@ -56,7 +55,7 @@ const PER_ENTERPRISE: i64 = 10;
 struct Licensed;
 
 impl LicenseCheck for Licensed {
-    fn active(&self, _uscc: &str) -> BoxFuture<'_, Result<ActiveLicense, InspectionError>> {
+    fn active(&self, _uscc: &str) -> BoxFuture<'_, Result<ActiveLicense, LicenseCheckError>> {
         Box::pin(async {
             Ok(ActiveLicense {
                 name: "上海静安面馆有限公司".into(),
