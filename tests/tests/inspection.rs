@@ -403,5 +403,12 @@ async fn two_departments_one_visit_through_credmesh_dev() {
     assert_eq!(stats["joint_share"], 1.0);
     assert_eq!(stats["evaluations"], 1);
     assert_eq!(stats["mean_score"], 4.0);
+    let listed = cli(&dev, &["inspect", "list", "--enterprise", &uscc]).await;
+    assert!(listed.contains(&id), "{listed}");
+    let history = cli(&dev, &["inspect", "history", "--enterprise", &uscc]).await;
+    assert!(
+        history.contains("CREDIT_GRADE") && history.contains("e2e-market"),
+        "{history}"
+    );
     dev.stop().await.unwrap();
 }

@@ -1,5 +1,5 @@
-//! `credmesh inspect …`: the inspection code CLI for departments (plan, join, stats,
-//! policy import), inspectors (record) and enterprises (scan, evaluate).
+//! `credmesh inspect …`: the inspection code CLI for departments (plan, join, list,
+//! stats, policy import and history), inspectors (record) and enterprises (scan, evaluate).
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
@@ -133,6 +133,27 @@ enum InspectCommand {
     Show {
         /// The inspection id.
         inspection_id: String,
+    },
+    /// List inspections of an enterprise or a department, newest first.
+    List {
+        /// The department.
+        #[arg(long, default_value = "", conflicts_with = "enterprise")]
+        department: String,
+        /// The enterprise.
+        #[arg(long, default_value = "")]
+        enterprise: String,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// The history of policy changes (credit grades, "two no" lists, non-site checks).
+    History {
+        /// Only this enterprise.
+        #[arg(long, default_value = "")]
+        enterprise: String,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
     },
     /// Scan a code on site (enterprises): QR text or VC-JWT, `-` reads stdin.
     Scan {
@@ -420,6 +441,97 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
                 .into_inner();
             if let Some(i) = r.inspection {
                 print_inspection(&i, json);
+            }
+        }
+        InspectCommand::List {
+            department,
+            enterprise,
+            limit,
+        } => {
+            let mut token = String::new();
+            let mut shown = 0;
+            loop {
+                let page = client
+                    .list_inspections(
+                        session
+                            .authed(pb::ListInspectionsRequest {
+                                enterprise_uscc: enterprise.clone(),
+                                department: department.clone(),
+                                page_size: limit.min(500),
+                                page_token: token.clone(),
+                            })
+                            .await?,
+                    )
+                    .await
+                    .map_err(explain)?
+                    .into_inner();
+                for i in &page.inspections {
+                    if shown >= limit {
+                        break;
+                    }
+                    shown += 1;
+                    if json {
+                        print_inspection(i, true);
+                    } else {
+                        println!(
+                            "{}  {}  {}  {}  {}",
+                            i.id,
+                            i.enterprise_uscc,
+                            i.window_start,
+                            pb::InspectionState::try_from(i.state)
+                                .map(|s| s.as_str_name())
+                                .unwrap_or("?"),
+                            i.participants
+                                .iter()
+                                .map(|p| p.department.as_str())
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        );
+                    }
+                }
+                if page.next_page_token.is_empty() || shown >= limit {
+                    break;
+                }
+                token = page.next_page_token;
+            }
+        }
+        InspectCommand::History { enterprise, limit } => {
+            let r = client
+                .list_policy_history(
+                    session
+                        .authed(pb::ListPolicyHistoryRequest {
+                            enterprise_uscc: enterprise,
+                            page_size: limit.min(500),
+                            ..Default::default()
+                        })
+                        .await?,
+                )
+                .await
+                .map_err(explain)?
+                .into_inner();
+            for c in r.changes {
+                let e = c.entry.unwrap_or_default();
+                let kind = pb::PolicyKind::try_from(e.kind)
+                    .map(|k| k.as_str_name().trim_start_matches("POLICY_KIND_"))
+                    .unwrap_or("?");
+                println!(
+                    "{}  {}  {}  {} {} {}{}  by {} at {}",
+                    c.id,
+                    kind,
+                    e.enterprise_uscc,
+                    e.item,
+                    pb::CreditGrade::try_from(e.grade)
+                        .map(|g| g.as_str_name().trim_start_matches("CREDIT_GRADE_"))
+                        .unwrap_or(""),
+                    if e.removed { "removed" } else { "" },
+                    if e.note.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", e.note)
+                    },
+                    c.changed_by,
+                    c.changed_at
+                );
             }
         }
         InspectCommand::Scan { code } => {
