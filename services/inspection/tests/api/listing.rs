@@ -154,3 +154,83 @@ async fn a_retried_plan_issues_once_and_lists_page_newest_first() {
         assert!(history.changes.is_empty(), "{backend:?}: nothing imported");
     }
 }
+
+#[tokio::test]
+async fn an_override_with_a_reason_is_issued_and_counted_as_multi_head() {
+    for backend in BOTH {
+        let app = spawn_app(backend).await;
+        let market = app.department("sh-jingan", MARKET).await;
+        let health_org = health();
+        let health = app.department("sh-health", &health_org).await;
+        let uscc = sh_uscc(51);
+        app.establish(&market, &uscc).await;
+        let start = app.now() + DAY;
+        assert!(matches!(
+            app.plan(&market, routine(&uscc, start, "i1", "c1"))
+                .await
+                .unwrap(),
+            Decision::Issued(_)
+        ));
+        let mut p = routine(&uscc, start + 20 * DAY, "i2", "c2");
+        p.r#type = pb::InspectionType::Triggered as i32;
+        p.plan_number = String::new();
+        p.trigger = pb::Trigger::Complaint as i32;
+        p.trigger_reason = "suspected food poisoning, complaint 2026-311".into();
+        assert!(matches!(
+            app.plan(&health, p.clone()).await.unwrap(),
+            Decision::Conflict(_)
+        ));
+        p.override_reason = "samples must be taken within 24 hours".into();
+        let Decision::Issued(i) = app.plan(&health, p).await.unwrap() else {
+            panic!("{backend:?}: issued expected");
+        };
+        assert!(i.multi_head);
+        assert_eq!(i.override_reason, "samples must be taken within 24 hours");
+        let stats = app
+            .inspection
+            .clone()
+            .get_statistics(with_token(
+                pb::GetStatisticsRequest {
+                    department: health_org.clone(),
+                    from: T0,
+                    to: T0 + 100 * DAY,
+                    ..Default::default()
+                },
+                &health,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .statistics
+            .unwrap();
+        assert_eq!(
+            (
+                stats.inspections,
+                stats.multi_head_inspections,
+                stats.multi_head_rate
+            ),
+            (1, 1, 1.0),
+            "{backend:?}"
+        );
+        // The enterprise's statistics count both visits, one of them multi-head.
+        let owner = app.enterprise(&uscc).await;
+        let stats = app
+            .inspection
+            .clone()
+            .get_statistics(with_token(
+                pb::GetStatisticsRequest {
+                    enterprise_uscc: uscc.clone(),
+                    from: T0,
+                    to: T0 + 100 * DAY,
+                    ..Default::default()
+                },
+                &owner,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .statistics
+            .unwrap();
+        assert_eq!((stats.inspections, stats.multi_head_inspections), (2, 1));
+    }
+}
