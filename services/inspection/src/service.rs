@@ -572,13 +572,17 @@ impl Inspection {
     ) -> Result<Stats, InspectionError> {
         self.may_see(principal, scope)?;
         let mut stats = aggregate(&self.store.stat_rows(scope, from, to).await?);
-        // Rule 7: a department sees evaluations only as aggregates, and an aggregate of
-        // one or two is an individual rating: withhold scores below the minimum.
+        // Rule 7: a department sees evaluations only as aggregates of its own
+        // inspections, and an aggregate of one or two is an individual rating: withhold
+        // scores below the minimum, and always for one enterprise's inspections (all
+        // rated by that enterprise).
         let restricted = matches!(
             principal.kind,
             PrincipalKind::Department | PrincipalKind::Inspector
         );
-        if restricted && stats.evaluations > 0 && stats.evaluations < self.policy.min_evaluations {
+        let identifying = matches!(scope, Scope::Enterprise(_))
+            || stats.evaluations < self.policy.min_evaluations;
+        if restricted && stats.evaluations > 0 && identifying {
             stats.score_sum = 0;
             stats.score_counts = [0; 5];
             stats.tags.clear();

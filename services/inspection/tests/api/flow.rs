@@ -251,6 +251,26 @@ async fn two_departments_one_visit_from_plan_to_evaluation() {
         assert!(stats.scores_withheld);
         assert_eq!(stats.mean_score, 0.0);
         assert!(stats.tags.is_empty());
+        // Per enterprise, every rating is that enterprise's: withheld from departments.
+        let per_enterprise = app
+            .inspection
+            .clone()
+            .get_statistics(with_token(
+                pb::GetStatisticsRequest {
+                    enterprise_uscc: uscc.clone(),
+                    from: T0,
+                    to: T0 + 400 * DAY,
+                    ..Default::default()
+                },
+                &health,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .statistics
+            .unwrap();
+        assert!(per_enterprise.scores_withheld);
+        assert_eq!(per_enterprise.evaluations, 1);
         let stats = stats_as(app.operator_token().await).await;
         assert!(!stats.scores_withheld);
         assert_eq!(stats.mean_score, 4.0);
