@@ -17,6 +17,9 @@ cargo bench -p credmesh-license --bench registrations 2>&1 | tee target/bench/li
 python3 scripts/bench_report.py
 { echo; echo "## National scale"; echo; grep -E '^status lists for' target/bench/credential.txt; } >> target/bench/report.md || true
 { echo; echo "## License registrations"; echo; grep -E '^(\||license|without|goals)' target/bench/license.txt; } >> target/bench/report.md || true
+# Inspection planning decisions with 10,000 and 1,000,000 past inspections.
+cargo bench -p credmesh-inspection --bench planning 2>&1 | tee target/bench/inspection.txt
+{ echo; echo "## Inspection planning"; echo; grep -E '^(\||inspection|goals)' target/bench/inspection.txt; } >> target/bench/report.md || true
 # The verify gateway at 64 streams beside a raw-verify tonic server and an empty RPC.
 cargo bench -p credmesh-verify --bench verify 2>&1 | tee target/bench/verify.txt
 { echo; echo "## Verify gateway"; echo; grep -E '^(\||goals)' target/bench/verify.txt; } >> target/bench/report.md || true

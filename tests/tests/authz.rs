@@ -160,6 +160,48 @@ const MATRIX: &[(&str, &str)] = &[
         "credmesh.certificate.v1.CertificateService/GetStatusList",
         "ASPODIE",
     ),
+    (
+        "credmesh.inspection.v1.InspectionService/PlanInspection",
+        "OD",
+    ),
+    (
+        "credmesh.inspection.v1.InspectionService/JoinInspection",
+        "OD",
+    ),
+    (
+        "credmesh.inspection.v1.InspectionService/GetInspection",
+        "SODIE",
+    ),
+    (
+        "credmesh.inspection.v1.InspectionService/ListInspections",
+        "SODIE",
+    ),
+    ("credmesh.inspection.v1.InspectionService/ScanCode", "E"),
+    ("credmesh.inspection.v1.InspectionService/RecordResult", "I"),
+    (
+        "credmesh.inspection.v1.InspectionService/EvaluateInspection",
+        "E",
+    ),
+    (
+        "credmesh.inspection.v1.InspectionService/GetStatistics",
+        "SODIE",
+    ),
+    (
+        "credmesh.inspection.v1.InspectionService/ImportPolicyData",
+        "OD",
+    ),
+    (
+        "credmesh.inspection.v1.InspectionService/ListPolicyHistory",
+        "OD",
+    ),
+    (
+        "credmesh.inspection.v1.InspectionService/GetCreditGrade",
+        "SOD",
+    ),
+    (
+        "credmesh.inspection.v1.InspectionService/GetStatusList",
+        "ASPODIE",
+    ),
     ("credmesh.verify.v1.VerifyService/Verify", "SPODIE"),
     ("credmesh.verify.v1.VerifyService/BatchVerify", "SPODIE"),
 ];

@@ -17,6 +17,7 @@ use crate::{cli::DevArgs, keyfile, profile::Profile};
 
 mod certificate;
 mod entcode;
+mod inspection;
 mod license;
 mod verify;
 
@@ -134,6 +135,18 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
         certificate.certificates.clone(),
         certificate.registration.clone(),
     );
+    let inspection = inspection::build(
+        &data,
+        &keys,
+        &args.region,
+        &identity.identity,
+        grpc_addr,
+        http_addr,
+        &server_config,
+        Arc::new(SystemClock),
+    )
+    .await?;
+    let inspection_service = inspection.inspection.clone();
     let verify = verify::build(
         &data,
         &args.region,
@@ -151,12 +164,14 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
     license_service.export_metrics(&metrics);
     entcode_service.export_metrics(&metrics);
     certificate_service.export_metrics(&metrics);
+    inspection_service.export_metrics(&metrics);
     gateway.export_metrics(&metrics);
     let server = Server::new(server_config, metrics, identity.validator)
         .with_service(identity.parts)
         .with_service(license.parts)
         .with_service(entcode.parts)
         .with_service(certificate.parts)
+        .with_service(inspection.parts)
         .with_service(verify.parts);
     let serving =
         tokio::spawn(server.serve(vec![grpc, http], credmesh_runtime::shutdown::signal()));
@@ -178,6 +193,9 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
                 format!("(unavailable: {e})")
             }
         };
+    if let Err(e) = inspection::seed(&inspection_service, license::demo_uscc()).await {
+        tracing::warn!(error = %e, "no demo inspection policy data");
+    }
     let demo_scan = entcode::demo_scan_url(
         (&entcode_service, &entcode_key),
         license::demo_uscc(),
@@ -212,6 +230,7 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
          cargo run -q -p credmesh -- entcode show {demo}\n  \
          cargo run -q -p credmesh -- cert types\n  \
          cargo run -q -p credmesh -- cert list --holder {demo}\n  \
+         cargo run -q -p credmesh -- inspect grade {demo}\n  \
          cargo run -q -p credmesh -- verify --fetch http://{http_addr}\n  \
          echo '<QR text>' | cargo run -q -p credmesh -- verify -\n\n\
          credmesh dev ready grpc={grpc_addr} http={http_addr}",

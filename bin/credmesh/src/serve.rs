@@ -24,6 +24,7 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
         Service::Identity => "identity",
         Service::License => "license",
         Service::Entcode => "entcode",
+        Service::Inspection => "inspection",
         Service::Verify => "verify",
         Service::Certificate => "certificate",
     };
@@ -110,6 +111,29 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
             built.certificates.export_metrics(&metrics);
             (validator, built.parts)
         }
+        Service::Inspection => {
+            let config = credmesh_inspection::InspectionConfig::from_env(&env)?;
+            let db = Db::connect(&config.database_url, &DbOptions::default()).await?;
+            if migrate {
+                db.migrate(credmesh_inspection::migrations()).await?;
+            }
+            let identity = credmesh_inspection::channel(&config.identity_url)?;
+            let license = credmesh_inspection::channel(&config.license_url)?;
+            let registrar =
+                credmesh_inspection::grpc_registrar(&config, identity.clone(), clock.clone())?;
+            let licenses = credmesh_inspection::grpc_license(
+                &config,
+                identity.clone(),
+                license,
+                clock.clone(),
+            )?;
+            let validator = credmesh_inspection::validator(&config, identity);
+            let built =
+                credmesh_inspection::build(&config, db, clock, &server_config, registrar, licenses)
+                    .await?;
+            built.inspection.export_metrics(&metrics);
+            (validator, built.parts)
+        }
         Service::Verify => {
             let config = credmesh_verify::VerifyConfig::from_env(&env)?;
             let db = Db::connect(&config.database_url, &DbOptions::default()).await?;
@@ -166,6 +190,12 @@ pub async fn migrate(service: Service, env: HashMap<String, String>) -> anyhow::
             let db = Db::connect(url, &DbOptions::default()).await?;
             db.migrate(credmesh_certificate::migrations()).await?;
             tracing::info!(service = "certificate", "migrations applied");
+        }
+        Service::Inspection => {
+            let url = env_or(&env, "DATABASE_URL", "sqlite://data/inspection.db");
+            let db = Db::connect(url, &DbOptions::default()).await?;
+            db.migrate(credmesh_inspection::migrations()).await?;
+            tracing::info!(service = "inspection", "migrations applied");
         }
         Service::Verify => {
             let url = env_or(&env, "DATABASE_URL", "sqlite://data/verify.db");

@@ -7,7 +7,7 @@
 //! every service answers errors in the same shape.
 //!
 //! # Layout
-//! - [`credential::v1`], [`identity::v1`], [`license::v1`]: generated messages, clients
+//! - [`credential::v1`], [`identity::v1`], [`license::v1`], [`inspection::v1`]: generated messages, clients
 //!   and servers.
 //! - [`status`]: rich error details (`ErrorInfo`, `BadRequest`) in one place.
 //! - [`FILE_DESCRIPTOR_SET`]: every credmesh service, for reflection;
@@ -90,6 +90,15 @@ pub mod certificate {
     pub mod v1 {
         #![allow(missing_docs, clippy::all, missing_debug_implementations)]
         include!(concat!(env!("OUT_DIR"), "/credmesh.certificate.v1.rs"));
+    }
+}
+
+/// The inspection code service.
+pub mod inspection {
+    /// Version 1 of the inspection code service.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all, missing_debug_implementations)]
+        include!(concat!(env!("OUT_DIR"), "/credmesh.inspection.v1.rs"));
     }
 }
 

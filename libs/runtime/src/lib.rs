@@ -15,12 +15,14 @@
 //! - [`normalize`]: tonic's own refusals (bad protobuf, oversize) given proper codes.
 //! - [`issuer_key`]: an issuing service's signing key, registered with identity.
 //! - [`trust`]: the region's trust list, fetched from identity and checked.
+//! - [`license`]: whether an enterprise's license is in force, verified like a verifier.
 //! - [`clock`]: the clock domain code takes, so tests move time instead of sleeping.
 //! - [`shutdown`]: the process shutdown signal.
 
 pub mod client;
 pub mod clock;
 pub mod issuer_key;
+pub mod license;
 pub mod limits;
 pub mod normalize;
 pub mod server;

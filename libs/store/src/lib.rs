@@ -237,6 +237,15 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// The OpenTelemetry `db.system.name` of a backend named as the stores' macros name it
+/// (`sqlite`, `postgres`): `sqlite` or `postgresql`. Store methods put it on their spans.
+pub fn system_name(dialect: &str) -> &'static str {
+    match dialect {
+        "postgres" | "postgresql" => "postgresql",
+        _ => "sqlite",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,14 +258,5 @@ mod tests {
         );
         assert_eq!(redact_url("sqlite:data/x.db"), "sqlite:data/x.db");
         assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
-    }
-}
-
-/// The OpenTelemetry `db.system.name` of a backend named as the stores' macros name it
-/// (`sqlite`, `postgres`): `sqlite` or `postgresql`. Store methods put it on their spans.
-pub fn system_name(dialect: &str) -> &'static str {
-    match dialect {
-        "postgres" | "postgresql" => "postgresql",
-        _ => "sqlite",
     }
 }

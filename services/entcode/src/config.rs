@@ -24,6 +24,10 @@ pub struct EntcodeConfig {
     pub identity_url: String,
     /// `CREDMESH_LICENSE_URL` (default `http://127.0.0.1:50051`): the license service.
     pub license_url: String,
+    /// `CREDMESH_VERIFY_URL` (default unset): the verify gateway. When set, the scan
+    /// page shows other issuers' credentials (inspection codes, certificates) as the
+    /// gateway answers about them; the client then needs scope `verify`.
+    pub verify_url: Option<String>,
     /// `REDIS_URL` (default `memory://`): where used presentation nonces are recorded.
     /// With several replicas this must be a shared Redis, or a presentation could be used
     /// once per replica.
@@ -68,6 +72,7 @@ impl EntcodeConfig {
             license_url: get("CREDMESH_LICENSE_URL")
                 .unwrap_or("http://127.0.0.1:50051")
                 .to_string(),
+            verify_url: get("CREDMESH_VERIFY_URL").map(str::to_string),
             cache_url: get("REDIS_URL").unwrap_or("memory://").to_string(),
             cache_prefix: get("CREDMESH_CACHE_PREFIX")
                 .unwrap_or("credmesh:entcode:")

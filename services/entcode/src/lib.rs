@@ -20,6 +20,7 @@
 //! # Layout
 //! - [`config`]: settings from the environment.
 //! - [`domain`]: scenarios and the credentials' shapes.
+//! - [`foreign`]: other issuers' credentials on the scan page, through the verify gateway.
 //! - [`keys`]: the signing key, its registration with identity, the readiness gate.
 //! - [`license`]: the license service as this service sees it.
 //! - [`service`]: the operations.
@@ -31,6 +32,7 @@ pub mod api;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod foreign;
 pub mod keys;
 pub mod license;
 pub mod service;
@@ -171,6 +173,7 @@ pub async fn build(
     let key = keys::load_signing_key(&config.signing_key_file, config.region)?;
     let registration = KeyRegistration::new(key.kid());
     keys::spawn_registration(registrar, &key, config.region, registration.clone());
+    let verify_clock = clock.clone();
     let cache = Cache::connect(
         &config.cache_url,
         CacheOptions {
@@ -194,6 +197,27 @@ pub async fn build(
             &config.identity_url,
         )?))),
     );
+    let entcode = match &config.verify_url {
+        None => entcode,
+        Some(url) => {
+            let tokens = Arc::new(
+                TokenSource::grpc(
+                    config.client_id.clone(),
+                    client_key(config)?.signing_key().clone(),
+                    "credmesh",
+                    channel(&config.identity_url)?,
+                )
+                .with_scopes(["verify"])
+                .with_clock(Arc::new(move || verify_clock.now())),
+            );
+            let verifier = foreign::GatewayVerifier::new(channel(url)?, tokens);
+            Arc::new(
+                Arc::into_inner(entcode)
+                    .context("the service is not shared yet")?
+                    .with_foreign(Arc::new(verifier)),
+            )
+        }
+    };
     let api = api::grpc::EntcodeApi::new(entcode.clone());
     let max = server.max_message_bytes;
     let parts = ServiceParts {

@@ -115,6 +115,7 @@ pub struct Entcode {
     registration: Arc<KeyRegistration>,
     license: Arc<dyn LicenseSource>,
     earlier_keys: Option<Arc<dyn KeyDirectory>>,
+    foreign: Option<Arc<dyn crate::foreign::ForeignVerifier>>,
     cache: Cache,
     clock: Arc<dyn Clock>,
     ttl_secs: i64,
@@ -140,6 +141,7 @@ impl Entcode {
             registration,
             license,
             earlier_keys: None,
+            foreign: None,
             cache,
             clock,
             ttl_secs,
@@ -158,6 +160,26 @@ impl Entcode {
     pub fn with_earlier_keys(mut self, directory: Arc<dyn KeyDirectory>) -> Self {
         self.earlier_keys = Some(directory);
         self
+    }
+
+    /// Shows credentials of other issuers on the scan page, as `verifier` (the verify
+    /// gateway in production) answers about them.
+    pub fn with_foreign(mut self, verifier: Arc<dyn crate::foreign::ForeignVerifier>) -> Self {
+        self.foreign = Some(verifier);
+        self
+    }
+
+    /// The answer about a credential another issuer signed, when a verifier is set and
+    /// `checked` says this service did not sign it.
+    pub async fn scan_foreign(
+        &self,
+        qr: &str,
+        checked: &Checked,
+    ) -> Option<crate::foreign::ForeignCheck> {
+        if checked.outcome != Outcome::UnknownIssuer {
+            return None;
+        }
+        self.foreign.as_ref()?.check(qr).await
     }
 
     fn sign(&self, credential: Credential) -> Result<Signed, EntcodeError> {

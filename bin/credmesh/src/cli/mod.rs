@@ -3,6 +3,7 @@
 mod cert;
 mod entcode;
 mod identity;
+mod inspect;
 mod license;
 mod region;
 mod session;
@@ -47,6 +48,8 @@ enum Command {
     Identity(identity::IdentityArgs),
     /// Electronic business licenses: establish, amend, revoke, deregister, show, history.
     License(license::LicenseArgs),
+    /// Inspection codes: plan, join, scan, record, evaluate, stats, policy import.
+    Inspect(inspect::InspectArgs),
     /// Enterprise codes and scenario presentations: show, qr, scenarios, present, verify.
     Entcode(entcode::EntcodeArgs),
     /// E-certificates (permits): types, issue, commit, suspend, reinstate, revoke,
@@ -69,6 +72,8 @@ pub enum Service {
     License,
     /// The enterprise-code service.
     Entcode,
+    /// The inspection code service.
+    Inspection,
     /// The partner-facing verify gateway.
     Verify,
     /// The e-certificate service (permits, commitments, data disputes).
@@ -138,6 +143,7 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         Command::Entcode(args) => entcode::run(args).await,
         Command::Cert(args) => cert::run(args).await,
         Command::Dispute(args) => cert::run_dispute(args).await,
+        Command::Inspect(args) => inspect::run(args).await,
         Command::Verify(args) => verify::run(args).await,
         Command::Region(args) => region::run(args).await,
     }

@@ -1,5 +1,5 @@
 //! The enterprise-code service inside `credmesh dev`: its keys under `data/keys/`, its
-//! identity client (scopes `identity.keys` and `license.read`) registered in-process,
+//! identity client (scopes `identity.keys`, `license.read` and `verify`) registered in-process,
 //! its key registered and the license service reached over the loopback gRPC address,
 //! as in production.
 
@@ -42,6 +42,7 @@ pub async fn build(
         ("CREDMESH_CLIENT_ID", CLIENT_ID.to_string()),
         ("CREDMESH_IDENTITY_URL", format!("http://{grpc}")),
         ("CREDMESH_LICENSE_URL", format!("http://{grpc}")),
+        ("CREDMESH_VERIFY_URL", format!("http://{grpc}")),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -67,7 +68,12 @@ async fn register_client(identity: &Identity, public_key: &[u8; 32]) -> anyhow::
         }
         return Ok(());
     }
-    let scopes = vec!["identity.keys".to_string(), "license.read".to_string()];
+    // `verify`: the scan page asks the gateway about other issuers' credentials.
+    let scopes = vec![
+        "identity.keys".to_string(),
+        "license.read".to_string(),
+        "verify".to_string(),
+    ];
     let registration = Registration {
         client_id: CLIENT_ID,
         kind: PrincipalKind::Service.to_proto(),

@@ -135,7 +135,21 @@ fn scanned_text(uri: &Uri) -> String {
 
 async fn scan(State(entcode): State<Arc<Entcode>>, uri: Uri) -> Response {
     let qr = scanned_text(&uri);
-    match entcode.scan(&qr).await {
+    let scanned = entcode.scan(&qr).await;
+    if let Ok(checked) = &scanned
+        && let Some(foreign) = entcode.scan_foreign(&qr, checked).await
+    {
+        return (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            foreign_page(&foreign, checked.checked_at),
+        )
+            .into_response();
+    }
+    match scanned {
         Ok(checked) => (
             StatusCode::OK,
             [
@@ -317,6 +331,47 @@ pub fn page(checked: &Checked) -> String {
         en = escape(en),
         detail = escape(&checked.detail),
         at = escape(&when(checked.checked_at)),
+    )
+}
+
+/// The scan page of a credential another issuer signed, as the verify gateway answered.
+pub fn foreign_page(f: &crate::foreign::ForeignCheck, checked_at: i64) -> String {
+    let (zh, en) = if f.valid {
+        ("有效", "Valid")
+    } else {
+        ("无效", "Not valid")
+    };
+    let kind = match f.kind {
+        CredentialKind::InspectionCode => "涉企行政检查码 · Inspection code",
+        CredentialKind::BusinessLicense => "营业执照 · Business license",
+        CredentialKind::Certificate => "许可证 · Certificate",
+        _ => "凭证 · Credential",
+    };
+    let disclosed = if f.claims.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<section id=\"disclosed\"><h2>凭证内容 · Contents</h2><table>{}</table></section>",
+            rows(&f.claims)
+        )
+    };
+    format!(
+        "<!doctype html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+<title>{zh} · {en} — credmesh</title><style>{STYLE}</style></head>\
+<body><main>\
+<div id=\"verdict\" class=\"verdict {cls}\" data-outcome=\"{reason}\"><h1>{mark} {zh}</h1><p>{en}</p></div>\
+<section id=\"why\"><h2>{kind}</h2><p>{detail}</p></section>\
+<section id=\"who\"><h2>签发 · Issuer</h2><p>{issuer}<br>{subject}</p></section>{disclosed}\
+<footer id=\"checked\">查验时间 · Checked at {at}</footer>\
+</main></body></html>\n",
+        cls = if f.valid { "ok" } else { "bad" },
+        reason = escape(&f.reason),
+        mark = if f.valid { "✓" } else { "✗" },
+        detail = escape(&f.detail),
+        issuer = escape(&f.issuer),
+        subject = escape(&f.subject),
+        at = escape(&when(checked_at)),
     )
 }
 

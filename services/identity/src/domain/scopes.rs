@@ -28,6 +28,18 @@ pub const CERTIFICATE_READ: &str = "certificate.read";
 pub const CERTIFICATE_COMMIT: &str = "certificate.commit";
 /// File data disputes about one's own certificates (enterprises).
 pub const CERTIFICATE_DISPUTE: &str = "certificate.dispute";
+/// Plan and join inspections.
+pub const INSPECTION_PLAN: &str = "inspection.plan";
+/// Read inspections and statistics (row-level limits apply).
+pub const INSPECTION_READ: &str = "inspection.read";
+/// Record inspection results (inspectors named on a code).
+pub const INSPECTION_RECORD: &str = "inspection.record";
+/// Scan inspection codes and evaluate inspections (enterprises).
+pub const INSPECTION_RESPOND: &str = "inspection.respond";
+/// Import inspection policy data (credit grades, "two no" lists, non-site checks).
+pub const INSPECTION_POLICY: &str = "inspection.policy";
+/// Read enterprises' credit grades.
+pub const INSPECTION_CREDIT: &str = "inspection.credit";
 /// Verify credentials through the verify gateway.
 pub const VERIFY: &str = "verify";
 
@@ -53,6 +65,15 @@ pub const CATALOGUE: &[(&str, &[PrincipalKind])] = {
         ),
         (CERTIFICATE_COMMIT, &[Enterprise]),
         (CERTIFICATE_DISPUTE, &[Enterprise]),
+        (INSPECTION_PLAN, &[Department, Operator]),
+        (
+            INSPECTION_READ,
+            &[Service, Operator, Department, Inspector, Enterprise],
+        ),
+        (INSPECTION_RECORD, &[Inspector]),
+        (INSPECTION_RESPOND, &[Enterprise]),
+        (INSPECTION_POLICY, &[Department, Operator]),
+        (INSPECTION_CREDIT, &[Service, Operator, Department]),
         (
             VERIFY,
             &[

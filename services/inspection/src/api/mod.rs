@@ -1,0 +1,4 @@
+//! The gRPC and HTTP adapters.
+
+pub mod grpc;
+pub mod http;

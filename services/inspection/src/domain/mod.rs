@@ -1,0 +1,5 @@
+//! Pure rules and formats: no I/O.
+
+pub mod code;
+pub mod input;
+pub mod rules;

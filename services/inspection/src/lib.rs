@@ -1,0 +1,240 @@
+//! The inspection code service (`credmesh.inspection.v1.InspectionService`): "no code,
+//! no inspection" (先赋码 → 凭码检查 → 扫码评价).
+//!
+//! A department plans an on-site inspection; the service verifies the enterprise's
+//! license with the license service (fetching the credential and verifying it like any
+//! verifier), applies the inspection rules 1–5 of DOMAIN.md under a lock on the
+//! enterprise, and answers with a decision: a signed inspection code (native, QR,
+//! VC-JWT; kind `INSPECTION_CODE`, subject the inspection id; listed in the service's
+//! status lists), a conflict naming other departments' inspections to join, or a
+//! refusal naming the rule, a sentence and its facts. The enterprise scans the code on
+//! site; only a named inspector records the result of a shown code inside its window;
+//! the enterprise evaluates once within the evaluation period. Policy data (credit
+//! grades, the "two no" lists, non-site checks) is imported through the API with
+//! history; statistics aggregate per department and per enterprise.
+//!
+//! # Layout
+//! - [`config`]: settings and the configurable rules.
+//! - [`domain`]: the rules as pure functions, request validation, the code credential.
+//! - [`store`]: the repository trait with its SQLite and PostgreSQL implementations,
+//!   and how one enterprise's decisions are serialised.
+//! - [`license`]: the license check over gRPC.
+//! - [`keys`]: the signing key and its registration with identity.
+//! - [`service`]: the operations and the status-list publisher.
+//! - [`api`]: the gRPC and HTTP adapters.
+//! - [`error`]: the error enum and its one mapping to gRPC statuses.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod keys;
+pub mod license;
+pub mod service;
+pub mod store;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use credmesh_auth::{
+    Access, AccessPolicy, GrpcJwksSource, TokenSource, TokenValidator, ValidatorConfig,
+};
+use credmesh_credential::keys::IssuerKey;
+use credmesh_proto::inspection::v1::inspection_service_server::InspectionServiceServer;
+use credmesh_runtime::{Clock, Readiness, ServerConfig, ServiceParts};
+use credmesh_store::{Db, ServiceMigrations};
+use futures::future::BoxFuture;
+use tonic::transport::Channel;
+
+pub use config::InspectionConfig;
+pub use keys::{GrpcRegistrar, KeyRegistrar, KeyRegistration, KeyState};
+pub use license::{GrpcLicenseCheck, LicenseCheck};
+pub use service::Inspection;
+
+/// The full gRPC service name.
+pub const GRPC_NAME: &str = "credmesh.inspection.v1.InspectionService";
+/// Plan and join inspections (departments, operators).
+pub const SCOPE_PLAN: &str = "inspection.plan";
+/// Read inspections and statistics.
+pub const SCOPE_READ: &str = "inspection.read";
+/// Record results (inspectors).
+pub const SCOPE_RECORD: &str = "inspection.record";
+/// Scan codes and evaluate inspections (enterprises).
+pub const SCOPE_RESPOND: &str = "inspection.respond";
+/// Import policy data and read its history.
+pub const SCOPE_POLICY: &str = "inspection.policy";
+/// Read credit grades (services such as the certificate service, operators, departments).
+pub const SCOPE_CREDIT: &str = "inspection.credit";
+
+/// The inspection service's migrations for both backends.
+pub fn migrations() -> ServiceMigrations {
+    ServiceMigrations {
+        sqlite: sqlx::migrate!("./migrations/sqlite"),
+        postgres: sqlx::migrate!("./migrations/postgres"),
+    }
+}
+
+/// Which RPC needs what. Row-level checks (an enterprise sees its own, a department
+/// plans for itself, only named inspectors record) are the service's.
+pub fn access_policy() -> AccessPolicy {
+    let m = |name: &str| format!("/{GRPC_NAME}/{name}");
+    AccessPolicy::new()
+        .rule(&m("PlanInspection"), Access::Scope(SCOPE_PLAN))
+        .rule(&m("JoinInspection"), Access::Scope(SCOPE_PLAN))
+        .rule(&m("GetInspection"), Access::Scope(SCOPE_READ))
+        .rule(&m("ListInspections"), Access::Scope(SCOPE_READ))
+        .rule(&m("ScanCode"), Access::Scope(SCOPE_RESPOND))
+        .rule(&m("RecordResult"), Access::Scope(SCOPE_RECORD))
+        .rule(&m("EvaluateInspection"), Access::Scope(SCOPE_RESPOND))
+        .rule(&m("GetStatistics"), Access::Scope(SCOPE_READ))
+        .rule(&m("ImportPolicyData"), Access::Scope(SCOPE_POLICY))
+        .rule(&m("ListPolicyHistory"), Access::Scope(SCOPE_POLICY))
+        .rule(&m("GetCreditGrade"), Access::Scope(SCOPE_CREDIT))
+        .rule(&m("GetStatusList"), Access::Public)
+}
+
+/// A built inspection service's pieces.
+#[derive(Debug)]
+pub struct Built {
+    /// The service, for in-process callers.
+    pub inspection: Arc<Inspection>,
+    /// What the runtime serves.
+    pub parts: ServiceParts,
+    /// The signing key's registration with identity.
+    pub registration: Arc<KeyRegistration>,
+}
+
+/// A lazily connecting channel to `url` (identity or license).
+pub fn channel(url: &str) -> anyhow::Result<Channel> {
+    credmesh_runtime::client::channel(url, &credmesh_runtime::ClientOptions::default())
+        .with_context(|| format!("connecting to {url}"))
+}
+
+fn client_key(config: &InspectionConfig) -> anyhow::Result<IssuerKey> {
+    let path = config.client_key_file.as_ref().context(
+        "CREDMESH_CLIENT_KEY_FILE is required: the PKCS#8 PEM key of the service's identity client",
+    )?;
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the client key file {}", path.display()))?;
+    IssuerKey::from_pkcs8_pem(&config.client_id, &pem).with_context(|| {
+        format!(
+            "the client key file {} is not a PKCS#8 Ed25519 key",
+            path.display()
+        )
+    })
+}
+
+/// The registrar for production: identity over `identity`, as the configured client.
+pub fn grpc_registrar(
+    config: &InspectionConfig,
+    identity: Channel,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<dyn KeyRegistrar>> {
+    let key = client_key(config)?;
+    Ok(Arc::new(GrpcRegistrar::new(
+        identity,
+        &config.client_id,
+        &key,
+        Arc::new(move || clock.now()),
+    )))
+}
+
+/// The license check: the license service over `license` with `license.read` tokens
+/// from identity over `identity`, verified against identity's trust list.
+pub fn grpc_license(
+    config: &InspectionConfig,
+    identity: Channel,
+    license: Channel,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<dyn LicenseCheck>> {
+    let key = client_key(config)?;
+    let token_clock = clock.clone();
+    let tokens = Arc::new(
+        TokenSource::grpc(
+            config.client_id.clone(),
+            key.signing_key().clone(),
+            "credmesh",
+            identity.clone(),
+        )
+        .with_scopes(["license.read"])
+        .with_clock(Arc::new(move || token_clock.now())),
+    );
+    Ok(Arc::new(GrpcLicenseCheck::new(
+        license, identity, tokens, clock,
+    )))
+}
+
+/// The token validator for `credmesh serve inspection`.
+pub fn validator(config: &InspectionConfig, identity: Channel) -> Arc<TokenValidator> {
+    let validator = TokenValidator::new(
+        Arc::new(GrpcJwksSource::new(identity)),
+        ValidatorConfig::new(
+            credmesh_auth::issuer_for_region(config.region.code()),
+            ["inspection", "credmesh"],
+        ),
+    );
+    validator.spawn_refresh();
+    validator
+}
+
+/// Builds the inspection service on a migrated database and starts registering its key.
+pub async fn build(
+    config: &InspectionConfig,
+    db: Db,
+    clock: Arc<dyn Clock>,
+    server: &ServerConfig,
+    registrar: Arc<dyn KeyRegistrar>,
+    licenses: Arc<dyn LicenseCheck>,
+) -> anyhow::Result<Built> {
+    let key = keys::load_signing_key(&config.signing_key_file, config.region)?;
+    let registration = KeyRegistration::new(key.kid());
+    keys::spawn_registration(registrar, &key, config.region, registration.clone());
+    let signer = service::Signer::new(config.region, key, &config.public_url);
+    let inspection = Arc::new(Inspection::new(
+        config.region,
+        store::for_db(&db),
+        clock,
+        signer,
+        config.policy.clone(),
+        licenses,
+        registration.clone(),
+        config.public_url.clone(),
+        config.status_refresh_secs,
+    ));
+    let api = api::grpc::InspectionApi::new(inspection.clone());
+    let max = server.max_message_bytes;
+    let parts = ServiceParts {
+        name: "inspection",
+        grpc_names: vec![GRPC_NAME],
+        mount: Box::new(move |routes| {
+            routes.add_service(
+                InspectionServiceServer::new(api)
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max),
+            );
+        }),
+        http: api::http::routes(inspection.clone()),
+        policy: access_policy(),
+        readiness: vec![
+            Arc::new(DbReady(db)),
+            Arc::new(keys::KeyReady(registration.clone())),
+        ],
+    };
+    Ok(Built {
+        inspection,
+        parts,
+        registration,
+    })
+}
+
+#[derive(Debug)]
+struct DbReady(Db);
+
+impl Readiness for DbReady {
+    fn name(&self) -> &str {
+        "database"
+    }
+    fn check(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(self.0.ping())
+    }
+}

@@ -1,0 +1,414 @@
+//! The inspection code service end to end, against the real `credmesh dev` binary
+//! (journey 2): establish a license → plan (with the CLI) → conflict → join → the cap →
+//! verify at the gateway → scan → record → evaluate → statistics.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use credmesh_auth::PrincipalKind;
+use credmesh_e2e::{Dev, authed, credmesh_bin, operator_token};
+use credmesh_proto::{
+    identity::v1::{self as ipb, identity_service_client::IdentityServiceClient},
+    inspection::v1::{
+        self as pb, inspection_service_client::InspectionServiceClient,
+        plan_inspection_response::Decision,
+    },
+    license::v1::{self as lpb, license_service_client::LicenseServiceClient},
+};
+use tonic::{Code, transport::Channel};
+
+const MARKET: &str = "11310106MB2F10062C";
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Registers a client and returns a token for it.
+async fn client(
+    channel: &Channel,
+    operator: &str,
+    id: &str,
+    kind: PrincipalKind,
+    scopes: &[&str],
+    org: &str,
+    cert: &str,
+) -> String {
+    let key = credmesh_credential::keys::IssuerKey::generate(id).unwrap();
+    let mut identity = IdentityServiceClient::new(channel.clone());
+    identity
+        .register_client(authed(
+            ipb::RegisterClientRequest {
+                client_id: id.into(),
+                kind: kind.to_proto(),
+                display_name: id.into(),
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                organization: org.into(),
+                public_key: key.public_key_bytes().to_vec(),
+                enforcement_certificate: cert.into(),
+                ..Default::default()
+            },
+            operator,
+        ))
+        .await
+        .unwrap();
+    let assertion = credmesh_auth::client_assertion(id, key.signing_key(), now()).unwrap();
+    identity
+        .issue_token(ipb::IssueTokenRequest {
+            client_id: id.into(),
+            credential: Some(ipb::issue_token_request::Credential::ClientAssertion(
+                assertion,
+            )),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token
+}
+
+async fn cli(dev: &Dev, args: &[&str]) -> String {
+    let out = tokio::process::Command::new(credmesh_bin())
+        .args(args)
+        .arg("--profile")
+        .arg(dev.data.join("cli-profile.toml"))
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "credmesh {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+async fn post_json(addr: &str, path: &str, token: &str, body: &str) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (
+        code,
+        serde_json::from_slice(&buf[split + 4..]).unwrap_or_default(),
+    )
+}
+
+async fn http_get(addr: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    String::from_utf8_lossy(&buf).to_string()
+}
+
+#[tokio::test]
+async fn two_departments_one_visit_through_credmesh_dev() {
+    let dev = Dev::start().await.unwrap();
+    let operator = operator_token(&dev.banner);
+    let channel = Channel::from_shared(format!("http://{}", dev.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let health_org = credmesh_uscc::Uscc::from_parts('1', '1', "310000", "00242081")
+        .unwrap()
+        .to_string();
+    let dept_scopes = [
+        "license.issue",
+        "license.read",
+        "inspection.plan",
+        "inspection.read",
+        "inspection.policy",
+    ];
+    let market = client(
+        &channel,
+        &operator,
+        "e2e-market",
+        PrincipalKind::Department,
+        &dept_scopes,
+        MARKET,
+        "",
+    )
+    .await;
+    let health = client(
+        &channel,
+        &operator,
+        "e2e-health",
+        PrincipalKind::Department,
+        &dept_scopes[2..],
+        &health_org,
+        "",
+    )
+    .await;
+    let inspector = client(
+        &channel,
+        &operator,
+        "e2e-insp-h",
+        PrincipalKind::Inspector,
+        &["inspection.read", "inspection.record"],
+        &health_org,
+        "沪执法31000022222",
+    )
+    .await;
+    let uscc = credmesh_uscc::Uscc::from_parts('9', '1', "310106", "MA1E2E01")
+        .unwrap()
+        .to_string();
+    let owner = client(
+        &channel,
+        &operator,
+        "e2e-owner",
+        PrincipalKind::Enterprise,
+        &["inspection.read", "inspection.respond"],
+        &uscc,
+        "",
+    )
+    .await;
+
+    // Establish the restaurant's license.
+    LicenseServiceClient::new(channel.clone())
+        .establish_enterprise(authed(
+            lpb::EstablishEnterpriseRequest {
+                uscc: uscc.clone(),
+                name: "上海静安面馆二号有限公司".into(),
+                entity_type: "有限责任公司（自然人投资或控股）".into(),
+                legal_representative: "王小明".into(),
+                registered_capital: Some(lpb::Money {
+                    amount: "500000.00".into(),
+                    currency_code: "CNY".into(),
+                }),
+                establishment_date: "2026-03-01".into(),
+                business_term: Some(lpb::BusinessTerm {
+                    long_term: true,
+                    ..Default::default()
+                }),
+                domicile: "上海市静安区南京西路1000号".into(),
+                business_scope: "餐饮服务。".into(),
+                registration_authority: MARKET.into(),
+                ..Default::default()
+            },
+            &market,
+        ))
+        .await
+        .unwrap();
+    let mut inspection = InspectionServiceClient::new(channel.clone());
+    inspection
+        .import_policy_data(authed(
+            pb::ImportPolicyDataRequest {
+                entries: vec![pb::PolicyEntry {
+                    kind: pb::PolicyKind::CreditGrade as i32,
+                    enterprise_uscc: uscc.clone(),
+                    grade: pb::CreditGrade::A as i32,
+                    ..Default::default()
+                }],
+                idempotency_key: String::new(),
+            },
+            &market,
+        ))
+        .await
+        .unwrap();
+    let grade = cli(&dev, &["inspect", "grade", &uscc]).await;
+    assert!(grade.contains("grade A"), "{grade}");
+
+    // 1. Market regulation plans (here through the CLI, as the operator for it).
+    let start = now() - 60;
+    let planned = cli(
+        &dev,
+        &[
+            "inspect",
+            "plan",
+            &uscc,
+            "--item",
+            "food-safety",
+            "--plan-number",
+            "沪静市监检〔2026〕12号",
+            "--inspector",
+            "e2e-insp-m=沪执法31000011111",
+            "--start",
+            &start.to_string(),
+            "--days",
+            "7",
+            "--department",
+            MARKET,
+            "--json",
+        ],
+    )
+    .await;
+    let planned: serde_json::Value = serde_json::from_str(planned.trim()).unwrap();
+    let id = planned["id"].as_str().unwrap().to_string();
+    assert_eq!(planned["code_version"], 1);
+
+    // 2. Health plans for the same days: conflict, then joins.
+    let hplan = pb::PlanInspectionRequest {
+        enterprise_uscc: uscc.clone(),
+        items: vec!["hygiene".into()],
+        r#type: pb::InspectionType::Routine as i32,
+        plan_number: "沪卫监〔2026〕3号".into(),
+        inspectors: vec![pb::Inspector {
+            client_id: "e2e-insp-h".into(),
+            enforcement_certificate: "沪执法31000022222".into(),
+            department: String::new(),
+        }],
+        window_start: start,
+        window_end: start + 7 * 86_400,
+        ..Default::default()
+    };
+    let decision = inspection
+        .plan_inspection(authed(hplan.clone(), &health))
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap();
+    let Decision::Conflict(conflict) = decision else {
+        panic!("conflict expected: {decision:?}");
+    };
+    assert_eq!(conflict.inspections[0].id, id);
+    let joined = inspection
+        .join_inspection(authed(
+            pb::JoinInspectionRequest {
+                inspection_id: id.clone(),
+                items: hplan.items.clone(),
+                r#type: hplan.r#type,
+                plan_number: hplan.plan_number.clone(),
+                inspectors: hplan.inspectors.clone(),
+                ..Default::default()
+            },
+            &health,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .inspection
+        .unwrap();
+    assert_eq!(joined.participants.len(), 2);
+    let code = joined.code.unwrap();
+
+    // 3. Grade A: another routine inspection is refused, with the rule and the count.
+    let mut again = hplan.clone();
+    again.window_start = start + 60 * 86_400;
+    again.window_end = again.window_start + 86_400;
+    let Decision::Refused(r) = inspection
+        .plan_inspection(authed(again, &health))
+        .await
+        .unwrap()
+        .into_inner()
+        .decision
+        .unwrap()
+    else {
+        panic!("refused expected");
+    };
+    assert_eq!(r.reason, "FREQUENCY_CAP_REACHED");
+    assert!(r.message.contains("grade A"), "{}", r.message);
+
+    // The code verifies at the gateway, its status lists fetched over HTTP.
+    let body = serde_json::json!({ "credential": code.qr_text }).to_string();
+    let mut answer = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (status, value) = post_json(&dev.http, "/v1/verify", &operator, &body).await;
+        assert_eq!(status, 200, "{value}");
+        answer = value;
+        if answer["outcome"] == "valid" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(answer["outcome"], "valid", "{answer}");
+    assert_eq!(answer["issuer"], "SH/inspection");
+    assert_eq!(answer["kind"], "inspection_code");
+
+    // It opens on the scan page, verified by the gateway.
+    let mut path = String::from("/v/");
+    for b in code.qr_text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-.:*$+".contains(&b) {
+            path.push(char::from(b));
+        } else {
+            path.push_str(&format!("%{b:02X}"));
+        }
+    }
+    let page = http_get(&dev.http, &path).await;
+    assert!(page.contains("class=\"verdict ok\""), "{page}");
+    assert!(page.contains("检查码"), "{page}");
+    assert!(page.contains(&id), "{page}");
+
+    // 4. A result before the code was shown is refused; the owner scans; the result.
+    let record = pb::RecordResultRequest {
+        inspection_id: id.clone(),
+        has_findings: false,
+        summary: "no findings".into(),
+        idempotency_key: "e2e-record".into(),
+    };
+    let early = inspection
+        .record_result(authed(record.clone(), &inspector))
+        .await;
+    assert_eq!(early.unwrap_err().code(), Code::FailedPrecondition);
+    let scanned = inspection
+        .scan_code(authed(
+            pb::ScanCodeRequest {
+                code: code.vc_jwt.clone(),
+            },
+            &owner,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(scanned.first_shown);
+    let done = inspection
+        .record_result(authed(record, &inspector))
+        .await
+        .unwrap()
+        .into_inner()
+        .inspection
+        .unwrap();
+    assert_eq!(done.state, pb::InspectionState::Completed as i32);
+    inspection
+        .evaluate_inspection(authed(
+            pb::EvaluateInspectionRequest {
+                inspection_id: id.clone(),
+                score: 4,
+                tags: vec!["professional".into()],
+                comment: String::new(),
+                idempotency_key: String::new(),
+            },
+            &owner,
+        ))
+        .await
+        .unwrap();
+
+    // The department's statistics, as aggregates.
+    let stats = cli(
+        &dev,
+        &["inspect", "stats", "--department", &health_org, "--json"],
+    )
+    .await;
+    let stats: serde_json::Value = serde_json::from_str(stats.trim()).unwrap();
+    assert_eq!(stats["inspections"], 1, "{stats}");
+    assert_eq!(stats["joint_share"], 1.0);
+    assert_eq!(stats["evaluations"], 1);
+    assert_eq!(stats["mean_score"], 4.0);
+    let listed = cli(&dev, &["inspect", "list", "--enterprise", &uscc]).await;
+    assert!(listed.contains(&id), "{listed}");
+    let history = cli(&dev, &["inspect", "history", "--enterprise", &uscc]).await;
+    assert!(
+        history.contains("CREDIT_GRADE") && history.contains("e2e-market"),
+        "{history}"
+    );
+    dev.stop().await.unwrap();
+}
