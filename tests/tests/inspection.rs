@@ -410,5 +410,15 @@ async fn two_departments_one_visit_through_credmesh_dev() {
         history.contains("CREDIT_GRADE") && history.contains("e2e-market"),
         "{history}"
     );
+    // The operators' view of the same journey: decisions by rule, codes signed.
+    let metrics = http_get(&dev.http, "/metrics").await;
+    for sample in [
+        r#"credmesh_inspection_decisions_total{rule="none",decision="issued"}"#,
+        r#"credmesh_inspection_decisions_total{rule="multi_head",decision="conflict"}"#,
+        r#"credmesh_inspection_decisions_total{rule="none",decision="joined"}"#,
+        r#"credmesh_credentials_issued_total{kind="inspection_code"}"#,
+    ] {
+        assert!(metrics.contains(sample), "/metrics lacks {sample}");
+    }
     dev.stop().await.unwrap();
 }
