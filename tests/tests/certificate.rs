@@ -10,7 +10,6 @@ use credmesh_e2e::{Dev, authed, credmesh_bin, operator_token};
 use credmesh_proto::{
     certificate::v1::{self as pb, certificate_service_client::CertificateServiceClient},
     credential::v1::VerificationOutcome,
-    identity::v1::{self as ipb, identity_service_client::IdentityServiceClient},
     verify::v1::{
         PresentedCredential, VerificationResult, VerifyRequest, presented_credential,
         verify_service_client::VerifyServiceClient,
@@ -22,7 +21,7 @@ use tonic::transport::Channel;
 const DEMO: &str = "91310106MA1FL3Q19D";
 const MARKET: &str = "11310000MB2F10003D";
 
-/// Registers a client of `kind` for `org` with every scope its kind may hold; its token.
+/// A client of `kind` for `org` with every scope its kind may hold; its token.
 async fn client(
     channel: &Channel,
     operator: &str,
@@ -30,40 +29,16 @@ async fn client(
     kind: PrincipalKind,
     org: &str,
 ) -> String {
-    let key = credmesh_credential::keys::IssuerKey::generate(id).unwrap();
-    let mut identity = IdentityServiceClient::new(channel.clone());
-    identity
-        .register_client(authed(
-            ipb::RegisterClientRequest {
-                client_id: id.into(),
-                kind: kind.to_proto(),
-                display_name: id.into(),
-                scopes: credmesh_identity::domain::scopes::all_for(kind),
-                organization: org.into(),
-                public_key: key.public_key_bytes().to_vec(),
-                ..Default::default()
-            },
-            operator,
-        ))
-        .await
-        .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let assertion = credmesh_auth::client_assertion(id, key.signing_key(), now).unwrap();
-    identity
-        .issue_token(ipb::IssueTokenRequest {
-            client_id: id.into(),
-            credential: Some(ipb::issue_token_request::Credential::ClientAssertion(
-                assertion,
-            )),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .access_token
+    credmesh_e2e::client_token(
+        channel,
+        operator,
+        kind,
+        id,
+        credmesh_identity::domain::scopes::all_for(kind),
+        org,
+    )
+    .await
+    .unwrap()
 }
 
 async fn verify(channel: &Channel, token: &str, qr: &str) -> VerificationResult {
@@ -238,4 +213,95 @@ async fn a_permit_verifies_is_shown_disputed_while_a_dispute_is_open_and_revoked
     .await;
     assert_eq!(r.outcome, VerificationOutcome::Revoked as i32, "{r:?}");
     assert!(!r.superseded);
+}
+
+/// The commitment path (告知承诺) asks the inspection service for the credit grade: a D
+/// imported there refuses the commitment with the grade named; after a B is imported,
+/// the same commitment is issued.
+#[tokio::test]
+async fn commitments_are_judged_by_the_grade_the_inspection_service_holds() {
+    use credmesh_proto::inspection::v1::{
+        self as inpb, inspection_service_client::InspectionServiceClient,
+    };
+    let dev = Dev::start().await.unwrap();
+    let channel = Channel::from_shared(format!("http://{}", dev.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let operator = operator_token(&dev.banner);
+    let enterprise = client(
+        &channel,
+        &operator,
+        "demo-ent",
+        PrincipalKind::Enterprise,
+        DEMO,
+    )
+    .await;
+    let grade = |g: inpb::CreditGrade| inpb::ImportPolicyDataRequest {
+        entries: vec![inpb::PolicyEntry {
+            kind: inpb::PolicyKind::CreditGrade as i32,
+            enterprise_uscc: DEMO.into(),
+            grade: g as i32,
+            note: "信用评价".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut inspection = InspectionServiceClient::new(channel.clone());
+    inspection
+        .import_policy_data(authed(grade(inpb::CreditGrade::D), &operator))
+        .await
+        .unwrap();
+    let field = |name: &str, value: &str| pb::Field {
+        name: name.into(),
+        value: value.into(),
+    };
+    let commitment = pb::IssueOnCommitmentRequest {
+        holder: DEMO.into(),
+        type_code: "11100000000013127D002".into(),
+        fields: vec![
+            field("operator_name", "上海静安面馆有限公司"),
+            field("legal_representative", "王小明"),
+            field("address", "上海市静安区南京西路1000号"),
+            field("main_business", "餐饮服务经营者"),
+            field("business_items", "热食类食品制售"),
+        ],
+        statement:
+            "本单位承诺已具备食品经营许可条件，所提交材料真实有效，愿承担不实承诺的法律责任。"
+                .into(),
+        idempotency_key: "grade-d".into(),
+    };
+    let mut certificates = CertificateServiceClient::new(channel.clone());
+    let refused = certificates
+        .issue_on_commitment(authed(commitment.clone(), &enterprise))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    assert_eq!(
+        credmesh_proto::status::reason(&refused).as_deref(),
+        Some("CREDIT_GRADE_REFUSED")
+    );
+
+    inspection
+        .import_policy_data(authed(grade(inpb::CreditGrade::B), &operator))
+        .await
+        .unwrap();
+    let issued = certificates
+        .issue_on_commitment(authed(
+            pb::IssueOnCommitmentRequest {
+                idempotency_key: "grade-b".into(),
+                ..commitment
+            },
+            &enterprise,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(issued.certificate.is_some());
+    dev.stop().await.unwrap();
 }

@@ -96,8 +96,9 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
                 license,
                 clock.clone(),
             )?;
+            let credit =
+                credmesh_certificate::credit_grades(&config, identity.clone(), clock.clone())?;
             let validator = credmesh_certificate::validator(&config, identity);
-            let credit = Arc::new(config.credit_grades.clone());
             let built = credmesh_certificate::build(
                 &config,
                 db,

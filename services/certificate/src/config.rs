@@ -29,9 +29,13 @@ pub struct CertificateConfig {
     pub license_url: String,
     /// `CREDMESH_PUBLIC_URL` (default empty): the region's public HTTP base URL.
     pub public_url: String,
-    /// `CREDMESH_CREDIT_GRADE_SOURCE` (default `static:*=B`): where credit grades come
-    /// from; see [`ConfigCreditGrades::parse`].
+    /// `CREDMESH_CREDIT_GRADE_SOURCE` (default `static:*=B`): credit grades when no
+    /// inspection service is configured; see [`ConfigCreditGrades::parse`].
     pub credit_grades: ConfigCreditGrades,
+    /// `CREDMESH_INSPECTION_URL` (default unset): the inspection service, which answers
+    /// credit grades (the client needs scope `inspection.credit`); when set, it is the
+    /// only source of grades.
+    pub inspection_url: Option<String>,
     /// `CREDMESH_HOLIDAYS` (default none) and `CREDMESH_MAKEUP_WORKDAYS` (default none):
     /// comma-separated ISO dates of public holidays and make-up working days.
     pub calendar: WorkingCalendar,
@@ -91,6 +95,7 @@ impl CertificateConfig {
                 .to_string(),
             public_url: get("CREDMESH_PUBLIC_URL").unwrap_or_default().to_string(),
             credit_grades,
+            inspection_url: get("CREDMESH_INSPECTION_URL").map(str::to_string),
             calendar,
             seed_types,
         })

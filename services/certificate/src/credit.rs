@@ -1,9 +1,10 @@
 //! Where the notification-commitment path learns an enterprise's credit grade (A–D).
 //!
-//! The inspection service will keep credit grades and answer them over gRPC; until it
-//! exists, grades come from configuration ([`ConfigCreditGrades`], from
-//! `CREDMESH_CREDIT_GRADE_SOURCE`). Both sit behind [`CreditGrades`], so plugging in the
-//! inspection service's client changes no rule.
+//! The inspection service keeps credit grades (imported by departments) and answers them
+//! over gRPC ([`InspectionCreditGrades`], when `CREDMESH_INSPECTION_URL` is set);
+//! without it, grades come from configuration ([`ConfigCreditGrades`], from
+//! `CREDMESH_CREDIT_GRADE_SOURCE`). Both sit behind [`CreditGrades`], so the rule that
+//! refuses a D grade does not know which one answered.
 
 use std::collections::HashMap;
 
@@ -106,5 +107,73 @@ mod tests {
         assert_eq!(g.default, CreditGrade::A);
         assert!(ConfigCreditGrades::parse("static:nonsense=D").is_err());
         assert!(ConfigCreditGrades::parse("grpc://x").is_err());
+    }
+}
+
+/// Grades from the inspection service (`GetCreditGrade`), with `inspection.credit`
+/// tokens from identity. An enterprise without an imported grade gets the inspection
+/// service's default; an unreachable service is an error, never a guess.
+#[derive(Debug, Clone)]
+pub struct InspectionCreditGrades {
+    client: credmesh_proto::inspection::v1::inspection_service_client::InspectionServiceClient<
+        credmesh_auth::BearerService<
+            credmesh_telemetry::propagation::ClientTrace<tonic::transport::Channel>,
+        >,
+    >,
+    tokens: std::sync::Arc<credmesh_auth::TokenSource>,
+}
+
+impl InspectionCreditGrades {
+    /// Asks the inspection service over `inspection` with tokens from `tokens`.
+    pub fn new(
+        inspection: tonic::transport::Channel,
+        tokens: std::sync::Arc<credmesh_auth::TokenSource>,
+    ) -> Self {
+        let service = tower::ServiceBuilder::new()
+            .layer(credmesh_auth::BearerLayer::new(tokens.clone()))
+            .layer(credmesh_telemetry::propagation::ClientTraceLayer)
+            .service(inspection);
+        InspectionCreditGrades {
+            client:
+                credmesh_proto::inspection::v1::inspection_service_client::InspectionServiceClient::new(
+                    service,
+                ),
+            tokens,
+        }
+    }
+}
+
+impl CreditGrades for InspectionCreditGrades {
+    fn grade(&self, uscc: &str) -> BoxFuture<'_, Result<CreditGrade, String>> {
+        use credmesh_proto::inspection::v1 as ipb;
+        let uscc = uscc.to_string();
+        Box::pin(async move {
+            let answer = self
+                .client
+                .clone()
+                .get_credit_grade(ipb::GetCreditGradeRequest { uscc })
+                .await;
+            match answer {
+                Ok(r) => match r.into_inner().grade() {
+                    ipb::CreditGrade::A => Ok(CreditGrade::A),
+                    ipb::CreditGrade::B => Ok(CreditGrade::B),
+                    ipb::CreditGrade::C => Ok(CreditGrade::C),
+                    ipb::CreditGrade::D => Ok(CreditGrade::D),
+                    ipb::CreditGrade::Unspecified => {
+                        Err("the inspection service answered no grade".to_string())
+                    }
+                },
+                Err(s) => {
+                    if s.code() == tonic::Code::Unauthenticated {
+                        self.tokens.invalidate();
+                    }
+                    Err(format!(
+                        "the inspection service did not answer ({:?}: {})",
+                        s.code(),
+                        s.message()
+                    ))
+                }
+            }
+        })
     }
 }

@@ -143,6 +143,34 @@ pub fn grpc_registrar(
     )))
 }
 
+/// Credit grades for the commitment path: the inspection service over `inspection`
+/// (with `inspection.credit` tokens from identity) when `CREDMESH_INSPECTION_URL` is set,
+/// otherwise `CREDMESH_CREDIT_GRADE_SOURCE`.
+pub fn credit_grades(
+    config: &CertificateConfig,
+    identity: Channel,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<dyn credit::CreditGrades>> {
+    let Some(url) = &config.inspection_url else {
+        return Ok(Arc::new(config.credit_grades.clone()));
+    };
+    let key = client_key(config)?;
+    let tokens = Arc::new(
+        TokenSource::grpc(
+            config.client_id.clone(),
+            key.signing_key().clone(),
+            "credmesh",
+            identity,
+        )
+        .with_scopes(["inspection.credit"])
+        .with_clock(Arc::new(move || clock.now())),
+    );
+    Ok(Arc::new(credit::InspectionCreditGrades::new(
+        channel(url)?,
+        tokens,
+    )))
+}
+
 /// The license check for production: the license service over `license` with
 /// `license.read` tokens from identity, and identity's trust list over `identity`.
 pub fn grpc_license_check(

@@ -1,5 +1,6 @@
 //! The certificate service inside `credmesh dev`: its keys under `data/keys/`, its
-//! identity client (scopes `identity.keys` and `license.read`) registered in-process,
+//! identity client (scopes `identity.keys`, `license.read` and `inspection.credit`)
+//! registered in-process, credit grades asked of the inspection service,
 //! its key registered and licenses read and verified over the loopback gRPC address, as
 //! in production; the built-in types are seeded, and the demo enterprise gets a food
 //! business permit once.
@@ -53,6 +54,8 @@ pub async fn build(
         ("CREDMESH_CLIENT_ID", CLIENT_ID.to_string()),
         ("CREDMESH_IDENTITY_URL", format!("http://{grpc}")),
         ("CREDMESH_LICENSE_URL", format!("http://{grpc}")),
+        // Credit grades for the commitment path come from the inspection service.
+        ("CREDMESH_INSPECTION_URL", format!("http://{grpc}")),
         ("CREDMESH_PUBLIC_URL", format!("http://{http}")),
     ]
     .into_iter()
@@ -65,13 +68,14 @@ pub async fn build(
     let license_channel = credmesh_certificate::channel(&config.license_url)?;
     let registrar =
         credmesh_certificate::grpc_registrar(&config, identity_channel.clone(), clock.clone())?;
+    let credit =
+        credmesh_certificate::credit_grades(&config, identity_channel.clone(), clock.clone())?;
     let license = credmesh_certificate::grpc_license_check(
         &config,
         identity_channel,
         license_channel,
         clock.clone(),
     )?;
-    let credit = Arc::new(config.credit_grades.clone());
     credmesh_certificate::build(&config, db, clock, server, registrar, license, credit).await
 }
 
@@ -86,7 +90,11 @@ async fn register_client(identity: &Identity, public_key: &[u8; 32]) -> anyhow::
         }
         return Ok(());
     }
-    let scopes = vec!["identity.keys".to_string(), "license.read".to_string()];
+    let scopes = vec![
+        "identity.keys".to_string(),
+        "license.read".to_string(),
+        "inspection.credit".to_string(),
+    ];
     let registration = Registration {
         client_id: CLIENT_ID,
         kind: PrincipalKind::Service.to_proto(),
