@@ -583,6 +583,7 @@ macro_rules! impl_store {
         impl $store {
             /// Reads a certificate with its current version and open disputes' fields,
             /// locking its row when `lock`.
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn load(
                 conn: &mut <<$store as DbOf>::Database as sqlx::Database>::Connection,
                 serial: &str,
@@ -629,6 +630,7 @@ macro_rules! impl_store {
                 Ok(Some(cert_record(row, v.try_into()?, disputed)?))
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn lock_dispute(
                 conn: &mut <<$store as DbOf>::Database as sqlx::Database>::Connection,
                 id: &str,
@@ -643,6 +645,7 @@ macro_rules! impl_store {
                 row.ok_or_else(|| CertificateError::DisputeNotFound(id.to_string()))?.try_into()
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn next_counter(
                 conn: &mut <<$store as DbOf>::Database as sqlx::Database>::Connection,
                 name: &str,
@@ -695,6 +698,7 @@ macro_rules! impl_store {
                 finish!(tx, change, "certificate.register_type", &t.type_code, detail, t.clone())
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn cert_type(&self, code: &str) -> Result<Option<CertType>, CertificateError> {
                 let row: Option<TypeRow> = sqlx::query_as(concat!(
                     "SELECT ", type_columns!(), " FROM cert_types WHERE type_code = $1"
@@ -705,6 +709,7 @@ macro_rules! impl_store {
                 row.map(CertType::try_from).transpose()
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn cert_types(&self, after: &str, limit: u32) -> Result<Vec<CertType>, CertificateError> {
                 let rows: Vec<TypeRow> = sqlx::query_as(concat!(
                     "SELECT ", type_columns!(), " FROM cert_types WHERE type_code > $1 ORDER BY type_code LIMIT $2"
@@ -1085,11 +1090,13 @@ macro_rules! impl_store {
                 finish!(tx, change, "certificate.dispute_resolve", &serial, detail, (d, cert))
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn certificate(&self, serial: &str) -> Result<Option<CertRecord>, CertificateError> {
                 let mut conn = self.pool.acquire().await?;
                 Self::load(&mut conn, serial, false).await
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn certificates(
                 &self,
                 holder: Option<&str>,
@@ -1114,6 +1121,7 @@ macro_rules! impl_store {
                 Ok(out)
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn versions(&self, serial: &str) -> Result<Vec<VersionRecord>, CertificateError> {
                 let rows: Vec<VersionRow> = sqlx::query_as(concat!(
                     "SELECT ", version_columns!(), " FROM certificate_versions WHERE serial = $1 ORDER BY version"
@@ -1124,6 +1132,7 @@ macro_rules! impl_store {
                 rows.into_iter().map(VersionRecord::try_from).collect()
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn dispute(&self, id: &str) -> Result<Option<DisputeRecord>, CertificateError> {
                 let row: Option<DisputeRow> = sqlx::query_as(concat!(
                     "SELECT ", dispute_columns!(), " FROM disputes WHERE id = $1"
@@ -1134,6 +1143,7 @@ macro_rules! impl_store {
                 row.map(DisputeRecord::try_from).transpose()
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn disputes(
                 &self,
                 query: &DisputeQuery,
@@ -1174,6 +1184,7 @@ macro_rules! impl_store {
                 Ok((list, overdue as u64))
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn disputed_credentials(&self) -> Result<Vec<(String, Vec<String>)>, CertificateError> {
                 let rows: Vec<(String, String)> = sqlx::query_as(concat!(
                     "SELECT v.certificate_id, d.fields_json FROM disputes d JOIN certificate_versions v ",
@@ -1200,6 +1211,7 @@ macro_rules! impl_store {
                 Ok(out)
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn dispute_counts(&self, now: i64) -> Result<(u64, u64), CertificateError> {
                 let (open, overdue): (i64, i64) = sqlx::query_as(concat!(
                     "SELECT count(*), ",
@@ -1213,11 +1225,13 @@ macro_rules! impl_store {
                 Ok((open as u64, overdue as u64))
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn history(&self, serial: &str, after: i64, limit: u32) -> Result<Vec<AuditRecord>, CertificateError> {
                 let mut conn = self.pool.acquire().await?;
                 Ok(conn.history(serial, after, limit).await?)
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn allocated_entries(&self) -> Result<u64, CertificateError> {
                 let (n,): (i64,) = sqlx::query_as("SELECT next_index FROM status_allocator WHERE id = 1")
                     .fetch_one(&self.pool)
@@ -1225,6 +1239,7 @@ macro_rules! impl_store {
                 Ok(n as u64)
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn status_changes(&self) -> Result<u64, CertificateError> {
                 let n: Option<(i64,)> = sqlx::query_as("SELECT next FROM counters WHERE name = 'status_changes'")
                     .fetch_optional(&self.pool)
@@ -1232,6 +1247,7 @@ macro_rules! impl_store {
                 Ok(n.map_or(0, |(n,)| n as u64))
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn status_indexes(&self, list_no: u64, purpose: i32) -> Result<Vec<u64>, CertificateError> {
                 let rows: Vec<(i64,)> = sqlx::query_as(
                     "SELECT list_index FROM status_bits WHERE list_no = $1 AND purpose = $2 ORDER BY list_index",

@@ -336,6 +336,7 @@ macro_rules! impl_identity_store {
                 Ok(Outcome::Done(client.clone()))
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn get_client(&self, client_id: &str) -> Result<Option<Client>, IdentityError> {
                 let row: Option<ClientRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1"
@@ -346,6 +347,7 @@ macro_rules! impl_identity_store {
                 row.map(Client::try_from).transpose()
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn list_clients(&self, after: &str, limit: u32) -> Result<Vec<Client>, IdentityError> {
                 let rows: Vec<ClientRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id > $1 ORDER BY client_id LIMIT $2"
@@ -357,6 +359,7 @@ macro_rules! impl_identity_store {
                 rows.into_iter().map(Client::try_from).collect()
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn disable_client(
                 &self,
                 client_id: &str,
@@ -385,6 +388,7 @@ macro_rules! impl_identity_store {
                 Client::try_from(row)
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn use_assertion(
                 &self,
                 jti: &str,
@@ -487,6 +491,7 @@ macro_rules! impl_identity_store {
                 ))
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn revoke_issuer_key(
                 &self,
                 kid: &str,
@@ -519,6 +524,7 @@ macro_rules! impl_identity_store {
                 Ok(row.into())
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn list_issuer_keys(&self, issuer: Option<&str>) -> Result<Vec<IssuerKeyRecord>, IdentityError> {
                 let rows: Vec<KeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT {KEY_COLUMNS} FROM issuer_keys WHERE ($1 = '' OR issuer = $1) ORDER BY registered_at DESC, kid"
@@ -529,6 +535,7 @@ macro_rules! impl_identity_store {
                 Ok(rows.into_iter().map(IssuerKeyRecord::from).collect())
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn trust_snapshot(&self) -> Result<(u64, Vec<TrustedKey>), IdentityError> {
                 let mut tx = self.pool.begin().await?;
                 let (sequence,): (i64,) = sqlx::query_as("SELECT sequence FROM trust_state WHERE id = 1")
@@ -546,6 +553,7 @@ macro_rules! impl_identity_store {
                 ))
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn pin_anchor(&self, anchor: &AnchorRecord, actor: Actor<'_>) -> Result<(), IdentityError> {
                 let mut tx = $begin(&self.pool).await?;
                 sqlx::query(concat!(
@@ -566,6 +574,7 @@ macro_rules! impl_identity_store {
                 Ok(())
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn list_anchors(&self) -> Result<Vec<AnchorRecord>, IdentityError> {
                 Ok(sqlx::query_as(
                     "SELECT region, kid, public_key, endpoint, pinned_at FROM partner_anchors ORDER BY region",
@@ -574,6 +583,7 @@ macro_rules! impl_identity_store {
                 .await?)
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn save_partner_trust_list(
                 &self,
                 region: &str,
@@ -616,6 +626,7 @@ macro_rules! impl_identity_store {
                 Ok(())
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn partner_trust_list(&self, region: &str) -> Result<Option<(Vec<u8>, i64)>, IdentityError> {
                 Ok(sqlx::query_as("SELECT envelope, imported_at FROM partner_trust_lists WHERE region = $1")
                     .bind(region)

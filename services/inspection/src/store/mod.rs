@@ -736,6 +736,7 @@ macro_rules! impl_inspection_store {
     ($store:ident, $begin:path, $dialect:tt) => {
         impl $store {
             /// Inserts the enterprise's row if missing and locks it.
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn lock_enterprise(
                 tx: &mut sqlx::Transaction<'static, <$store as DbOf>::Database>,
                 uscc: &str,
@@ -760,6 +761,7 @@ macro_rules! impl_inspection_store {
                 Ok(())
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn load(
                 conn: &mut <<$store as DbOf>::Database as sqlx::Database>::Connection,
                 id: &str,
@@ -789,6 +791,7 @@ macro_rules! impl_inspection_store {
 
             /// Reads the facts of rules 2–5 for a plan or join, under the lock.
             #[allow(clippy::too_many_arguments)]
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn facts(
                 tx: &mut sqlx::Transaction<'static, <$store as DbOf>::Database>,
                 uscc: &str,
@@ -895,6 +898,7 @@ macro_rules! impl_inspection_store {
             }
 
             /// Whether `department` inspected `uscc` within a year before `start`.
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn is_repeat(
                 tx: &mut sqlx::Transaction<'static, <$store as DbOf>::Database>,
                 uscc: &str,
@@ -914,6 +918,7 @@ macro_rules! impl_inspection_store {
                 Ok(n > 0)
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn insert_party(
                 tx: &mut sqlx::Transaction<'static, <$store as DbOf>::Database>,
                 id: &str,
@@ -957,7 +962,7 @@ macro_rules! impl_inspection_store {
 
         #[async_trait]
         impl InspectionStore for $store {
-            #[tracing::instrument(skip_all, fields(db.system = stringify!($dialect), uscc = %plan.uscc))]
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect)), uscc = %plan.uscc))]
             async fn plan(
                 &self,
                 plan: &NewPlan,
@@ -1094,7 +1099,7 @@ macro_rules! impl_inspection_store {
                 Ok(Outcome::Done(planned))
             }
 
-            #[tracing::instrument(skip_all, fields(db.system = stringify!($dialect), inspection = %join.inspection_id))]
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect)), inspection = %join.inspection_id))]
             async fn join(
                 &self,
                 join: &NewJoin,
@@ -1213,10 +1218,12 @@ macro_rules! impl_inspection_store {
                 Ok(Outcome::Done(answer))
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn inspection(&self, id: &str) -> Result<Option<InspectionRecord>, InspectionError> {
                 { let mut c = self.pool.acquire().await?; Self::load(&mut c, id).await }
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn inspections(
                 &self,
                 scope: Scope<'_>,
@@ -1252,6 +1259,7 @@ macro_rules! impl_inspection_store {
                 Ok(out)
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn shown(&self, id: &str, change: Change<'_>) -> Result<bool, InspectionError> {
                 let mut tx = $begin(&self.pool).await?;
                 let updated = sqlx::query(
@@ -1269,6 +1277,7 @@ macro_rules! impl_inspection_store {
                 Ok(updated > 0)
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn record(
                 &self,
                 result: &NewResult<'_>,
@@ -1331,6 +1340,7 @@ macro_rules! impl_inspection_store {
                 Ok(Outcome::Done(record))
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn evaluate(
                 &self,
                 e: &NewEvaluation<'_>,
@@ -1389,6 +1399,7 @@ macro_rules! impl_inspection_store {
                 Ok(Outcome::Done(now))
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn stat_rows(
                 &self,
                 scope: Scope<'_>,
@@ -1426,6 +1437,7 @@ macro_rules! impl_inspection_store {
                 Ok(rows)
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn import_policy(
                 &self,
                 items: &[(PolicyItem, String)],
@@ -1533,6 +1545,7 @@ macro_rules! impl_inspection_store {
                 Ok(Outcome::Done(n))
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn policy_history(
                 &self,
                 kind: Option<&str>,
@@ -1552,6 +1565,7 @@ macro_rules! impl_inspection_store {
                 .await?)
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn grade(&self, uscc: &str) -> Result<Option<(Grade, i64)>, InspectionError> {
                 let row: Option<(String, i64)> =
                     sqlx::query_as("SELECT grade, updated_at FROM credit_grades WHERE uscc = $1")
@@ -1562,6 +1576,7 @@ macro_rules! impl_inspection_store {
                     .transpose()
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn allocated_entries(&self) -> Result<u64, InspectionError> {
                 let (n,): (i64,) = sqlx::query_as("SELECT next_index FROM status_allocator WHERE id = 1")
                     .fetch_one(&self.pool)
@@ -1569,6 +1584,7 @@ macro_rules! impl_inspection_store {
                 Ok(n as u64)
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn status_count(&self, list_no: u64, purpose: i32) -> Result<u64, InspectionError> {
                 let (n,): (i64,) = sqlx::query_as(
                     "SELECT COUNT(*) FROM status_bits WHERE list_no = $1 AND purpose = $2",
@@ -1580,6 +1596,7 @@ macro_rules! impl_inspection_store {
                 Ok(n as u64)
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn status_indexes(&self, list_no: u64, purpose: i32) -> Result<Vec<u64>, InspectionError> {
                 let rows: Vec<(i64,)> = sqlx::query_as(
                     "SELECT list_index FROM status_bits WHERE list_no = $1 AND purpose = $2 ORDER BY list_index",

@@ -827,6 +827,7 @@ macro_rules! impl_license_store {
                 Ok(Outcome::Done(issued))
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn enterprise(&self, uscc: &str) -> Result<Option<EnterpriseRecord>, LicenseError> {
                 let row: Option<EnterpriseRow> = sqlx::query_as(concat!(
                     "SELECT ", enterprise_columns!(), " FROM enterprises WHERE uscc = $1"
@@ -837,6 +838,7 @@ macro_rules! impl_license_store {
                 row.map(EnterpriseRecord::try_from).transpose()
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn version(&self, uscc: &str, version: u32) -> Result<Option<VersionRecord>, LicenseError> {
                 let row: Option<VersionRow> = sqlx::query_as(concat!(
                     "SELECT ", version_columns!(), " FROM license_versions WHERE uscc = $1 AND version = $2"
@@ -848,6 +850,7 @@ macro_rules! impl_license_store {
                 row.map(VersionRecord::try_from).transpose()
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn versions(&self, uscc: &str, after: u32, limit: u32) -> Result<Vec<VersionRecord>, LicenseError> {
                 let rows: Vec<VersionRow> = sqlx::query_as(concat!(
                     "SELECT ", version_columns!(),
@@ -861,6 +864,7 @@ macro_rules! impl_license_store {
                 rows.into_iter().map(VersionRecord::try_from).collect()
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn enterprises(
                 &self,
                 after: &str,
@@ -881,11 +885,13 @@ macro_rules! impl_license_store {
                 rows.into_iter().map(EnterpriseRecord::try_from).collect()
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn history(&self, uscc: &str, after: i64, limit: u32) -> Result<Vec<AuditRecord>, LicenseError> {
                 let mut conn = self.pool.acquire().await?;
                 Ok(conn.history(uscc, after, limit).await?)
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn allocated_entries(&self) -> Result<u64, LicenseError> {
                 let (n,): (i64,) = sqlx::query_as("SELECT next_index FROM status_allocator WHERE id = 1")
                     .fetch_one(&self.pool)
@@ -893,6 +899,7 @@ macro_rules! impl_license_store {
                 Ok(n as u64)
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn status_count(&self, list_no: u64, purpose: i32) -> Result<u64, LicenseError> {
                 let (n,): (i64,) = sqlx::query_as(
                     "SELECT count(*) FROM status_bits WHERE list_no = $1 AND purpose = $2",
@@ -904,6 +911,7 @@ macro_rules! impl_license_store {
                 Ok(n as u64)
             }
 
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn status_indexes(&self, list_no: u64, purpose: i32) -> Result<Vec<u64>, LicenseError> {
                 let rows: Vec<(i64,)> = sqlx::query_as(
                     "SELECT list_index FROM status_bits WHERE list_no = $1 AND purpose = $2 ORDER BY list_index",
