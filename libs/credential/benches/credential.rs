@@ -240,6 +240,55 @@ fn national_scale(c: &mut Criterion) {
             large.lookup(black_box(list), black_box(i % LIST_BITS as u64))
         })
     });
+    // Whole verifications: a credential at a random place of the national population
+    // beside one in the small register, same key, same checks.
+    let f = fixture();
+    let signed = |list: String, index: u64| {
+        let mut c = credential(index);
+        c.status = Some(StatusReference {
+            list_id: list,
+            index,
+        });
+        encode_envelope(&sign_credential(&c, &f.key))
+    };
+    let small_inputs: Vec<Vec<u8>> = (0..64)
+        .map(|i| signed("SH/license/0".into(), (i * 7919) % 10_000))
+        .collect();
+    let large_inputs: Vec<Vec<u8>> = (0..64u64)
+        .map(|i| {
+            let n = (i * 104_729 * 1_000_003) % NATIONAL;
+            signed(
+                ids[(n / LIST_BITS as u64) as usize].clone(),
+                n % LIST_BITS as u64,
+            )
+        })
+        .collect();
+    g.bench_function("verify_10k", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % small_inputs.len();
+            verify(
+                Presented::Native(black_box(&small_inputs[i])),
+                &f.trust,
+                &small,
+                &f.policy,
+                NOW,
+            )
+        })
+    });
+    g.bench_function("verify_200m", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % large_inputs.len();
+            verify(
+                Presented::Native(black_box(&large_inputs[i])),
+                &f.trust,
+                &large,
+                &f.policy,
+                NOW,
+            )
+        })
+    });
     let mut small_list = Bitstring::new(10_000);
     let mut large_list = Bitstring::new(LIST_BITS);
     g.bench_function("revoke_10k", |b| {
