@@ -190,17 +190,20 @@ pub async fn build(
     let registration = KeyRegistration::new(key.kid());
     keys::spawn_registration(registrar, &key, config.region, registration.clone());
     let signer = service::Signer::new(config.region, key, &config.public_url);
-    let inspection = Arc::new(Inspection::new(
-        config.region,
-        store::for_db(&db),
-        clock,
-        signer,
-        config.policy.clone(),
-        licenses,
-        registration.clone(),
-        config.public_url.clone(),
-        config.status_refresh_secs,
-    ));
+    let inspection = Arc::new(
+        Inspection::new(
+            config.region,
+            store::for_db(&db),
+            clock,
+            signer,
+            config.policy.clone(),
+            licenses,
+            registration.clone(),
+            config.public_url.clone(),
+            config.status_refresh_secs,
+        )
+        .with_earlier_keys(channel(&config.identity_url)?),
+    );
     let api = api::grpc::InspectionApi::new(inspection.clone());
     let max = server.max_message_bytes;
     let parts = ServiceParts {

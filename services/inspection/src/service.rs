@@ -188,6 +188,13 @@ pub struct Inspection {
     lists: Mutex<HashMap<(u64, i32), Arc<PublishedList>>>,
     /// Decisions and signed codes, counted once [`Inspection::export_metrics`] ran.
     metrics: std::sync::OnceLock<Counted>,
+    /// Identity, whose trust list names this service's earlier keys: a code signed
+    /// before a key rotation still scans while that key verifies.
+    trust_source: Option<
+        credmesh_proto::identity::v1::identity_service_client::IdentityServiceClient<
+            tonic::transport::Channel,
+        >,
+    >,
 }
 
 /// Label set of `credmesh_inspection_decisions_total`.
@@ -259,7 +266,20 @@ impl Inspection {
             status_refresh_secs,
             lists: Mutex::new(HashMap::new()),
             metrics: std::sync::OnceLock::new(),
+            trust_source: None,
         }
+    }
+
+    /// Also accepts codes signed by this service's earlier keys, as identity's
+    /// anchor-signed trust list over `identity` names them (retired keys verify what
+    /// they signed before retirement; revoked keys nothing).
+    pub fn with_earlier_keys(mut self, identity: tonic::transport::Channel) -> Self {
+        self.trust_source = Some(
+            credmesh_proto::identity::v1::identity_service_client::IdentityServiceClient::new(
+                identity,
+            ),
+        );
+        self
     }
 
     /// Exports `credmesh_inspection_decisions_total{rule, decision}` on `metrics` and
@@ -514,6 +534,31 @@ impl Inspection {
         }
         let now = self.clock.now();
         let mut trust = TrustSnapshot::new();
+        let own_kid = self.signer.key.kid();
+        let signed_by_own = match Presented::detect(text) {
+            Presented::Qr(qr) => credmesh_credential::from_qr(qr)
+                .map(|e| e.kid == own_kid)
+                .unwrap_or(true),
+            Presented::VcJwt(jwt) => credmesh_credential::parse_vc_jwt(jwt)
+                .map(|j| j.kid() == own_kid)
+                .unwrap_or(true),
+            _ => true,
+        };
+        if !signed_by_own && let Some(identity) = &self.trust_source {
+            // An earlier key of this service: believe it only as identity's anchor-signed
+            // trust list does, and only for this service's codes.
+            match credmesh_runtime::trust::fetch_trust_list(identity).await {
+                Ok(list) => {
+                    let issuer = code::issuer_id(self.region);
+                    for key in list.keys.iter().filter(|k| k.issuer == issuer) {
+                        let _ = trust.insert(key, now);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "trust list unavailable; only the current key verifies codes");
+                }
+            }
+        }
         let trusted = self.signer.key.to_trusted_key(
             &code::issuer_id(self.region),
             self.region.code(),

@@ -7,5 +7,6 @@
 mod concurrency;
 mod flow;
 mod helpers;
+mod keys;
 mod listing;
 mod refusals;
