@@ -24,7 +24,7 @@ const PRINCIPALS: &str = "ASPODIE";
 /// Who may call what. `ASPODIE` = public.
 const MATRIX: &[(&str, &str)] = &[
     ("credmesh.identity.v1.IdentityService/RegisterClient", "O"),
-    ("credmesh.identity.v1.IdentityService/GetClient", "O"),
+    ("credmesh.identity.v1.IdentityService/GetClient", "SO"),
     ("credmesh.identity.v1.IdentityService/ListClients", "O"),
     ("credmesh.identity.v1.IdentityService/DisableClient", "O"),
     ("credmesh.identity.v1.IdentityService/IssueToken", "ASPODIE"),

@@ -168,6 +168,17 @@ async fn two_departments_one_visit_through_credmesh_dev() {
         "沪执法31000022222",
     )
     .await;
+    // The market bureau's inspector, named on its plan: inspectors are registered.
+    client(
+        &channel,
+        &operator,
+        "e2e-insp-m",
+        PrincipalKind::Inspector,
+        &["inspection.read", "inspection.record"],
+        MARKET,
+        "沪执法31000011111",
+    )
+    .await;
     let uscc = credmesh_uscc::Uscc::from_parts('9', '1', "310106", "MA1E2E01")
         .unwrap()
         .to_string();

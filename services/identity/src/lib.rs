@@ -54,7 +54,10 @@ pub fn access_policy() -> AccessPolicy {
     let m = |name: &str| format!("/{GRPC_NAME}/{name}");
     AccessPolicy::new()
         .rule(&m("RegisterClient"), Access::Scope(scopes::IDENTITY_ADMIN))
-        .rule(&m("GetClient"), Access::Scope(scopes::IDENTITY_ADMIN))
+        .rule(
+            &m("GetClient"),
+            Access::AnyScope(&[scopes::IDENTITY_ADMIN, scopes::IDENTITY_CLIENTS_READ]),
+        )
         .rule(&m("ListClients"), Access::Scope(scopes::IDENTITY_ADMIN))
         .rule(&m("DisableClient"), Access::Scope(scopes::IDENTITY_ADMIN))
         .rule(&m("IssueToken"), Access::Public)

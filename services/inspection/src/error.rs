@@ -36,6 +36,9 @@ pub enum InspectionError {
     /// The license service could not be asked.
     #[error("the license service is unavailable: {0}")]
     LicenseUnavailable(String),
+    /// Identity's client registry could not be asked about the named inspectors.
+    #[error("the inspectors named cannot be checked right now: {0}")]
+    RegistryUnavailable(String),
     /// The caller may not act on this inspection or for this department or enterprise.
     #[error("{0}")]
     NotAllowed(String),
@@ -128,6 +131,9 @@ impl From<InspectionError> for Status {
             ),
             LicenseUnavailable(_) => {
                 status::error(Code::Unavailable, "LICENSE_UNAVAILABLE", message)
+            }
+            RegistryUnavailable(_) => {
+                status::error(Code::Unavailable, "INSPECTOR_REGISTRY_UNAVAILABLE", message)
             }
             NotAllowed(_) => status::error(Code::PermissionDenied, "NOT_ALLOWED", message),
             ResultRefused { why, .. } => {

@@ -28,6 +28,7 @@ pub mod api;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod inspectors;
 pub mod keys;
 pub mod license;
 pub mod service;
@@ -164,6 +165,29 @@ pub fn grpc_license(
     )))
 }
 
+/// Identity's client registry, asked with `identity.clients.read` tokens, so every
+/// inspector a plan names is a registered inspector holding the certificate given.
+pub fn inspector_registry(
+    config: &InspectionConfig,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<dyn inspectors::InspectorRegistry>> {
+    let key = client_key(config)?;
+    let identity = channel(&config.identity_url)?;
+    let tokens = Arc::new(
+        TokenSource::grpc(
+            config.client_id.clone(),
+            key.signing_key().clone(),
+            "credmesh",
+            identity.clone(),
+        )
+        .with_scopes(["identity.clients.read"])
+        .with_clock(Arc::new(move || clock.now())),
+    );
+    Ok(Arc::new(inspectors::GrpcInspectorRegistry::new(
+        identity, tokens,
+    )))
+}
+
 /// The token validator for `credmesh serve inspection`.
 pub fn validator(config: &InspectionConfig, identity: Channel) -> Arc<TokenValidator> {
     let validator = TokenValidator::new(
@@ -187,23 +211,31 @@ pub async fn build(
     licenses: Arc<dyn LicenseCheck>,
 ) -> anyhow::Result<Built> {
     let key = keys::load_signing_key(&config.signing_key_file, config.region)?;
+    let clock_for_registry = clock.clone();
     let registration = KeyRegistration::new(key.kid());
     keys::spawn_registration(registrar, &key, config.region, registration.clone());
     let signer = service::Signer::new(config.region, key, &config.public_url);
-    let inspection = Arc::new(
-        Inspection::new(
-            config.region,
-            store::for_db(&db),
-            clock,
-            signer,
-            config.policy.clone(),
-            licenses,
-            registration.clone(),
-            config.public_url.clone(),
-            config.status_refresh_secs,
-        )
-        .with_earlier_keys(channel(&config.identity_url)?),
-    );
+    let mut inspection = Inspection::new(
+        config.region,
+        store::for_db(&db),
+        clock,
+        signer,
+        config.policy.clone(),
+        licenses,
+        registration.clone(),
+        config.public_url.clone(),
+        config.status_refresh_secs,
+    )
+    .with_earlier_keys(channel(&config.identity_url)?);
+    // Named inspectors are checked with the service's identity client; without one (the
+    // planning benchmark) there is nobody to ask, and nothing can be registered either.
+    if config.client_key_file.is_some() {
+        inspection =
+            inspection.with_inspector_registry(inspector_registry(config, clock_for_registry)?);
+    } else {
+        tracing::warn!("no CREDMESH_CLIENT_KEY_FILE: inspectors named on plans are not checked");
+    }
+    let inspection = Arc::new(inspection);
     let api = api::grpc::InspectionApi::new(inspection.clone());
     let max = server.max_message_bytes;
     let parts = ServiceParts {

@@ -195,6 +195,8 @@ pub struct Inspection {
             tonic::transport::Channel,
         >,
     >,
+    /// Where named inspectors are checked (identity's client registry).
+    registry: Option<Arc<dyn crate::inspectors::InspectorRegistry>>,
 }
 
 /// Label set of `credmesh_inspection_decisions_total`.
@@ -267,7 +269,67 @@ impl Inspection {
             lists: Mutex::new(HashMap::new()),
             metrics: std::sync::OnceLock::new(),
             trust_source: None,
+            registry: None,
         }
+    }
+
+    /// Checks every inspector a plan or join names against `registry`.
+    pub fn with_inspector_registry(
+        mut self,
+        registry: Arc<dyn crate::inspectors::InspectorRegistry>,
+    ) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Every named inspector must be a registered, enabled inspector holding the
+    /// certificate number given; all the ones that are not are named at once.
+    async fn check_inspectors(
+        &self,
+        named: &[crate::domain::input::NamedInspector],
+    ) -> Result<(), InspectionError> {
+        let Some(registry) = &self.registry else {
+            return Ok(());
+        };
+        let mut violations = Vec::new();
+        for (i, inspector) in named.iter().enumerate() {
+            let id = &inspector.client_id;
+            let problem = match registry.lookup(id).await {
+                Err(why) => return Err(InspectionError::RegistryUnavailable(why)),
+                Ok(None) => Some(format!("no client '{id}' is registered")),
+                Ok(Some(r)) if !r.is_inspector => {
+                    Some(format!("'{id}' is not registered as an inspector"))
+                }
+                Ok(Some(r)) if r.disabled => Some(format!("'{id}' is disabled")),
+                Ok(Some(r)) if r.certificate != inspector.certificate => Some(format!(
+                    "'{id}' is registered with another law-enforcement certificate number than '{}'",
+                    inspector.certificate
+                )),
+                Ok(Some(_)) => None,
+            };
+            if let Some(description) = problem {
+                violations.push(credmesh_proto::status::FieldViolation::new(
+                    format!("inspectors[{i}]"),
+                    description,
+                ));
+            }
+        }
+        if violations.is_empty() {
+            return Ok(());
+        }
+        Err(InspectionError::Invalid {
+            reason: "INSPECTOR_NOT_REGISTERED",
+            message: format!(
+                "{} of the inspectors named is not a registered inspector with that certificate: {}",
+                violations.len(),
+                violations
+                    .iter()
+                    .map(|v| v.description.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            violations,
+        })
     }
 
     /// Also accepts codes signed by this service's earlier keys, as identity's
@@ -378,6 +440,7 @@ impl Inspection {
         encode: crate::store::EncodePlanned<'_>,
     ) -> Result<Outcome<Planned>, InspectionError> {
         self.ready()?;
+        self.check_inspectors(&plan.inspectors).await?;
         let license = self.licenses.active(&plan.uscc).await?;
         let plan = NewPlan {
             enterprise_name: license.name,
@@ -419,6 +482,7 @@ impl Inspection {
             .inspection(&join.inspection_id)
             .await?
             .ok_or_else(|| InspectionError::NotFound(join.inspection_id.clone()))?;
+        self.check_inspectors(&join.inspectors).await?;
         self.licenses.active(&existing.uscc).await?;
         let outcome = self
             .store

@@ -1,5 +1,6 @@
 //! The inspection code service inside `credmesh dev`: its keys under `data/keys/`, its
-//! identity client (scopes `identity.keys` and `license.read`) registered in-process,
+//! identity client (scopes `identity.keys`, `license.read` and `identity.clients.read`)
+//! registered in-process,
 //! its key registered and the license service reached over the loopback gRPC address,
 //! as in production; a little demo policy data seeded once.
 
@@ -37,6 +38,8 @@ pub async fn build(
     keyfile::load_or_generate(&signing)?;
     let (client_key, _) = keyfile::load_or_generate(&client_key_file)?;
     register_client(identity, &client_key.public_key_bytes()).await?;
+    let (inspector_key, _) = keyfile::load_or_generate(&keys.join("demo-inspector.pem"))?;
+    register_demo_inspector(identity, &inspector_key.public_key_bytes()).await?;
     let env: HashMap<String, String> = [
         ("CREDMESH_REGION", region.to_string()),
         (
@@ -83,7 +86,11 @@ async fn register_client(identity: &Identity, public_key: &[u8; 32]) -> anyhow::
         }
         return Ok(());
     }
-    let scopes = vec!["identity.keys".to_string(), "license.read".to_string()];
+    let scopes = vec![
+        "identity.keys".to_string(),
+        "license.read".to_string(),
+        "identity.clients.read".to_string(),
+    ];
     let registration = Registration {
         client_id: CLIENT_ID,
         kind: PrincipalKind::Service.to_proto(),
@@ -105,6 +112,40 @@ async fn register_client(identity: &Identity, public_key: &[u8; 32]) -> anyhow::
         Err(e) => Err(anyhow::anyhow!(
             "registering the inspection service client: {e}"
         )),
+    }
+}
+
+/// The demo inspector plans may name (`--inspector insp-1=沪执法31000011111`):
+/// inspectors are registered principals, so one is registered for the Jing'an market
+/// bureau, with its key in `data/keys/demo-inspector.pem`.
+pub const DEMO_INSPECTOR: (&str, &str) = ("insp-1", "沪执法31000011111");
+
+async fn register_demo_inspector(identity: &Identity, public_key: &[u8; 32]) -> anyhow::Result<()> {
+    let scopes = vec![
+        "inspection.read".to_string(),
+        "inspection.record".to_string(),
+    ];
+    let registration = Registration {
+        client_id: DEMO_INSPECTOR.0,
+        kind: PrincipalKind::Inspector.to_proto(),
+        display_name: "Demo inspector, Jing'an market bureau",
+        scopes: &scopes,
+        organization: "11310106MB2F10062C",
+        public_key,
+        enforcement_certificate: DEMO_INSPECTOR.1,
+        ..Default::default()
+    };
+    let system = credmesh_identity::store::Actor {
+        client_id: "credmesh-dev",
+        kind: "operator",
+        trace_id: "",
+    };
+    match identity
+        .register_client(&registration, system, None, &|_| Vec::new())
+        .await
+    {
+        Ok(_) | Err(IdentityError::ClientExists(_)) => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("registering the demo inspector: {e}")),
     }
 }
 

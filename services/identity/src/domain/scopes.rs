@@ -10,6 +10,9 @@ pub const IDENTITY_ADMIN: &str = "identity.admin";
 pub const IDENTITY_KEYS: &str = "identity.keys";
 /// Read clients' public data, issuer keys and partner anchors.
 pub const IDENTITY_READ: &str = "identity.read";
+/// Look up one registered client (services checking who they are about to name, such as
+/// the inspectors on an inspection code).
+pub const IDENTITY_CLIENTS_READ: &str = "identity.clients.read";
 /// Establish, amend, deregister and revoke business licenses.
 pub const LICENSE_ISSUE: &str = "license.issue";
 /// Read the enterprise register and licenses.
@@ -50,6 +53,7 @@ pub const CATALOGUE: &[(&str, &[PrincipalKind])] = {
         (IDENTITY_ADMIN, &[Operator]),
         (IDENTITY_KEYS, &[Service, Operator]),
         (IDENTITY_READ, &[Service, Operator, Department]),
+        (IDENTITY_CLIENTS_READ, &[Service, Operator]),
         (LICENSE_ISSUE, &[Department, Operator]),
         (
             LICENSE_READ,

@@ -168,7 +168,7 @@ pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
         &identity.identity,
         "inspection",
         &client,
-        &["identity.keys", "license.read"],
+        &["identity.keys", "license.read", "identity.clients.read"],
     )
     .await;
 
@@ -253,7 +253,7 @@ pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
         built.registration.state()
     );
     let channel = Channel::from_shared(url).unwrap().connect().await.unwrap();
-    TestApp {
+    let app = TestApp {
         addr,
         clock,
         inspection: InspectionServiceClient::new(channel.clone()),
@@ -265,7 +265,12 @@ pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
         _dir: dir,
         _sqlite: sqlite,
         _stop: stop,
+    };
+    // The inspectors the tests name on plans: registered, as a plan requires.
+    for (id, cert) in [("insp-i1", "c1"), ("insp-i2", "c2"), ("insp", "cert")] {
+        app.inspector(id, MARKET, cert).await;
     }
+    app
 }
 
 pub fn with_token<T>(msg: T, token: &str) -> Request<T> {

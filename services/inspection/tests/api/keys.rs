@@ -22,7 +22,7 @@ async fn a_code_signed_by_a_key_identity_lists_for_inspection_scans_and_others_d
         app.enterprise(&uscc).await;
         let start = app.now() + 3600;
         let issued = match app
-            .plan(&market, routine(&uscc, start, "i1", "c1"))
+            .plan(&market, routine(&uscc, start, "insp-i1", "c1"))
             .await
             .unwrap()
         {

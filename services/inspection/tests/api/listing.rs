@@ -23,7 +23,7 @@ async fn a_retried_plan_issues_once_and_lists_page_newest_first() {
         )
         .await;
         let start = app.now() + DAY;
-        let mut first = routine(&uscc, start, "i1", "c1");
+        let mut first = routine(&uscc, start, "insp-i1", "c1");
         first.idempotency_key = "plan-1".into();
         let a = app.plan(&market, first.clone()).await.unwrap();
         let b = app.plan(&market, first.clone()).await.unwrap();
@@ -43,7 +43,7 @@ async fn a_retried_plan_issues_once_and_lists_page_newest_first() {
             "IDEMPOTENCY_KEY_REUSED",
         );
         for n in 1..5 {
-            let p = routine(&uscc, start + n * 40 * DAY, "i1", "c1");
+            let p = routine(&uscc, start + n * 40 * DAY, "insp-i1", "c1");
             assert!(matches!(
                 app.plan(&market, p).await.unwrap(),
                 Decision::Issued(_)
@@ -166,12 +166,12 @@ async fn an_override_with_a_reason_is_issued_and_counted_as_multi_head() {
         app.establish(&market, &uscc).await;
         let start = app.now() + DAY;
         assert!(matches!(
-            app.plan(&market, routine(&uscc, start, "i1", "c1"))
+            app.plan(&market, routine(&uscc, start, "insp-i1", "c1"))
                 .await
                 .unwrap(),
             Decision::Issued(_)
         ));
-        let mut p = routine(&uscc, start + 20 * DAY, "i2", "c2");
+        let mut p = routine(&uscc, start + 20 * DAY, "insp-i2", "c2");
         p.r#type = pb::InspectionType::Triggered as i32;
         p.plan_number = String::new();
         p.trigger = pb::Trigger::Complaint as i32;

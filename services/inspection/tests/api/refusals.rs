@@ -54,7 +54,7 @@ async fn refusals_name_the_rule_and_a_readable_reason() {
         .await;
 
         // Rule 1: no plan number.
-        let mut p = routine(&b, start, "i1", "c1");
+        let mut p = routine(&b, start, "insp-i1", "c1");
         p.plan_number = String::new();
         let r = refused(app.plan(&market, p).await.unwrap());
         assert_eq!(
@@ -65,7 +65,7 @@ async fn refusals_name_the_rule_and_a_readable_reason() {
 
         // Rule 2: monitoring list and do-not-disturb item.
         let r = refused(
-            app.plan(&market, routine(&a, start, "i1", "c1"))
+            app.plan(&market, routine(&a, start, "insp-i1", "c1"))
                 .await
                 .unwrap(),
         );
@@ -74,14 +74,14 @@ async fn refusals_name_the_rule_and_a_readable_reason() {
             (pb::Rule::TwoNoLists as i32, "ENTERPRISE_ON_MONITORING_LIST")
         );
         assert!(r.facts.iter().any(|f| f.name == "monitoring_list"));
-        let mut p = routine(&b, start, "i1", "c1");
+        let mut p = routine(&b, start, "insp-i1", "c1");
         p.items = vec!["signage".into()];
         let r = refused(app.plan(&market, p).await.unwrap());
         assert_eq!(r.reason, "ITEM_DO_NOT_DISTURB");
 
         // Rule 5: a clean non-site check of the item in the last 90 days.
         let r = refused(
-            app.plan(&market, routine(&c, start, "i1", "c1"))
+            app.plan(&market, routine(&c, start, "insp-i1", "c1"))
                 .await
                 .unwrap(),
         );
@@ -123,7 +123,7 @@ async fn refusals_name_the_rule_and_a_readable_reason() {
         // No code for an enterprise without a license in force.
         let unknown = sh_uscc(99);
         assert_status(
-            app.plan(&market, routine(&unknown, start, "i1", "c1"))
+            app.plan(&market, routine(&unknown, start, "insp-i1", "c1"))
                 .await,
             Code::FailedPrecondition,
             "LICENSE_NOT_ACTIVE",
@@ -141,14 +141,14 @@ async fn refusals_name_the_rule_and_a_readable_reason() {
             .await
             .unwrap();
         let s = assert_status(
-            app.plan(&market, routine(&b, start, "i1", "c1")).await,
+            app.plan(&market, routine(&b, start, "insp-i1", "c1")).await,
             Code::FailedPrecondition,
             "LICENSE_NOT_ACTIVE",
         );
         assert!(s.message().contains("revoked"), "{}", s.message());
 
         // Invalid input is INVALID_ARGUMENT with the field named.
-        let mut p = routine(&c, start, "i1", "c1");
+        let mut p = routine(&c, start, "insp-i1", "c1");
         p.window_end = p.window_start + 40 * DAY;
         p.items.clear();
         let s = assert_status(
@@ -274,5 +274,61 @@ async fn a_result_for_an_unshown_or_expired_code_is_refused() {
             ))
             .await;
         assert_eq!(s.unwrap_err().code(), Code::PermissionDenied);
+    }
+}
+
+/// Inspectors are registered principals: a plan naming a client that is not registered,
+/// one that is not an inspector, or an inspector with another certificate number is
+/// refused with every such inspector named.
+#[tokio::test]
+async fn a_plan_names_only_registered_inspectors_with_their_certificates() {
+    for backend in BOTH {
+        let app = spawn_app(backend).await;
+        let market = app.department("sh-jingan", MARKET).await;
+        let uscc = sh_uscc(41);
+        app.establish(&market, &uscc).await;
+        let start = app.now() + 3600;
+        let mut plan = routine(&uscc, start, "insp-i1", "c1");
+        plan.inspectors = vec![
+            pb::Inspector {
+                client_id: "nobody-registered".into(),
+                enforcement_certificate: "c9".into(),
+                department: String::new(),
+            },
+            pb::Inspector {
+                client_id: "sh-jingan".into(),
+                enforcement_certificate: "c1".into(),
+                department: String::new(),
+            },
+            pb::Inspector {
+                client_id: "insp-i1".into(),
+                enforcement_certificate: "c2".into(),
+                department: String::new(),
+            },
+        ];
+        let refused = app.plan(&market, plan).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+        assert_eq!(
+            credmesh_proto::status::reason(&refused).as_deref(),
+            Some("INSPECTOR_NOT_REGISTERED")
+        );
+        let fields: Vec<String> = credmesh_proto::status::field_violations(&refused)
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(
+            fields,
+            ["inspectors[0]", "inspectors[1]", "inspectors[2]"],
+            "{refused:?}"
+        );
+        // The same plan with the inspector as registered is issued.
+        match app
+            .plan(&market, routine(&uscc, start, "insp-i1", "c1"))
+            .await
+            .unwrap()
+        {
+            Decision::Issued(_) => {}
+            other => panic!("issued expected, got {other:?}"),
+        }
     }
 }
