@@ -50,6 +50,45 @@ pub fn load_signing_key(path: &Path, region: &str, service: &str) -> anyhow::Res
     IssuerKey::from_pkcs8_pem(kid, &pem).map_err(Into::into)
 }
 
+/// Loads the service's identity client key (`CREDMESH_CLIENT_KEY_FILE`, PKCS#8 PEM),
+/// naming it `client_id`.
+pub fn load_client_key(path: Option<&Path>, client_id: &str) -> anyhow::Result<IssuerKey> {
+    let path = path.context(
+        "CREDMESH_CLIENT_KEY_FILE is required: the PKCS#8 PEM key of the service's identity client",
+    )?;
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the client key file {}", path.display()))?;
+    IssuerKey::from_pkcs8_pem(client_id, &pem).with_context(|| {
+        format!(
+            "the client key file {} is not a PKCS#8 Ed25519 key",
+            path.display()
+        )
+    })
+}
+
+/// Access tokens holding `scope`, from identity over `identity`, for the service's
+/// client `client_id` proving itself with `key`. The audience is the region-wide
+/// `credmesh`: a service-specific one would be refused where services share one server
+/// (`credmesh dev`, tests).
+pub fn service_tokens(
+    client_id: &str,
+    key: &IssuerKey,
+    identity: Channel,
+    scope: &'static str,
+    clock: Arc<dyn crate::Clock>,
+) -> Arc<TokenSource> {
+    Arc::new(
+        TokenSource::grpc(
+            client_id.to_owned(),
+            key.signing_key().clone(),
+            "credmesh",
+            identity,
+        )
+        .with_scopes([scope])
+        .with_clock(Arc::new(move || clock.now())),
+    )
+}
+
 /// Whatever registers issuer keys: identity over gRPC, or a function in benchmarks.
 pub trait KeyRegistrar: Send + Sync + 'static {
     /// Answers a `RegisterIssuerKey` request.

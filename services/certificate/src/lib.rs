@@ -36,9 +36,7 @@ pub mod store;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use credmesh_auth::{
-    Access, AccessPolicy, GrpcJwksSource, TokenSource, TokenValidator, ValidatorConfig,
-};
+use credmesh_auth::{Access, AccessPolicy, GrpcJwksSource, TokenValidator, ValidatorConfig};
 use credmesh_credential::keys::IssuerKey;
 use credmesh_proto::certificate::v1::certificate_service_server::CertificateServiceServer;
 use credmesh_runtime::{Clock, Readiness, ServerConfig, ServiceParts};
@@ -115,17 +113,10 @@ pub fn channel(url: &str) -> anyhow::Result<Channel> {
 }
 
 fn client_key(config: &CertificateConfig) -> anyhow::Result<IssuerKey> {
-    let path = config.client_key_file.as_ref().context(
-        "CREDMESH_CLIENT_KEY_FILE is required: the PKCS#8 PEM key of the service's identity client",
-    )?;
-    let pem = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the client key file {}", path.display()))?;
-    IssuerKey::from_pkcs8_pem(&config.client_id, &pem).with_context(|| {
-        format!(
-            "the client key file {} is not a PKCS#8 Ed25519 key",
-            path.display()
-        )
-    })
+    credmesh_runtime::issuer_key::load_client_key(
+        config.client_key_file.as_deref(),
+        &config.client_id,
+    )
 }
 
 /// The registrar for production: identity over `identity`, as the configured client.
@@ -155,15 +146,12 @@ pub fn credit_grades(
         return Ok(Arc::new(config.credit_grades.clone()));
     };
     let key = client_key(config)?;
-    let tokens = Arc::new(
-        TokenSource::grpc(
-            config.client_id.clone(),
-            key.signing_key().clone(),
-            "credmesh",
-            identity,
-        )
-        .with_scopes(["inspection.credit"])
-        .with_clock(Arc::new(move || clock.now())),
+    let tokens = credmesh_runtime::issuer_key::service_tokens(
+        &config.client_id,
+        &key,
+        identity,
+        "inspection.credit",
+        clock,
     );
     Ok(Arc::new(credit::InspectionCreditGrades::new(
         channel(url)?,
@@ -180,16 +168,12 @@ pub fn grpc_license_check(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<dyn LicenseCheck>> {
     let key = client_key(config)?;
-    let tokens = Arc::new(
-        TokenSource::grpc(
-            config.client_id.clone(),
-            key.signing_key().clone(),
-            // Every service accepts the region-wide audience.
-            "credmesh",
-            identity.clone(),
-        )
-        .with_scopes(["license.read"])
-        .with_clock(Arc::new(move || clock.now())),
+    let tokens = credmesh_runtime::issuer_key::service_tokens(
+        &config.client_id,
+        &key,
+        identity.clone(),
+        "license.read",
+        clock,
     );
     Ok(Arc::new(GrpcLicenseCheck::new(license, identity, tokens)))
 }

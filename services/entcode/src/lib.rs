@@ -41,9 +41,7 @@ pub mod trust;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use credmesh_auth::{
-    Access, AccessPolicy, GrpcJwksSource, TokenSource, TokenValidator, ValidatorConfig,
-};
+use credmesh_auth::{Access, AccessPolicy, GrpcJwksSource, TokenValidator, ValidatorConfig};
 use credmesh_cache::{Cache, CacheOptions};
 use credmesh_credential::keys::IssuerKey;
 use credmesh_proto::entcode::v1::enterprise_code_service_server::EnterpriseCodeServiceServer;
@@ -96,17 +94,10 @@ pub fn channel(url: &str) -> anyhow::Result<Channel> {
 }
 
 fn client_key(config: &EntcodeConfig) -> anyhow::Result<IssuerKey> {
-    let path = config.client_key_file.as_ref().context(
-        "CREDMESH_CLIENT_KEY_FILE is required: the PKCS#8 PEM key of the service's identity client",
-    )?;
-    let pem = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the client key file {}", path.display()))?;
-    IssuerKey::from_pkcs8_pem(&config.client_id, &pem).with_context(|| {
-        format!(
-            "the client key file {} is not a PKCS#8 Ed25519 key",
-            path.display()
-        )
-    })
+    credmesh_runtime::issuer_key::load_client_key(
+        config.client_key_file.as_deref(),
+        &config.client_id,
+    )
 }
 
 /// The registrar for production: identity over `identity`, as the configured client.
@@ -133,17 +124,12 @@ pub fn grpc_license(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<dyn LicenseSource>> {
     let key = client_key(config)?;
-    let tokens = Arc::new(
-        TokenSource::grpc(
-            config.client_id.clone(),
-            key.signing_key().clone(),
-            // Every service accepts the region-wide audience; `license` alone would be
-            // refused where services share one server (`credmesh dev`, tests).
-            "credmesh",
-            identity,
-        )
-        .with_scopes(["license.read"])
-        .with_clock(Arc::new(move || clock.now())),
+    let tokens = credmesh_runtime::issuer_key::service_tokens(
+        &config.client_id,
+        &key,
+        identity,
+        "license.read",
+        clock,
     );
     Ok(Arc::new(GrpcLicense::new(license, tokens)))
 }
@@ -200,15 +186,12 @@ pub async fn build(
     let entcode = match &config.verify_url {
         None => entcode,
         Some(url) => {
-            let tokens = Arc::new(
-                TokenSource::grpc(
-                    config.client_id.clone(),
-                    client_key(config)?.signing_key().clone(),
-                    "credmesh",
-                    channel(&config.identity_url)?,
-                )
-                .with_scopes(["verify"])
-                .with_clock(Arc::new(move || verify_clock.now())),
+            let tokens = credmesh_runtime::issuer_key::service_tokens(
+                &config.client_id,
+                &client_key(config)?,
+                channel(&config.identity_url)?,
+                "verify",
+                verify_clock,
             );
             let verifier = foreign::GatewayVerifier::new(channel(url)?, tokens);
             Arc::new(
