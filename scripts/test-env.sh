@@ -22,17 +22,22 @@ start_postgres() {
   chown -R postgres:postgres "$base/pg"
   runuser -u postgres -- "$bin/initdb" -D "$base/pg/data" -A trust -U postgres >/dev/null
   runuser -u postgres -- "$bin/pg_ctl" -D "$base/pg/data" -l "$base/pg/log" -w \
-    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $base/pg -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" start >/dev/null
+    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $base/pg -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" start >/dev/null \
+    || { echo "error: PostgreSQL on port $pg_port did not start; its log:" >&2; cat "$base/pg/log" >&2; exit 1; }
 }
 
 start_redis() { # port [extra args]
   local port=$1; shift
   if redis-cli -p "$port" ping >/dev/null 2>&1; then return; fi
-  mkdir -p "$base/redis-$port"
+  # Nothing answers: whatever is left here is from a server that was killed (a stale
+  # cluster nodes.conf would make the new node refuse to join a new cluster).
+  rm -rf "$base/redis-$port"; mkdir -p "$base/redis-$port"
   redis-server --bind 127.0.0.1 --port "$port" --daemonize yes --save '' --appendonly no \
     --dir "$base/redis-$port" --pidfile "$base/redis-$port/pid" --logfile "$base/redis-$port/log" "$@"
   for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && return; sleep 0.1; done
-  echo "redis on port $port did not start" >&2; exit 1
+  echo "error: redis on port $port did not start; its log:" >&2
+  cat "$base/redis-$port/log" >&2 || true
+  exit 1
 }
 
 start_cluster() {
@@ -40,13 +45,23 @@ start_cluster() {
     start_redis "$p" --cluster-enabled yes --cluster-port $((p - 10000)) --cluster-config-file "$base/redis-$p/nodes.conf"
   done
   if ! redis-cli -p "${cluster_ports[0]}" cluster info | grep -q 'cluster_state:ok'; then
-    redis-cli --cluster create $(printf '127.0.0.1:%s ' "${cluster_ports[@]}") \
-      --cluster-replicas 0 --cluster-yes >/dev/null
+    # Nodes left from an earlier, broken cluster forget it before the new one forms.
+    for p in "${cluster_ports[@]}"; do
+      redis-cli -p "$p" flushall >/dev/null 2>&1 || true
+      redis-cli -p "$p" cluster reset hard >/dev/null 2>&1 || true
+    done
+    local out
+    if ! out=$(redis-cli --cluster create $(printf '127.0.0.1:%s ' "${cluster_ports[@]}") \
+      --cluster-replicas 0 --cluster-yes 2>&1); then
+      echo "error: redis-cli --cluster create failed:" >&2; echo "$out" >&2; exit 1
+    fi
     for _ in $(seq 100); do
       redis-cli -p "${cluster_ports[0]}" cluster info | grep -q 'cluster_state:ok' && return
       sleep 0.1
     done
-    echo "redis cluster did not become ok" >&2; exit 1
+    echo "error: redis cluster did not become ok:" >&2
+    redis-cli -p "${cluster_ports[0]}" cluster info >&2 || true
+    exit 1
   fi
 }
 
