@@ -1004,12 +1004,43 @@ async fn calls_across_identity_and_license_processes_are_one_trace_each() {
                         ),
                     )
                 };
+                let store_spans: Vec<_> = spans
+                    .iter()
+                    .filter(|s| {
+                        s.service == "identity"
+                            && s.span.trace_id == served[0].span.trace_id
+                            && s.span.kind == SPAN_KIND_CLIENT
+                            && s.attribute("db.system.name") == string("sqlite")
+                            && s.attribute("db.query.text").is_none()
+                    })
+                    .collect();
                 assert!(
-                    spans.iter().any(|s| s.service == "identity"
-                        && s.span.trace_id == served[0].span.trace_id
-                        && s.span.kind == SPAN_KIND_CLIENT
-                        && s.attribute("db.system.name") == string("sqlite")),
+                    !store_spans.is_empty(),
                     "no database span under RegisterIssuerKey:\n{}",
+                    dump()
+                );
+                // Each statement the store method ran is a child span with its text.
+                let statements: Vec<_> = spans
+                    .iter()
+                    .filter(|s| {
+                        s.span.kind == SPAN_KIND_CLIENT
+                            && store_spans
+                                .iter()
+                                .any(|store| store.span.span_id == s.span.parent_span_id)
+                    })
+                    .collect();
+                assert!(
+                    statements.iter().any(|s| {
+                        s.attribute("db.operation.name") == string("INSERT")
+                            && s.span.name == "INSERT"
+                            && s.attribute("db.system.name") == string("sqlite")
+                            && matches!(
+                                s.attribute("db.query.text"),
+                                Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(text))
+                                    if text.starts_with("INSERT") && !text.contains('\n')
+                            )
+                    }),
+                    "no INSERT statement span under the store span:\n{}",
                     dump()
                 );
                 assert_eq!(

@@ -19,6 +19,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry, fmt};
 
 use crate::json::JsonWithTrace;
+use crate::statements::{SQLX_TARGET, StatementSpans};
 
 /// Instrumentation scope of the spans this process exports.
 const SCOPE: &str = env!("CARGO_PKG_NAME");
@@ -224,11 +225,17 @@ fn build(
         Some(provider) => provider.tracer(SCOPE),
         None => SdkTracerProvider::builder().build().tracer(SCOPE),
     };
+    // Each SQL statement as a span of its own, only when spans leave the process.
+    let statements = provider.as_ref().map(|_| {
+        StatementSpans::new(tracer.clone())
+            .with_filter(span_filter().with_target(SQLX_TARGET, LevelFilter::TRACE))
+    });
     let spans = tracing_opentelemetry::layer().with_tracer(tracer).boxed();
 
     let subscriber = Registry::default()
         .with(logs.with_filter(log_filter))
-        .with(spans.with_filter(span_filter()));
+        .with(spans.with_filter(span_filter()))
+        .with(statements);
     Ok((subscriber, TelemetryGuard { provider }))
 }
 

@@ -22,6 +22,7 @@
 //!
 //! - `init`: the global `tracing` subscriber (JSON or pretty logs, the OpenTelemetry layer, the
 //!   optional OTLP exporter) and [`TelemetryGuard`].
+//! - `statements`: each SQL statement of a store method as a client span with `db.query.text`.
 //! - `json`: the JSON log line format, which adds the current `trace_id` and `span_id`.
 //! - [`propagation`]: W3C trace context in and out of gRPC metadata / HTTP headers, and the
 //!   server and client tower layers that open the `grpc.server` / `grpc.client` spans.
@@ -37,6 +38,7 @@ mod json;
 pub mod metrics;
 pub mod names;
 pub mod propagation;
+mod statements;
 
 pub use init::{TelemetryGuard, init, init_for_tests};
 
