@@ -1170,3 +1170,292 @@ async fn in_credmesh_dev_the_hops_between_services_are_traced_too() {
     assert_eq!(int_attribute(&server, "rpc.grpc.status_code"), Some(0));
     dev.stop().await.unwrap();
 }
+
+/// The three journeys the on-call operator follows, each one trace in `credmesh dev`
+/// (whose services call each other over loopback like separate processes): a permit
+/// issuance that checks the holder's license with the license service, an inspection
+/// plan that reads the license and the named inspector from identity, and a partner's
+/// verification of the new permit at the gateway. Each call carries a `traceparent`;
+/// every span the call caused has its trace id, every hop is a client span whose child
+/// is the server span of the service called.
+#[tokio::test]
+async fn issuance_planning_and_partner_verification_are_each_one_trace() {
+    use credmesh_auth::PrincipalKind;
+    use credmesh_identity::domain::scopes::all_for;
+    use credmesh_proto::certificate::v1::{self as cpb, certificate_service_client};
+    use credmesh_proto::inspection::v1::{self as ipb, inspection_service_client};
+    use credmesh_proto::verify::v1::{self as vpb, verify_service_client};
+
+    const DEMO: &str = "91310106MA1FL3Q19D";
+    const MARKET: &str = "11310000MB2F10003D";
+    const FOOD: &str = "11100000000013127D002";
+
+    let (collector, otlp) = collector::Collector::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Dev::start_with(
+        &dir.path().join("data"),
+        &DevOptions {
+            env: vec![
+                ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), otlp),
+                ("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into()),
+            ],
+            stderr: None,
+        },
+    )
+    .await
+    .unwrap();
+    let channel = connect(&dev).await;
+    let operator = operator_token(&dev.banner);
+    let token = |kind: PrincipalKind, id: &'static str| {
+        let channel = channel.clone();
+        let operator = operator.clone();
+        async move {
+            credmesh_e2e::client_token(&channel, &operator, kind, id, all_for(kind), MARKET)
+                .await
+                .unwrap()
+        }
+    };
+    let market = token(PrincipalKind::Department, "trace-market").await;
+    let inspector = token(PrincipalKind::Inspector, "trace-inspector").await;
+    let partner = token(PrincipalKind::Partner, "trace-partner").await;
+
+    // A request carrying its own trace: (trace id, the caller's span id).
+    let mut next = 0u8;
+    let mut traced = |request: &mut tonic::metadata::MetadataMap| {
+        next += 1;
+        let trace_id = format!("{:0>32}", format!("7e57{next:02x}"));
+        let parent_id = format!("{:0>16}", format!("c0de{next:02x}"));
+        request.insert(
+            "traceparent",
+            format!("00-{trace_id}-{parent_id}-01").parse().unwrap(),
+        );
+        (trace_id, parent_id)
+    };
+
+    // 1. The market bureau issues a food business permit: certificate checks the
+    //    holder's license by fetching and verifying it from the license service.
+    let field = |name: &str, value: &str| cpb::Field {
+        name: name.into(),
+        value: value.into(),
+    };
+    let mut request = authed(
+        cpb::IssueCertificateRequest {
+            holder: DEMO.into(),
+            type_code: FOOD.into(),
+            fields: vec![
+                field("operator_name", "上海示范餐饮有限公司"),
+                field("legal_representative", "张三"),
+                field("address", "上海市静安区南京西路1号"),
+                field("main_business", "餐饮服务经营者"),
+                field("business_items", "热食类食品制售"),
+            ],
+            ..Default::default()
+        },
+        &market,
+    );
+    let issue_trace = traced(request.metadata_mut());
+    let permit = certificate_service_client::CertificateServiceClient::new(channel.clone())
+        .issue_certificate(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .certificate
+        .unwrap();
+
+    // 2. The bureau plans an inspection of the enterprise, naming its inspector:
+    //    inspection reads the license and asks identity who the inspector is.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut request = authed(
+        ipb::PlanInspectionRequest {
+            enterprise_uscc: DEMO.into(),
+            items: vec!["food-safety".into()],
+            r#type: ipb::InspectionType::Routine as i32,
+            plan_number: "沪市监检〔2026〕99号".into(),
+            inspectors: vec![ipb::Inspector {
+                client_id: "trace-inspector".into(),
+                enforcement_certificate: "沪执法31000012345".into(),
+                department: String::new(),
+            }],
+            window_start: now + 86_400,
+            window_end: now + 8 * 86_400,
+            ..Default::default()
+        },
+        &market,
+    );
+    let plan_trace = traced(request.metadata_mut());
+    inspection_service_client::InspectionServiceClient::new(channel.clone())
+        .plan_inspection(request)
+        .await
+        .unwrap();
+    drop(inspector);
+
+    // 3. A partner verifies the new permit at the gateway.
+    let mut request = authed(
+        vpb::VerifyRequest {
+            credential: Some(vpb::PresentedCredential {
+                form: Some(vpb::presented_credential::Form::Text(
+                    permit.credential.unwrap().qr_text,
+                )),
+            }),
+        },
+        &partner,
+    );
+    let verify_trace = traced(request.metadata_mut());
+    verify_service_client::VerifyServiceClient::new(channel.clone())
+        .verify(request)
+        .await
+        .unwrap();
+
+    // The trees, once the exporter has sent them.
+    let entry = |spans: &[collector::Received], (trace, parent): &(String, String), name: &str| {
+        spans
+            .iter()
+            .find(|s| {
+                hex(&s.span.trace_id) == *trace
+                    && hex(&s.span.parent_span_id) == *parent
+                    && s.span.kind == SPAN_KIND_SERVER
+                    && s.span.name == name
+            })
+            .cloned()
+    };
+    // A hop inside the trace: the client span and, under it, the server span.
+    let hop = |spans: &[collector::Received], (trace, _): &(String, String), name: &str| {
+        spans.iter().find_map(|client| {
+            (hex(&client.span.trace_id) == *trace
+                && client.span.kind == SPAN_KIND_CLIENT
+                && client.span.name == name)
+                .then(|| {
+                    spans.iter().find(|server| {
+                        server.span.kind == SPAN_KIND_SERVER
+                            && server.span.name == name
+                            && server.span.trace_id == client.span.trace_id
+                            && server.span.parent_span_id == client.span.span_id
+                    })
+                })
+                .flatten()
+                .map(|server| (client.clone(), server.clone()))
+        })
+    };
+    let complete = |spans: &[collector::Received]| {
+        entry(
+            spans,
+            &issue_trace,
+            "credmesh.certificate.v1.CertificateService/IssueCertificate",
+        )
+        .is_some()
+            && hop(
+                spans,
+                &issue_trace,
+                "credmesh.license.v1.LicenseService/GetLicense",
+            )
+            .is_some()
+            && entry(
+                spans,
+                &plan_trace,
+                "credmesh.inspection.v1.InspectionService/PlanInspection",
+            )
+            .is_some()
+            && hop(
+                spans,
+                &plan_trace,
+                "credmesh.license.v1.LicenseService/GetLicense",
+            )
+            .is_some()
+            && hop(
+                spans,
+                &plan_trace,
+                "credmesh.identity.v1.IdentityService/GetClient",
+            )
+            .is_some()
+            && entry(
+                spans,
+                &verify_trace,
+                "credmesh.verify.v1.VerifyService/Verify",
+            )
+            .is_some()
+    };
+    let mut spans = collector.spans();
+    for _ in 0..100 {
+        if complete(&spans) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        spans = collector.spans();
+    }
+    let dump = |trace: &(String, String)| {
+        spans
+            .iter()
+            .filter(|s| hex(&s.span.trace_id) == trace.0)
+            .map(|s| format!("{} {} kind {}", s.service, s.span.name, s.span.kind))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for (trace, name, hops) in [
+        (
+            &issue_trace,
+            "credmesh.certificate.v1.CertificateService/IssueCertificate",
+            &["credmesh.license.v1.LicenseService/GetLicense"][..],
+        ),
+        (
+            &plan_trace,
+            "credmesh.inspection.v1.InspectionService/PlanInspection",
+            &[
+                "credmesh.license.v1.LicenseService/GetLicense",
+                "credmesh.identity.v1.IdentityService/GetClient",
+            ][..],
+        ),
+        (
+            &verify_trace,
+            "credmesh.verify.v1.VerifyService/Verify",
+            &[][..],
+        ),
+    ] {
+        let server = entry(&spans, trace, name).unwrap_or_else(|| {
+            panic!("no {name} server span under the caller's:\n{}", dump(trace))
+        });
+        assert_eq!(int_attribute(&server, "rpc.grpc.status_code"), Some(0));
+        assert_ne!(status_code(&server), STATUS_ERROR);
+        for hop_name in hops {
+            let (client, remote) = hop(&spans, trace, hop_name)
+                .unwrap_or_else(|| panic!("{name}: no {hop_name} hop:\n{}", dump(trace)));
+            assert_eq!(
+                int_attribute(&client, "rpc.grpc.status_code"),
+                Some(0),
+                "{hop_name}"
+            );
+            assert_eq!(
+                int_attribute(&remote, "rpc.grpc.status_code"),
+                Some(0),
+                "{hop_name}"
+            );
+        }
+        // Nothing the call caused left its trace: every span of the trace descends
+        // from the caller's span.
+        let of_trace: Vec<_> = spans
+            .iter()
+            .filter(|s| hex(&s.span.trace_id) == trace.0)
+            .collect();
+        for span in &of_trace {
+            let mut at = *span;
+            let mut depth = 0;
+            while hex(&at.span.parent_span_id) != trace.1 {
+                at = of_trace
+                    .iter()
+                    .find(|p| p.span.span_id == at.span.parent_span_id)
+                    .unwrap_or_else(|| {
+                        panic!(
+                            "{} has no parent in its trace:\n{}",
+                            span.span.name,
+                            dump(trace)
+                        )
+                    });
+                depth += 1;
+                assert!(depth < 64);
+            }
+        }
+    }
+    dev.stop().await.unwrap();
+}
