@@ -16,6 +16,7 @@
 //! - [`issuer_key`]: an issuing service's signing key, registered with identity.
 //! - [`trust`]: the region's trust list, fetched from identity and checked.
 //! - [`license`]: whether an enterprise's license is in force, verified like a verifier.
+//! - [`status_http`]: the HTTP route every issuing service publishes its status lists on.
 //! - [`clock`]: the clock domain code takes, so tests move time instead of sleeping.
 //! - [`shutdown`]: the process shutdown signal.
 
@@ -27,6 +28,7 @@ pub mod limits;
 pub mod normalize;
 pub mod server;
 pub mod shutdown;
+pub mod status_http;
 pub mod trust;
 
 pub use client::{ClientOptions, TracedChannel, connect};

@@ -15,12 +15,15 @@
 //!   transaction as the change it records.
 //! - [`page`]: opaque page tokens for list RPCs.
 //! - [`fault`]: which database failures are transient (answered `UNAVAILABLE`).
+//! - [`requests`]: the idempotency key, page tokens and replays of a gRPC request, as
+//!   statuses (one copy for every service's adapter).
 
 pub mod audit;
 pub mod dialect;
 pub mod fault;
 pub mod idempotency;
 pub mod page;
+pub mod requests;
 
 use std::{str::FromStr, time::Duration};
 

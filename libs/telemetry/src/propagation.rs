@@ -43,6 +43,25 @@ pub fn extract_from(headers: &HeaderMap) -> opentelemetry::Context {
         .extract_with_context(&opentelemetry::Context::new(), &HeaderExtractor(headers))
 }
 
+/// The W3C trace id (32 hex digits) a request belongs to, for audit records: the current
+/// trace's (the server span continues the caller's trace or starts one), else the one in
+/// the request's `traceparent`, else empty.
+pub fn trace_id(metadata: &tonic::metadata::MetadataMap) -> String {
+    let cx = opentelemetry::Context::current();
+    let span = cx.span();
+    let current = span.span_context();
+    if current.is_valid() {
+        return current.trace_id().to_string();
+    }
+    metadata
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split('-').nth(1))
+        .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn inject_context(cx: &opentelemetry::Context, headers: &mut HeaderMap) {
     if cx.span().span_context().is_valid() {
         TraceContextPropagator::new().inject_context(cx, &mut HeaderInjector(headers));

@@ -11,9 +11,11 @@ use credmesh_proto::{
     status::{self, FieldViolation},
 };
 use credmesh_store::{
-    idempotency::{IdempotencyKey, Outcome},
+    idempotency::Outcome,
     page,
+    requests::{self, decode_replay, encoded, page_token},
 };
+use credmesh_telemetry::propagation::trace_id;
 use credmesh_uscc::Uscc;
 use tonic::{Code, Request, Response, Status};
 
@@ -40,65 +42,6 @@ impl CertificateApi {
     }
 }
 
-/// The W3C trace id of a request for the audit log.
-fn trace_id<T>(req: &Request<T>) -> String {
-    use opentelemetry::trace::TraceContextExt as _;
-    let cx = opentelemetry::Context::current();
-    let span = cx.span();
-    let current = span.span_context();
-    if current.is_valid() {
-        return current.trace_id().to_string();
-    }
-    req.metadata()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split('-').nth(1))
-        .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn idempotency_key<M: credmesh_proto::prost::Message>(
-    operation: &str,
-    principal: &Principal,
-    key: &str,
-    request: &M,
-) -> Result<Option<IdempotencyKey>, Status> {
-    IdempotencyKey::new(
-        operation,
-        &principal.client_id,
-        key,
-        &request.encode_to_vec(),
-    )
-    .map_err(|e| {
-        status::invalid_argument(
-            "IDEMPOTENCY_KEY_INVALID",
-            e.to_string(),
-            [FieldViolation::new("idempotency_key", e.to_string())],
-        )
-    })
-}
-
-fn page_token(token: &str) -> Result<String, Status> {
-    page::decode_token(token).map_err(|e| {
-        status::invalid_argument(
-            "PAGE_TOKEN_INVALID",
-            e.to_string(),
-            [FieldViolation::new("page_token", e.to_string())],
-        )
-    })
-}
-
-fn decode_replay<M: credmesh_proto::prost::Message + Default>(bytes: &[u8]) -> Result<M, Status> {
-    M::decode(bytes).map_err(|_| {
-        status::error(
-            Code::Internal,
-            "INTERNAL",
-            "a stored answer could not be read",
-        )
-    })
-}
-
 fn answer<T, M: credmesh_proto::prost::Message + Default>(
     outcome: Outcome<T>,
     respond: impl Fn(&T) -> Result<M, Status>,
@@ -107,10 +50,6 @@ fn answer<T, M: credmesh_proto::prost::Message + Default>(
         Outcome::Done(t) => respond(&t)?,
         Outcome::Replayed(bytes) => decode_replay(&bytes)?,
     }))
-}
-
-fn encoded<M: credmesh_proto::prost::Message>(r: Result<M, Status>) -> Vec<u8> {
-    r.map(|m| m.encode_to_vec()).unwrap_or_default()
 }
 
 fn field_type_to_proto(t: FieldType) -> pb::FieldType {
@@ -320,7 +259,7 @@ pub fn dispute_to_proto(d: &DisputeRecord, now: i64) -> pb::Dispute {
 macro_rules! caller {
     ($request:ident, $principal:ident, $trace:ident) => {
         let $principal = Principal::from_request(&$request)?.clone();
-        let $trace = trace_id(&$request);
+        let $trace = trace_id($request.metadata());
     };
 }
 
@@ -341,9 +280,9 @@ impl CertificateService for CertificateApi {
     ) -> Result<Response<pb::RegisterCertificateTypeResponse>, Status> {
         caller!(request, principal, trace);
         let req = request.get_ref();
-        let key = idempotency_key(
+        let key = requests::idempotency_key_of(
             "certificate.RegisterCertificateType",
-            &principal,
+            &principal.client_id,
             &req.idempotency_key,
             req,
         )?;
@@ -386,9 +325,9 @@ impl CertificateService for CertificateApi {
     ) -> Result<Response<pb::IssueCertificateResponse>, Status> {
         caller!(request, principal, trace);
         let req = request.get_ref();
-        let key = idempotency_key(
+        let key = requests::idempotency_key_of(
             "certificate.IssueCertificate",
-            &principal,
+            &principal.client_id,
             &req.idempotency_key,
             req,
         )?;
@@ -422,9 +361,9 @@ impl CertificateService for CertificateApi {
     ) -> Result<Response<pb::IssueOnCommitmentResponse>, Status> {
         caller!(request, principal, trace);
         let req = request.get_ref();
-        let key = idempotency_key(
+        let key = requests::idempotency_key_of(
             "certificate.IssueOnCommitment",
-            &principal,
+            &principal.client_id,
             &req.idempotency_key,
             req,
         )?;
@@ -456,9 +395,9 @@ impl CertificateService for CertificateApi {
     ) -> Result<Response<pb::RecordFollowUpResponse>, Status> {
         caller!(request, principal, trace);
         let req = request.get_ref();
-        let key = idempotency_key(
+        let key = requests::idempotency_key_of(
             "certificate.RecordFollowUp",
-            &principal,
+            &principal.client_id,
             &req.idempotency_key,
             req,
         )?;
@@ -492,9 +431,9 @@ impl CertificateService for CertificateApi {
     ) -> Result<Response<pb::SuspendCertificateResponse>, Status> {
         caller!(request, principal, trace);
         let req = request.get_ref();
-        let key = idempotency_key(
+        let key = requests::idempotency_key_of(
             "certificate.SuspendCertificate",
-            &principal,
+            &principal.client_id,
             &req.idempotency_key,
             req,
         )?;
@@ -525,9 +464,9 @@ impl CertificateService for CertificateApi {
     ) -> Result<Response<pb::ReinstateCertificateResponse>, Status> {
         caller!(request, principal, trace);
         let req = request.get_ref();
-        let key = idempotency_key(
+        let key = requests::idempotency_key_of(
             "certificate.ReinstateCertificate",
-            &principal,
+            &principal.client_id,
             &req.idempotency_key,
             req,
         )?;
@@ -558,9 +497,9 @@ impl CertificateService for CertificateApi {
     ) -> Result<Response<pb::RevokeCertificateResponse>, Status> {
         caller!(request, principal, trace);
         let req = request.get_ref();
-        let key = idempotency_key(
+        let key = requests::idempotency_key_of(
             "certificate.RevokeCertificate",
-            &principal,
+            &principal.client_id,
             &req.idempotency_key,
             req,
         )?;
@@ -591,9 +530,9 @@ impl CertificateService for CertificateApi {
     ) -> Result<Response<pb::RenewCertificateResponse>, Status> {
         caller!(request, principal, trace);
         let req = request.get_ref();
-        let key = idempotency_key(
+        let key = requests::idempotency_key_of(
             "certificate.RenewCertificate",
-            &principal,
+            &principal.client_id,
             &req.idempotency_key,
             req,
         )?;
@@ -663,9 +602,9 @@ impl CertificateService for CertificateApi {
     ) -> Result<Response<pb::FileDisputeResponse>, Status> {
         caller!(request, principal, trace);
         let req = request.get_ref();
-        let key = idempotency_key(
+        let key = requests::idempotency_key_of(
             "certificate.FileDispute",
-            &principal,
+            &principal.client_id,
             &req.idempotency_key,
             req,
         )?;
@@ -702,9 +641,9 @@ impl CertificateService for CertificateApi {
     ) -> Result<Response<pb::AcceptDisputeResponse>, Status> {
         caller!(request, principal, trace);
         let req = request.get_ref();
-        let key = idempotency_key(
+        let key = requests::idempotency_key_of(
             "certificate.AcceptDispute",
-            &principal,
+            &principal.client_id,
             &req.idempotency_key,
             req,
         )?;
@@ -733,9 +672,9 @@ impl CertificateService for CertificateApi {
     ) -> Result<Response<pb::ResolveDisputeResponse>, Status> {
         caller!(request, principal, trace);
         let req = request.get_ref();
-        let key = idempotency_key(
+        let key = requests::idempotency_key_of(
             "certificate.ResolveDispute",
-            &principal,
+            &principal.client_id,
             &req.idempotency_key,
             req,
         )?;

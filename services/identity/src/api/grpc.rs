@@ -11,6 +11,7 @@ use credmesh_proto::{
 use credmesh_store::{
     idempotency::{IdempotencyKey, Outcome},
     page,
+    requests::decode_replay,
 };
 use tonic::{Code, Request, Response, Status};
 
@@ -82,16 +83,6 @@ fn anchor_to_proto(a: AnchorRecord) -> pb::PartnerAnchor {
         pinned_at: a.pinned_at,
         endpoint: a.endpoint,
     }
-}
-
-fn decode_replay<M: credmesh_proto::prost::Message + Default>(bytes: &[u8]) -> Result<M, Status> {
-    M::decode(bytes).map_err(|_| {
-        status::error(
-            Code::Internal,
-            "INTERNAL",
-            "a stored answer could not be read",
-        )
-    })
 }
 
 #[tonic::async_trait]

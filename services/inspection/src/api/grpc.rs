@@ -9,12 +9,14 @@ use credmesh_proto::{
     credential::v1::{Envelope, StatusReference},
     inspection::v1::{self as pb, inspection_service_server::InspectionService},
     prost::Message as _,
-    status::{self, FieldViolation},
+    status,
 };
 use credmesh_store::{
-    idempotency::{IdempotencyKey, Outcome},
+    idempotency::Outcome,
     page,
+    requests::{self, decode_replay, number_token},
 };
+use credmesh_telemetry::propagation::trace_id;
 use tonic::{Code, Request, Response, Status};
 
 use crate::{
@@ -42,66 +44,6 @@ impl InspectionApi {
     pub fn new(inner: Arc<Inspection>) -> Self {
         Self { inner }
     }
-}
-
-fn trace_id<T>(req: &Request<T>) -> String {
-    use opentelemetry::trace::TraceContextExt as _;
-    let cx = opentelemetry::Context::current();
-    let span = cx.span();
-    let current = span.span_context();
-    if current.is_valid() {
-        return current.trace_id().to_string();
-    }
-    req.metadata()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split('-').nth(1))
-        .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn idempotency_key(
-    operation: &str,
-    principal: &Principal,
-    key: &str,
-    request: &[u8],
-) -> Result<Option<IdempotencyKey>, Status> {
-    IdempotencyKey::new(operation, &principal.client_id, key, request).map_err(|e| {
-        status::invalid_argument(
-            "IDEMPOTENCY_KEY_INVALID",
-            e.to_string(),
-            [FieldViolation::new("idempotency_key", e.to_string())],
-        )
-    })
-}
-
-fn number_token(token: &str) -> Result<i64, Status> {
-    let bad = || {
-        status::invalid_argument(
-            "PAGE_TOKEN_INVALID",
-            "the page token is not one this service issued",
-            [FieldViolation::new(
-                "page_token",
-                "not a token of this service",
-            )],
-        )
-    };
-    let text = page::decode_token(token).map_err(|_| bad())?;
-    if text.is_empty() {
-        return Ok(0);
-    }
-    text.parse().map_err(|_| bad())
-}
-
-fn decode_replay<M: credmesh_proto::prost::Message + Default>(bytes: &[u8]) -> Result<M, Status> {
-    M::decode(bytes).map_err(|_| {
-        status::error(
-            Code::Internal,
-            "INTERNAL",
-            "a stored answer could not be read",
-        )
-    })
 }
 
 fn kind_of(v: i32) -> Option<Kind> {
@@ -471,11 +413,11 @@ impl InspectionService for InspectionApi {
         request: Request<pb::PlanInspectionRequest>,
     ) -> Result<Response<pb::PlanInspectionResponse>, Status> {
         let principal = Principal::from_request(&request)?.clone();
-        let trace = trace_id(&request);
+        let trace = trace_id(request.metadata());
         let req = request.get_ref();
-        let key = idempotency_key(
+        let key = requests::idempotency_key(
             "inspection.PlanInspection",
-            &principal,
+            &principal.client_id,
             &req.idempotency_key,
             &req.encode_to_vec(),
         )?;
@@ -553,11 +495,11 @@ impl InspectionService for InspectionApi {
         request: Request<pb::JoinInspectionRequest>,
     ) -> Result<Response<pb::JoinInspectionResponse>, Status> {
         let principal = Principal::from_request(&request)?.clone();
-        let trace = trace_id(&request);
+        let trace = trace_id(request.metadata());
         let req = request.get_ref();
-        let key = idempotency_key(
+        let key = requests::idempotency_key(
             "inspection.JoinInspection",
-            &principal,
+            &principal.client_id,
             &req.idempotency_key,
             &req.encode_to_vec(),
         )?;
@@ -676,7 +618,7 @@ impl InspectionService for InspectionApi {
         request: Request<pb::ScanCodeRequest>,
     ) -> Result<Response<pb::ScanCodeResponse>, Status> {
         let principal = Principal::from_request(&request)?.clone();
-        let trace = trace_id(&request);
+        let trace = trace_id(request.metadata());
         let (r, first) = self
             .inner
             .scan(
@@ -699,11 +641,11 @@ impl InspectionService for InspectionApi {
         request: Request<pb::RecordResultRequest>,
     ) -> Result<Response<pb::RecordResultResponse>, Status> {
         let principal = Principal::from_request(&request)?.clone();
-        let trace = trace_id(&request);
+        let trace = trace_id(request.metadata());
         let req = request.get_ref();
-        let key = idempotency_key(
+        let key = requests::idempotency_key(
             "inspection.RecordResult",
-            &principal,
+            &principal.client_id,
             &req.idempotency_key,
             &req.encode_to_vec(),
         )?;
@@ -753,11 +695,11 @@ impl InspectionService for InspectionApi {
         request: Request<pb::EvaluateInspectionRequest>,
     ) -> Result<Response<pb::EvaluateInspectionResponse>, Status> {
         let principal = Principal::from_request(&request)?.clone();
-        let trace = trace_id(&request);
+        let trace = trace_id(request.metadata());
         let req = request.get_ref();
-        let key = idempotency_key(
+        let key = requests::idempotency_key(
             "inspection.EvaluateInspection",
-            &principal,
+            &principal.client_id,
             &req.idempotency_key,
             &req.encode_to_vec(),
         )?;
@@ -837,11 +779,11 @@ impl InspectionService for InspectionApi {
         request: Request<pb::ImportPolicyDataRequest>,
     ) -> Result<Response<pb::ImportPolicyDataResponse>, Status> {
         let principal = Principal::from_request(&request)?.clone();
-        let trace = trace_id(&request);
+        let trace = trace_id(request.metadata());
         let req = request.get_ref();
-        let key = idempotency_key(
+        let key = requests::idempotency_key(
             "inspection.ImportPolicyData",
-            &principal,
+            &principal.client_id,
             &req.idempotency_key,
             &req.encode_to_vec(),
         )?;

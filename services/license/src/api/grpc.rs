@@ -12,9 +12,11 @@ use credmesh_proto::{
 };
 use credmesh_store::{
     audit::AuditRecord,
-    idempotency::{IdempotencyKey, Outcome},
+    idempotency::Outcome,
     page,
+    requests::{self, decode_replay, encoded, number_token, page_token},
 };
+use credmesh_telemetry::propagation::trace_id;
 use tonic::{Code, Request, Response, Status};
 
 use crate::{
@@ -37,77 +39,6 @@ impl LicenseApi {
     pub fn new(inner: Arc<License>) -> Self {
         Self { inner }
     }
-}
-
-/// The W3C trace id of a request for the audit log: the current trace's (the server
-/// span continues the caller's trace or starts one), else the `traceparent` header's.
-fn trace_id<T>(req: &Request<T>) -> String {
-    use opentelemetry::trace::TraceContextExt as _;
-    let cx = opentelemetry::Context::current();
-    let span = cx.span();
-    let current = span.span_context();
-    if current.is_valid() {
-        return current.trace_id().to_string();
-    }
-    req.metadata()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split('-').nth(1))
-        .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn idempotency_key(
-    operation: &str,
-    principal: &Principal,
-    key: &str,
-    request: &[u8],
-) -> Result<Option<IdempotencyKey>, Status> {
-    IdempotencyKey::new(operation, &principal.client_id, key, request).map_err(|e| {
-        status::invalid_argument(
-            "IDEMPOTENCY_KEY_INVALID",
-            e.to_string(),
-            [FieldViolation::new("idempotency_key", e.to_string())],
-        )
-    })
-}
-
-fn page_token(token: &str) -> Result<String, Status> {
-    page::decode_token(token).map_err(|e| {
-        status::invalid_argument(
-            "PAGE_TOKEN_INVALID",
-            e.to_string(),
-            [FieldViolation::new("page_token", e.to_string())],
-        )
-    })
-}
-
-fn number_token<N: std::str::FromStr + Default>(token: &str) -> Result<N, Status> {
-    let text = page_token(token)?;
-    if text.is_empty() {
-        return Ok(N::default());
-    }
-    text.parse().map_err(|_| {
-        status::invalid_argument(
-            "PAGE_TOKEN_INVALID",
-            "the page token is not one this service issued",
-            [FieldViolation::new(
-                "page_token",
-                "the page token is not one this service issued",
-            )],
-        )
-    })
-}
-
-fn decode_replay<M: credmesh_proto::prost::Message + Default>(bytes: &[u8]) -> Result<M, Status> {
-    M::decode(bytes).map_err(|_| {
-        status::error(
-            Code::Internal,
-            "INTERNAL",
-            "a stored answer could not be read",
-        )
-    })
 }
 
 fn state_to_proto(s: State) -> pb::EnterpriseState {
@@ -240,12 +171,6 @@ pub fn establish_response(
     })
 }
 
-fn encoded<M: credmesh_proto::prost::Message>(r: Result<M, Status>) -> Vec<u8> {
-    // A failure here means a stored credential could not be read back, which cannot
-    // happen for one just made; an empty answer would decode as an empty response.
-    r.map(|m| m.encode_to_vec()).unwrap_or_default()
-}
-
 #[tonic::async_trait]
 impl LicenseService for LicenseApi {
     #[tracing::instrument(skip_all, fields(rpc = "EstablishEnterprise", uscc = %request.get_ref().uscc))]
@@ -254,15 +179,15 @@ impl LicenseService for LicenseApi {
         request: Request<pb::EstablishEnterpriseRequest>,
     ) -> Result<Response<pb::EstablishEnterpriseResponse>, Status> {
         let principal = Principal::from_request(&request)?.clone();
-        let trace = trace_id(&request);
+        let trace = trace_id(request.metadata());
         let req = request.get_ref();
         // The request hash leaves the ID number out: a hash of it (with the other,
         // known fields) could be brute-forced; a replay carries the same number anyway.
         let mut hashed = req.clone();
         hashed.legal_representative_id_number = String::new();
-        let key = idempotency_key(
+        let key = requests::idempotency_key(
             "license.EstablishEnterprise",
-            &principal,
+            &principal.client_id,
             &req.idempotency_key,
             &hashed.encode_to_vec(),
         )?;
@@ -306,13 +231,13 @@ impl LicenseService for LicenseApi {
         request: Request<pb::AmendLicenseRequest>,
     ) -> Result<Response<pb::AmendLicenseResponse>, Status> {
         let principal = Principal::from_request(&request)?.clone();
-        let trace = trace_id(&request);
+        let trace = trace_id(request.metadata());
         let req = request.get_ref();
         let mut hashed = req.clone();
         hashed.legal_representative_id_number = None;
-        let key = idempotency_key(
+        let key = requests::idempotency_key(
             "license.AmendLicense",
-            &principal,
+            &principal.client_id,
             &req.idempotency_key,
             &hashed.encode_to_vec(),
         )?;
@@ -363,11 +288,11 @@ impl LicenseService for LicenseApi {
         request: Request<pb::DeregisterEnterpriseRequest>,
     ) -> Result<Response<pb::DeregisterEnterpriseResponse>, Status> {
         let principal = Principal::from_request(&request)?.clone();
-        let trace = trace_id(&request);
+        let trace = trace_id(request.metadata());
         let req = request.get_ref();
-        let key = idempotency_key(
+        let key = requests::idempotency_key(
             "license.DeregisterEnterprise",
-            &principal,
+            &principal.client_id,
             &req.idempotency_key,
             &req.encode_to_vec(),
         )?;
@@ -406,11 +331,11 @@ impl LicenseService for LicenseApi {
         request: Request<pb::RevokeLicenseRequest>,
     ) -> Result<Response<pb::RevokeLicenseResponse>, Status> {
         let principal = Principal::from_request(&request)?.clone();
-        let trace = trace_id(&request);
+        let trace = trace_id(request.metadata());
         let req = request.get_ref();
-        let key = idempotency_key(
+        let key = requests::idempotency_key(
             "license.RevokeLicense",
-            &principal,
+            &principal.client_id,
             &req.idempotency_key,
             &req.encode_to_vec(),
         )?;
