@@ -3,10 +3,13 @@
 //! `license.read`) and verified with the shared verifier against identity's trust list
 //! (its anchor signature checked) and the license service's signed status lists. Only
 //! `VALID` passes; the register's state is checked too, so a revocation answers at once
-//! even before a status list is re-signed.
+//! even before a status list is re-signed. Every refusal carries a stable reason
+//! (`LICENSE_REVOKED`, `LICENSE_SUPERSEDED`, `LICENSE_BAD_SIGNATURE`…) and a sentence.
 //!
 //! The one way a service that builds on licenses (inspection, certificate) checks one:
-//! services talk to the license service only through gRPC, never its tables.
+//! services talk to the license service only through gRPC, never its tables, and
+//! believe no unsigned answer. [`judge`] is the pure part, so refusals are tested with
+//! real credentials tampered with; [`GrpcLicenseCheck`] fetches what it needs.
 
 use std::{
     sync::{Arc, Mutex},
@@ -15,12 +18,12 @@ use std::{
 
 use credmesh_auth::{BearerLayer, BearerService, TokenSource};
 use credmesh_credential::{
-    Policy, Presented, StatusCache, TrustSnapshot, VerifyingKey,
+    Outcome, Policy, Presented, StatusCache, TrustSnapshot, VerifyingKey,
     envelope::{Context, open},
     verify,
 };
 use credmesh_proto::{
-    credential::v1::{StatusPurpose, TrustList},
+    credential::v1::{Credential, CredentialKind, Envelope, StatusPurpose, TrustList},
     identity::v1::{GetTrustListRequest, identity_service_client::IdentityServiceClient},
     license::v1::{
         EnterpriseState, GetLicenseRequest, GetStatusListRequest,
@@ -41,20 +44,30 @@ pub enum LicenseCheckError {
     NotActive {
         /// The enterprise.
         uscc: String,
-        /// Why: not registered, revoked, deregistered, the credential does not verify.
+        /// Stable: `ENTERPRISE_NOT_REGISTERED`, `ENTERPRISE_DEREGISTERED`,
+        /// `LICENSE_REVOKED`, `LICENSE_SUSPENDED`, `LICENSE_SUPERSEDED`,
+        /// `LICENSE_BAD_SIGNATURE`, `LICENSE_UNKNOWN_ISSUER`, `LICENSE_MALFORMED`,
+        /// `LICENSE_NOT_IN_VALIDITY`, `LICENSE_STATUS_UNKNOWN` or `LICENSE_SUBJECT_MISMATCH`.
+        reason: &'static str,
+        /// Why, in a sentence.
         why: String,
     },
     /// The license service or identity could not be asked.
-    Unavailable(String),
+    Unavailable {
+        /// The enterprise asked about.
+        uscc: String,
+        /// What went wrong.
+        why: String,
+    },
 }
 
 impl std::fmt::Display for LicenseCheckError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            LicenseCheckError::NotActive { uscc, why } => {
+            LicenseCheckError::NotActive { uscc, why, .. } => {
                 write!(f, "the enterprise {uscc} has no license in force: {why}")
             }
-            LicenseCheckError::Unavailable(why) => {
+            LicenseCheckError::Unavailable { why, .. } => {
                 write!(f, "the license service is unavailable: {why}")
             }
         }
@@ -63,13 +76,139 @@ impl std::fmt::Display for LicenseCheckError {
 
 impl std::error::Error for LicenseCheckError {}
 
-/// What planning needs of an enterprise's license.
+/// A license that verified as valid, with what other services take from it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ActiveLicense {
-    /// The enterprise's registered name.
+    /// The enterprise's code.
+    pub uscc: String,
+    /// Its registered name (the verified credential's `name` claim).
     pub name: String,
-    /// The GB/T 36904 id of the verified version.
+    /// The GB/T 36904 id of the verified license version.
     pub license_id: String,
+}
+
+/// What the register says besides the credential: the enterprise's state and the
+/// reason recorded for a deregistration or revocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegisterState {
+    /// `active`, `deregistered` or `revoked`.
+    pub state: &'static str,
+    /// The recorded reason, if any.
+    pub reason: String,
+}
+
+/// Decides from a license credential, verified against `trust` and `status`, whether
+/// `uscc` has a license in force at `now`.
+pub fn judge(
+    uscc: &str,
+    envelope: &Envelope,
+    register: &RegisterState,
+    trust: &TrustSnapshot,
+    status: &StatusCache,
+    now: i64,
+) -> Result<ActiveLicense, LicenseCheckError> {
+    let refuse = |reason: &'static str, why: String| LicenseCheckError::NotActive {
+        uscc: uscc.to_string(),
+        reason,
+        why,
+    };
+    let because = if register.reason.is_empty() {
+        String::new()
+    } else {
+        format!(" (reason recorded: {})", register.reason)
+    };
+    let v = verify(
+        Presented::Envelope(envelope),
+        trust,
+        status,
+        &Policy::default(),
+        now,
+    );
+    match v.outcome {
+        Outcome::Valid => {}
+        Outcome::Revoked { superseded: true } => {
+            return Err(refuse(
+                "LICENSE_SUPERSEDED",
+                format!(
+                    "the license credential presented was replaced by a newer version; {}",
+                    v.detail
+                ),
+            ));
+        }
+        Outcome::Revoked { .. } if register.state == "deregistered" => {
+            return Err(refuse(
+                "ENTERPRISE_DEREGISTERED",
+                format!("the enterprise is deregistered (注销) and its license revoked{because}"),
+            ));
+        }
+        Outcome::Revoked { .. } => {
+            return Err(refuse(
+                "LICENSE_REVOKED",
+                format!("the business license is revoked (吊销){because}"),
+            ));
+        }
+        Outcome::Suspended => return Err(refuse("LICENSE_SUSPENDED", v.detail)),
+        Outcome::BadSignature => return Err(refuse("LICENSE_BAD_SIGNATURE", v.detail)),
+        Outcome::UnknownIssuer => return Err(refuse("LICENSE_UNKNOWN_ISSUER", v.detail)),
+        Outcome::Malformed => return Err(refuse("LICENSE_MALFORMED", v.detail)),
+        Outcome::Expired | Outcome::NotYetValid => {
+            return Err(refuse("LICENSE_NOT_IN_VALIDITY", v.detail));
+        }
+        Outcome::StatusUnknown => return Err(refuse("LICENSE_STATUS_UNKNOWN", v.detail)),
+    }
+    let credential: Credential = v
+        .credential
+        .ok_or_else(|| refuse("LICENSE_MALFORMED", "no credential decoded".into()))?;
+    if credential.kind != CredentialKind::BusinessLicense as i32 || credential.subject != uscc {
+        return Err(refuse(
+            "LICENSE_SUBJECT_MISMATCH",
+            format!(
+                "the credential presented is not the business license of {uscc} (subject {})",
+                credential.subject
+            ),
+        ));
+    }
+    if let Some(refusal) = register_refusal(uscc, register) {
+        // The credential verified but the register says otherwise: believe the
+        // stronger statement, as status lists may lag the register by seconds.
+        return Err(refusal);
+    }
+    let name = credential
+        .claims
+        .iter()
+        .find(|c| c.name == "name")
+        .map(|c| c.value.clone())
+        .unwrap_or_default();
+    Ok(ActiveLicense {
+        uscc: uscc.to_string(),
+        name,
+        license_id: credential.id,
+    })
+}
+
+/// The refusal the register alone justifies, if the enterprise is not active.
+fn register_refusal(uscc: &str, register: &RegisterState) -> Option<LicenseCheckError> {
+    let because = if register.reason.is_empty() {
+        String::new()
+    } else {
+        format!(" (reason recorded: {})", register.reason)
+    };
+    let (reason, why) = match register.state {
+        "active" => return None,
+        "deregistered" => (
+            "ENTERPRISE_DEREGISTERED",
+            format!("the enterprise is deregistered (注销){because}"),
+        ),
+        _ => (
+            "LICENSE_REVOKED",
+            format!("the business license is revoked (吊销){because}"),
+        ),
+    };
+    Some(LicenseCheckError::NotActive {
+        uscc: uscc.to_string(),
+        reason,
+        why,
+    })
 }
 
 /// Whatever answers "is this enterprise's license in force?".
@@ -80,6 +219,8 @@ pub trait LicenseCheck: Send + Sync + std::fmt::Debug + 'static {
 
 /// How long one call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest status list accepted (bits).
+const MAX_LIST_BITS: usize = 1 << 24;
 /// How long a fetched trust list is used before it is fetched again.
 const TRUST_TTL: i64 = 60;
 
@@ -116,6 +257,7 @@ impl GrpcLicenseCheck {
 
     async fn trust(
         &self,
+        uscc: &str,
         now: i64,
         refresh: bool,
     ) -> Result<Arc<TrustSnapshot>, LicenseCheckError> {
@@ -129,7 +271,10 @@ impl GrpcLicenseCheck {
         {
             return Ok(t.clone());
         }
-        let unavailable = |e: String| LicenseCheckError::Unavailable(format!("trust list: {e}"));
+        let unavailable = |e: String| LicenseCheckError::Unavailable {
+            uscc: uscc.to_string(),
+            why: format!("trust list: {e}"),
+        };
         let mut request = tonic::Request::new(GetTrustListRequest {});
         request.set_timeout(CALL_TIMEOUT);
         let answer = self
@@ -162,9 +307,19 @@ impl LicenseCheck for GrpcLicenseCheck {
     fn active(&self, uscc: &str) -> BoxFuture<'_, Result<ActiveLicense, LicenseCheckError>> {
         let uscc = uscc.to_string();
         Box::pin(async move {
-            let not_active = |why: String| LicenseCheckError::NotActive {
+            let not_active = |reason: &'static str, why: &str| LicenseCheckError::NotActive {
                 uscc: uscc.clone(),
-                why,
+                reason,
+                why: why.to_string(),
+            };
+            let unavailable = |s: &tonic::Status| {
+                if s.code() == Code::Unauthenticated {
+                    self.tokens.invalidate();
+                }
+                LicenseCheckError::Unavailable {
+                    uscc: uscc.clone(),
+                    why: format!("{:?}: {}", s.code(), s.message()),
+                }
             };
             let mut client = self.license.clone();
             let mut request = tonic::Request::new(GetLicenseRequest { uscc: uscc.clone() });
@@ -172,38 +327,41 @@ impl LicenseCheck for GrpcLicenseCheck {
             let answer = match client.get_license(request).await {
                 Ok(a) => a.into_inner(),
                 Err(s) if s.code() == Code::NotFound => {
-                    return Err(not_active("it is not in the enterprise register".into()));
+                    return Err(not_active(
+                        "ENTERPRISE_NOT_REGISTERED",
+                        "no enterprise with this code is in the enterprise register",
+                    ));
                 }
-                Err(s) => {
-                    if s.code() == Code::Unauthenticated {
-                        self.tokens.invalidate();
-                    }
-                    return Err(LicenseCheckError::Unavailable(format!(
-                        "{:?}: {}",
-                        s.code(),
-                        s.message()
-                    )));
-                }
+                Err(s) => return Err(unavailable(&s)),
             };
             let enterprise = answer.enterprise.unwrap_or_default();
-            match EnterpriseState::try_from(enterprise.state) {
-                Ok(EnterpriseState::Active) => {}
-                Ok(EnterpriseState::Deregistered) => {
-                    return Err(not_active("it is deregistered".into()));
-                }
-                _ => return Err(not_active("its license is revoked".into())),
+            let register = RegisterState {
+                state: match EnterpriseState::try_from(enterprise.state) {
+                    Ok(EnterpriseState::Active) => "active",
+                    Ok(EnterpriseState::Deregistered) => "deregistered",
+                    _ => "revoked",
+                },
+                reason: enterprise.state_reason,
+            };
+            // The register alone refuses a deregistered or revoked enterprise at once.
+            if let Some(refusal) = register_refusal(&uscc, &register) {
+                return Err(refusal);
             }
             let version = answer.license.unwrap_or_default();
-            let envelope = version
-                .credential
-                .and_then(|c| c.envelope)
-                .ok_or_else(|| not_active("the license service returned no credential".into()))?;
+            let envelope = version.credential.and_then(|c| c.envelope).ok_or_else(|| {
+                not_active(
+                    "LICENSE_MALFORMED",
+                    "the license service answered without a signed credential",
+                )
+            })?;
             let now = self.clock.now();
-            let mut trust = self.trust(now, false).await?;
+            let mut trust = self.trust(&uscc, now, false).await?;
             if trust.get(&envelope.kid).is_none() {
-                trust = self.trust(now, true).await?;
+                trust = self.trust(&uscc, now, true).await?;
             }
-            // The credential's own status list, every purpose, each signature checked.
+            // The credential's own status lists, every purpose, each signature checked;
+            // a list that fails its own signature is not held (the verdict is then
+            // "status unknown").
             let mut status = StatusCache::new();
             if let Some(reference) = version.status_reference.as_ref() {
                 for purpose in [
@@ -216,30 +374,19 @@ impl LicenseCheck for GrpcLicenseCheck {
                         purpose: purpose as i32,
                     });
                     request.set_timeout(CALL_TIMEOUT);
-                    if let Ok(a) = client.get_status_list(request).await
-                        && let Some(list) = a.into_inner().status_list
+                    let list = client
+                        .get_status_list(request)
+                        .await
+                        .map_err(|s| unavailable(&s))?
+                        .into_inner();
+                    if let Some(list) = list.status_list
+                        && let Err(e) = status.insert_signed(&list, &trust, MAX_LIST_BITS)
                     {
-                        let _ = status.insert_signed(&list, &trust, 1 << 24);
+                        tracing::warn!(uscc = %uscc, error = %e, "a license status list did not verify");
                     }
                 }
             }
-            let v = verify(
-                Presented::Envelope(&envelope),
-                &trust,
-                &status,
-                &Policy::default(),
-                now,
-            );
-            if !v.is_valid() {
-                return Err(not_active(format!(
-                    "its license credential does not verify ({}): {}",
-                    v.outcome, v.detail
-                )));
-            }
-            Ok(ActiveLicense {
-                name: enterprise.name,
-                license_id: version.license_id,
-            })
+            judge(&uscc, &envelope, &register, &trust, &status, now)
         })
     }
 }

@@ -15,7 +15,7 @@
 //! - [`config`]: settings from the environment.
 //! - [`domain`]: types and field schemas, the working-day calendar, credentials,
 //!   dispute rules.
-//! - [`license`]: the license check (fetch, verify, judge).
+//! - [`license`]: the shared license check, its refusals as this service's errors.
 //! - [`credit`]: credit grades for the commitment path.
 //! - [`store`]: the repository trait and its SQLite and PostgreSQL implementations.
 //! - [`keys`]: the signing key and its registration with identity.
@@ -173,9 +173,11 @@ pub fn grpc_license_check(
         &key,
         identity.clone(),
         "license.read",
-        clock,
+        clock.clone(),
     );
-    Ok(Arc::new(GrpcLicenseCheck::new(license, identity, tokens)))
+    Ok(Arc::new(GrpcLicenseCheck::new(
+        license, identity, tokens, clock,
+    )))
 }
 
 /// The token validator for `credmesh serve certificate`.

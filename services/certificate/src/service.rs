@@ -400,7 +400,12 @@ impl Certificates {
     }
 
     async fn license(&self, holder: &str) -> Result<ActiveLicense, CertificateError> {
-        let result = self.parts.license.active(holder, self.now()).await;
+        let result = self
+            .parts
+            .license
+            .active(holder)
+            .await
+            .map_err(CertificateError::from);
         if let Err(CertificateError::LicenseNotActive { reason, .. }) = &result {
             tracing::warn!(uscc = %holder, reason = *reason, "license check refused issuance");
         }

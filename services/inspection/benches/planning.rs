@@ -55,9 +55,11 @@ const PER_ENTERPRISE: i64 = 10;
 struct Licensed;
 
 impl LicenseCheck for Licensed {
-    fn active(&self, _uscc: &str) -> BoxFuture<'_, Result<ActiveLicense, LicenseCheckError>> {
-        Box::pin(async {
+    fn active(&self, uscc: &str) -> BoxFuture<'_, Result<ActiveLicense, LicenseCheckError>> {
+        let uscc = uscc.to_string();
+        Box::pin(async move {
             Ok(ActiveLicense {
+                uscc,
                 name: "上海静安面馆有限公司".into(),
                 license_id: "bench".into(),
             })

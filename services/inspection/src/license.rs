@@ -11,10 +11,10 @@ use crate::error::InspectionError;
 impl From<LicenseCheckError> for InspectionError {
     fn from(e: LicenseCheckError) -> Self {
         match e {
-            LicenseCheckError::NotActive { uscc, why } => {
+            LicenseCheckError::NotActive { uscc, why, .. } => {
                 InspectionError::LicenseNotActive { uscc, why }
             }
-            LicenseCheckError::Unavailable(why) => InspectionError::LicenseUnavailable(why),
+            LicenseCheckError::Unavailable { why, .. } => InspectionError::LicenseUnavailable(why),
         }
     }
 }
