@@ -9,7 +9,9 @@
 use credmesh_auth::Principal;
 use credmesh_proto::{
     credential::v1::{CredentialKind, VerificationOutcome},
-    verify::v1::{ListVerificationAuditRequest, ListVerificationAuditResponse, VerificationAuditEntry},
+    verify::v1::{
+        ListVerificationAuditRequest, ListVerificationAuditResponse, VerificationAuditEntry,
+    },
 };
 use credmesh_store::page;
 
@@ -166,10 +168,9 @@ pub fn page(query: &AuditQuery, mut rows: Vec<ListedAuditRow>) -> ListVerificati
     let more = rows.len() > size;
     rows.truncate(size);
     let next_page_token = match rows.last() {
-        Some(last) if more => page::encode_token(&format!(
-            "{}:{}",
-            last.cursor.verified_at, last.cursor.id
-        )),
+        Some(last) if more => {
+            page::encode_token(&format!("{}:{}", last.cursor.verified_at, last.cursor.id))
+        }
         _ => String::new(),
     };
     ListVerificationAuditResponse {
@@ -221,7 +222,10 @@ mod tests {
     fn a_partner_reads_its_own_audit_by_default_and_by_name() {
         let bank = principal("bank-a", &["verify"]);
         assert_eq!(query(&bank, &request("")).unwrap().client_id, "bank-a");
-        assert_eq!(query(&bank, &request("bank-a")).unwrap().client_id, "bank-a");
+        assert_eq!(
+            query(&bank, &request("bank-a")).unwrap().client_id,
+            "bank-a"
+        );
     }
 
     #[test]
@@ -259,7 +263,11 @@ mod tests {
     #[test]
     fn foreign_page_tokens_are_refused() {
         let bank = principal("bank-a", &["verify"]);
-        for token in ["zz", &page::encode_token("no-colon"), &page::encode_token("1:x")] {
+        for token in [
+            "zz",
+            &page::encode_token("no-colon"),
+            &page::encode_token("1:x"),
+        ] {
             let req = ListVerificationAuditRequest {
                 page_token: token.to_string(),
                 ..Default::default()

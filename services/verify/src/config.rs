@@ -243,8 +243,14 @@ mod tests {
     fn https_partners_and_a_ca_bundle_are_accepted_other_schemes_are_not() {
         let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; 32]);
         let c = VerifyConfig::from_env(&env(&[
-            ("CREDMESH_PARTNERS", &format!("JS=https://js.example:443@{key}")),
-            ("CREDMESH_PARTNER_CA_FILE", "/etc/credmesh/partner-ca/ca.pem"),
+            (
+                "CREDMESH_PARTNERS",
+                &format!("JS=https://js.example:443@{key}"),
+            ),
+            (
+                "CREDMESH_PARTNER_CA_FILE",
+                "/etc/credmesh/partner-ca/ca.pem",
+            ),
         ]))
         .unwrap();
         assert_eq!(c.partners[0].endpoint, "https://js.example:443");

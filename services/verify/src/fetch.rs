@@ -253,6 +253,9 @@ mod tests {
         let err = get("ftp://example.org/x", "*/*", Duration::from_secs(1))
             .await
             .unwrap_err();
-        assert!(format!("{err:#}").contains("http:// and https://"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("http:// and https://"),
+            "{err:#}"
+        );
     }
 }

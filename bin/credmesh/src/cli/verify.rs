@@ -90,9 +90,7 @@ fn parse_time(text: &str, now: i64) -> anyhow::Result<i64> {
     if let Ok(secs) = t.parse::<i64>() {
         return Ok(secs);
     }
-    if let Ok(at) =
-        time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-    {
+    if let Ok(at) = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339) {
         return Ok(at.unix_timestamp());
     }
     let unit = |c: char| match c {
@@ -109,7 +107,9 @@ fn parse_time(text: &str, now: i64) -> anyhow::Result<i64> {
     {
         return Ok(now - n * mult);
     }
-    bail!("'{t}' is not a time: use RFC 3339 (2026-09-21T08:00:00+08:00), Unix seconds or an age such as 24h or 7d")
+    bail!(
+        "'{t}' is not a time: use RFC 3339 (2026-09-21T08:00:00+08:00), Unix seconds or an age such as 24h or 7d"
+    )
 }
 
 /// A Unix time as RFC 3339 UTC, or the number when out of range.

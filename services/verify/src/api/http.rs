@@ -216,7 +216,10 @@ async fn list_audit(
             VerifyError::invalid(
                 "INVALID_QUERY",
                 "query",
-                format!("the query string is not the expected one: {}", e.body_text()),
+                format!(
+                    "the query string is not the expected one: {}",
+                    e.body_text()
+                ),
             )
         })?;
         let query = audit::query(&principal, &audit_request(params)?)?;

@@ -37,11 +37,7 @@ impl Gateway {
 }
 
 /// `GET path` with a bearer token (none when empty): the status code and JSON body.
-async fn get_json(
-    addr: std::net::SocketAddr,
-    path: &str,
-    token: &str,
-) -> (u16, serde_json::Value) {
+async fn get_json(addr: std::net::SocketAddr, path: &str, token: &str) -> (u16, serde_json::Value) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let auth = if token.is_empty() {
@@ -49,9 +45,11 @@ async fn get_json(
     } else {
         format!("Authorization: Bearer {token}\r\n")
     };
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.unwrap();
     let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
@@ -92,7 +90,10 @@ async fn partners_read_their_own_audit_and_operators_everyones_filtered_and_page
         let own = gw.audit(&bank_a, all()).await.unwrap();
         assert_eq!(own.entries.len(), 2, "{backend:?}");
         assert!(own.entries.iter().all(|e| e.client_id == "bank-a"));
-        assert_eq!(own.entries[0].outcome, VerificationOutcome::Malformed as i32);
+        assert_eq!(
+            own.entries[0].outcome,
+            VerificationOutcome::Malformed as i32
+        );
         assert_eq!(own.entries[0].verified_at, T0 + 10);
         let first = &own.entries[1];
         assert_eq!(first.outcome, VerificationOutcome::Valid as i32);
@@ -131,7 +132,10 @@ async fn partners_read_their_own_audit_and_operators_everyones_filtered_and_page
             kind: CredentialKind::BusinessLicense as i32,
             ..all()
         };
-        assert_eq!(gw.audit(&operator, licenses).await.unwrap().entries.len(), 3);
+        assert_eq!(
+            gw.audit(&operator, licenses).await.unwrap().entries.len(),
+            3
+        );
         let presentations = ListVerificationAuditRequest {
             kind: CredentialKind::Presentation as i32,
             ..all()
