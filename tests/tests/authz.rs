@@ -204,6 +204,13 @@ const MATRIX: &[(&str, &str)] = &[
     ),
     ("credmesh.verify.v1.VerifyService/Verify", "SPODIE"),
     ("credmesh.verify.v1.VerifyService/BatchVerify", "SPODIE"),
+    // Everyone with `verify` reads their own entries (an empty request); operators
+    // (`verify.audit.read`) read everyone's; naming another partner without it is
+    // refused in the handler (services/verify/tests/api/audit.rs, bad_input.rs).
+    (
+        "credmesh.verify.v1.VerifyService/ListVerificationAudit",
+        "SPODIE",
+    ),
 ];
 
 fn kind_of(letter: char) -> Option<PrincipalKind> {

@@ -194,6 +194,7 @@ fn catalogue(uscc: &str, qr: &str, presentation_qr: &str) -> Vec<Row> {
     const CHECK: &str = "/credmesh.entcode.v1.EnterpriseCodeService/VerifyPresentation";
     const VERIFY: &str = "/credmesh.verify.v1.VerifyService/Verify";
     const BATCH: &str = "/credmesh.verify.v1.VerifyService/BatchVerify";
+    const AUDIT: &str = "/credmesh.verify.v1.VerifyService/ListVerificationAudit";
 
     let client = |id: &str| ipb::RegisterClientRequest {
         client_id: id.into(),
@@ -887,6 +888,101 @@ fn catalogue(uscc: &str, qr: &str, presentation_qr: &str) -> Vec<Row> {
             },
             invalid(),
         ),
+        // ---- the verification audit
+        grpc(
+            "audit with a page token it never issued",
+            Operator,
+            AUDIT,
+            vpb::ListVerificationAuditRequest {
+                page_token: "zz".into(),
+                ..Default::default()
+            },
+            bad("PAGE_TOKEN"),
+        ),
+        grpc(
+            "audit with a well-formed page token of another shape",
+            Partner,
+            AUDIT,
+            vpb::ListVerificationAuditRequest {
+                page_token: "6e6f2d636f6c6f6e".into(),
+                ..Default::default()
+            },
+            bad("PAGE_TOKEN"),
+        ),
+        grpc(
+            "audit with an inverted time range",
+            Partner,
+            AUDIT,
+            vpb::ListVerificationAuditRequest {
+                since: 1_790_000_000,
+                until: 1_780_000_000,
+                ..Default::default()
+            },
+            bad("TIME_RANGE"),
+        ),
+        grpc(
+            "audit with a negative time",
+            Operator,
+            AUDIT,
+            vpb::ListVerificationAuditRequest {
+                since: -5,
+                ..Default::default()
+            },
+            bad("TIME_RANGE"),
+        ),
+        grpc(
+            "audit with an outcome that does not exist",
+            Operator,
+            AUDIT,
+            vpb::ListVerificationAuditRequest {
+                outcome: 99,
+                ..Default::default()
+            },
+            bad("OUTCOME_UNKNOWN"),
+        ),
+        grpc(
+            "a partner reading another partner's audit",
+            Partner,
+            AUDIT,
+            vpb::ListVerificationAuditRequest {
+                client_id: "someone-else".into(),
+                ..Default::default()
+            },
+            Expect::Grpc(Code::PermissionDenied, Some("AUDIT_OF_ANOTHER_PARTNER")),
+        ),
+        Row {
+            name: "audit over HTTP with an inverted time range".into(),
+            who: Partner,
+            send: Send::Http {
+                method: "GET",
+                path: "/v1/verify/audit?since=20&until=10".into(),
+                content_type: "text/plain",
+                body: Vec::new(),
+            },
+            expect: Expect::Http(400, Some("TIME_RANGE")),
+        },
+        Row {
+            name: "audit over HTTP with an unknown query parameter".into(),
+            who: Partner,
+            send: Send::Http {
+                method: "GET",
+                path: "/v1/verify/audit?partner=x%00".into(),
+                content_type: "text/plain",
+                body: Vec::new(),
+            },
+            expect: Expect::Http(400, Some("INVALID_QUERY")),
+        },
+        Row {
+            name: "audit over HTTP with a bad page token".into(),
+            who: Operator,
+            send: Send::Http {
+                method: "GET",
+                path: "/v1/verify/audit?page_token=%3Cscript%3E".into(),
+                content_type: "text/plain",
+                body: Vec::new(),
+            },
+            expect: Expect::Http(400, Some("PAGE_TOKEN")),
+        },
         // ---- the wire itself
         raw(
             "bytes that are not protobuf",

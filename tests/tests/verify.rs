@@ -144,6 +144,57 @@ async fn the_demo_license_verifies_online_and_offline_through_the_gateway() {
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["outcome"], "malformed");
 
+    // The gateway's audit names both verifications (HTTP and gRPC) by the operator, who
+    // reads every partner's audit (scope verify.audit.read) with the dev profile.
+    let profile = dev.data.join("cli-profile.toml");
+    let profile = profile.to_str().unwrap();
+    let mut entries = Vec::new();
+    for _ in 0..100 {
+        let (ok, out) = cli(
+            &[
+                "verify",
+                "audit",
+                "--profile",
+                profile,
+                "--since",
+                "1h",
+                "--outcome",
+                "valid",
+                "--json",
+            ],
+            None,
+        )
+        .await;
+        assert!(ok, "{out}");
+        entries = out
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect();
+        if entries.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(entries.len() >= 2, "{entries:?}");
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["outcome"] == "valid" && e["kind"] == "business_license")
+    );
+    let (ok, out) = cli(
+        &[
+            "verify",
+            "audit",
+            "--profile",
+            profile,
+            "--since",
+            "yesterday",
+        ],
+        None,
+    )
+    .await;
+    assert!(!ok && out.contains("--since"), "{out}");
+
     // What a partner pins, read from the public trust list.
     let (ok, out) = cli(
         &[

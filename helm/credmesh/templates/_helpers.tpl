@@ -220,6 +220,17 @@ seccompProfile:
 {{- if and $cat.partners (include "credmesh.partnersConfigured" .root) }}true{{ end }}
 {{- end }}
 
+{{/* Does this service get CREDMESH_PARTNER_CA_FILE (verify, with a bundle set)? */}}
+{{- define "credmesh.usesPartnerCa" -}}
+{{- $ca := .root.Values.region.partnerCa }}
+{{- if and (eq .name "verify") (or $ca.pem $ca.existingConfigMap) }}true{{ end }}
+{{- end }}
+
+{{/* The ConfigMap holding the partner CA bundle. */}}
+{{- define "credmesh.partnerCaConfigMap" -}}
+{{- .Values.region.partnerCa.existingConfigMap | default (printf "%s-partner-ca" (include "credmesh.fullname" .)) }}
+{{- end }}
+
 {{- define "credmesh.identityUrl" -}}
 {{- if .Values.services.identity.enabled }}
 {{- printf "http://%s-identity:%v" (include "credmesh.fullname" .) .Values.ports.grpc }}
@@ -304,6 +315,9 @@ change.
 {{- end }}
 {{- if include "credmesh.usesPartners" $ctx }}
 {{- $_ := set $env "CREDMESH_PARTNERS_FILE" "/etc/credmesh/partners/partners.json" }}
+{{- end }}
+{{- if include "credmesh.usesPartnerCa" $ctx }}
+{{- $_ := set $env "CREDMESH_PARTNER_CA_FILE" "/etc/credmesh/partner-ca/ca.pem" }}
 {{- end }}
 {{- range $k, $v := $root.Values.config.extraEnv }}{{ $_ := set $env $k (toString $v) }}{{ end }}
 {{- range $k, $v := $svc.extraEnv }}{{ $_ := set $env $k (toString $v) }}{{ end }}

@@ -98,6 +98,12 @@ impl VerifyService for RawVerify {
     ) -> Result<Response<BatchVerifyResponse>, Status> {
         Err(Status::unimplemented("reference"))
     }
+    async fn list_verification_audit(
+        &self,
+        _: Request<credmesh_proto::verify::v1::ListVerificationAuditRequest>,
+    ) -> Result<Response<credmesh_proto::verify::v1::ListVerificationAuditResponse>, Status> {
+        Err(Status::unimplemented("reference"))
+    }
 }
 
 struct Measured {

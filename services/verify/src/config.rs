@@ -1,7 +1,7 @@
 //! Verify gateway configuration, read from an injected map (the environment in `main`,
 //! a `HashMap` in tests). Every key has a documented default.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, path::PathBuf, time::Duration};
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
@@ -12,8 +12,9 @@ use credmesh_uscc::Region;
 pub struct Partner {
     /// The partner's region code.
     pub region: String,
-    /// The partner identity service's gRPC URL (`http://host:port`), or `identity` for
-    /// the trust list this region's identity imported (`GetPartnerTrustList`).
+    /// The partner identity service's gRPC URL (`http://host:port` or
+    /// `https://host:port`), or `identity` for the trust list this region's identity
+    /// imported (`GetPartnerTrustList`).
     pub endpoint: String,
     /// The partner's pinned raw Ed25519 anchor public key.
     pub anchor: [u8; 32],
@@ -34,9 +35,13 @@ pub struct VerifyConfig {
     /// pinned for the life of the process (trust on first use, logged).
     pub anchor_public_key: Option<[u8; 32]>,
     /// `CREDMESH_PARTNERS` (default empty): partner regions and their pinned anchors,
-    /// `JS=http://js-identity:50051@<base64url anchor key>,ZJ=identity@<key>,…`; the
+    /// `JS=https://js-identity:50051@<base64url anchor key>,ZJ=identity@<key>,…`; the
     /// endpoint `identity` reads the list this region's identity imported.
     pub partners: Vec<Partner>,
+    /// `CREDMESH_PARTNER_CA_FILE` (optional): a PEM bundle of CA certificates trusted,
+    /// besides the system's roots, for `https://` partner endpoints (their identity
+    /// services and their status base URLs) and this region's own `https://` identity.
+    pub partner_ca_file: Option<PathBuf>,
     /// `REDIS_URL` (default `memory://`): `redis://…`, `redis-cluster://…` or the
     /// in-process cache.
     pub cache_url: String,
@@ -101,6 +106,17 @@ fn parse_partners(text: &str) -> anyhow::Result<Vec<Partner>> {
             Some(r) if r != Region::Other => r.code().to_string(),
             _ => bail!("CREDMESH_PARTNERS: '{region}' is not SH, JS, ZJ or AH"),
         };
+        let scheme_ok = endpoint == "identity"
+            || ["http://", "https://"].iter().any(|p| {
+                endpoint
+                    .get(..p.len())
+                    .is_some_and(|s| s.eq_ignore_ascii_case(p))
+            });
+        if !scheme_ok {
+            bail!(
+                "CREDMESH_PARTNERS: the endpoint of {region} must be http://…, https://… or identity, not '{endpoint}'"
+            );
+        }
         partners.push(Partner {
             region,
             endpoint: endpoint.to_string(),
@@ -159,6 +175,7 @@ impl VerifyConfig {
                 .unwrap_or_else(|| "http://127.0.0.1:50051".into()),
             anchor_public_key,
             partners,
+            partner_ca_file: get("CREDMESH_PARTNER_CA_FILE").map(PathBuf::from),
             cache_url: get("REDIS_URL").unwrap_or_else(|| "memory://".into()),
             cache_prefix: get("CREDMESH_CACHE_PREFIX").unwrap_or_else(|| "credmesh:verify:".into()),
             max_staleness,
@@ -220,6 +237,33 @@ mod tests {
         let err =
             VerifyConfig::from_env(&env(&[("CREDMESH_PARTNERS", "JS=http://x:1")])).unwrap_err();
         assert!(format!("{err:#}").contains("REGION=URL@KEY"), "{err:#}");
+    }
+
+    #[test]
+    fn https_partners_and_a_ca_bundle_are_accepted_other_schemes_are_not() {
+        let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; 32]);
+        let c = VerifyConfig::from_env(&env(&[
+            (
+                "CREDMESH_PARTNERS",
+                &format!("JS=https://js.example:443@{key}"),
+            ),
+            (
+                "CREDMESH_PARTNER_CA_FILE",
+                "/etc/credmesh/partner-ca/ca.pem",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(c.partners[0].endpoint, "https://js.example:443");
+        assert_eq!(
+            c.partner_ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/credmesh/partner-ca/ca.pem"))
+        );
+        let err = VerifyConfig::from_env(&env(&[(
+            "CREDMESH_PARTNERS",
+            &format!("JS=ftp://js.example@{key}"),
+        )]))
+        .unwrap_err();
+        assert!(err.to_string().contains("https://"), "{err}");
     }
 
     #[test]

@@ -109,8 +109,10 @@ impl DisputeStore {
             .get(region)
             .ok_or_else(|| anyhow::anyhow!("region {region} publishes no status base URL"))?;
         let url = format!("{base}/v1/disputes/{issuer}");
-        let (code, body) =
-            crate::fetch::get(&url, "application/x-protobuf", Duration::from_secs(2)).await?;
+        let (code, body) = trust
+            .http
+            .get(&url, "application/x-protobuf", Duration::from_secs(2))
+            .await?;
         if code == StatusCode::NOT_FOUND {
             // This issuer publishes no notices (not a certificate issuer).
             return Ok(());

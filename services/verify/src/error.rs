@@ -31,6 +31,18 @@ pub enum VerifyError {
     /// The caller is not authenticated or lacks the `verify` scope.
     #[error("{0}")]
     Auth(#[from] credmesh_auth::AuthError),
+    /// The caller is authenticated but may not see what it asked for (another partner's
+    /// audit).
+    #[error("{message}")]
+    Forbidden {
+        /// Stable reason.
+        reason: &'static str,
+        /// A sentence for a person.
+        message: String,
+    },
+    /// An unexpected failure (the audit database); logged, answered without detail.
+    #[error("an internal error occurred; it has been logged")]
+    Internal(#[from] anyhow::Error),
 }
 
 impl VerifyError {
@@ -50,6 +62,8 @@ impl VerifyError {
             VerifyError::Invalid { reason, .. } => (*reason).to_owned(),
             VerifyError::RateLimited { .. } => "RATE_LIMITED".to_owned(),
             VerifyError::Auth(e) => status::reason(&e.to_status()).unwrap_or_else(|| "AUTH".into()),
+            VerifyError::Forbidden { reason, .. } => (*reason).to_owned(),
+            VerifyError::Internal(_) => "INTERNAL".to_owned(),
         }
     }
 
@@ -74,6 +88,13 @@ impl VerifyError {
                 s
             }
             VerifyError::Auth(e) => e.to_status(),
+            VerifyError::Forbidden { reason, message } => {
+                status::error(Code::PermissionDenied, reason, message.clone())
+            }
+            VerifyError::Internal(err) => {
+                tracing::error!(error = %format!("{err:#}"), "internal error");
+                status::error(Code::Internal, "INTERNAL", self.to_string())
+            }
         }
     }
 }

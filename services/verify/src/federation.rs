@@ -31,7 +31,7 @@ use credmesh_proto::{
     verify::v1::RegionTrust,
 };
 use credmesh_runtime::{ClientOptions, Clock, TracedChannel, client::traced};
-use tonic::transport::Channel;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 /// The merged, verified trust data one verification uses.
 #[derive(Debug, Default)]
@@ -43,6 +43,9 @@ pub struct Trust {
     /// Changes whenever any region's list sequence changes (same on every replica
     /// holding the same lists).
     pub version: u64,
+    /// How the status base URLs are fetched (`http://`, or `https://` against the
+    /// configured partner roots).
+    pub http: crate::fetch::Client,
 }
 
 #[derive(Debug)]
@@ -70,19 +73,50 @@ pub struct Federation {
     sources: Mutex<Vec<Source>>,
     held: Mutex<BTreeMap<String, Held>>,
     current: RwLock<Arc<Trust>>,
+    /// Why each region's last refresh failed (removed when one succeeds).
+    failures: Mutex<BTreeMap<String, String>>,
+    http: crate::fetch::Client,
     cache: Cache,
     clock: Arc<dyn Clock>,
 }
 
-/// A lazily connecting gRPC channel with timeouts (the federation's clients trace it).
+/// The federation's deadlines: connecting (for `https://` also the TLS handshake) and
+/// one call, the same for plain and TLS endpoints.
+const OPTIONS: ClientOptions = ClientOptions {
+    connect_timeout: Duration::from_secs(3),
+    request_timeout: Duration::from_secs(5),
+};
+
+/// A lazily connecting gRPC channel with timeouts (the federation's clients trace it);
+/// `https://` URLs are verified against the system's roots.
 pub fn channel(url: &str) -> anyhow::Result<Channel> {
-    credmesh_runtime::client::channel(
-        url,
-        &ClientOptions {
-            connect_timeout: Duration::from_secs(3),
-            request_timeout: Duration::from_secs(5),
-        },
-    )
+    if is_https(url) {
+        return tls_channel(url, &crate::fetch::PartnerTls::load(None)?);
+    }
+    credmesh_runtime::client::channel(url, &OPTIONS)
+}
+
+/// Like [`channel`], verifying `https://` URLs against `tls` (the system's roots plus
+/// `CREDMESH_PARTNER_CA_FILE`); `http://` URLs stay plaintext.
+pub fn tls_channel(url: &str, tls: &crate::fetch::PartnerTls) -> anyhow::Result<Channel> {
+    if !is_https(url) {
+        return credmesh_runtime::client::channel(url, &OPTIONS);
+    }
+    let config = ClientTlsConfig::new()
+        .trust_anchors(tls.trust_anchors())
+        .timeout(OPTIONS.connect_timeout);
+    Ok(Endpoint::from_shared(url.to_string())
+        .with_context(|| format!("'{url}' is not a URL"))?
+        .connect_timeout(OPTIONS.connect_timeout)
+        .timeout(OPTIONS.request_timeout)
+        .tls_config(config)
+        .with_context(|| format!("TLS settings for {url}"))?
+        .connect_lazy())
+}
+
+fn is_https(url: &str) -> bool {
+    url.get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
 }
 
 fn cache_key(region: &str) -> String {
@@ -110,12 +144,14 @@ pub fn open_trust_list(
 impl Federation {
     /// A federation over this region's identity (`own_anchor` pinned or `None` to pin
     /// on first fetch) and `partners` (region, identity channel or `None` for the list
-    /// this region's identity imported, pinned anchor).
+    /// this region's identity imported, pinned anchor); status lists are fetched with
+    /// `http`.
     pub fn new(
         region: &str,
         own: Channel,
         own_anchor: Option<VerifyingKey>,
         partners: Vec<(String, Option<Channel>, VerifyingKey)>,
+        http: crate::fetch::Client,
         cache: Cache,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -134,7 +170,12 @@ impl Federation {
         Self {
             sources: Mutex::new(sources),
             held: Mutex::new(BTreeMap::new()),
-            current: RwLock::new(Arc::new(Trust::default())),
+            current: RwLock::new(Arc::new(Trust {
+                http: http.clone(),
+                ..Trust::default()
+            })),
+            failures: Mutex::new(BTreeMap::new()),
+            http,
             cache,
             clock,
         }
@@ -194,7 +235,14 @@ impl Federation {
             .unwrap_or_default();
         let mut failed = Vec::new();
         for (region, imported, client, anchor) in sources {
-            if let Err(err) = self.refresh_region(&region, imported, client, anchor).await {
+            let outcome = self.refresh_region(&region, imported, client, anchor).await;
+            if let Ok(mut failures) = self.failures.lock() {
+                match &outcome {
+                    Ok(()) => failures.remove(&region),
+                    Err(err) => failures.insert(region.clone(), format!("{err:#}")),
+                };
+            }
+            if let Err(err) = outcome {
                 tracing::warn!(region = %region, error = %format!("{err:#}"), "trust list not refreshed");
                 if !self.is_held(&region) {
                     self.load_from_cache(&region, anchor).await;
@@ -204,6 +252,13 @@ impl Federation {
         }
         self.rebuild();
         failed
+    }
+
+    /// Why `region`'s trust list could not be fetched at the last attempt (the whole
+    /// error chain, e.g. a certificate the partner roots do not trust), or `None` when
+    /// that attempt succeeded.
+    pub fn last_failure(&self, region: &str) -> Option<String> {
+        self.failures.lock().ok()?.get(region).cloned()
     }
 
     fn is_held(&self, region: &str) -> bool {
@@ -360,7 +415,10 @@ impl Federation {
 
     fn rebuild(&self) {
         let Ok(held) = self.held.lock() else { return };
-        let mut trust = Trust::default();
+        let mut trust = Trust {
+            http: self.http.clone(),
+            ..Trust::default()
+        };
         for (region, h) in held.iter() {
             if let Err(err) = trust.snapshot.extend_from_trust_list(&h.list, h.fetched_at) {
                 tracing::warn!(region = %region, error = %err, "trust list not admitted");

@@ -1,57 +1,225 @@
-//! A small HTTP/1.1 GET client on hyper for status lists.
+//! A small HTTP/1.1 GET client on hyper for status lists and dispute notices, over plain
+//! `http://` or `https://` (rustls).
 //!
 //! One connection per request: status lists are fetched in the background every few
-//! seconds, not on the hot path, so pooling buys little. Only `http://` is supported;
-//! TLS to partner endpoints (rustls with pinned roots) is left for later and refused
-//! with a clear error rather than silently downgraded.
+//! seconds, not on the hot path, so pooling buys little. `https://` servers are checked
+//! against [`PartnerTls`]: the system's roots plus an optional extra CA bundle
+//! (`CREDMESH_PARTNER_CA_FILE`), the same roots the federation's gRPC channels to
+//! partner identity services use. The deadline covers connect, TLS handshake, request
+//! and body alike, so a TLS partner gets the same deadline as a plain one.
 
-use std::time::Duration;
+use std::{fmt, path::Path, sync::Arc, time::Duration};
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use http::{Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt as _, Empty, Limited};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+};
+use tokio_rustls::{
+    TlsConnector,
+    rustls::{
+        ClientConfig, RootCertStore,
+        crypto::ring,
+        pki_types::{CertificateDer, ServerName, TrustAnchor, pem::PemObject as _},
+    },
+};
 
 /// The largest body accepted (a status list of 131,072 entries is about 16 KB raw).
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
 
-/// GETs `url` with `accept`, within `timeout`; answers the status and the body.
+/// The roots `https://` partner endpoints are verified against: the system's trusted
+/// roots plus the certificates of an optional extra CA bundle (a partner region whose
+/// endpoints use a government or private CA the system does not carry). Loaded once at
+/// start; cheap to clone.
+#[derive(Clone)]
+pub struct PartnerTls {
+    roots: Arc<RootCertStore>,
+    /// HTTP/1.1 client configuration over `roots` (status lists, dispute notices).
+    http1: Arc<ClientConfig>,
+    system_roots: usize,
+    extra_roots: usize,
+}
+
+impl fmt::Debug for PartnerTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PartnerTls")
+            .field("system_roots", &self.system_roots)
+            .field("extra_roots", &self.extra_roots)
+            .finish()
+    }
+}
+
+impl PartnerTls {
+    /// The system's roots plus every certificate in the PEM file `extra_ca_file`.
+    ///
+    /// A system without a CA store is not an error here (a deployment may trust only
+    /// its extra bundle); an unreadable, empty or malformed bundle is, naming the file.
+    pub fn load(extra_ca_file: Option<&Path>) -> anyhow::Result<PartnerTls> {
+        let mut roots = RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        for err in &native.errors {
+            tracing::debug!(error = %err, "a system CA certificate was not loaded");
+        }
+        let (system_roots, _) = roots.add_parsable_certificates(native.certs);
+        let mut extra_roots = 0;
+        if let Some(path) = extra_ca_file {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading the partner CA bundle {}", path.display()))?;
+            extra_roots = add_pem_bundle(&mut roots, &pem)
+                .with_context(|| format!("the partner CA bundle {}", path.display()))?;
+        }
+        Self::from_roots(roots, system_roots, extra_roots)
+    }
+
+    /// Only the certificates of the PEM bundle `pem`, without the system's roots (tests,
+    /// and deployments that pin their partners' CAs).
+    pub fn from_pem(pem: &[u8]) -> anyhow::Result<PartnerTls> {
+        let mut roots = RootCertStore::empty();
+        let extra = add_pem_bundle(&mut roots, pem)?;
+        Self::from_roots(roots, 0, extra)
+    }
+
+    fn from_roots(
+        roots: RootCertStore,
+        system_roots: usize,
+        extra_roots: usize,
+    ) -> anyhow::Result<PartnerTls> {
+        let mut http1 = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .context("the TLS provider offers no safe protocol version")?
+            .with_root_certificates(roots.clone())
+            .with_no_client_auth();
+        http1.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(PartnerTls {
+            roots: Arc::new(roots),
+            http1: Arc::new(http1),
+            system_roots,
+            extra_roots,
+        })
+    }
+
+    /// The trust anchors, for tonic's `ClientTlsConfig` (gRPC to partner identities).
+    pub fn trust_anchors(&self) -> Vec<TrustAnchor<'static>> {
+        self.roots.roots.clone()
+    }
+
+    /// How many roots came from the system and from the extra bundle.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.system_roots, self.extra_roots)
+    }
+}
+
+/// Adds every certificate of a PEM bundle; answers how many. Refuses a bundle with none,
+/// so a mistyped file is noticed at start, not at the first partner fetch.
+fn add_pem_bundle(roots: &mut RootCertStore, pem: &[u8]) -> anyhow::Result<usize> {
+    let mut added = 0;
+    for (i, cert) in CertificateDer::pem_slice_iter(pem).enumerate() {
+        let cert = cert.with_context(|| format!("certificate {} is not valid PEM", i + 1))?;
+        roots
+            .add(cert)
+            .with_context(|| format!("certificate {} is not a usable CA certificate", i + 1))?;
+        added += 1;
+    }
+    if added == 0 {
+        bail!("holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+    }
+    Ok(added)
+}
+
+/// An HTTP GET client for `http://` and `https://` URLs.
+#[derive(Clone, Debug, Default)]
+pub struct Client {
+    /// `None`: the system's roots, loaded when an `https://` URL is first fetched.
+    tls: Option<PartnerTls>,
+}
+
+impl Client {
+    /// A client verifying `https://` servers against `tls`.
+    pub fn new(tls: PartnerTls) -> Client {
+        Client { tls: Some(tls) }
+    }
+
+    /// GETs `url` with `accept`, within `timeout`; answers the status and the body.
+    pub async fn get(
+        &self,
+        url: &str,
+        accept: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
+        tokio::time::timeout(timeout, self.get_inner(url, accept))
+            .await
+            .with_context(|| format!("no answer from {url} within {timeout:?}"))?
+    }
+
+    async fn get_inner(&self, url: &str, accept: &str) -> anyhow::Result<(StatusCode, Bytes)> {
+        let uri: Uri = url
+            .parse()
+            .with_context(|| format!("'{url}' is not a URL"))?;
+        let tls = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => bail!("only http:// and https:// URLs can be fetched: {url}"),
+        };
+        let host = uri.host().context("the URL has no host")?;
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let authority = uri
+            .authority()
+            .context("the URL has no authority")?
+            .to_string();
+        let stream = TcpStream::connect((host, port))
+            .await
+            .with_context(|| format!("connecting to {authority}"))?;
+        stream.set_nodelay(true).ok();
+        let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        if !tls {
+            return exchange(stream, &authority, &path, accept).await;
+        }
+        let config = match &self.tls {
+            Some(t) => t.http1.clone(),
+            None => PartnerTls::load(None)?.http1,
+        };
+        // `[::1]` → `::1`: an IP literal is checked against the certificate's IP names.
+        let name = ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']'))
+            .with_context(|| format!("'{host}' is not a TLS server name"))?
+            .to_owned();
+        let stream = TlsConnector::from(config)
+            .connect(name, stream)
+            .await
+            .with_context(|| format!("TLS handshake with {authority}"))?;
+        exchange(stream, &authority, &path, accept).await
+    }
+}
+
+/// GETs `url` with `accept`, within `timeout`, verifying `https://` servers against the
+/// system's roots (the CLI; the gateway uses its configured [`Client`]).
 pub async fn get(
     url: &str,
     accept: &str,
     timeout: Duration,
 ) -> anyhow::Result<(StatusCode, Bytes)> {
-    tokio::time::timeout(timeout, get_inner(url, accept))
-        .await
-        .with_context(|| format!("no answer from {url} within {timeout:?}"))?
+    Client::default().get(url, accept, timeout).await
 }
 
-async fn get_inner(url: &str, accept: &str) -> anyhow::Result<(StatusCode, Bytes)> {
-    let uri: Uri = url
-        .parse()
-        .with_context(|| format!("'{url}' is not a URL"))?;
-    if uri.scheme_str() != Some("http") {
-        bail!("only http:// status URLs are supported for now (TLS is left for later): {url}");
-    }
-    let host = uri.host().context("the URL has no host")?;
-    let port = uri.port_u16().unwrap_or(80);
-    let authority = uri
-        .authority()
-        .context("the URL has no authority")?
-        .to_string();
-    let stream = TcpStream::connect((host, port))
-        .await
-        .with_context(|| format!("connecting to {authority}"))?;
-    stream.set_nodelay(true).ok();
+/// One HTTP/1.1 request on an established stream.
+async fn exchange<S>(
+    stream: S,
+    authority: &str,
+    path: &str,
+    accept: &str,
+) -> anyhow::Result<(StatusCode, Bytes)>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .context("http handshake")?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
-    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
     let request = Request::get(path)
         .header(header::HOST, authority)
         .header(header::ACCEPT, accept)
@@ -68,4 +236,26 @@ async fn get_inner(url: &str, accept: &str) -> anyhow::Result<(StatusCode, Bytes
         .map_err(|e| anyhow::anyhow!("reading the body: {e}"))?
         .to_bytes();
     Ok((status, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bundle_without_certificates_is_refused() {
+        let err = PartnerTls::from_pem(b"not a certificate").unwrap_err();
+        assert!(format!("{err:#}").contains("no PEM certificate"), "{err:#}");
+    }
+
+    #[tokio::test]
+    async fn other_schemes_are_refused_by_name() {
+        let err = get("ftp://example.org/x", "*/*", Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("http:// and https://"),
+            "{err:#}"
+        );
+    }
 }

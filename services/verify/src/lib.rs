@@ -14,9 +14,11 @@
 //! - [`config`]: settings from the environment.
 //! - [`domain`]: the answer rules (staleness, disclosure) and the rate limiter.
 //! - [`federation`]: trust lists of this and partner regions, pinned anchors.
-//! - [`status`]: status lists over HTTP ([`fetch`]), the hot structure, invalidation.
+//! - [`status`]: status lists over HTTP or HTTPS ([`fetch`]), the hot structure,
+//!   invalidation.
 //! - [`offline`]: verification from a trust bundle, without a network.
 //! - [`store`]: the per-partner audit on SQLite or PostgreSQL.
+//! - [`audit`]: who may read which audit entries, filters and page tokens.
 //! - [`service`]: [`Gateway`], the operations.
 //! - [`api`]: the gRPC and HTTP/JSON adapters and the OpenAPI document.
 //! - [`error`]: the error enum and its one mapping to gRPC statuses.
@@ -40,6 +42,7 @@
 //! batch equation are the next levers.
 
 pub mod api;
+pub mod audit;
 pub mod config;
 pub mod disputes;
 pub mod domain;
@@ -84,12 +87,18 @@ pub fn access_policy() -> AccessPolicy {
     AccessPolicy::new()
         .rule(&m("Verify"), Access::Scope(SCOPE))
         .rule(&m("BatchVerify"), Access::Scope(SCOPE))
+        // Partners read their own entries, operators everyone's; the handler decides
+        // which (see `audit::query`).
+        .rule(
+            &m("ListVerificationAudit"),
+            Access::AnyScope(&[SCOPE, audit::AUDIT_SCOPE]),
+        )
 }
 
 /// The token validator for `credmesh serve verify`: this region's identity keys,
 /// refreshed in the background; accepts tokens for `verify` or every service.
 pub fn validator(config: &VerifyConfig) -> anyhow::Result<Arc<TokenValidator>> {
-    let channel = federation::channel(&config.identity_url)?;
+    let channel = federation::tls_channel(&config.identity_url, &partner_tls(config)?)?;
     let validator = TokenValidator::new(
         Arc::new(GrpcJwksSource::new(channel)),
         ValidatorConfig::new(
@@ -101,11 +110,33 @@ pub fn validator(config: &VerifyConfig) -> anyhow::Result<Arc<TokenValidator>> {
     Ok(validator)
 }
 
+/// The roots `https://` partner endpoints are checked against: the system's plus
+/// `CREDMESH_PARTNER_CA_FILE`.
+pub fn partner_tls(config: &VerifyConfig) -> anyhow::Result<fetch::PartnerTls> {
+    let tls = fetch::PartnerTls::load(config.partner_ca_file.as_deref())
+        .context("CREDMESH_PARTNER_CA_FILE")?;
+    let (system, extra) = tls.counts();
+    if system + extra == 0
+        && config
+            .partners
+            .iter()
+            .any(|p| p.endpoint.to_ascii_lowercase().starts_with("https://"))
+    {
+        tracing::warn!(
+            "no CA certificate is trusted (the system has none and CREDMESH_PARTNER_CA_FILE is unset): https:// partners will be unreachable"
+        );
+    }
+    Ok(tls)
+}
+
 /// A built gateway's pieces.
 #[derive(Debug)]
 pub struct Built {
     /// The gateway, for in-process callers (the scan page, tests, benchmarks).
     pub gateway: Arc<Gateway>,
+    /// The trust lists of this and the partner regions (why a partner is unreachable:
+    /// [`federation::Federation::last_failure`]).
+    pub federation: Arc<federation::Federation>,
     /// What the runtime serves.
     pub parts: ServiceParts,
 }
@@ -140,6 +171,7 @@ pub async fn build(
         .map(|k| VerifyingKey::from_bytes(&k))
         .transpose()
         .context("CREDMESH_ANCHOR_PUBLIC_KEY is not an Ed25519 public key")?;
+    let tls = partner_tls(config)?;
     let mut partners = Vec::new();
     for p in &config.partners {
         let anchor = VerifyingKey::from_bytes(&p.anchor).with_context(|| {
@@ -151,15 +183,16 @@ pub async fn build(
         let channel = if p.endpoint == "identity" {
             None
         } else {
-            Some(federation::channel(&p.endpoint)?)
+            Some(federation::tls_channel(&p.endpoint, &tls)?)
         };
         partners.push((p.region.clone(), channel, anchor));
     }
     let federation = Arc::new(federation::Federation::new(
         config.region.code(),
-        federation::channel(&config.identity_url)?,
+        federation::tls_channel(&config.identity_url, &tls)?,
         own_anchor,
         partners,
+        fetch::Client::new(tls),
         cache.clone(),
         clock.clone(),
     ));
@@ -176,7 +209,7 @@ pub async fn build(
         rate_burst: config.rate_burst,
     };
     let gateway = Gateway::new(
-        federation,
+        federation.clone(),
         cache.clone(),
         clock,
         settings,
@@ -199,7 +232,11 @@ pub async fn build(
         policy: access_policy(),
         readiness: vec![Arc::new(DbReady(db))],
     };
-    Ok(Built { gateway, parts })
+    Ok(Built {
+        gateway,
+        federation,
+        parts,
+    })
 }
 
 #[derive(Debug)]

@@ -471,6 +471,7 @@ impl Gateway {
                     reason: r.reason.clone(),
                     issuer: r.issuer.clone(),
                     verified_at: now,
+                    kind: crate::audit::kind_column(r.kind),
                 };
                 if self.audit.try_send(row).is_err() {
                     tracing::warn!(
@@ -574,6 +575,14 @@ impl Gateway {
     /// A partner's most recent audited verifications, newest first.
     pub async fn audit_for(&self, client_id: &str, limit: u32) -> anyhow::Result<Vec<AuditRow>> {
         self.store.audit_for(client_id, limit).await
+    }
+
+    /// The audit rows `query` selects, newest first (see [`crate::audit`]).
+    pub async fn list_audit(
+        &self,
+        query: &crate::store::AuditQuery,
+    ) -> anyhow::Result<Vec<crate::store::ListedAuditRow>> {
+        self.store.list_audit(query).await
     }
 }
 

@@ -188,7 +188,11 @@ impl StatusStore {
                 None => errors.push(format!("region {region} publishes no status base URL")),
                 Some(base) => {
                     let url = format!("{base}/v1/status/{list_id}/{name}");
-                    match crate::fetch::get(&url, "application/x-protobuf", timeout).await {
+                    match trust
+                        .http
+                        .get(&url, "application/x-protobuf", timeout)
+                        .await
+                    {
                         Ok((StatusCode::OK, body)) => {
                             candidates.push((Origin::Issuer, body.to_vec()))
                         }

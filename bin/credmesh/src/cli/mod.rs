@@ -57,7 +57,8 @@ enum Command {
     Cert(cert::CertArgs),
     /// Data disputes about e-certificates: file, accept, resolve, list.
     Dispute(cert::DisputeArgs),
-    /// Verify a credential file offline from a trust bundle (`--fetch URL` gets one).
+    /// Verify a credential file offline from a trust bundle (`--fetch URL` gets one);
+    /// `verify audit` reads the gateway's audit of what partners verified.
     Verify(verify::VerifyArgs),
     /// Federation: this region's anchor and the lines partners pin it with.
     Region(region::RegionArgs),

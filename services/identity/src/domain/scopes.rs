@@ -43,8 +43,10 @@ pub const INSPECTION_RESPOND: &str = "inspection.respond";
 pub const INSPECTION_POLICY: &str = "inspection.policy";
 /// Read enterprises' credit grades.
 pub const INSPECTION_CREDIT: &str = "inspection.credit";
-/// Verify credentials through the verify gateway.
+/// Verify credentials through the verify gateway (and read one's own verification audit).
 pub const VERIFY: &str = "verify";
+/// Read every partner's verification audit at the verify gateway (operators).
+pub const VERIFY_AUDIT_READ: &str = "verify.audit.read";
 
 /// Every scope, with the kinds of principal that may hold it.
 pub const CATALOGUE: &[(&str, &[PrincipalKind])] = {
@@ -84,6 +86,7 @@ pub const CATALOGUE: &[(&str, &[PrincipalKind])] = {
                 Service, Partner, Operator, Department, Inspector, Enterprise,
             ],
         ),
+        (VERIFY_AUDIT_READ, &[Operator]),
     ]
 };
 
@@ -130,5 +133,12 @@ mod tests {
             assert!(!allowed(kind, IDENTITY_ADMIN), "{kind:?}");
         }
         assert!(allowed(PrincipalKind::Operator, IDENTITY_ADMIN));
+    }
+
+    #[test]
+    fn only_operators_read_every_partners_verification_audit() {
+        assert!(allowed(PrincipalKind::Operator, VERIFY_AUDIT_READ));
+        assert!(!allowed(PrincipalKind::Partner, VERIFY_AUDIT_READ));
+        assert!(all_for(PrincipalKind::Operator).contains(&VERIFY_AUDIT_READ.to_string()));
     }
 }

@@ -1,17 +1,19 @@
 //! `credmesh.verify.v1.VerifyService`: a thin adapter over [`Gateway`]. The access
-//! policy has already required the `verify` scope; here the caller is rate limited and
-//! named in the audit.
+//! policy has already required the `verify` scope (for the audit listing, `verify` or
+//! `verify.audit.read`); here the caller is rate limited and named in the audit.
 
 use std::sync::Arc;
 
 use credmesh_auth::Principal;
 use credmesh_proto::verify::v1::{
-    BatchVerifyRequest, BatchVerifyResponse, PresentedCredential, VerifyRequest, VerifyResponse,
+    BatchVerifyRequest, BatchVerifyResponse, ListVerificationAuditRequest,
+    ListVerificationAuditResponse, PresentedCredential, VerifyRequest, VerifyResponse,
     presented_credential::Form, verify_service_server::VerifyService,
 };
 use tonic::{Request, Response, Status};
 
 use crate::{
+    audit,
     error::VerifyError,
     service::{Gateway, Input, MAX_BATCH},
 };
@@ -84,5 +86,19 @@ impl VerifyService for VerifyApi {
         self.gateway.check_rate(&client, inputs.len())?;
         let results = self.gateway.verify_many(Some(&client), &inputs).await;
         Ok(Response::new(BatchVerifyResponse { results }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_verification_audit(
+        &self,
+        request: Request<ListVerificationAuditRequest>,
+    ) -> Result<Response<ListVerificationAuditResponse>, Status> {
+        let query = audit::query(Principal::from_request(&request)?, request.get_ref())?;
+        let rows = self
+            .gateway
+            .list_audit(&query)
+            .await
+            .map_err(VerifyError::Internal)?;
+        Ok(Response::new(audit::page(&query, rows)))
     }
 }

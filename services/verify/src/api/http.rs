@@ -1,5 +1,6 @@
 //! The HTTP/JSON API: `POST /v1/verify`, `POST /v1/verify/batch` (Bearer tokens with
-//! scope `verify`, the same rate limit and audit as gRPC), `GET /openapi.json` and the
+//! scope `verify`, the same rate limit and audit as gRPC), `GET /v1/verify/audit` (the
+//! audit listing, same rules as `ListVerificationAudit`), `GET /openapi.json` and the
 //! public `GET /v1/verify/bundle` (a `TrustBundle` for offline verifiers).
 //!
 //! Bodies are parsed by hand so a bad body gets a JSON error naming what was wrong
@@ -10,18 +11,22 @@ use std::sync::Arc;
 use axum::{
     Router,
     body::Bytes,
-    extract::State,
+    extract::{Query, State, rejection::QueryRejection},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use base64::Engine as _;
-use credmesh_auth::{AuthError, TokenValidator};
-use credmesh_proto::verify::v1::{CredentialForm, DataAge, VerificationResult};
+use credmesh_auth::{AuthError, Principal, TokenValidator};
+use credmesh_proto::verify::v1::{
+    CredentialForm, DataAge, ListVerificationAuditRequest, VerificationAuditEntry,
+    VerificationResult,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::{
+    audit,
     domain::answer::kind_name,
     error::VerifyError,
     service::{Gateway, Input, MAX_BATCH, outcome_name},
@@ -42,6 +47,7 @@ pub fn routes(gateway: Arc<Gateway>, validator: Arc<TokenValidator>) -> Router {
         .route("/v1/verify", post(verify))
         .route("/v1/verify/batch", post(verify_batch))
         .route("/v1/verify/bundle", get(bundle))
+        .route("/v1/verify/audit", get(list_audit))
         .route("/openapi.json", get(openapi))
         .with_state(AppState { gateway, validator })
 }
@@ -88,8 +94,14 @@ fn error_response(err: &VerifyError) -> Response {
         VerifyError::RateLimited { retry_after, .. } => {
             (StatusCode::TOO_MANY_REQUESTS, Some(*retry_after))
         }
-        VerifyError::Auth(AuthError::MissingScope(_)) => (StatusCode::FORBIDDEN, None),
+        VerifyError::Auth(AuthError::MissingScope(_)) | VerifyError::Forbidden { .. } => {
+            (StatusCode::FORBIDDEN, None)
+        }
         VerifyError::Auth(_) => (StatusCode::UNAUTHORIZED, None),
+        VerifyError::Internal(err) => {
+            tracing::error!(error = %format!("{err:#}"), "internal error");
+            (StatusCode::INTERNAL_SERVER_ERROR, None)
+        }
     };
     let fields: Vec<Value> = match err {
         VerifyError::Invalid { violations, .. } => violations
@@ -115,12 +127,114 @@ fn error_response(err: &VerifyError) -> Response {
 }
 
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, VerifyError> {
+    Ok(authenticate_any(state, headers, &[crate::SCOPE])
+        .await?
+        .client_id)
+}
+
+/// The caller, who must hold at least one of `scopes`.
+async fn authenticate_any(
+    state: &AppState,
+    headers: &HeaderMap,
+    scopes: &[&str],
+) -> Result<Principal, VerifyError> {
     let token = credmesh_auth::bearer_token(headers)?.ok_or(AuthError::MissingToken)?;
     let principal = state.validator.validate(token).await?;
-    if !principal.has_scope(crate::SCOPE) {
-        return Err(AuthError::MissingScope(crate::SCOPE.to_owned()).into());
+    if !scopes.iter().any(|s| principal.has_scope(s)) {
+        return Err(AuthError::MissingScope(scopes.join(" or ")).into());
     }
-    Ok(principal.client_id)
+    Ok(principal)
+}
+
+/// The query of `GET /v1/verify/audit`; outcome and kind by their JSON names.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditParams {
+    client_id: Option<String>,
+    since: Option<i64>,
+    until: Option<i64>,
+    outcome: Option<String>,
+    kind: Option<String>,
+    page_size: Option<u32>,
+    page_token: Option<String>,
+}
+
+fn audit_request(p: AuditParams) -> Result<ListVerificationAuditRequest, VerifyError> {
+    let outcome = match p.outcome.as_deref().map(str::trim) {
+        None | Some("") => 0,
+        Some(name) => audit::outcome_from_name(name).map(|o| o as i32).ok_or_else(|| {
+            VerifyError::invalid(
+                "OUTCOME_UNKNOWN",
+                "outcome",
+                format!("'{name}' is not an outcome (valid, revoked, suspended, expired, not_yet_valid, unknown_issuer, bad_signature, malformed, status_unknown)"),
+            )
+        })?,
+    };
+    let kind = match p.kind.as_deref().map(str::trim) {
+        None | Some("") => 0,
+        Some(name) => audit::kind_from_name(name).map(|k| k as i32).ok_or_else(|| {
+            VerifyError::invalid(
+                "KIND_UNKNOWN",
+                "kind",
+                format!("'{name}' is not a credential kind (business_license, enterprise_code, presentation, certificate, inspection_code)"),
+            )
+        })?,
+    };
+    Ok(ListVerificationAuditRequest {
+        client_id: p.client_id.unwrap_or_default(),
+        since: p.since.unwrap_or_default(),
+        until: p.until.unwrap_or_default(),
+        outcome,
+        kind,
+        page_size: p.page_size.unwrap_or_default(),
+        page_token: p.page_token.unwrap_or_default(),
+    })
+}
+
+/// The JSON form of an audit entry (the OpenAPI `VerificationAuditEntry` schema).
+pub fn audit_entry_json(e: &VerificationAuditEntry) -> Value {
+    json!({
+        "client_id": e.client_id,
+        "credential_id": e.credential_id,
+        "kind": kind_name(e.kind),
+        "outcome": outcome_name(e.outcome),
+        "reason": e.reason,
+        "issuer": e.issuer,
+        "verified_at": e.verified_at,
+    })
+}
+
+async fn list_audit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<AuditParams>, QueryRejection>,
+) -> Response {
+    let outcome = async {
+        let principal =
+            authenticate_any(&state, &headers, &[crate::SCOPE, audit::AUDIT_SCOPE]).await?;
+        let Query(params) = params.map_err(|e| {
+            VerifyError::invalid(
+                "INVALID_QUERY",
+                "query",
+                format!(
+                    "the query string is not the expected one: {}",
+                    e.body_text()
+                ),
+            )
+        })?;
+        let query = audit::query(&principal, &audit_request(params)?)?;
+        let rows = state.gateway.list_audit(&query).await?;
+        Ok::<_, VerifyError>(audit::page(&query, rows))
+    }
+    .await;
+    match outcome {
+        Ok(page) => axum::Json(json!({
+            "entries": page.entries.iter().map(audit_entry_json).collect::<Vec<_>>(),
+            "next_page_token": page.next_page_token,
+        }))
+        .into_response(),
+        Err(e) => error_response(&e),
+    }
 }
 
 fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, VerifyError> {

@@ -24,6 +24,52 @@ pub struct AuditRow {
     pub issuer: String,
     /// When it was verified, Unix seconds.
     pub verified_at: i64,
+    /// The credential kind's name ("business_license", …), empty when unknown.
+    pub kind: String,
+}
+
+/// Which audit rows to list: every filter left empty matches everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only this partner's rows; empty for every partner.
+    pub client_id: String,
+    /// Only rows verified at or after this time (Unix seconds).
+    pub since: Option<i64>,
+    /// Only rows verified before this time (Unix seconds).
+    pub until: Option<i64>,
+    /// Only rows with this outcome name.
+    pub outcome: String,
+    /// Only rows with this kind name.
+    pub kind: String,
+    /// Only rows older than this position (the previous page's last row).
+    pub before: Option<AuditCursor>,
+    /// At most this many rows.
+    pub limit: u32,
+}
+
+/// A row's position in the newest-first order: its time, then its id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuditCursor {
+    /// The row's `verified_at`.
+    pub verified_at: i64,
+    /// The row's id (ties at one second keep insertion order).
+    pub id: i64,
+}
+
+/// One listed audit row with its position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedAuditRow {
+    /// The row.
+    pub row: AuditRow,
+    /// Where it sits, for the next page token.
+    pub cursor: AuditCursor,
+}
+
+#[derive(sqlx::FromRow)]
+struct AuditRowWithId {
+    id: i64,
+    #[sqlx(flatten)]
+    row: AuditRow,
 }
 
 /// Everything the verify gateway stores.
@@ -32,7 +78,21 @@ pub trait VerifyStore: Send + Sync + std::fmt::Debug + 'static {
     /// Appends audit rows in one transaction.
     async fn record(&self, rows: &[AuditRow]) -> anyhow::Result<()>;
     /// A partner's most recent audit rows, newest first.
-    async fn audit_for(&self, client_id: &str, limit: u32) -> anyhow::Result<Vec<AuditRow>>;
+    async fn audit_for(&self, client_id: &str, limit: u32) -> anyhow::Result<Vec<AuditRow>> {
+        let query = AuditQuery {
+            client_id: client_id.to_owned(),
+            limit,
+            ..AuditQuery::default()
+        };
+        Ok(self
+            .list_audit(&query)
+            .await?
+            .into_iter()
+            .map(|r| r.row)
+            .collect())
+    }
+    /// The audit rows `query` selects, newest first (by time, then id).
+    async fn list_audit(&self, query: &AuditQuery) -> anyhow::Result<Vec<ListedAuditRow>>;
 }
 
 /// The store for `db`.
@@ -65,8 +125,8 @@ macro_rules! impl_verify_store {
                 let mut tx = self.pool.begin().await.context("starting the audit write")?;
                 for r in rows {
                     sqlx::query(concat!(
-                        "INSERT INTO verify_audit (client_id, credential_id, outcome, reason, issuer, verified_at) ",
-                        "VALUES ($1, $2, $3, $4, $5, $6)"
+                        "INSERT INTO verify_audit (client_id, credential_id, outcome, reason, issuer, verified_at, kind) ",
+                        "VALUES ($1, $2, $3, $4, $5, $6, $7)"
                     ))
                     .bind(&r.client_id)
                     .bind(&r.credential_id)
@@ -74,6 +134,7 @@ macro_rules! impl_verify_store {
                     .bind(&r.reason)
                     .bind(&r.issuer)
                     .bind(r.verified_at)
+                    .bind(&r.kind)
                     .execute(&mut *tx)
                     .await
                     .context("writing an audit row")?;
@@ -83,17 +144,50 @@ macro_rules! impl_verify_store {
             }
 
             #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
-            async fn audit_for(&self, client_id: &str, limit: u32) -> anyhow::Result<Vec<AuditRow>> {
+            async fn list_audit(&self, q: &AuditQuery) -> anyhow::Result<Vec<ListedAuditRow>> {
                 use anyhow::Context as _;
-                sqlx::query_as::<_, AuditRow>(concat!(
-                    "SELECT client_id, credential_id, outcome, reason, issuer, verified_at ",
-                    "FROM verify_audit WHERE client_id = $1 ORDER BY id DESC LIMIT $2"
+                // One statement for every combination of filters: an empty filter is
+                // bound as '' and short-circuits its condition. The keyset condition
+                // keeps every page as cheap as the first.
+                let before = q.before.unwrap_or(AuditCursor {
+                    verified_at: i64::MAX,
+                    id: i64::MAX,
+                });
+                let rows = sqlx::query_as::<_, AuditRowWithId>(concat!(
+                    "SELECT id, client_id, credential_id, outcome, reason, issuer, verified_at, kind ",
+                    "FROM verify_audit ",
+                    "WHERE ($1 = '' OR client_id = $2) ",
+                    "AND verified_at >= $3 AND verified_at < $4 ",
+                    "AND ($5 = '' OR outcome = $6) ",
+                    "AND ($7 = '' OR kind = $8) ",
+                    "AND (verified_at < $9 OR (verified_at = $10 AND id < $11)) ",
+                    "ORDER BY verified_at DESC, id DESC LIMIT $12"
                 ))
-                .bind(client_id)
-                .bind(i64::from(limit))
+                .bind(&q.client_id)
+                .bind(&q.client_id)
+                .bind(q.since.unwrap_or(i64::MIN))
+                .bind(q.until.unwrap_or(i64::MAX))
+                .bind(&q.outcome)
+                .bind(&q.outcome)
+                .bind(&q.kind)
+                .bind(&q.kind)
+                .bind(before.verified_at)
+                .bind(before.verified_at)
+                .bind(before.id)
+                .bind(i64::from(q.limit))
                 .fetch_all(&self.pool)
                 .await
-                .context("reading the audit")
+                .context("reading the audit")?;
+                Ok(rows
+                    .into_iter()
+                    .map(|r| ListedAuditRow {
+                        cursor: AuditCursor {
+                            verified_at: r.row.verified_at,
+                            id: r.id,
+                        },
+                        row: r.row,
+                    })
+                    .collect())
             }
         }
     };

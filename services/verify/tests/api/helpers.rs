@@ -106,10 +106,24 @@ pub struct RegionEnv {
     dir: tempfile::TempDir,
     identity_db: String,
     license_db: String,
+    /// The public base URL published in the trust list, when not the server's own
+    /// (a TLS front on another port).
+    public_url: Option<String>,
     _sqlite: Vec<credmesh_testkit::sqlite::SqliteDb>,
 }
 
 pub async fn spawn_region(code: &'static str, backend: Backend, clock: Arc<ManualClock>) -> Region {
+    spawn_region_at(code, backend, clock, None).await
+}
+
+/// A region publishing `public_url` as its public HTTP base (where partners fetch its
+/// status lists) instead of its own address.
+pub async fn spawn_region_at(
+    code: &'static str,
+    backend: Backend,
+    clock: Arc<ManualClock>,
+    public_url: Option<String>,
+) -> Region {
     credmesh_telemetry::init_for_tests();
     let mut sqlite = Vec::new();
     let identity_db = database(backend, &mut sqlite).await;
@@ -120,6 +134,7 @@ pub async fn spawn_region(code: &'static str, backend: Backend, clock: Arc<Manua
         dir: tempfile::tempdir().unwrap(),
         identity_db,
         license_db,
+        public_url,
         _sqlite: sqlite,
     };
     start_region(env, None).await
@@ -132,6 +147,7 @@ async fn start_region(region_env: RegionEnv, addr: Option<std::net::SocketAddr>)
         ref dir,
         ref identity_db,
         ref license_db,
+        ref public_url,
         ..
     } = region_env;
     let clock = clock.clone();
@@ -149,13 +165,14 @@ async fn start_region(region_env: RegionEnv, addr: Option<std::net::SocketAddr>)
     let listener = bind(addr.unwrap_or_else(|| "127.0.0.1:0".parse().unwrap())).await;
     let addr = listener.local_addr().unwrap();
     let url = format!("http://{addr}");
+    let public_url = public_url.clone().unwrap_or_else(|| url.clone());
 
     let identity_config = credmesh_identity::IdentityConfig::from_env(&env(&[
         ("CREDMESH_REGION", code.to_string()),
         ("DATABASE_URL", identity_db.clone()),
         ("CREDMESH_ANCHOR_KEY_FILE", anchor.display().to_string()),
         ("CREDMESH_TOKEN_KEY_FILE", token.display().to_string()),
-        ("CREDMESH_PUBLIC_URL", url.clone()),
+        ("CREDMESH_PUBLIC_URL", public_url.clone()),
         (
             "CREDMESH_BOOTSTRAP_OPERATOR_KEY",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(operator.public_key_bytes()),
@@ -188,7 +205,7 @@ async fn start_region(region_env: RegionEnv, addr: Option<std::net::SocketAddr>)
             client_key_file.display().to_string(),
         ),
         ("CREDMESH_IDENTITY_URL", url.clone()),
-        ("CREDMESH_PUBLIC_URL", url.clone()),
+        ("CREDMESH_PUBLIC_URL", public_url.clone()),
     ];
     if code != "SH" {
         let table = dir.path().join("authorities.toml");
@@ -480,6 +497,7 @@ pub struct Gateway {
     pub addr: std::net::SocketAddr,
     pub client: VerifyServiceClient<Channel>,
     pub gateway: Arc<credmesh_verify::Gateway>,
+    pub federation: Arc<credmesh_verify::federation::Federation>,
     pub db_url: String,
     _sqlite: Vec<credmesh_testkit::sqlite::SqliteDb>,
     _stop: StopGuard,
@@ -587,6 +605,7 @@ pub async fn spawn_gateway(
         addr,
         client: VerifyServiceClient::new(channel),
         gateway: built.gateway,
+        federation: built.federation,
         db_url,
         _sqlite: sqlite,
         _stop: StopGuard(Some(stop)),

@@ -109,6 +109,8 @@ async fn the_json_api_verifies_explains_bad_requests_and_is_described() {
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/v1/verify"]["post"].is_object());
     assert!(doc["paths"]["/v1/verify/batch"]["post"].is_object());
+    assert!(doc["paths"]["/v1/verify/audit"]["get"].is_object());
+    assert!(doc["components"]["schemas"]["VerificationAuditEntry"].is_object());
     let outcomes =
         doc["components"]["schemas"]["VerificationResult"]["properties"]["outcome"]["enum"]
             .as_array()

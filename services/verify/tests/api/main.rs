@@ -4,9 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod audit;
 mod federation;
 mod helpers;
 mod http;
 mod offline;
 mod outcomes;
 mod resilience;
+mod tls;
