@@ -17,6 +17,7 @@
 //! - [`trust`]: the region's trust list, fetched from identity and checked.
 //! - [`license`]: whether an enterprise's license is in force, verified like a verifier.
 //! - [`status_http`]: the HTTP route every issuing service publishes its status lists on.
+//! - [`partners`]: the federation's partner file, read by identity and verify.
 //! - [`clock`]: the clock domain code takes, so tests move time instead of sleeping.
 //! - [`shutdown`]: the process shutdown signal.
 
@@ -26,6 +27,7 @@ pub mod issuer_key;
 pub mod license;
 pub mod limits;
 pub mod normalize;
+pub mod partners;
 pub mod server;
 pub mod shutdown;
 pub mod status_http;

@@ -32,6 +32,9 @@ pub struct IdentityConfig {
     /// `CREDMESH_BOOTSTRAP_OPERATOR_KEY` (optional): base64url raw Ed25519 public key of
     /// the first operator; at start, client `operator` is registered with it if missing.
     pub bootstrap_operator_key: Option<String>,
+    /// `CREDMESH_PARTNERS_FILE` (optional): the partner regions whose anchors are pinned
+    /// at start (the Helm chart's `partners.json`, see `credmesh_runtime::partners`).
+    pub partners: Vec<credmesh_runtime::partners::PartnerEntry>,
 }
 
 impl IdentityConfig {
@@ -78,6 +81,11 @@ impl IdentityConfig {
             allow_client_secrets,
             public_url: get("CREDMESH_PUBLIC_URL").unwrap_or_default().to_string(),
             bootstrap_operator_key: get("CREDMESH_BOOTSTRAP_OPERATOR_KEY").map(str::to_string),
+            partners: match get("CREDMESH_PARTNERS_FILE") {
+                None => Vec::new(),
+                Some(file) => credmesh_runtime::partners::read(file.as_ref(), region.code())
+                    .context("CREDMESH_PARTNERS_FILE")?,
+            },
         })
     }
 }

@@ -160,6 +160,7 @@ pub async fn build(
     if let Some(key) = &config.bootstrap_operator_key {
         bootstrap_operator(&identity, key).await?;
     }
+    pin_configured_partners(&identity, &config.partners).await?;
     let api = api::grpc::IdentityApi::new(identity.clone());
     let max = server.max_message_bytes;
     let parts = ServiceParts {
@@ -214,6 +215,58 @@ pub async fn bootstrap_operator(identity: &Identity, public_key_b64: &str) -> an
         | Err(error::IdentityError::ClientExists(_)) => Ok(()),
         Err(e) => Err(anyhow::anyhow!("bootstrapping the operator client: {e}")),
     }
+}
+
+/// Pins the anchors of the partner file (`CREDMESH_PARTNERS_FILE`) that are not pinned
+/// already with the same key and endpoint; the file is the deployment's statement of
+/// its partners, so it wins over an earlier pin of the same region.
+pub async fn pin_configured_partners(
+    identity: &Identity,
+    partners: &[credmesh_runtime::partners::PartnerEntry],
+) -> anyhow::Result<()> {
+    if partners.is_empty() {
+        return Ok(());
+    }
+    let pinned = identity
+        .anchors()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the pinned partner anchors: {e}"))?;
+    let system = Actor {
+        client_id: "system",
+        kind: "system",
+        trace_id: "",
+    };
+    for p in partners {
+        let kid = if p.anchor_kid.is_empty() {
+            format!("{}-anchor", p.region)
+        } else {
+            p.anchor_kid.clone()
+        };
+        let endpoint = if p.url == "identity" {
+            ""
+        } else {
+            p.url.as_str()
+        };
+        let same = pinned.iter().any(|a| {
+            a.region == p.region
+                && a.kid == kid
+                && a.public_key == p.anchor_public_key
+                && a.endpoint == endpoint
+        });
+        if same {
+            continue;
+        }
+        identity
+            .pin_anchor(&p.region, &kid, &p.anchor_public_key, endpoint, system)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "pinning partner {} from CREDMESH_PARTNERS_FILE: {e}",
+                    p.region
+                )
+            })?;
+    }
+    Ok(())
 }
 
 #[derive(Debug)]

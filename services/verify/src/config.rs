@@ -1,7 +1,11 @@
 //! Verify gateway configuration, read from an injected map (the environment in `main`,
 //! a `HashMap` in tests). Every key has a documented default.
 
-use std::{collections::HashMap, path::PathBuf, time::Duration};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
@@ -36,7 +40,9 @@ pub struct VerifyConfig {
     pub anchor_public_key: Option<[u8; 32]>,
     /// `CREDMESH_PARTNERS` (default empty): partner regions and their pinned anchors,
     /// `JS=https://js-identity:50051@<base64url anchor key>,ZJ=identity@<key>,…`; the
-    /// endpoint `identity` reads the list this region's identity imported.
+    /// endpoint `identity` reads the list this region's identity imported. Partners of
+    /// `CREDMESH_PARTNERS_FILE` (the Helm chart's `partners.json`, see
+    /// `credmesh_runtime::partners`) are added; a region named in both is refused.
     pub partners: Vec<Partner>,
     /// `CREDMESH_PARTNER_CA_FILE` (optional): a PEM bundle of CA certificates trusted,
     /// besides the system's roots, for `https://` partner endpoints (their identity
@@ -145,7 +151,24 @@ impl VerifyConfig {
         let anchor_public_key = get("CREDMESH_ANCHOR_PUBLIC_KEY")
             .map(|k| parse_public_key(&k).context("CREDMESH_ANCHOR_PUBLIC_KEY"))
             .transpose()?;
-        let partners = parse_partners(&get("CREDMESH_PARTNERS").unwrap_or_default())?;
+        let mut partners = parse_partners(&get("CREDMESH_PARTNERS").unwrap_or_default())?;
+        if let Some(file) = get("CREDMESH_PARTNERS_FILE") {
+            let listed = credmesh_runtime::partners::read(Path::new(&file), region.code())
+                .context("CREDMESH_PARTNERS_FILE")?;
+            for p in listed {
+                if partners.iter().any(|q| q.region == p.region) {
+                    bail!(
+                        "partner region {} is in both CREDMESH_PARTNERS and CREDMESH_PARTNERS_FILE",
+                        p.region
+                    );
+                }
+                partners.push(Partner {
+                    region: p.region,
+                    endpoint: p.url,
+                    anchor: p.anchor_public_key,
+                });
+            }
+        }
         if partners.iter().any(|p| p.region == region.code()) {
             bail!("CREDMESH_PARTNERS must not name this deployment's own region");
         }
@@ -275,5 +298,51 @@ mod tests {
         )]))
         .unwrap_err();
         assert!(err.to_string().contains("own region"), "{err}");
+    }
+
+    #[test]
+    fn partners_come_from_the_charts_file_too() {
+        use base64::Engine as _;
+        let dir = tempfile::tempdir().unwrap();
+        let key = credmesh_credential::keys::IssuerKey::generate("js-anchor-1").unwrap();
+        let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.public_key_bytes());
+        let file = dir.path().join("partners.json");
+        std::fs::write(
+            &file,
+            format!(
+                r#"{{"region": "SH", "partners": [{{"region": "JS", "url": "https://js-identity:50051", "anchor_kid": "js-anchor-1", "anchor_public_key": "{text}"}}]}}"#
+            ),
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let c = VerifyConfig::from_env(&env(&[("CREDMESH_PARTNERS_FILE", path)])).unwrap();
+        assert_eq!(c.partners.len(), 1);
+        assert_eq!(c.partners[0].region, "JS");
+        assert_eq!(c.partners[0].endpoint, "https://js-identity:50051");
+        assert_eq!(c.partners[0].anchor, key.public_key_bytes());
+
+        let both = format!("JS=identity@{text}");
+        let err = VerifyConfig::from_env(&env(&[
+            ("CREDMESH_PARTNERS_FILE", path),
+            ("CREDMESH_PARTNERS", both.as_str()),
+        ]))
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("in both"), "{err:#}");
+        let err = VerifyConfig::from_env(&env(&[
+            ("CREDMESH_PARTNERS_FILE", path),
+            ("CREDMESH_REGION", "JS"),
+        ]))
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("written for region SH"),
+            "{err:#}"
+        );
+        let err =
+            VerifyConfig::from_env(&env(&[("CREDMESH_PARTNERS_FILE", "/nonexistent/p.json")]))
+                .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("CREDMESH_PARTNERS_FILE"),
+            "{err:#}"
+        );
     }
 }

@@ -307,3 +307,111 @@ async fn health_reports_serving_and_reflection_lists_the_service() {
         "{names:?}"
     );
 }
+
+/// The Helm chart's partner file pins its partners' anchors at start, once: a restart
+/// with the same file pins nothing again, a changed key replaces the pin, and a file
+/// naming the deployment's own region stops the start with the reason.
+#[tokio::test]
+async fn the_partner_file_pins_its_anchors_at_start_once() {
+    use base64::Engine as _;
+    use std::collections::HashMap;
+    credmesh_telemetry::init_for_tests();
+    let dir = tempfile::tempdir().unwrap();
+    let pem = |name: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            IssuerKey::generate("t").unwrap().to_pkcs8_pem().as_bytes(),
+        )
+        .unwrap();
+        path.display().to_string()
+    };
+    let (anchor, token) = (pem("anchor.pem"), pem("token.pem"));
+    let sqlite = credmesh_testkit::sqlite::SqliteDb::new().unwrap();
+    let file = dir.path().join("partners.json");
+    let write = |key: &IssuerKey, own: &str| {
+        let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.public_key_bytes());
+        std::fs::write(
+            &file,
+            format!(
+                r#"{{"region": "{own}", "partners": [{{"region": "JS", "url": "https://identity.js.example.gov.cn", "anchor_kid": "js-anchor-1", "anchor_public_key": "{text}"}}, {{"region": "ZJ", "url": "identity", "anchor_kid": "", "anchor_public_key": "{text}"}}]}}"#
+            ),
+        )
+        .unwrap();
+    };
+    let config = || {
+        let env: HashMap<String, String> = [
+            ("DATABASE_URL", sqlite.url()),
+            ("CREDMESH_ANCHOR_KEY_FILE", anchor.clone()),
+            ("CREDMESH_TOKEN_KEY_FILE", token.clone()),
+            ("CREDMESH_PARTNERS_FILE", file.display().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        credmesh_identity::IdentityConfig::from_env(&env)
+    };
+    let start = |config: credmesh_identity::IdentityConfig| {
+        let url = sqlite.url();
+        async move {
+            let db = credmesh_store::Db::connect(&url, &credmesh_store::DbOptions::default())
+                .await
+                .unwrap();
+            db.migrate(credmesh_identity::migrations()).await.unwrap();
+            credmesh_identity::build(
+                &config,
+                db,
+                credmesh_runtime::ManualClock::new(T0),
+                &credmesh_runtime::ServerConfig::default(),
+            )
+            .await
+            .map(|built| built.identity)
+        }
+    };
+
+    let js = IssuerKey::generate("js-anchor-1").unwrap();
+    write(&js, "SH");
+    let identity = start(config().unwrap()).await.unwrap();
+    let anchors = identity.anchors().await.unwrap();
+    assert_eq!(anchors.len(), 2, "{anchors:?}");
+    let pinned = |region: &str| anchors.iter().find(|a| a.region == region).unwrap().clone();
+    assert_eq!(pinned("JS").kid, "js-anchor-1");
+    assert_eq!(pinned("JS").public_key, js.public_key_bytes());
+    assert_eq!(pinned("JS").endpoint, "https://identity.js.example.gov.cn");
+    assert_eq!(pinned("ZJ").kid, "ZJ-anchor");
+    assert_eq!(pinned("ZJ").endpoint, "");
+    let first = pinned("JS").pinned_at;
+    drop(identity);
+
+    // Restarted with the same file: nothing is pinned again.
+    let identity = start(config().unwrap()).await.unwrap();
+    let again = identity.anchors().await.unwrap();
+    assert_eq!(again.len(), 2);
+    assert!(
+        again
+            .iter()
+            .all(|a| a.region != "JS" || a.pinned_at == first)
+    );
+    drop(identity);
+
+    // JS rotated its anchor: the file's key replaces the pin.
+    let rotated = IssuerKey::generate("js-anchor-1").unwrap();
+    write(&rotated, "SH");
+    let identity = start(config().unwrap()).await.unwrap();
+    let anchors = identity.anchors().await.unwrap();
+    assert_eq!(anchors.len(), 2, "{anchors:?}");
+    assert_eq!(
+        anchors
+            .iter()
+            .find(|a| a.region == "JS")
+            .unwrap()
+            .public_key,
+        rotated.public_key_bytes()
+    );
+
+    // A file written for another region is refused before anything starts.
+    write(&rotated, "JS");
+    let err = format!("{:#}", config().unwrap_err());
+    assert!(err.contains("CREDMESH_PARTNERS_FILE"), "{err}");
+    assert!(err.contains("written for region JS"), "{err}");
+}
