@@ -20,7 +20,9 @@ pub enum EntcodeError {
     #[error("there is no scenario '{0}'; ListScenarios names them")]
     UnknownScenario(String),
     /// A scenario names a field this service cannot disclose.
-    #[error("'{0}' is not a field a scenario can disclose; the license fields are name, uscc, entity_type, legal_representative, registered_capital, establishment_date, business_term, domicile, business_scope, registration_authority, registration_authority_uscc, issue_date")]
+    #[error(
+        "'{0}' is not a field a scenario can disclose; the license fields are name, uscc, entity_type, legal_representative, registered_capital, establishment_date, business_term, domicile, business_scope, registration_authority, registration_authority_uscc, issue_date"
+    )]
     UnknownField(String),
     /// No scenario (or no such version of it).
     #[error("there is no scenario '{name}'{}", match .version { 0 => String::new(), v => format!(" at version {v}") })]
@@ -31,7 +33,9 @@ pub enum EntcodeError {
         version: u32,
     },
     /// The scenario moved on since the caller read it.
-    #[error("scenario '{name}' is at version {current}, not {expected}: read it again and reapply the change")]
+    #[error(
+        "scenario '{name}' is at version {current}, not {expected}: read it again and reapply the change"
+    )]
     VersionConflict {
         /// The scenario.
         name: String,
@@ -44,7 +48,9 @@ pub enum EntcodeError {
     #[error("scenario '{0}' is retired: no new presentations of it can be made")]
     ScenarioRetired(String),
     /// An idempotency key reused for another request.
-    #[error("the idempotency key was already used for a different request; use a new key for a new request")]
+    #[error(
+        "the idempotency key was already used for a different request; use a new key for a new request"
+    )]
     IdempotencyConflict,
     /// A page token this service did not issue.
     #[error("the page token is not one this service issued")]

@@ -248,7 +248,11 @@ impl Entcode {
     }
 
     /// The scenario `name` at `version` (0: current), with its current version number.
-    pub async fn scenario(&self, name: &str, version: u32) -> Result<(Scenario, u32), EntcodeError> {
+    pub async fn scenario(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<(Scenario, u32), EntcodeError> {
         let name = scenario::parse_name(name)?;
         self.store
             .scenario(&name, version)
@@ -345,15 +349,15 @@ impl Entcode {
                 field: "scenario",
             });
         }
-        if principal.kind != PrincipalKind::Enterprise {
-            return Err(EntcodeError::NotYours(uscc));
-        }
-        own(principal, &uscc)?;
         let found = match scenario::parse_name(scenario) {
             Ok(name) => self.store.scenario(&name, 0).await?.map(|(s, _)| s),
             Err(_) => None,
         }
         .ok_or_else(|| EntcodeError::UnknownScenario(scenario.chars().take(60).collect()))?;
+        if principal.kind != PrincipalKind::Enterprise {
+            return Err(EntcodeError::NotYours(uscc));
+        }
+        own(principal, &uscc)?;
         if found.retired {
             return Err(EntcodeError::ScenarioRetired(found.name));
         }

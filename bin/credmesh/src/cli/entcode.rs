@@ -261,7 +261,14 @@ async fn scenario(
                         what.push("order".into());
                     }
                     if c.retired_changed {
-                        what.push(if s.retired { "retired" } else { "current again" }.into());
+                        what.push(
+                            if s.retired {
+                                "retired"
+                            } else {
+                                "current again"
+                            }
+                            .into(),
+                        );
                     }
                     println!(
                         "v{:<3} {}  {} ({})  {}\n      why: {}\n      fields: {}",
@@ -351,7 +358,9 @@ pub async fn run(args: EntcodeArgs) -> anyhow::Result<()> {
             println!("wrote {}", out.display());
         }
         EntcodeCommand::Scenarios => list_scenarios(&mut session, &mut client).await?,
-        EntcodeCommand::Scenario { command } => scenario(command, &mut session, &mut client).await?,
+        EntcodeCommand::Scenario { command } => {
+            scenario(command, &mut session, &mut client).await?
+        }
         EntcodeCommand::Present { uscc, scenario, qr } => {
             let req = session
                 .authed(pb::CreatePresentationRequest { uscc, scenario })

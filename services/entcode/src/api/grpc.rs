@@ -208,12 +208,7 @@ impl EnterpriseCodeService for EntcodeApi {
         let principal = Principal::from_request(&request)?.clone();
         let trace = trace_id(&request);
         let req = request.get_ref();
-        let key = idempotency_key(
-            "entcode.PutScenario",
-            &principal,
-            &req.idempotency_key,
-            req,
-        )?;
+        let key = idempotency_key("entcode.PutScenario", &principal, &req.idempotency_key, req)?;
         let draft = Draft::parse(&req.name, &req.description, &req.fields)?;
         let respond = |c: &Changed| pb::PutScenarioResponse {
             scenario: Some(scenario_to_proto(&c.scenario)),

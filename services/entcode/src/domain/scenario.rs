@@ -226,7 +226,9 @@ impl Draft {
             return Err(invalid(
                 "DESCRIPTION_INVALID",
                 "description",
-                format!("the description is one line of at most {MAX_DESCRIPTION_CHARS} characters"),
+                format!(
+                    "the description is one line of at most {MAX_DESCRIPTION_CHARS} characters"
+                ),
             ));
         }
         if fields.is_empty() {

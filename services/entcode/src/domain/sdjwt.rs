@@ -97,7 +97,7 @@ mod tests {
         let p = super::super::code::presentation(
             Region::Shanghai,
             "91310106MA1000308T",
-            "basic",
+            ("basic", 1),
             claims,
             [1; 16],
             100,

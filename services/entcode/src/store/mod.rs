@@ -522,5 +522,13 @@ macro_rules! impl_store {
     };
 }
 
-impl_store!(SqliteScenarioStore, credmesh_store::begin_sqlite_write, sqlite);
-impl_store!(PgScenarioStore, credmesh_store::begin_postgres_write, postgres);
+impl_store!(
+    SqliteScenarioStore,
+    credmesh_store::begin_sqlite_write,
+    sqlite
+);
+impl_store!(
+    PgScenarioStore,
+    credmesh_store::begin_postgres_write,
+    postgres
+);
