@@ -123,8 +123,21 @@ async fn the_built_in_scenarios_are_seeded_once_as_version_1() {
             "{backend:?}"
         );
         assert!(list.scenarios.iter().all(|s| s.version == 1 && !s.retired));
-        // Starting again (another replica, a restart) stores nothing more.
+        // Starting again (a restart, or another replica on its own pool) stores nothing
+        // more.
         assert_eq!(app.entcode_service.seed_scenarios().await.unwrap(), 0);
+        let replica = credmesh_store::Db::connect(&app.entcode_db, &Default::default())
+            .await
+            .unwrap();
+        let store = credmesh_entcode::store::for_db(&replica);
+        let seeded = store
+            .seed(
+                credmesh_entcode::domain::scenario::BUILT_IN,
+                app.clock.now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(seeded, 0);
         let op = app.operator_token().await;
         let history = app.history(&op, "basic").await;
         assert_eq!(history.len(), 1);
