@@ -89,6 +89,19 @@ const MATRIX: &[(&str, &str)] = &[
         "ASPODIE",
     ),
     (
+        "credmesh.entcode.v1.EnterpriseCodeService/GetScenario",
+        "ASPODIE",
+    ),
+    ("credmesh.entcode.v1.EnterpriseCodeService/PutScenario", "O"),
+    (
+        "credmesh.entcode.v1.EnterpriseCodeService/RetireScenario",
+        "O",
+    ),
+    (
+        "credmesh.entcode.v1.EnterpriseCodeService/ListScenarioHistory",
+        "SODI",
+    ),
+    (
         "credmesh.entcode.v1.EnterpriseCodeService/CreatePresentation",
         "E",
     ),

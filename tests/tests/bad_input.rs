@@ -192,6 +192,10 @@ fn catalogue(uscc: &str, qr: &str, presentation_qr: &str) -> Vec<Row> {
     const CODE: &str = "/credmesh.entcode.v1.EnterpriseCodeService/GetEnterpriseCode";
     const PRESENT: &str = "/credmesh.entcode.v1.EnterpriseCodeService/CreatePresentation";
     const CHECK: &str = "/credmesh.entcode.v1.EnterpriseCodeService/VerifyPresentation";
+    const PUT_SCENARIO: &str = "/credmesh.entcode.v1.EnterpriseCodeService/PutScenario";
+    const GET_SCENARIO: &str = "/credmesh.entcode.v1.EnterpriseCodeService/GetScenario";
+    const RETIRE_SCENARIO: &str = "/credmesh.entcode.v1.EnterpriseCodeService/RetireScenario";
+    const SCENARIO_HISTORY: &str = "/credmesh.entcode.v1.EnterpriseCodeService/ListScenarioHistory";
     const VERIFY: &str = "/credmesh.verify.v1.VerifyService/Verify";
     const BATCH: &str = "/credmesh.verify.v1.VerifyService/BatchVerify";
     const AUDIT: &str = "/credmesh.verify.v1.VerifyService/ListVerificationAudit";
@@ -766,6 +770,91 @@ fn catalogue(uscc: &str, qr: &str, presentation_qr: &str) -> Vec<Row> {
                 scenario: "basic".into(),
             },
             Expect::Grpc(Code::PermissionDenied, None),
+        ),
+        grpc(
+            "scenario disclosing a field no license has",
+            Operator,
+            PUT_SCENARIO,
+            epb::PutScenarioRequest {
+                name: "kyc".into(),
+                description: "know your customer".into(),
+                fields: vec!["name".into(), "legal_representative_id_number".into()],
+                reason: "a bank asked".into(),
+                ..Default::default()
+            },
+            Expect::Grpc(INVALID, Some("SCENARIO_FIELD_UNKNOWN")),
+        ),
+        grpc(
+            "scenario with a hostile name",
+            Operator,
+            PUT_SCENARIO,
+            epb::PutScenarioRequest {
+                name: "basic'; DROP TABLE scenarios; --".into(),
+                description: "x".into(),
+                fields: vec!["name".into()],
+                reason: "x".into(),
+                ..Default::default()
+            },
+            Expect::Grpc(INVALID, Some("SCENARIO_NAME_INVALID")),
+        ),
+        grpc(
+            "scenario change without a reason",
+            Operator,
+            PUT_SCENARIO,
+            epb::PutScenarioRequest {
+                name: "basic".into(),
+                description: "x".into(),
+                fields: vec!["name".into()],
+                reason: " ".into(),
+                ..Default::default()
+            },
+            Expect::Grpc(INVALID, Some("REASON_REQUIRED")),
+        ),
+        grpc(
+            "scenario change on a version that is not current",
+            Operator,
+            PUT_SCENARIO,
+            epb::PutScenarioRequest {
+                name: "basic".into(),
+                description: "x".into(),
+                fields: vec!["name".into()],
+                reason: "x".into(),
+                expected_version: Some(7),
+                ..Default::default()
+            },
+            Expect::Grpc(Code::Aborted, Some("SCENARIO_VERSION_CONFLICT")),
+        ),
+        grpc(
+            "scenario version that does not exist",
+            Anonymous,
+            GET_SCENARIO,
+            epb::GetScenarioRequest {
+                name: "basic".into(),
+                version: 99,
+            },
+            Expect::Grpc(Code::NotFound, Some("SCENARIO_NOT_FOUND")),
+        ),
+        grpc(
+            "retiring a scenario that does not exist",
+            Operator,
+            RETIRE_SCENARIO,
+            epb::RetireScenarioRequest {
+                name: "nothing-here".into(),
+                reason: "x".into(),
+                ..Default::default()
+            },
+            Expect::Grpc(Code::NotFound, Some("SCENARIO_NOT_FOUND")),
+        ),
+        grpc(
+            "scenario history with a forged page token",
+            Operator,
+            SCENARIO_HISTORY,
+            epb::ListScenarioHistoryRequest {
+                name: "basic".into(),
+                page_size: 0,
+                page_token: "not-a-token".into(),
+            },
+            Expect::Grpc(INVALID, Some("PAGE_TOKEN_INVALID")),
         ),
         grpc(
             "presentation check of nothing",

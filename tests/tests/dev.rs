@@ -191,5 +191,70 @@ async fn credmesh_dev_keeps_its_data_and_keys_across_restarts() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("operator"));
+
+    // An operator defines a scenario with the CLI, changes it, reads its history and
+    // retires it; the scenarios live in data/entcode.db.
+    let profile = data.join("cli-profile.toml");
+    let cli = |args: &'static [&'static str]| {
+        let profile = profile.clone();
+        async move {
+            let out = tokio::process::Command::new(credmesh_e2e::credmesh_bin())
+                .args(["entcode", "scenario"])
+                .args(args)
+                .arg("--profile")
+                .arg(&profile)
+                .output()
+                .await
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).to_string()
+        }
+    };
+    let put = cli(&[
+        "put",
+        "export",
+        "--description",
+        "An export declaration: who and where",
+        "--fields",
+        "name,uscc",
+        "--reason",
+        "customs pilot",
+        "--expected-version",
+        "0",
+    ])
+    .await;
+    assert!(put.contains("export") && put.contains("v1"), "{put}");
+    let put = cli(&[
+        "put",
+        "export",
+        "--description",
+        "An export declaration: who and where",
+        "--fields",
+        "name,uscc,domicile",
+        "--reason",
+        "customs needs the address",
+        "--expected-version",
+        "1",
+    ])
+    .await;
+    assert!(put.contains("v2"), "{put}");
+    let history = cli(&["history", "export"]).await;
+    assert!(history.contains("customs needs the address"), "{history}");
+    assert!(history.contains("+domicile"), "{history}");
+    assert!(history.contains("operator"), "{history}");
+    let shown = cli(&["show", "export", "--version", "1"]).await;
+    assert!(
+        shown.contains("name, uscc") && !shown.contains("domicile"),
+        "{shown}"
+    );
+    let retired = cli(&["retire", "export", "--reason", "pilot over"]).await;
+    assert!(retired.contains("(retired)"), "{retired}");
+    let list = cli(&["list"]).await;
+    assert!(list.contains("basic") && list.contains("export"), "{list}");
+    assert!(data.join("entcode.db").exists());
     dev.stop().await.unwrap();
 }

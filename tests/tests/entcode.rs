@@ -1,6 +1,8 @@
 //! The enterprise-code service as production runs it: `credmesh serve identity`,
 //! `serve license` and `serve entcode` as three processes on their own ports. Journey 1.3
-//! (the code on the door) and journey 4 (a bank-loan presentation, used once).
+//! (the code on the door) and journey 4 (a bank-loan presentation, used once). The
+//! entcode process keeps its scenarios in PostgreSQL, migrated beforehand by
+//! `credmesh migrate entcode`; an operator adds a scenario the enterprise then presents.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -143,9 +145,24 @@ async fn serve_entcode_alone_issues_codes_and_single_use_presentations() {
         ],
     );
     let license = wait_serving(&license_addr, "credmesh.license.v1.LicenseService").await;
+    let entcode_db = credmesh_testkit::postgres::fresh_database().await.unwrap();
+    let migrated = tokio::process::Command::new(credmesh_e2e::credmesh_bin())
+        .args(["migrate", "entcode"])
+        .env("DATABASE_URL", &entcode_db)
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
     let _entcode = serve(
         "entcode",
         &[
+            ("DATABASE_URL", entcode_db),
+            ("CREDMESH_MIGRATE", "false".into()),
             ("CREDMESH_SIGNING_KEY_FILE", entcode_signing),
             (
                 "CREDMESH_CLIENT_KEY_FILE",
@@ -255,4 +272,41 @@ async fn serve_entcode_alone_issues_codes_and_single_use_presentations() {
     assert!(!first.disclosed.iter().any(|d| d.name == "domicile"));
     let second = check(qr).await;
     assert_eq!(second.reason, "ALREADY_USED");
+
+    // The bootstrap operator adds a scenario; the enterprise presents it at once.
+    let put = client
+        .clone()
+        .put_scenario(authed(
+            epb::PutScenarioRequest {
+                name: "export".into(),
+                description: "An export declaration: who and where".into(),
+                fields: vec!["name".into(), "uscc".into(), "domicile".into()],
+                reason: "customs pilot".into(),
+                expected_version: Some(0),
+                idempotency_key: "export-1".into(),
+            },
+            &op,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(put.scenario.unwrap().version, 1);
+    let p = client
+        .clone()
+        .create_presentation(authed(
+            epb::CreatePresentationRequest {
+                uscc: uscc.into(),
+                scenario: "export".into(),
+            },
+            &ent,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(p.scenario_version, 1);
+    let names: Vec<&str> = p.disclosed.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names, ["name", "uscc", "domicile"]);
+    let checked = check(p.presentation.unwrap().qr_text).await;
+    assert_eq!(checked.reason, "VALID", "{checked:?}");
+    assert_eq!(checked.scenario_version, 1);
 }

@@ -111,6 +111,7 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
     .await?;
     let license_service = license.license.clone();
     let entcode = entcode::build(
+        &data,
         &keys,
         &args.region,
         &identity.identity,

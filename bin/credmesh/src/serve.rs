@@ -65,8 +65,13 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
             (validator, built.parts)
         }
         Service::Entcode => {
-            // No database: codes are deterministic and used nonces live in the cache.
+            // Its database holds scenarios only: codes are deterministic and used
+            // nonces live in the cache.
             let config = credmesh_entcode::EntcodeConfig::from_env(&env)?;
+            let db = Db::connect(&config.database_url, &DbOptions::default()).await?;
+            if migrate {
+                db.migrate(credmesh_entcode::migrations()).await?;
+            }
             let identity = credmesh_entcode::channel(&config.identity_url)?;
             let license = credmesh_entcode::channel(&config.license_url)?;
             let registrar =
@@ -75,7 +80,7 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
                 credmesh_entcode::grpc_license(&config, identity.clone(), license, clock.clone())?;
             let validator = credmesh_entcode::validator(&config, identity);
             let built =
-                credmesh_entcode::build(&config, clock, &server_config, registrar, licenses)
+                credmesh_entcode::build(&config, db, clock, &server_config, registrar, licenses)
                     .await?;
             built.entcode.export_metrics(&metrics);
             (validator, built.parts)
@@ -184,7 +189,10 @@ pub async fn migrate(service: Service, env: HashMap<String, String>) -> anyhow::
             tracing::info!(service = "license", "migrations applied");
         }
         Service::Entcode => {
-            tracing::info!(service = "entcode", "no database, nothing to migrate");
+            let url = env_or(&env, "DATABASE_URL", "sqlite://data/entcode.db");
+            let db = Db::connect(url, &DbOptions::default()).await?;
+            db.migrate(credmesh_entcode::migrations()).await?;
+            tracing::info!(service = "entcode", "migrations applied");
         }
         Service::Certificate => {
             let url = env_or(&env, "DATABASE_URL", "sqlite://data/certificate.db");

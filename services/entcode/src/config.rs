@@ -11,6 +11,9 @@ use credmesh_uscc::Region;
 pub struct EntcodeConfig {
     /// `CREDMESH_REGION` (default `SH`): this deployment's region.
     pub region: Region,
+    /// `DATABASE_URL` (default `sqlite://data/entcode.db`): where scenarios and their
+    /// versions are kept.
+    pub database_url: String,
     /// `CREDMESH_SIGNING_KEY_FILE`: PKCS#8 PEM of the signing key of codes and
     /// presentations. Required; `credmesh dev` generates one.
     pub signing_key_file: PathBuf,
@@ -61,6 +64,9 @@ impl EntcodeConfig {
         };
         Ok(EntcodeConfig {
             region,
+            database_url: get("DATABASE_URL")
+                .unwrap_or("sqlite://data/entcode.db")
+                .to_string(),
             signing_key_file: get("CREDMESH_SIGNING_KEY_FILE")
                 .context("CREDMESH_SIGNING_KEY_FILE is required: the PKCS#8 PEM file of the enterprise-code signing key")?
                 .into(),
@@ -100,6 +106,7 @@ mod tests {
         assert_eq!(c.client_id, "entcode");
         assert_eq!(c.presentation_ttl_secs, 300);
         assert_eq!(c.cache_url, "memory://");
+        assert_eq!(c.database_url, "sqlite://data/entcode.db");
     }
 
     #[test]

@@ -19,6 +19,45 @@ pub enum EntcodeError {
     /// No scenario by that name.
     #[error("there is no scenario '{0}'; ListScenarios names them")]
     UnknownScenario(String),
+    /// A scenario names a field this service cannot disclose.
+    #[error(
+        "'{0}' is not a field a scenario can disclose; the license fields are name, uscc, entity_type, legal_representative, registered_capital, establishment_date, business_term, domicile, business_scope, registration_authority, registration_authority_uscc, issue_date"
+    )]
+    UnknownField(String),
+    /// No scenario (or no such version of it).
+    #[error("there is no scenario '{name}'{}", match .version { 0 => String::new(), v => format!(" at version {v}") })]
+    ScenarioNotFound {
+        /// The name asked for.
+        name: String,
+        /// The version asked for; 0 for the current one.
+        version: u32,
+    },
+    /// The scenario moved on since the caller read it.
+    #[error(
+        "scenario '{name}' is at version {current}, not {expected}: read it again and reapply the change"
+    )]
+    VersionConflict {
+        /// The scenario.
+        name: String,
+        /// What the caller expected (0: absent).
+        expected: u32,
+        /// What is current (0: absent).
+        current: u32,
+    },
+    /// A retired scenario cannot be presented (or retired again).
+    #[error("scenario '{0}' is retired: no new presentations of it can be made")]
+    ScenarioRetired(String),
+    /// An idempotency key reused for another request.
+    #[error(
+        "the idempotency key was already used for a different request; use a new key for a new request"
+    )]
+    IdempotencyConflict,
+    /// A page token this service did not issue.
+    #[error("the page token is not one this service issued")]
+    PageToken,
+    /// Only operators define scenarios.
+    #[error("only operators may change scenarios")]
+    OperatorsOnly,
     /// An enterprise asked for another enterprise's code or presentation.
     #[error("an enterprise may only use its own enterprise code, not that of {0}")]
     NotYours(String),
@@ -47,6 +86,12 @@ pub enum EntcodeError {
     Internal(#[from] anyhow::Error),
 }
 
+impl From<credmesh_store::sqlx::Error> for EntcodeError {
+    fn from(err: credmesh_store::sqlx::Error) -> Self {
+        EntcodeError::Internal(anyhow::Error::new(err).context("entcode database"))
+    }
+}
+
 impl From<EntcodeError> for Status {
     fn from(err: EntcodeError) -> Status {
         use EntcodeError::*;
@@ -60,6 +105,41 @@ impl From<EntcodeError> for Status {
                 &message,
                 [FieldViolation::new("scenario", &message)],
             ),
+            UnknownField(f) => status::invalid_argument(
+                "SCENARIO_FIELD_UNKNOWN",
+                &message,
+                [FieldViolation::new(
+                    "fields",
+                    format!("'{f}' is not a field a scenario can disclose"),
+                )],
+            ),
+            ScenarioNotFound { name, .. } => status::error_with_metadata(
+                Code::NotFound,
+                "SCENARIO_NOT_FOUND",
+                message,
+                [("scenario", name)],
+            ),
+            VersionConflict { name, current, .. } => status::error_with_metadata(
+                Code::Aborted,
+                "SCENARIO_VERSION_CONFLICT",
+                message,
+                [("scenario", name), ("current_version", current.to_string())],
+            ),
+            ScenarioRetired(name) => status::error_with_metadata(
+                Code::FailedPrecondition,
+                "SCENARIO_RETIRED",
+                message,
+                [("scenario", name)],
+            ),
+            IdempotencyConflict => {
+                status::error(Code::FailedPrecondition, "IDEMPOTENCY_KEY_REUSED", message)
+            }
+            PageToken => status::invalid_argument(
+                "PAGE_TOKEN_INVALID",
+                &message,
+                [FieldViolation::new("page_token", &message)],
+            ),
+            OperatorsOnly => status::error(Code::PermissionDenied, "OPERATORS_ONLY", message),
             NotYours(_) => status::error(Code::PermissionDenied, "ENTERPRISE_MISMATCH", message),
             EnterpriseNotFound(_) => status::error(Code::NotFound, "ENTERPRISE_NOT_FOUND", message),
             NotActive { .. } => {
@@ -72,14 +152,7 @@ impl From<EntcodeError> for Status {
             NonceStoreUnavailable => {
                 status::error(Code::Unavailable, "NONCE_STORE_UNAVAILABLE", message)
             }
-            Internal(e) => {
-                tracing::error!(error = format!("{e:#}"), "internal error");
-                status::error(
-                    Code::Internal,
-                    "INTERNAL",
-                    "an internal error occurred; it has been logged",
-                )
-            }
+            Internal(e) => credmesh_store::fault::to_status(&e),
         }
     }
 }

@@ -11,8 +11,13 @@
 //! license service holds the enterprise as deregistered or revoked.
 //!
 //! An enterprise asks for a presentation of a scenario (`basic`, `bank-loan`,
-//! `bidding`, `inspection`): a short-lived, single-use credential disclosing only that
-//! scenario's license fields. Verification checks the signature, the window, the live
+//! `bidding`, `inspection`, or one operators defined): a short-lived, single-use
+//! credential disclosing only that scenario's license fields. Scenarios are the one
+//! thing this service stores (its own database, SQLite or PostgreSQL): every change is
+//! a new, immutable version with who made it, when and why, and the built-in four are
+//! seeded as version 1 at start. A presentation names the scenario and version it was
+//! made under and carries the disclosed claims themselves, so a later version or the
+//! scenario's retirement never changes what an earlier presentation verifies as. Verification checks the signature, the window, the live
 //! license status and finally the nonce, recorded with `SET NX` in the shared cache
 //! (Redis in production) so a second use is refused on every replica; when the cache
 //! cannot answer, verification is refused with UNAVAILABLE rather than guessed.
@@ -24,6 +29,7 @@
 //! - [`keys`]: the signing key, its registration with identity, the readiness gate.
 //! - [`license`]: the license service as this service sees it.
 //! - [`service`]: the operations.
+//! - [`store`]: scenarios and their versions, SQLite and PostgreSQL.
 //! - [`trust`]: earlier keys of this service, from identity's trust list.
 //! - [`api`]: the gRPC adapter and the HTTP scan page `/v/<QR text>`.
 //! - [`error`]: the error enum and its one mapping to gRPC statuses.
@@ -36,6 +42,7 @@ pub mod foreign;
 pub mod keys;
 pub mod license;
 pub mod service;
+pub mod store;
 pub mod trust;
 
 use std::sync::Arc;
@@ -46,6 +53,7 @@ use credmesh_cache::{Cache, CacheOptions};
 use credmesh_credential::keys::IssuerKey;
 use credmesh_proto::entcode::v1::enterprise_code_service_server::EnterpriseCodeServiceServer;
 use credmesh_runtime::{Clock, Readiness, ServerConfig, ServiceParts};
+use credmesh_store::{Db, ServiceMigrations};
 use futures::future::BoxFuture;
 use tonic::transport::Channel;
 
@@ -62,6 +70,16 @@ pub const SCOPE_PRESENT: &str = "entcode.present";
 pub const SCOPE_READ: &str = "entcode.read";
 /// Verify presentations: the verify gateway's scope, held by relying parties.
 pub const SCOPE_VERIFY: &str = "verify";
+/// Create, change and retire scenarios (operators).
+pub const SCOPE_SCENARIOS_WRITE: &str = "entcode.scenarios.write";
+
+/// The enterprise-code service's migrations for both backends.
+pub fn migrations() -> ServiceMigrations {
+    ServiceMigrations {
+        sqlite: sqlx::migrate!("./migrations/sqlite"),
+        postgres: sqlx::migrate!("./migrations/postgres"),
+    }
+}
 
 /// Which RPC needs what.
 pub fn access_policy() -> AccessPolicy {
@@ -72,6 +90,14 @@ pub fn access_policy() -> AccessPolicy {
             Access::AnyScope(&[SCOPE_PRESENT, SCOPE_READ]),
         )
         .rule(&m("ListScenarios"), Access::Public)
+        .rule(&m("GetScenario"), Access::Public)
+        // Who changed what is an audit trail: for the platform's side, not the public.
+        .rule(
+            &m("ListScenarioHistory"),
+            Access::AnyScope(&[SCOPE_READ, SCOPE_SCENARIOS_WRITE]),
+        )
+        .rule(&m("PutScenario"), Access::Scope(SCOPE_SCENARIOS_WRITE))
+        .rule(&m("RetireScenario"), Access::Scope(SCOPE_SCENARIOS_WRITE))
         .rule(&m("CreatePresentation"), Access::Scope(SCOPE_PRESENT))
         .rule(&m("VerifyPresentation"), Access::Scope(SCOPE_VERIFY))
 }
@@ -148,9 +174,11 @@ pub fn validator(config: &EntcodeConfig, identity: Channel) -> Arc<TokenValidato
     validator
 }
 
-/// Builds the service and starts registering its key through `registrar`.
+/// Builds the service on a migrated database, seeds the built-in scenarios (version 1,
+/// where absent) and starts registering its key through `registrar`.
 pub async fn build(
     config: &EntcodeConfig,
+    db: Db,
     clock: Arc<dyn Clock>,
     server: &ServerConfig,
     registrar: Arc<dyn KeyRegistrar>,
@@ -175,6 +203,7 @@ pub async fn build(
             key,
             registration.clone(),
             license,
+            store::for_db(&db),
             cache.clone(),
             clock,
             config.presentation_ttl_secs,
@@ -201,6 +230,13 @@ pub async fn build(
             )
         }
     };
+    let seeded = entcode
+        .seed_scenarios()
+        .await
+        .map_err(|e| anyhow::anyhow!("seeding the built-in scenarios: {e}"))?;
+    if seeded > 0 {
+        tracing::info!(seeded, "stored the built-in scenarios as version 1");
+    }
     let api = api::grpc::EntcodeApi::new(entcode.clone());
     let max = server.max_message_bytes;
     let parts = ServiceParts {
@@ -218,6 +254,7 @@ pub async fn build(
         readiness: vec![
             Arc::new(keys::KeyReady(registration.clone())),
             Arc::new(CacheReady(cache)),
+            Arc::new(DbReady(db)),
         ],
     };
     Ok(Built {
@@ -237,5 +274,18 @@ impl Readiness for CacheReady {
     }
     fn check(&self) -> BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async move { self.0.ping().await.map_err(anyhow::Error::from) })
+    }
+}
+
+/// Readiness: scenarios must be readable, or no presentation can be made.
+#[derive(Debug)]
+struct DbReady(Db);
+
+impl Readiness for DbReady {
+    fn name(&self) -> &str {
+        "database"
+    }
+    fn check(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(self.0.ping())
     }
 }

@@ -16,16 +16,31 @@ use credmesh_proto::{
 use credmesh_runtime::Clock;
 use credmesh_uscc::{Region, Uscc};
 
+use credmesh_store::idempotency::{IdempotencyKey, Outcome as Idempotent};
+
 use crate::{
     domain::{
         code::{self, hex},
-        scenario::{self, Scenario},
+        scenario::{self, Draft, Scenario},
     },
     error::EntcodeError,
     keys::KeyRegistration,
     license::{LicenseSource, LicenseView},
+    store::{Actor, Change, Changed, Edit, ScenarioStore, VersionRecord},
     trust::KeyDirectory,
 };
+
+/// Who calls a mutation, and in which trace.
+#[derive(Clone, Copy, Debug)]
+pub struct Caller<'a> {
+    /// The authenticated principal.
+    pub principal: &'a Principal,
+    /// The W3C trace id of the request, or empty.
+    pub trace_id: &'a str,
+}
+
+/// Encodes a mutation's answer for idempotent replays.
+pub type Encode<'a, T> = &'a (dyn Fn(&T) -> Vec<u8> + Send + Sync);
 
 /// A signed credential and its forms.
 #[derive(Clone, Debug)]
@@ -114,6 +129,7 @@ pub struct Entcode {
     key: IssuerKey,
     registration: Arc<KeyRegistration>,
     license: Arc<dyn LicenseSource>,
+    store: Arc<dyn ScenarioStore>,
     earlier_keys: Option<Arc<dyn KeyDirectory>>,
     foreign: Option<Arc<dyn crate::foreign::ForeignVerifier>>,
     cache: Cache,
@@ -125,12 +141,15 @@ pub struct Entcode {
 
 impl Entcode {
     /// The service signing with `key` (registered through `registration`), asking
-    /// `license` about licenses and recording used nonces in `cache`.
+    /// `license` about licenses, keeping scenarios in `store` and recording used nonces
+    /// in `cache`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         region: Region,
         key: IssuerKey,
         registration: Arc<KeyRegistration>,
         license: Arc<dyn LicenseSource>,
+        store: Arc<dyn ScenarioStore>,
         cache: Cache,
         clock: Arc<dyn Clock>,
         ttl_secs: i64,
@@ -140,6 +159,7 @@ impl Entcode {
             key,
             registration,
             license,
+            store,
             earlier_keys: None,
             foreign: None,
             cache,
@@ -217,9 +237,100 @@ impl Entcode {
         Ok((signed, view.name))
     }
 
-    /// The scenarios.
-    pub fn scenarios(&self) -> &'static [Scenario] {
-        scenario::BUILT_IN
+    /// Stores the built-in scenarios as version 1 where no scenario of their name exists.
+    pub async fn seed_scenarios(&self) -> Result<u32, EntcodeError> {
+        self.store.seed(scenario::BUILT_IN, self.clock.now()).await
+    }
+
+    /// A page of scenarios (current versions) named after `after`.
+    pub async fn scenarios(&self, after: &str, limit: u32) -> Result<Vec<Scenario>, EntcodeError> {
+        self.store.scenarios(after, limit).await
+    }
+
+    /// The scenario `name` at `version` (0: current), with its current version number.
+    pub async fn scenario(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<(Scenario, u32), EntcodeError> {
+        let name = scenario::parse_name(name)?;
+        self.store
+            .scenario(&name, version)
+            .await?
+            .ok_or(EntcodeError::ScenarioNotFound { name, version })
+    }
+
+    /// Every version of `name` after `after`, oldest first.
+    pub async fn scenario_history(
+        &self,
+        name: &str,
+        after: u32,
+        limit: u32,
+    ) -> Result<Vec<VersionRecord>, EntcodeError> {
+        let name = scenario::parse_name(name)?;
+        let versions = self.store.history(&name, after, limit).await?;
+        if versions.is_empty() && after == 0 {
+            return Err(EntcodeError::ScenarioNotFound { name, version: 0 });
+        }
+        Ok(versions)
+    }
+
+    fn change<'a>(
+        &self,
+        caller: Caller<'a>,
+        key: Option<&'a IdempotencyKey>,
+        encode: Encode<'a, Changed>,
+    ) -> Result<Change<'a, Changed>, EntcodeError> {
+        if caller.principal.kind != PrincipalKind::Operator {
+            return Err(EntcodeError::OperatorsOnly);
+        }
+        Ok(Change {
+            actor: Actor {
+                client_id: &caller.principal.client_id,
+                kind: caller.principal.kind.as_str(),
+                trace_id: caller.trace_id,
+            },
+            key,
+            encode,
+            now: self.clock.now(),
+        })
+    }
+
+    /// Creates a scenario or makes its next version (operators).
+    #[tracing::instrument(skip_all, fields(client = %caller.principal.client_id, scenario = %draft.name))]
+    pub async fn put_scenario(
+        &self,
+        caller: Caller<'_>,
+        draft: &Draft,
+        reason: &str,
+        expected: Option<u32>,
+        key: Option<&IdempotencyKey>,
+        encode: Encode<'_, Changed>,
+    ) -> Result<Idempotent<Changed>, EntcodeError> {
+        let reason = scenario::parse_reason(reason)?;
+        let change = self.change(caller, key, encode)?;
+        self.store
+            .change(Edit::Put(draft), &reason, expected, change)
+            .await
+    }
+
+    /// Retires a scenario (operators): no new presentations of it.
+    #[tracing::instrument(skip_all, fields(client = %caller.principal.client_id))]
+    pub async fn retire_scenario(
+        &self,
+        caller: Caller<'_>,
+        name: &str,
+        reason: &str,
+        expected: Option<u32>,
+        key: Option<&IdempotencyKey>,
+        encode: Encode<'_, Changed>,
+    ) -> Result<Idempotent<Changed>, EntcodeError> {
+        let name = scenario::parse_name(name)?;
+        let reason = scenario::parse_reason(reason)?;
+        let change = self.change(caller, key, encode)?;
+        self.store
+            .change(Edit::Retire(&name), &reason, expected, change)
+            .await
     }
 
     /// A presentation of `scenario` for the enterprise `uscc`, which must be the caller.
@@ -238,12 +349,18 @@ impl Entcode {
                 field: "scenario",
             });
         }
-        let found = scenario::find(scenario.trim())
-            .ok_or_else(|| EntcodeError::UnknownScenario(scenario.to_string()))?;
+        let found = match scenario::parse_name(scenario) {
+            Ok(name) => self.store.scenario(&name, 0).await?.map(|(s, _)| s),
+            Err(_) => None,
+        }
+        .ok_or_else(|| EntcodeError::UnknownScenario(scenario.chars().take(60).collect()))?;
         if principal.kind != PrincipalKind::Enterprise {
             return Err(EntcodeError::NotYours(uscc));
         }
         own(principal, &uscc)?;
+        if found.retired {
+            return Err(EntcodeError::ScenarioRetired(found.name));
+        }
         let view = self.license.current(&uscc).await?;
         if let Some(state) = view.withdrawn {
             return Err(EntcodeError::NotActive { uscc, state });
@@ -254,7 +371,7 @@ impl Entcode {
         let credential = code::presentation(
             self.region,
             &uscc,
-            found.name,
+            (&found.name, found.version),
             found.disclose(&view.claims),
             nonce,
             self.clock.now(),

@@ -3,6 +3,8 @@
 //! `show` and `qr` read a code (an enterprise reads its own; operators and departments
 //! any, with `entcode.read`); `present` is for the enterprise itself (`entcode.present`);
 //! `verify` checks a presentation as a relying party (`verify`) and uses it up.
+//! `scenario put | show | list | history | retire` defines and reads scenarios;
+//! `put` and `retire` are for operators (`entcode.scenarios.write`).
 
 use std::io::Read as _;
 
@@ -45,13 +47,19 @@ enum EntcodeCommand {
         #[arg(long, default_value = "entcode.svg")]
         out: std::path::PathBuf,
     },
-    /// List the scenarios and the fields each discloses.
+    /// List the scenarios and the fields each discloses (same as `scenario list`).
+    #[command(hide = true)]
     Scenarios,
+    /// Define, change, retire and read scenarios.
+    Scenario {
+        #[command(subcommand)]
+        command: ScenarioCommand,
+    },
     /// Make a presentation of one scenario (as the enterprise itself).
     Present {
         /// The enterprise's unified social credit code.
         uscc: String,
-        /// The scenario: basic, bank-loan, bidding, inspection.
+        /// The scenario: basic, bank-loan, bidding, inspection, or one operators defined.
         #[arg(long, default_value = "basic")]
         scenario: String,
         /// Print only the QR text.
@@ -63,6 +71,245 @@ enum EntcodeCommand {
         /// The QR text, or `-`.
         qr_text: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ScenarioCommand {
+    /// Create a scenario or make its next version (operators).
+    Put {
+        /// The scenario's name: lowercase letters, digits and hyphens.
+        name: String,
+        /// A one-line description.
+        #[arg(long)]
+        description: String,
+        /// The fields it discloses, in display order, comma-separated (license fields:
+        /// name, uscc, entity_type, legal_representative, registered_capital,
+        /// establishment_date, business_term, domicile, business_scope,
+        /// registration_authority, registration_authority_uscc, issue_date).
+        #[arg(long, value_delimiter = ',', required = true)]
+        fields: Vec<String>,
+        /// Why, for the history.
+        #[arg(long)]
+        reason: String,
+        /// Change only if this is still the current version (0: only create).
+        #[arg(long)]
+        expected_version: Option<u32>,
+        /// Idempotency key, so a retried command makes one version.
+        #[arg(long, default_value = "")]
+        idempotency_key: String,
+    },
+    /// Show a scenario: its current version, or `--version N`.
+    Show {
+        /// The scenario's name.
+        name: String,
+        /// The version (default: current).
+        #[arg(long, default_value_t = 0)]
+        version: u32,
+    },
+    /// List the scenarios and the fields each discloses.
+    List,
+    /// Every version of a scenario: who, when, why and what changed.
+    History {
+        /// The scenario's name.
+        name: String,
+    },
+    /// Retire a scenario: no new presentations of it (operators).
+    Retire {
+        /// The scenario's name.
+        name: String,
+        /// Why, for the history.
+        #[arg(long)]
+        reason: String,
+        /// Retire only if this is still the current version.
+        #[arg(long)]
+        expected_version: Option<u32>,
+        /// Idempotency key, so a retried command retires once.
+        #[arg(long, default_value = "")]
+        idempotency_key: String,
+    },
+}
+
+fn print_scenario(s: &pb::Scenario) {
+    println!(
+        "{:<12} v{}{}  {}\n  {}",
+        s.name,
+        s.version,
+        if s.retired { " (retired)" } else { "" },
+        s.description,
+        s.fields.join(", ")
+    );
+}
+
+fn when(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| secs.to_string())
+}
+
+async fn list_scenarios(
+    session: &mut Session,
+    client: &mut EnterpriseCodeServiceClient<tonic::transport::Channel>,
+) -> anyhow::Result<()> {
+    let mut page_token = String::new();
+    loop {
+        let req = session
+            .authed(pb::ListScenariosRequest {
+                page_size: 0,
+                page_token,
+            })
+            .await?;
+        let r = client
+            .list_scenarios(req)
+            .await
+            .map_err(explain)?
+            .into_inner();
+        for s in &r.scenarios {
+            println!(
+                "{:<12} v{}{}  {}",
+                s.name,
+                s.version,
+                if s.retired { " (retired)" } else { "" },
+                s.fields.join(", ")
+            );
+        }
+        if r.next_page_token.is_empty() {
+            return Ok(());
+        }
+        page_token = r.next_page_token;
+    }
+}
+
+async fn scenario(
+    command: ScenarioCommand,
+    session: &mut Session,
+    client: &mut EnterpriseCodeServiceClient<tonic::transport::Channel>,
+) -> anyhow::Result<()> {
+    match command {
+        ScenarioCommand::Put {
+            name,
+            description,
+            fields,
+            reason,
+            expected_version,
+            idempotency_key,
+        } => {
+            let req = session
+                .authed(pb::PutScenarioRequest {
+                    name,
+                    description,
+                    fields,
+                    reason,
+                    expected_version,
+                    idempotency_key,
+                })
+                .await?;
+            let r = client
+                .put_scenario(req)
+                .await
+                .map_err(explain)?
+                .into_inner();
+            if !r.changed {
+                println!("unchanged:");
+            }
+            print_scenario(&r.scenario.unwrap_or_default());
+        }
+        ScenarioCommand::Show { name, version } => {
+            let req = session
+                .authed(pb::GetScenarioRequest { name, version })
+                .await?;
+            let r = client
+                .get_scenario(req)
+                .await
+                .map_err(explain)?
+                .into_inner();
+            print_scenario(&r.scenario.unwrap_or_default());
+            println!("  current version: {}", r.current_version);
+        }
+        ScenarioCommand::List => list_scenarios(session, client).await?,
+        ScenarioCommand::History { name } => {
+            let mut page_token = String::new();
+            loop {
+                let req = session
+                    .authed(pb::ListScenarioHistoryRequest {
+                        name: name.clone(),
+                        page_size: 0,
+                        page_token,
+                    })
+                    .await?;
+                let r = client
+                    .list_scenario_history(req)
+                    .await
+                    .map_err(explain)?
+                    .into_inner();
+                for c in &r.changes {
+                    let s = c.scenario.clone().unwrap_or_default();
+                    let mut what = Vec::new();
+                    if !c.fields_added.is_empty() {
+                        what.push(format!("+{}", c.fields_added.join(" +")));
+                    }
+                    if !c.fields_removed.is_empty() {
+                        what.push(format!("-{}", c.fields_removed.join(" -")));
+                    }
+                    if c.description_changed && s.version > 1 {
+                        what.push("description".into());
+                    }
+                    if c.order_changed {
+                        what.push("order".into());
+                    }
+                    if c.retired_changed {
+                        what.push(
+                            if s.retired {
+                                "retired"
+                            } else {
+                                "current again"
+                            }
+                            .into(),
+                        );
+                    }
+                    println!(
+                        "v{:<3} {}  {} ({})  {}\n      why: {}\n      fields: {}",
+                        s.version,
+                        when(c.changed_at),
+                        c.changed_by,
+                        c.changed_by_kind,
+                        what.join(", "),
+                        c.reason,
+                        s.fields.join(", ")
+                    );
+                }
+                if r.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = r.next_page_token;
+            }
+        }
+        ScenarioCommand::Retire {
+            name,
+            reason,
+            expected_version,
+            idempotency_key,
+        } => {
+            let req = session
+                .authed(pb::RetireScenarioRequest {
+                    name,
+                    reason,
+                    expected_version,
+                    idempotency_key,
+                })
+                .await?;
+            let r = client
+                .retire_scenario(req)
+                .await
+                .map_err(explain)?
+                .into_inner();
+            print_scenario(&r.scenario.unwrap_or_default());
+        }
+    }
+    Ok(())
 }
 
 /// Runs `credmesh entcode`.
@@ -110,16 +357,9 @@ pub async fn run(args: EntcodeArgs) -> anyhow::Result<()> {
             std::fs::write(&out, bytes).with_context(|| format!("writing {}", out.display()))?;
             println!("wrote {}", out.display());
         }
-        EntcodeCommand::Scenarios => {
-            let req = session.authed(pb::ListScenariosRequest {}).await?;
-            let r = client
-                .list_scenarios(req)
-                .await
-                .map_err(explain)?
-                .into_inner();
-            for s in r.scenarios {
-                println!("{:<12} v{}  {}", s.name, s.version, s.fields.join(", "));
-            }
+        EntcodeCommand::Scenarios => list_scenarios(&mut session, &mut client).await?,
+        EntcodeCommand::Scenario { command } => {
+            scenario(command, &mut session, &mut client).await?
         }
         EntcodeCommand::Present { uscc, scenario, qr } => {
             let req = session
@@ -135,8 +375,8 @@ pub async fn run(args: EntcodeArgs) -> anyhow::Result<()> {
                 println!("{text}");
             } else {
                 println!(
-                    "scenario {} (expires at {} UTC seconds)",
-                    r.scenario, r.expires_at
+                    "scenario {} v{} (expires at {} UTC seconds)",
+                    r.scenario, r.scenario_version, r.expires_at
                 );
                 for d in r.disclosed {
                     println!("  {:<24} {}", d.name, d.value);
@@ -162,7 +402,10 @@ pub async fn run(args: EntcodeArgs) -> anyhow::Result<()> {
                 .into_inner();
             println!("{}: {}", r.reason, r.detail);
             if !r.uscc.is_empty() {
-                println!("enterprise {}  scenario {}", r.uscc, r.scenario);
+                println!(
+                    "enterprise {}  scenario {} v{}",
+                    r.uscc, r.scenario, r.scenario_version
+                );
             }
             for d in r.disclosed {
                 println!("  {:<24} {}", d.name, d.value);

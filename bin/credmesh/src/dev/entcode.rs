@@ -1,5 +1,5 @@
-//! The enterprise-code service inside `credmesh dev`: its keys under `data/keys/`, its
-//! identity client (scopes `identity.keys`, `license.read` and `verify`) registered in-process,
+//! The enterprise-code service inside `credmesh dev`: its scenarios in
+//! `data/entcode.db`, its keys under `data/keys/`, its identity client (scopes `identity.keys`, `license.read` and `verify`) registered in-process,
 //! its key registered and the license service reached over the loopback gRPC address,
 //! as in production.
 
@@ -12,6 +12,7 @@ use credmesh_identity::{
     error::IdentityError,
 };
 use credmesh_runtime::{Clock, ServerConfig};
+use credmesh_store::{Db, DbOptions};
 
 use crate::keyfile;
 
@@ -20,6 +21,7 @@ const CLIENT_ID: &str = "entcode";
 
 /// Builds the enterprise-code service for `credmesh dev`.
 pub async fn build(
+    data: &Path,
     keys: &Path,
     region: &str,
     identity: &Identity,
@@ -34,6 +36,10 @@ pub async fn build(
     register_client(identity, &client_key.public_key_bytes()).await?;
     let env: HashMap<String, String> = [
         ("CREDMESH_REGION", region.to_string()),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}", data.join("entcode.db").display()),
+        ),
         ("CREDMESH_SIGNING_KEY_FILE", signing.display().to_string()),
         (
             "CREDMESH_CLIENT_KEY_FILE",
@@ -48,13 +54,15 @@ pub async fn build(
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let config = credmesh_entcode::EntcodeConfig::from_env(&env)?;
+    let db = Db::connect(&config.database_url, &DbOptions::default()).await?;
+    db.migrate(credmesh_entcode::migrations()).await?;
     let identity_channel = credmesh_entcode::channel(&config.identity_url)?;
     let license_channel = credmesh_entcode::channel(&config.license_url)?;
     let registrar =
         credmesh_entcode::grpc_registrar(&config, identity_channel.clone(), clock.clone())?;
     let license =
         credmesh_entcode::grpc_license(&config, identity_channel, license_channel, clock.clone())?;
-    credmesh_entcode::build(&config, clock, server, registrar, license).await
+    credmesh_entcode::build(&config, db, clock, server, registrar, license).await
 }
 
 /// Registers the enterprise-code service's identity client unless it exists.

@@ -6,12 +6,21 @@ use credmesh_auth::Principal;
 use credmesh_proto::{
     credential::v1::Claim,
     entcode::v1::{self as pb, enterprise_code_service_server::EnterpriseCodeService},
+    prost::Message as _,
+    status::{self, FieldViolation},
 };
-use tonic::{Request, Response, Status};
+use credmesh_store::{
+    idempotency::{IdempotencyKey, Outcome as Idempotent},
+    page,
+};
+use tonic::{Code, Request, Response, Status};
 
 use crate::{
     api::http::{qr_png, qr_svg, scan_path},
-    service::{Entcode, Outcome, Signed},
+    domain::scenario::{Draft, Scenario},
+    error::EntcodeError,
+    service::{Caller, Entcode, Outcome, Signed},
+    store::{Changed, VersionRecord},
 };
 
 /// The gRPC face of the enterprise-code service.
@@ -34,6 +43,92 @@ fn signed(s: &Signed) -> pb::SignedCode {
         qr_svg: qr_svg(&s.qr).unwrap_or_default(),
         qr_png: qr_png(&s.qr, 6).unwrap_or_default(),
         id: s.credential.id.clone(),
+    }
+}
+
+/// The W3C trace id of a request for the audit log.
+fn trace_id<T>(req: &Request<T>) -> String {
+    use opentelemetry::trace::TraceContextExt as _;
+    let cx = opentelemetry::Context::current();
+    let span = cx.span();
+    let current = span.span_context();
+    if current.is_valid() {
+        return current.trace_id().to_string();
+    }
+    req.metadata()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split('-').nth(1))
+        .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn idempotency_key<M: credmesh_proto::prost::Message>(
+    operation: &str,
+    principal: &Principal,
+    key: &str,
+    request: &M,
+) -> Result<Option<IdempotencyKey>, Status> {
+    IdempotencyKey::new(
+        operation,
+        &principal.client_id,
+        key,
+        &request.encode_to_vec(),
+    )
+    .map_err(|e| {
+        status::invalid_argument(
+            "IDEMPOTENCY_KEY_INVALID",
+            e.to_string(),
+            [FieldViolation::new("idempotency_key", e.to_string())],
+        )
+    })
+}
+
+fn page_token(token: &str) -> Result<String, EntcodeError> {
+    page::decode_token(token).map_err(|_| EntcodeError::PageToken)
+}
+
+/// The answer of a mutation: made now, or the stored answer of the first call.
+fn answer<M: credmesh_proto::prost::Message + Default>(
+    outcome: Idempotent<Changed>,
+    respond: impl Fn(&Changed) -> M,
+) -> Result<Response<M>, Status> {
+    Ok(Response::new(match outcome {
+        Idempotent::Done(c) => respond(&c),
+        Idempotent::Replayed(bytes) => M::decode(bytes.as_slice()).map_err(|_| {
+            status::error(
+                Code::Internal,
+                "INTERNAL",
+                "a stored answer could not be read",
+            )
+        })?,
+    }))
+}
+
+/// A scenario as answered.
+pub fn scenario_to_proto(s: &Scenario) -> pb::Scenario {
+    pb::Scenario {
+        name: s.name.clone(),
+        description: s.description.clone(),
+        fields: s.fields.clone(),
+        version: s.version,
+        retired: s.retired,
+    }
+}
+
+fn change_to_proto(v: &VersionRecord) -> pb::ScenarioChange {
+    pb::ScenarioChange {
+        scenario: Some(scenario_to_proto(&v.scenario)),
+        changed_by: v.changed_by.clone(),
+        changed_by_kind: v.changed_by_kind.clone(),
+        changed_at: v.changed_at,
+        reason: v.reason.clone(),
+        fields_added: v.diff.added.clone(),
+        fields_removed: v.diff.removed.clone(),
+        description_changed: v.diff.description,
+        order_changed: v.diff.order,
+        retired_changed: v.diff.retired,
     }
 }
 
@@ -78,20 +173,122 @@ impl EnterpriseCodeService for EntcodeApi {
 
     async fn list_scenarios(
         &self,
-        _request: Request<pb::ListScenariosRequest>,
+        request: Request<pb::ListScenariosRequest>,
     ) -> Result<Response<pb::ListScenariosResponse>, Status> {
+        let req = request.get_ref();
+        let after = page_token(&req.page_token)?;
+        let size = page::page_size(req.page_size);
+        let scenarios = self.inner.scenarios(&after, size).await?;
+        let next_page_token = match scenarios.last() {
+            Some(last) if scenarios.len() == size as usize => page::encode_token(&last.name),
+            _ => String::new(),
+        };
         Ok(Response::new(pb::ListScenariosResponse {
-            scenarios: self
-                .inner
-                .scenarios()
-                .iter()
-                .map(|s| pb::Scenario {
-                    name: s.name.to_string(),
-                    description: s.description.to_string(),
-                    fields: s.fields.iter().map(|f| f.to_string()).collect(),
-                    version: s.version,
-                })
-                .collect(),
+            scenarios: scenarios.iter().map(scenario_to_proto).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_scenario(
+        &self,
+        request: Request<pb::GetScenarioRequest>,
+    ) -> Result<Response<pb::GetScenarioResponse>, Status> {
+        let req = request.get_ref();
+        let (scenario, current_version) = self.inner.scenario(&req.name, req.version).await?;
+        Ok(Response::new(pb::GetScenarioResponse {
+            scenario: Some(scenario_to_proto(&scenario)),
+            current_version,
+        }))
+    }
+
+    async fn put_scenario(
+        &self,
+        request: Request<pb::PutScenarioRequest>,
+    ) -> Result<Response<pb::PutScenarioResponse>, Status> {
+        let principal = Principal::from_request(&request)?.clone();
+        let trace = trace_id(&request);
+        let req = request.get_ref();
+        let key = idempotency_key("entcode.PutScenario", &principal, &req.idempotency_key, req)?;
+        let draft = Draft::parse(&req.name, &req.description, &req.fields)?;
+        let respond = |c: &Changed| pb::PutScenarioResponse {
+            scenario: Some(scenario_to_proto(&c.scenario)),
+            changed: c.changed,
+        };
+        let encode = |c: &Changed| respond(c).encode_to_vec();
+        let caller = Caller {
+            principal: &principal,
+            trace_id: &trace,
+        };
+        let outcome = self
+            .inner
+            .put_scenario(
+                caller,
+                &draft,
+                &req.reason,
+                req.expected_version,
+                key.as_ref(),
+                &encode,
+            )
+            .await?;
+        answer(outcome, respond)
+    }
+
+    async fn retire_scenario(
+        &self,
+        request: Request<pb::RetireScenarioRequest>,
+    ) -> Result<Response<pb::RetireScenarioResponse>, Status> {
+        let principal = Principal::from_request(&request)?.clone();
+        let trace = trace_id(&request);
+        let req = request.get_ref();
+        let key = idempotency_key(
+            "entcode.RetireScenario",
+            &principal,
+            &req.idempotency_key,
+            req,
+        )?;
+        let respond = |c: &Changed| pb::RetireScenarioResponse {
+            scenario: Some(scenario_to_proto(&c.scenario)),
+        };
+        let encode = |c: &Changed| respond(c).encode_to_vec();
+        let caller = Caller {
+            principal: &principal,
+            trace_id: &trace,
+        };
+        let outcome = self
+            .inner
+            .retire_scenario(
+                caller,
+                &req.name,
+                &req.reason,
+                req.expected_version,
+                key.as_ref(),
+                &encode,
+            )
+            .await?;
+        answer(outcome, respond)
+    }
+
+    async fn list_scenario_history(
+        &self,
+        request: Request<pb::ListScenarioHistoryRequest>,
+    ) -> Result<Response<pb::ListScenarioHistoryResponse>, Status> {
+        let req = request.get_ref();
+        let after = page_token(&req.page_token)?;
+        let after: u32 = match after.as_str() {
+            "" => 0,
+            v => v.parse().map_err(|_| EntcodeError::PageToken)?,
+        };
+        let size = page::page_size(req.page_size);
+        let versions = self.inner.scenario_history(&req.name, after, size).await?;
+        let next_page_token = match versions.last() {
+            Some(last) if versions.len() == size as usize => {
+                page::encode_token(&last.scenario.version.to_string())
+            }
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListScenarioHistoryResponse {
+            changes: versions.iter().map(change_to_proto).collect(),
+            next_page_token,
         }))
     }
 
@@ -107,6 +304,7 @@ impl EnterpriseCodeService for EntcodeApi {
             .await?;
         Ok(Response::new(pb::CreatePresentationResponse {
             scenario: req.scenario.trim().to_string(),
+            scenario_version: p.credential.version,
             disclosed: disclosed(&p.credential.claims),
             expires_at: p.credential.not_after,
             scan_path: scan_path(&p.qr),
@@ -123,7 +321,7 @@ impl EnterpriseCodeService for EntcodeApi {
             .inner
             .verify_presentation(&request.get_ref().qr_text)
             .await?;
-        let (uscc, scenario) = checked
+        let (uscc, scenario, scenario_version) = checked
             .credential
             .as_ref()
             .map(|c| {
@@ -132,15 +330,22 @@ impl EnterpriseCodeService for EntcodeApi {
                     crate::domain::code::scenario_of(&c.id)
                         .unwrap_or_default()
                         .to_string(),
+                    c.version,
                 )
             })
             .unwrap_or_default();
+        let scenario_version = if scenario.is_empty() {
+            0
+        } else {
+            scenario_version
+        };
         Ok(Response::new(pb::VerifyPresentationResponse {
             outcome: outcome(checked.outcome) as i32,
             reason: checked.outcome.reason().to_string(),
             detail: checked.detail.clone(),
             uscc,
             scenario,
+            scenario_version,
             disclosed: disclosed(checked.disclosed()),
             checked_at: checked.checked_at,
         }))

@@ -56,12 +56,14 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A presentation of `scenario` by `uscc` disclosing `claims`, valid `ttl_secs` from
-/// `now`, with `nonce`.
+/// A presentation of `scenario` (name and version) by `uscc` disclosing `claims`, valid
+/// `ttl_secs` from `now`, with `nonce`. The id names the scenario; the credential's
+/// `version` is the scenario's version, so a verifier knows which version's fields it
+/// saw.
 pub fn presentation(
     region: Region,
     uscc: &str,
-    scenario: &str,
+    (scenario, scenario_version): (&str, u32),
     claims: Vec<Claim>,
     nonce: [u8; 16],
     now: i64,
@@ -78,7 +80,7 @@ pub fn presentation(
         not_after: now.saturating_add(ttl_secs),
         status: None,
         claims,
-        version: 1,
+        version: scenario_version,
         nonce: nonce.to_vec(),
     }
 }
@@ -105,8 +107,17 @@ mod tests {
 
     #[test]
     fn presentations_name_their_scenario_and_expire() {
-        let p = presentation(Region::Shanghai, "X", "bank-loan", vec![], [7; 16], 10, 300);
+        let p = presentation(
+            Region::Shanghai,
+            "X",
+            ("bank-loan", 3),
+            vec![],
+            [7; 16],
+            10,
+            300,
+        );
         assert_eq!(scenario_of(&p.id), Some("bank-loan"));
+        assert_eq!(p.version, 3);
         assert_eq!(p.not_after, 310);
         assert_eq!(p.nonce.len(), 16);
         assert_eq!(scenario_of("urn:credmesh:entcode:91310000MA1K4CXX2B"), None);

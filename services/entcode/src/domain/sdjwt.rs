@@ -3,7 +3,7 @@
 //! service's public key (the region's JWKS / trust list).
 //!
 //! The issuer-signed JWT (`alg: EdDSA`, `typ: dc+sd-jwt`) carries the presentation's
-//! identity and window (`iss`, `sub`, `jti`, `iat`, `nbf`, `exp`, `vct`, `scenario`)
+//! identity and window (`iss`, `sub`, `jti`, `iat`, `nbf`, `exp`, `vct`, `scenario`, `scenario_version`)
 //! in the clear and one `_sd` digest (SHA-256) per disclosed field; each disclosure is
 //! `[salt, name, value]` with a 128-bit random salt. Only the scenario's fields are
 //! made disclosable at all — the others are not even present as digests — and every
@@ -56,6 +56,7 @@ pub fn issue(
         "exp": presentation.not_after,
         "vct": VCT,
         "scenario": scenario_of(&presentation.id).unwrap_or_default(),
+        "scenario_version": presentation.version,
         "_sd_alg": "sha-256",
         "_sd": digests,
     });
@@ -96,7 +97,7 @@ mod tests {
         let p = super::super::code::presentation(
             Region::Shanghai,
             "91310106MA1000308T",
-            "basic",
+            ("basic", 1),
             claims,
             [1; 16],
             100,

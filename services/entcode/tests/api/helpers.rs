@@ -43,6 +43,10 @@ pub struct TestApp {
     pub entcode_client: IssuerKey,
     /// entcode's cache: its URL and key prefix.
     pub cache: (String, String),
+    /// entcode's database URL and the service itself, for a second replica on the same
+    /// data.
+    pub entcode_db: String,
+    pub entcode_service: Arc<credmesh_entcode::Entcode>,
     _dir: tempfile::TempDir,
     _sqlite: Vec<credmesh_testkit::sqlite::SqliteDb>,
     _stop: StopGuard,
@@ -124,6 +128,7 @@ pub async fn spawn_with_cache(backend: Backend, cache_url: Option<String>) -> Te
     let mut sqlite = Vec::new();
     let identity_db = database(backend, &mut sqlite).await;
     let license_db = database(backend, &mut sqlite).await;
+    let entcode_db = database(backend, &mut sqlite).await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (_, anchor) = write_key(d, "anchor.pem");
@@ -214,6 +219,7 @@ pub async fn spawn_with_cache(backend: Backend, cache_url: Option<String>) -> Te
     let prefix = credmesh_testkit::redis::unique_prefix();
     let cache = (cache_url.clone(), prefix.clone());
     let entcode_config = credmesh_entcode::EntcodeConfig::from_env(&env(&[
+        ("DATABASE_URL", entcode_db.clone()),
         (
             "CREDMESH_SIGNING_KEY_FILE",
             entcode_signing.display().to_string(),
@@ -230,8 +236,13 @@ pub async fn spawn_with_cache(backend: Backend, cache_url: Option<String>) -> Te
     .unwrap();
     let identity_channel = credmesh_entcode::channel(&entcode_config.identity_url).unwrap();
     let license_channel = credmesh_entcode::channel(&entcode_config.license_url).unwrap();
+    let edb = Db::connect(&entcode_db, &DbOptions::default())
+        .await
+        .unwrap();
+    edb.migrate(credmesh_entcode::migrations()).await.unwrap();
     let entcode = credmesh_entcode::build(
         &entcode_config,
+        edb.clone(),
         dyn_clock.clone(),
         &server_config,
         credmesh_entcode::grpc_registrar(
@@ -279,6 +290,8 @@ pub async fn spawn_with_cache(backend: Backend, cache_url: Option<String>) -> Te
         operator,
         entcode_client,
         cache,
+        entcode_db,
+        entcode_service: entcode.entcode.clone(),
         _dir: dir,
         _sqlite: sqlite,
         _stop: StopGuard(Some(stop)),

@@ -8,4 +8,5 @@ mod helpers;
 mod presentations;
 mod rotation;
 mod scan_page;
+mod scenarios;
 mod sdjwt;

@@ -65,7 +65,16 @@ async fn a_third_party_sd_jwt_library_verifies_exactly_the_scenarios_fields() {
         .map(String::as_str)
         .filter(|k| {
             ![
-                "iss", "sub", "jti", "iat", "nbf", "exp", "vct", "scenario", "_sd_alg",
+                "iss",
+                "sub",
+                "jti",
+                "iat",
+                "nbf",
+                "exp",
+                "vct",
+                "scenario",
+                "scenario_version",
+                "_sd_alg",
             ]
             .contains(k)
         })
@@ -75,6 +84,7 @@ async fn a_third_party_sd_jwt_library_verifies_exactly_the_scenarios_fields() {
     expected.sort();
     assert_eq!(disclosed, expected);
     assert_eq!(payload["scenario"], "bank-loan");
+    assert_eq!(payload["scenario_version"], 1);
     assert_eq!(payload["iss"], "SH/entcode");
     assert_eq!(payload["name"], "上海静安面馆有限公司");
 

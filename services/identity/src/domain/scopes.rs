@@ -21,6 +21,8 @@ pub const LICENSE_READ: &str = "license.read";
 pub const ENTCODE_PRESENT: &str = "entcode.present";
 /// Read any enterprise's code.
 pub const ENTCODE_READ: &str = "entcode.read";
+/// Create, change and retire enterprise-code scenarios (operators).
+pub const ENTCODE_SCENARIOS_WRITE: &str = "entcode.scenarios.write";
 /// Register certificate types (operators).
 pub const CERTIFICATE_ADMIN: &str = "certificate.admin";
 /// Issue certificates and change the ones one's department issued; answer disputes.
@@ -63,6 +65,7 @@ pub const CATALOGUE: &[(&str, &[PrincipalKind])] = {
         ),
         (ENTCODE_PRESENT, &[Enterprise]),
         (ENTCODE_READ, &[Service, Operator, Department, Inspector]),
+        (ENTCODE_SCENARIOS_WRITE, &[Operator]),
         (CERTIFICATE_ADMIN, &[Operator]),
         (CERTIFICATE_ISSUE, &[Department, Operator]),
         (
