@@ -75,8 +75,7 @@ where
     info.insert("retry_after_seconds".into(), seconds.to_string());
     let mut details = ErrorDetails::with_error_info(RATE_LIMITED, ERROR_DOMAIN, info);
     details.set_retry_info(Some(retry_after));
-    let mut status =
-        Status::with_error_details(Code::ResourceExhausted, message.into(), details);
+    let mut status = Status::with_error_details(Code::ResourceExhausted, message.into(), details);
     if let Ok(value) = seconds.to_string().parse() {
         status.metadata_mut().insert("retry-after", value);
     }

@@ -343,7 +343,12 @@ impl RateLimiter {
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).buckets.len())
+            .map(|s| {
+                s.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .buckets
+                    .len()
+            })
             .sum()
     }
 
@@ -638,7 +643,10 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect()
         };
-        assert_eq!(RateLimit::from_env(&env(&[])).unwrap(), RateLimit::default());
+        assert_eq!(
+            RateLimit::from_env(&env(&[])).unwrap(),
+            RateLimit::default()
+        );
         assert_eq!(
             RateLimit::from_env(&env(&[
                 ("CREDMESH_RATE_LIMIT_PER_SECOND", "0.5"),
@@ -662,7 +670,9 @@ mod tests {
         let t0 = Instant::now();
         let at = |start: Instant, i: usize| start + Duration::from_micros(i as u64);
         for i in 0..MAX_CALLERS * 2 {
-            limiter.check_at(&client(&i.to_string()), 1, at(t0, i)).unwrap();
+            limiter
+                .check_at(&client(&i.to_string()), 1, at(t0, i))
+                .unwrap();
         }
         assert!(limiter.len() <= MAX_CALLERS, "{}", limiter.len());
 
@@ -709,10 +719,8 @@ mod tests {
         .layer(ok);
         let call = |path: &str| {
             let mut req = Request::post(path).body(()).unwrap();
-            req.extensions_mut().insert(ConnectInfo(SocketAddr::from((
-                [192, 0, 2, 1],
-                4000,
-            ))));
+            req.extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from(([192, 0, 2, 1], 4000))));
             req
         };
         const GET: &str = "/credmesh.license.v1.LicenseService/GetLicense";
@@ -722,10 +730,17 @@ mod tests {
         let status = tonic::Status::from_header_map(second.headers()).unwrap();
         assert_eq!(status.code(), tonic::Code::ResourceExhausted);
         assert_eq!(status::retry_delay(&status), Some(Duration::from_secs(1)));
-        assert!(status.message().contains("anonymous callers from 192.0.2.1"));
+        assert!(
+            status
+                .message()
+                .contains("anonymous callers from 192.0.2.1")
+        );
         // Health checks are never limited.
         for _ in 0..3 {
-            let health = svc.call(call("/grpc.health.v1.Health/Check")).await.unwrap();
+            let health = svc
+                .call(call("/grpc.health.v1.Health/Check"))
+                .await
+                .unwrap();
             assert!(health.headers().get("grpc-status").is_none());
         }
     }

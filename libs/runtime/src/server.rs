@@ -244,10 +244,8 @@ impl Server {
                     limiters.insert((*name).to_owned(), limiter.clone());
                 }
                 if part_http.has_routes() {
-                    part_http = part_http.route_layer(HttpRateLimitLayer::new(
-                        limiter,
-                        validator.clone(),
-                    ));
+                    part_http =
+                        part_http.route_layer(HttpRateLimitLayer::new(limiter, validator.clone()));
                 }
             }
             http = http.merge(part_http);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::{
     Router,
     body::Bytes,
-    extract::State,
+    extract::{Extension, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -18,6 +18,7 @@ use axum::{
 use base64::Engine as _;
 use credmesh_auth::{AuthError, TokenValidator};
 use credmesh_proto::verify::v1::{CredentialForm, DataAge, VerificationResult};
+use credmesh_runtime::RateCharge;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -85,8 +86,8 @@ struct BatchJson {
 fn error_response(err: &VerifyError) -> Response {
     let (code, retry) = match err {
         VerifyError::Invalid { .. } => (StatusCode::BAD_REQUEST, None),
-        VerifyError::RateLimited { retry_after, .. } => {
-            (StatusCode::TOO_MANY_REQUESTS, Some(*retry_after))
+        VerifyError::RateLimited(e) => {
+            (StatusCode::TOO_MANY_REQUESTS, Some(e.retry_after_seconds()))
         }
         VerifyError::Auth(AuthError::MissingScope(_)) => (StatusCode::FORBIDDEN, None),
         VerifyError::Auth(_) => (StatusCode::UNAUTHORIZED, None),
@@ -162,7 +163,6 @@ async fn verify(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
     let outcome = async {
         let client = authenticate(&state, &headers).await?;
         let input = to_input(parse::<CredentialJson>(&body)?, "body")?;
-        state.gateway.check_rate(&client, 1)?;
         Ok::<_, VerifyError>(state.gateway.verify(Some(&client), &input).await)
     }
     .await;
@@ -172,7 +172,12 @@ async fn verify(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
     }
 }
 
-async fn verify_batch(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn verify_batch(
+    State(state): State<AppState>,
+    charge: Option<Extension<RateCharge>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let outcome = async {
         let client = authenticate(&state, &headers).await?;
         let batch = parse::<BatchJson>(&body)?;
@@ -192,7 +197,7 @@ async fn verify_batch(State(state): State<AppState>, headers: HeaderMap, body: B
             .enumerate()
             .map(|(i, c)| to_input(c, &format!("credentials[{i}]")))
             .collect::<Result<Vec<_>, _>>()?;
-        state.gateway.check_rate(&client, inputs.len())?;
+        RateCharge::items(charge.as_ref().map(|Extension(c)| c), inputs.len())?;
         Ok(state.gateway.verify_many(Some(&client), &inputs).await)
     }
     .await;
