@@ -136,7 +136,7 @@ async fn anonymous_http_callers_over_the_rate_get_429_with_retry_after() {
     assert!(text.contains("anonymous callers from 127.0.0.1"), "{text}");
     // Probes and scrapes are never limited.
     for _ in 0..10 {
-        assert_eq!(http(&app, "/readyz").await.0, 200);
+        assert_eq!(http(&app, "/healthz").await.0, 200);
         assert_eq!(http(&app, "/metrics").await.0, 200);
     }
 }
