@@ -27,7 +27,7 @@
 use std::{
     collections::HashMap,
     convert::Infallible,
-    hash::{BuildHasher, Hash, Hasher},
+    hash::BuildHasher,
     net::{IpAddr, Ipv6Addr, SocketAddr},
     sync::{Arc, Mutex, PoisonError},
     task::{Context, Poll},
@@ -358,9 +358,7 @@ impl RateLimiter {
     }
 
     fn shard(&self, caller: &Caller) -> std::sync::MutexGuard<'_, Shard> {
-        let mut h = self.hasher.build_hasher();
-        caller.hash(&mut h);
-        let index = (h.finish() as usize) % self.shards.len();
+        let index = (self.hasher.hash_one(caller) as usize) % self.shards.len();
         self.shards[index]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
