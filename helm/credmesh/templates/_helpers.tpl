@@ -293,6 +293,9 @@ change.
   "CREDMESH_REQUEST_TIMEOUT_MS" ($root.Values.config.requestTimeoutMs | int64 | toString)
   "CREDMESH_MAX_CONCURRENT_REQUESTS" ($root.Values.config.maxConcurrentRequests | int64 | toString)
 }}
+{{- $rate := (include "credmesh.settings" $ctx | fromYaml).rateLimit }}
+{{- $_ := set $env "CREDMESH_RATE_LIMIT_PER_SECOND" ($rate.perSecond | toString) }}
+{{- $_ := set $env "CREDMESH_RATE_LIMIT_BURST" ($rate.burst | int64 | toString) }}
 {{- with $root.Values.region.publicUrl }}{{ $_ := set $env "CREDMESH_PUBLIC_URL" . }}{{ end }}
 {{- with $root.Values.otlp.endpoint }}{{ $_ := set $env "OTEL_EXPORTER_OTLP_ENDPOINT" . }}{{ end }}
 {{- range $k := $cat.keys }}

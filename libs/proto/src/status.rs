@@ -6,6 +6,8 @@
 //! with field violations when the input was at fault. Partners switch on `reason`, never
 //! on the message text.
 
+use std::time::Duration;
+
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -50,6 +52,49 @@ pub fn database_unavailable() -> Status {
         "the service's database is unavailable right now; retry shortly (a retried change \
          with the same idempotency key is applied only once)",
     )
+}
+
+/// The answer to a caller over its rate limit: `RESOURCE_EXHAUSTED`, reason
+/// `RATE_LIMITED`, the readable `message` naming the limit, an `ErrorInfo` with
+/// `metadata` and `retry_after_seconds`, a `google.rpc.RetryInfo` saying how long to
+/// wait, and a `retry-after` header (whole seconds, rounded up) for plain gRPC clients.
+pub fn rate_limited<K, V>(
+    message: impl Into<String>,
+    retry_after: Duration,
+    metadata: impl IntoIterator<Item = (K, V)>,
+) -> Status
+where
+    K: Into<String>,
+    V: Into<String>,
+{
+    let seconds = retry_after_seconds(retry_after);
+    let mut info: std::collections::HashMap<String, String> = metadata
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+    info.insert("retry_after_seconds".into(), seconds.to_string());
+    let mut details = ErrorDetails::with_error_info(RATE_LIMITED, ERROR_DOMAIN, info);
+    details.set_retry_info(Some(retry_after));
+    let mut status = Status::with_error_details(Code::ResourceExhausted, message.into(), details);
+    if let Ok(value) = seconds.to_string().parse() {
+        status.metadata_mut().insert("retry-after", value);
+    }
+    status
+}
+
+/// The stable reason of [`rate_limited`].
+pub const RATE_LIMITED: &str = "RATE_LIMITED";
+
+/// A wait as an HTTP `Retry-After` / gRPC `retry-after` value: whole seconds, rounded
+/// up, at least 1 (a client told 0 would retry at once).
+pub fn retry_after_seconds(wait: Duration) -> u64 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+/// The `RetryInfo.retry_delay` of a status, if it carries one.
+pub fn retry_delay(status: &Status) -> Option<Duration> {
+    status.get_details_retry_info().and_then(|r| r.retry_delay)
 }
 
 /// Like [`error`], with `ErrorInfo.metadata` entries giving the facts behind the error
@@ -123,6 +168,30 @@ mod tests {
         let violations = field_violations(&status);
         assert_eq!(violations.len(), 1);
         assert_eq!(violations[0].field, "uscc");
+    }
+
+    #[test]
+    fn rate_limited_carries_reason_retry_info_and_a_retry_after_header() {
+        let status = rate_limited(
+            "client 'bank' is over its limit",
+            Duration::from_millis(1500),
+            [("limit", "2/s")],
+        );
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(reason(&status).as_deref(), Some(RATE_LIMITED));
+        assert_eq!(retry_delay(&status), Some(Duration::from_millis(1500)));
+        assert_eq!(status.metadata().get("retry-after").unwrap(), "2");
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!(info.metadata["retry_after_seconds"], "2");
+        assert_eq!(info.metadata["limit"], "2/s");
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds_and_never_says_zero() {
+        assert_eq!(retry_after_seconds(Duration::ZERO), 1);
+        assert_eq!(retry_after_seconds(Duration::from_millis(10)), 1);
+        assert_eq!(retry_after_seconds(Duration::from_secs(3)), 3);
+        assert_eq!(retry_after_seconds(Duration::from_millis(3001)), 4);
     }
 
     #[test]

@@ -6,12 +6,14 @@
 //! mounts all. gRPC and HTTP share the port (HTTP/2 prior knowledge for gRPC, HTTP/1.1
 //! or h2 for the rest). Every gRPC call passes the same stack, outermost first:
 //! trace context → RED metrics → limits (concurrency, deadline) → authentication and
-//! authorisation → status normalisation → the service.
+//! authorisation → per-client rate limit → status normalisation → the service. Each
+//! service's HTTP routes pass the same per-client rate limit.
 //!
 //! # Layout
 //! - [`server`]: [`Server`], [`ServiceParts`], [`ServerConfig`], health and reflection.
 //! - [`client`]: [`connect`], the traced channel to another service.
 //! - [`limits`]: concurrency and deadline limits answering proper gRPC statuses.
+//! - [`rate`]: per-client token buckets, [`RateLimit`] and the layers applying them.
 //! - [`normalize`]: tonic's own refusals (bad protobuf, oversize) given proper codes.
 //! - [`issuer_key`]: an issuing service's signing key, registered with identity.
 //! - [`trust`]: the region's trust list, fetched from identity and checked.
@@ -28,6 +30,7 @@ pub mod license;
 pub mod limits;
 pub mod normalize;
 pub mod partners;
+pub mod rate;
 pub mod server;
 pub mod shutdown;
 pub mod status_http;
@@ -35,4 +38,5 @@ pub mod trust;
 
 pub use client::{ClientOptions, TracedChannel, connect};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use rate::{RateCharge, RateLimit, RateLimited};
 pub use server::{Readiness, Server, ServerConfig, ServiceParts};

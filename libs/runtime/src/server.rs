@@ -20,7 +20,11 @@ use tonic::service::RoutesBuilder;
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::ServiceExt as _;
 
-use crate::{limits::LimitsLayer, normalize::NormalizeLayer};
+use crate::{
+    limits::LimitsLayer,
+    normalize::NormalizeLayer,
+    rate::{GrpcRateLimitLayer, HttpRateLimitLayer, RateLimit, RateLimiter},
+};
 
 /// A dependency whose failure makes the service not ready (its database, its cache).
 pub trait Readiness: Send + Sync {
@@ -80,6 +84,9 @@ pub struct ServerConfig {
     pub keep_alive: (Duration, Duration),
     /// Concurrent HTTP/2 streams per connection (default 256).
     pub max_concurrent_streams: u32,
+    /// Each service's per-client rate (`CREDMESH_RATE_LIMIT_PER_SECOND`, default 1000,
+    /// 0 off; `CREDMESH_RATE_LIMIT_BURST`, default 2000): see [`crate::rate`].
+    pub rate_limit: RateLimit,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +100,7 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             keep_alive: (Duration::from_secs(30), Duration::from_secs(10)),
             max_concurrent_streams: 256,
+            rate_limit: RateLimit::default(),
         }
     }
 }
@@ -123,6 +131,7 @@ impl ServerConfig {
             anyhow::ensure!(n > 0, "CREDMESH_HEADER_READ_TIMEOUT_MS must be above 0");
             c.header_read_timeout = Duration::from_millis(n);
         }
+        c.rate_limit = RateLimit::from_env(env)?;
         Ok(c)
     }
 }
@@ -217,17 +226,39 @@ impl Server {
         let mut checks = Vec::new();
         let mut http = Router::new();
         let names: Vec<&str> = parts.iter().map(|p| p.name).collect();
+        // One limiter per service, shared by its gRPC and HTTP sides: in `credmesh dev`
+        // a client's calls to license do not spend its tokens for identity.
+        let mut limiters = std::collections::HashMap::new();
         for part in parts {
             (part.mount)(&mut routes);
             policy = policy.merge(part.policy);
             checks.extend(part.readiness);
-            http = http.merge(part.http);
+            let mut part_http = part.http;
+            if config.rate_limit.is_enabled() {
+                let limiter = Arc::new(RateLimiter::new(
+                    part.name,
+                    config.rate_limit,
+                    Some(&metrics),
+                ));
+                for name in &part.grpc_names {
+                    limiters.insert((*name).to_owned(), limiter.clone());
+                }
+                if part_http.has_routes() {
+                    part_http =
+                        part_http.route_layer(HttpRateLimitLayer::new(limiter, validator.clone()));
+                }
+            }
+            http = http.merge(part_http);
+        }
+        if config.rate_limit.is_enabled() {
+            tracing::info!(limit = %config.rate_limit, "per-client rate limit");
         }
 
         let grpc = routes
             .routes()
             .into_axum_router()
             .layer(NormalizeLayer)
+            .layer(GrpcRateLimitLayer::new(limiters))
             .layer(AuthLayer::new(validator, Arc::new(policy)))
             .layer(LimitsLayer::new(
                 config.concurrency_limit,
@@ -460,10 +491,15 @@ async fn serve_listener(
         // No Nagle: small gRPC frames would otherwise wait for the peer's delayed ACK
         // (about 40 ms per call on Linux).
         let _ = tcp.set_nodelay(true);
-        let service = TowerToHyperService::new(
-            app.clone()
-                .map_request(|req: Request<hyper::body::Incoming>| req.map(Body::new)),
-        );
+        // The peer address, for the rate limit of anonymous callers.
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |req: Request<hyper::body::Incoming>| {
+                let mut req = req.map(Body::new);
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        ));
         let conn = connections
             .builder
             .serve_connection_with_upgrades(TokioIo::new(tcp), service)

@@ -98,6 +98,16 @@ pub struct ClientLabel {
     pub client: String,
 }
 
+/// Labels of a call refused by the per-client rate limit.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RateLimitedLabels {
+    /// The service that refused (`license`, `verify`, …).
+    pub service: &'static str,
+    /// The authenticated client id, or `anonymous` (never an address: the label set
+    /// stays as small as the client register).
+    pub client: String,
+}
+
 /// Label: a region code.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RegionLabel {
@@ -112,8 +122,6 @@ pub struct VerifyMetrics {
     pub outcomes: Family<OutcomeLabels, Counter>,
     /// Result cache lookups.
     pub cache: Family<CacheLabels, Counter>,
-    /// Calls refused by the rate limit, per client.
-    pub rate_limited: Family<ClientLabel, Counter>,
     /// Trust list age per region.
     pub trust_age: Family<RegionLabel, Gauge>,
     /// Oldest status list age per region.
@@ -132,6 +140,7 @@ struct Inner {
     grpc: GrpcMetrics,
     credentials: CredentialMetrics,
     verify: OnceLock<VerifyMetrics>,
+    rate_limited: OnceLock<Family<RateLimitedLabels, Counter>>,
 }
 
 impl Default for Metrics {
@@ -166,6 +175,7 @@ impl Metrics {
                 grpc,
                 credentials,
                 verify: OnceLock::new(),
+                rate_limited: OnceLock::new(),
             }),
         }
     }
@@ -191,11 +201,6 @@ impl Metrics {
                 v.cache.clone(),
             );
             self.register(
-                crate::names::VERIFY_RATE_LIMITED_TOTAL,
-                "calls refused by the per-partner rate limit",
-                v.rate_limited.clone(),
-            );
-            self.register(
                 crate::names::VERIFY_TRUST_LIST_AGE_SECONDS,
                 "seconds since the region's trust list was last fetched and checked",
                 v.trust_age.clone(),
@@ -206,6 +211,20 @@ impl Metrics {
                 v.status_age.clone(),
             );
             v
+        })
+    }
+
+    /// Calls refused by the per-client rate limit every service applies, by service and
+    /// client ([`crate::names::RATE_LIMITED_TOTAL`]); registered on first use.
+    pub fn rate_limited(&self) -> &Family<RateLimitedLabels, Counter> {
+        self.inner.rate_limited.get_or_init(|| {
+            let family = Family::default();
+            self.register(
+                crate::names::RATE_LIMITED_TOTAL,
+                "calls refused (RESOURCE_EXHAUSTED, HTTP 429) by the per-client rate limit",
+                family.clone(),
+            );
+            family
         })
     }
 

@@ -5,8 +5,8 @@
 //! names with [`crate::metrics::Metrics::register`], which writes a counter's `_total` once:
 //!
 //! ```ignore
-//! let rate_limited = Family::<ClientLabel, Counter>::default();
-//! metrics.register(names::VERIFY_RATE_LIMITED_TOTAL, "calls refused by the per-client rate limit", rate_limited.clone());
+//! let issued = Family::<KindLabel, Counter>::default();
+//! metrics.register(names::CREDENTIALS_ISSUED_TOTAL, "credentials signed, by kind", issued.clone());
 //! ```
 //!
 //! A unit test keeps this list and the catalogue in step.
@@ -15,8 +15,9 @@
 pub const VERIFY_TRUST_LIST_AGE_SECONDS: &str = "credmesh_verify_trust_list_age_seconds";
 /// Gauge `{region}`: age of the oldest status list verify holds for issuers of `region`.
 pub const VERIFY_STATUS_LIST_AGE_SECONDS: &str = "credmesh_verify_status_list_age_seconds";
-/// Counter `{client}`: calls verify refused with RESOURCE_EXHAUSTED by the per-client rate.
-pub const VERIFY_RATE_LIMITED_TOTAL: &str = "credmesh_verify_rate_limited_total";
+/// Counter `{service, client}`: calls any service refused with RESOURCE_EXHAUSTED (HTTP 429)
+/// by the per-client rate limit (`client` is the client id or `anonymous`).
+pub const RATE_LIMITED_TOTAL: &str = "credmesh_rate_limited_total";
 /// Counter `{kind, region, outcome}`: verify answers.
 pub const VERIFY_OUTCOMES_TOTAL: &str = "credmesh_verify_outcomes_total";
 /// Counter `{cache, result}`: verify's trust and status cache lookups, `hit` or `miss`.
@@ -36,7 +37,7 @@ pub const INSPECTION_DECISIONS_TOTAL: &str = "credmesh_inspection_decisions_tota
 pub const ALL: [&str; 10] = [
     VERIFY_TRUST_LIST_AGE_SECONDS,
     VERIFY_STATUS_LIST_AGE_SECONDS,
-    VERIFY_RATE_LIMITED_TOTAL,
+    RATE_LIMITED_TOTAL,
     VERIFY_OUTCOMES_TOTAL,
     VERIFY_CACHE_REQUESTS_TOTAL,
     CREDENTIALS_ISSUED_TOTAL,

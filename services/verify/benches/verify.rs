@@ -227,6 +227,8 @@ async fn run() {
     db.migrate(credmesh_identity::migrations()).await.unwrap();
     let server_config = ServerConfig {
         concurrency_limit: 100_000,
+        // The bench measures the gateway, not the limit's refusals.
+        rate_limit: credmesh_runtime::RateLimit::OFF,
         ..ServerConfig::default()
     };
     let identity = credmesh_identity::build(&config, db, Arc::new(SystemClock), &server_config)
@@ -346,8 +348,6 @@ async fn run() {
                 ("CREDMESH_IDENTITY_URL", format!("http://{id_addr}")),
                 ("CREDMESH_ANCHOR_PUBLIC_KEY", anchor),
                 ("CREDMESH_RESULT_CACHE_SECONDS", ttl.into()),
-                ("CREDMESH_RATE_LIMIT_PER_SECOND", "100000000".into()),
-                ("CREDMESH_RATE_LIMIT_BURST", "100000000".into()),
             ]))
             .unwrap();
             let db = Db::connect(&db_url, &DbOptions::default()).await.unwrap();

@@ -72,11 +72,8 @@ pub struct VerifyConfig {
     /// `CREDMESH_RESULT_CACHE_SECONDS` (default 5; 0 turns it off): how long a
     /// verification answer is cached, keyed by a SHA-256 digest of the credential.
     pub result_ttl: Duration,
-    /// `CREDMESH_RATE_LIMIT_PER_SECOND` (default 100): per-partner sustained rate,
-    /// counted in credentials (a batch of 10 counts 10).
-    pub rate_per_second: f64,
-    /// `CREDMESH_RATE_LIMIT_BURST` (default 500): per-partner burst.
-    pub rate_burst: u32,
+    // The per-partner rate limit (`CREDMESH_RATE_LIMIT_*`) is the serving stack's
+    // per-client limit, read into `credmesh_runtime::ServerConfig`.
 }
 
 fn secs(get: &dyn Fn(&str) -> Option<String>, key: &str, default: u64) -> anyhow::Result<Duration> {
@@ -177,20 +174,6 @@ impl VerifyConfig {
             bail!("CREDMESH_MAX_STALENESS_SECONDS must be at least 1");
         }
         let fresh = secs(&get, "CREDMESH_FRESH_SECONDS", 120)?.min(max_staleness);
-        let rate_per_second = match get("CREDMESH_RATE_LIMIT_PER_SECOND") {
-            None => 100.0,
-            Some(v) => match v.parse::<f64>() {
-                Ok(r) if r > 0.0 && r.is_finite() => r,
-                _ => bail!("CREDMESH_RATE_LIMIT_PER_SECOND must be a positive number, not '{v}'"),
-            },
-        };
-        let rate_burst = match get("CREDMESH_RATE_LIMIT_BURST") {
-            None => 500,
-            Some(v) => match v.parse::<u32>() {
-                Ok(b) if b > 0 => b,
-                _ => bail!("CREDMESH_RATE_LIMIT_BURST must be a positive integer, not '{v}'"),
-            },
-        };
         Ok(VerifyConfig {
             region,
             database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://data/verify.db".into()),
@@ -215,8 +198,6 @@ impl VerifyConfig {
                 })?)
                 .max(Duration::from_millis(100)),
             },
-            rate_per_second,
-            rate_burst,
         })
     }
 }

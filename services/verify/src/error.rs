@@ -20,14 +20,10 @@ pub enum VerifyError {
         /// The offending fields.
         violations: Vec<FieldViolation>,
     },
-    /// The partner exceeded its rate limit.
-    #[error("rate limit exceeded for client '{client_id}'; retry after {retry_after} s")]
-    RateLimited {
-        /// Who.
-        client_id: String,
-        /// Seconds to wait.
-        retry_after: u64,
-    },
+    /// The partner's batch is beyond what is left of its rate limit (the serving stack
+    /// refuses single calls before they arrive).
+    #[error(transparent)]
+    RateLimited(#[from] credmesh_runtime::RateLimited),
     /// The caller is not authenticated or lacks the `verify` scope.
     #[error("{0}")]
     Auth(#[from] credmesh_auth::AuthError),
@@ -60,7 +56,7 @@ impl VerifyError {
     pub fn reason(&self) -> String {
         match self {
             VerifyError::Invalid { reason, .. } => (*reason).to_owned(),
-            VerifyError::RateLimited { .. } => "RATE_LIMITED".to_owned(),
+            VerifyError::RateLimited(_) => status::RATE_LIMITED.to_owned(),
             VerifyError::Auth(e) => status::reason(&e.to_status()).unwrap_or_else(|| "AUTH".into()),
             VerifyError::Forbidden { reason, .. } => (*reason).to_owned(),
             VerifyError::Internal(_) => "INTERNAL".to_owned(),
@@ -75,18 +71,7 @@ impl VerifyError {
                 message,
                 violations,
             } => status::invalid_argument(reason, message.clone(), violations.clone()),
-            VerifyError::RateLimited { retry_after, .. } => {
-                let mut s = status::error_with_metadata(
-                    Code::ResourceExhausted,
-                    "RATE_LIMITED",
-                    self.to_string(),
-                    [("retry_after_seconds", retry_after.to_string())],
-                );
-                if let Ok(v) = retry_after.to_string().parse() {
-                    s.metadata_mut().insert("retry-after", v);
-                }
-                s
-            }
+            VerifyError::RateLimited(e) => e.to_status(),
             VerifyError::Auth(e) => e.to_status(),
             VerifyError::Forbidden { reason, message } => {
                 status::error(Code::PermissionDenied, reason, message.clone())

@@ -12,7 +12,7 @@
 //!
 //! # Layout
 //! - [`config`]: settings from the environment.
-//! - [`domain`]: the answer rules (staleness, disclosure) and the rate limiter.
+//! - [`domain`]: the answer rules (staleness, disclosure).
 //! - [`federation`]: trust lists of this and partner regions, pinned anchors.
 //! - [`status`]: status lists over HTTP or HTTPS ([`fetch`]), the hot structure,
 //!   invalidation.
@@ -205,8 +205,6 @@ pub async fn build(
         trust_refresh: config.trust_refresh,
         status_refresh: config.status_refresh,
         own_status_refresh: config.own_status_refresh,
-        rate_per_second: config.rate_per_second,
-        rate_burst: config.rate_burst,
     };
     let gateway = Gateway::new(
         federation.clone(),

@@ -1,11 +1,11 @@
 //! The gateway's operations: verify one or many credentials from the in-process trust
-//! and status data, with the result cache, the missing-list fetch, the per-partner rate
-//! limit and audit, and the background refresh.
+//! and status data, with the result cache, the missing-list fetch and audit, and the
+//! background refresh. (The per-partner rate limit is the serving stack's.)
 
 use std::{
     fmt::Write as _,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -20,18 +20,14 @@ use credmesh_proto::{
 };
 use credmesh_runtime::Clock;
 use credmesh_telemetry::metrics::{
-    CacheLabels, ClientLabel, Metrics, OutcomeLabels, RegionLabel, VerifyMetrics,
+    CacheLabels, Metrics, OutcomeLabels, RegionLabel, VerifyMetrics,
 };
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::{
     disputes::DisputeStore,
-    domain::{
-        answer::{self, Freshness},
-        rate::RateLimiter,
-    },
-    error::VerifyError,
+    domain::answer::{self, Freshness},
     federation::Federation,
     status::{StatusStore, invalidated_list},
     store::{AuditRow, VerifyStore},
@@ -79,10 +75,6 @@ pub struct Settings {
     /// Refresh period of this region's own status lists (short: revocations in the
     /// region reach every replica within about this long, even without Redis).
     pub own_status_refresh: Duration,
-    /// Per-partner rate, credentials per second.
-    pub rate_per_second: f64,
-    /// Per-partner burst.
-    pub rate_burst: u32,
 }
 
 /// The verify gateway.
@@ -95,7 +87,6 @@ pub struct Gateway {
     clock: Arc<dyn Clock>,
     policy: Policy,
     settings: Settings,
-    limiter: Mutex<RateLimiter>,
     started: Instant,
     /// Milliseconds since `started` of the last on-demand trust refresh (0: never).
     last_on_demand: AtomicU64,
@@ -115,7 +106,7 @@ fn region_label(region: &str) -> String {
 
 impl Gateway {
     /// Exports the gateway's metrics on `metrics`: answers by kind, region and outcome,
-    /// result cache hits and misses, rate-limited calls per partner, and (recomputed every
+    /// result cache hits and misses, and (recomputed every
     /// 5 s by a task that ends with the gateway) the age of each region's trust list and
     /// of the oldest status list held for it.
     pub fn export_metrics(self: &Arc<Self>, metrics: &Metrics) {
@@ -176,10 +167,6 @@ impl Gateway {
                 max_clock_skew: Duration::from_secs(300),
             },
             settings,
-            limiter: Mutex::new(RateLimiter::new(
-                settings.rate_per_second,
-                settings.rate_burst,
-            )),
             started: Instant::now(),
             last_on_demand: AtomicU64::new(0),
             audit,
@@ -273,28 +260,6 @@ impl Gateway {
     /// The staleness settings.
     pub fn freshness(&self) -> Freshness {
         self.settings.freshness
-    }
-
-    /// Refuses `cost` credentials when `client` is over its rate.
-    pub fn check_rate(&self, client: &str, cost: usize) -> Result<(), VerifyError> {
-        let now_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let cost = u32::try_from(cost).unwrap_or(u32::MAX);
-        let mut limiter = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
-        limiter
-            .try_take(client, cost, now_ms)
-            .map_err(|retry_after| {
-                if let Some(m) = self.metrics.get() {
-                    m.rate_limited
-                        .get_or_create(&ClientLabel {
-                            client: client.to_owned(),
-                        })
-                        .inc();
-                }
-                VerifyError::RateLimited {
-                    client_id: client.to_owned(),
-                    retry_after,
-                }
-            })
     }
 
     /// Verifies one credential for `caller` (audited when named).

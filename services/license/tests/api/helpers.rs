@@ -105,6 +105,8 @@ pub struct Options {
     pub without_service_client: bool,
     /// Do not wait for the key registration.
     pub no_wait: bool,
+    /// The per-client rate limit of both services (default: the server default).
+    pub rate_limit: Option<credmesh_runtime::RateLimit>,
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -153,6 +155,7 @@ async fn start(env: Env, options: Options) -> TestApp {
     let server_config = ServerConfig {
         max_message_bytes: 256 * 1024,
         readiness_interval: Duration::from_millis(50),
+        rate_limit: options.rate_limit.unwrap_or_default(),
         ..ServerConfig::default()
     };
     let clock: Arc<dyn Clock> = env.clock.clone();

@@ -43,6 +43,7 @@ async fn the_service_is_not_ready_and_issues_nothing_until_its_key_is_registered
             Options {
                 without_service_client: true,
                 no_wait: true,
+                ..Options::default()
             },
         )
         .await;

@@ -10,5 +10,6 @@ mod faults;
 mod helpers;
 mod keys;
 mod lifecycle;
+mod rate_limit;
 mod status;
 mod validation;

@@ -1,6 +1,7 @@
 //! `credmesh.verify.v1.VerifyService`: a thin adapter over [`Gateway`]. The access
 //! policy has already required the `verify` scope (for the audit listing, `verify` or
-//! `verify.audit.read`); here the caller is rate limited and named in the audit.
+//! `verify.audit.read`) and the serving stack has charged the caller's rate limit one
+//! credential; a batch is charged the rest here, and the caller is named in the audit.
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use credmesh_proto::verify::v1::{
     ListVerificationAuditResponse, PresentedCredential, VerifyRequest, VerifyResponse,
     presented_credential::Form, verify_service_server::VerifyService,
 };
+use credmesh_runtime::RateCharge;
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -53,7 +55,6 @@ impl VerifyService for VerifyApi {
     ) -> Result<Response<VerifyResponse>, Status> {
         let client = Principal::from_request(&request)?.client_id.clone();
         let input = input(request.into_inner().credential, "credential")?;
-        self.gateway.check_rate(&client, 1)?;
         let result = self.gateway.verify(Some(&client), &input).await;
         Ok(Response::new(VerifyResponse {
             result: Some(result),
@@ -66,6 +67,7 @@ impl VerifyService for VerifyApi {
         request: Request<BatchVerifyRequest>,
     ) -> Result<Response<BatchVerifyResponse>, Status> {
         let client = Principal::from_request(&request)?.client_id.clone();
+        let charge = RateCharge::of(request.extensions());
         let credentials = request.into_inner().credentials;
         if credentials.is_empty() || credentials.len() > MAX_BATCH {
             return Err(VerifyError::invalid(
@@ -83,7 +85,7 @@ impl VerifyService for VerifyApi {
             .enumerate()
             .map(|(i, c)| input(Some(c), &format!("credentials[{i}]")))
             .collect::<Result<Vec<_>, _>>()?;
-        self.gateway.check_rate(&client, inputs.len())?;
+        RateCharge::items(charge.as_ref(), inputs.len()).map_err(VerifyError::from)?;
         let results = self.gateway.verify_many(Some(&client), &inputs).await;
         Ok(Response::new(BatchVerifyResponse { results }))
     }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::{
     Router,
     body::Bytes,
-    extract::{Query, State, rejection::QueryRejection},
+    extract::{Extension, Query, State, rejection::QueryRejection},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -22,6 +22,7 @@ use credmesh_proto::verify::v1::{
     CredentialForm, DataAge, ListVerificationAuditRequest, VerificationAuditEntry,
     VerificationResult,
 };
+use credmesh_runtime::RateCharge;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -91,8 +92,8 @@ struct BatchJson {
 fn error_response(err: &VerifyError) -> Response {
     let (code, retry) = match err {
         VerifyError::Invalid { .. } => (StatusCode::BAD_REQUEST, None),
-        VerifyError::RateLimited { retry_after, .. } => {
-            (StatusCode::TOO_MANY_REQUESTS, Some(*retry_after))
+        VerifyError::RateLimited(e) => {
+            (StatusCode::TOO_MANY_REQUESTS, Some(e.retry_after_seconds()))
         }
         VerifyError::Auth(AuthError::MissingScope(_)) | VerifyError::Forbidden { .. } => {
             (StatusCode::FORBIDDEN, None)
@@ -276,7 +277,6 @@ async fn verify(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
     let outcome = async {
         let client = authenticate(&state, &headers).await?;
         let input = to_input(parse::<CredentialJson>(&body)?, "body")?;
-        state.gateway.check_rate(&client, 1)?;
         Ok::<_, VerifyError>(state.gateway.verify(Some(&client), &input).await)
     }
     .await;
@@ -286,7 +286,12 @@ async fn verify(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
     }
 }
 
-async fn verify_batch(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn verify_batch(
+    State(state): State<AppState>,
+    charge: Option<Extension<RateCharge>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let outcome = async {
         let client = authenticate(&state, &headers).await?;
         let batch = parse::<BatchJson>(&body)?;
@@ -306,7 +311,7 @@ async fn verify_batch(State(state): State<AppState>, headers: HeaderMap, body: B
             .enumerate()
             .map(|(i, c)| to_input(c, &format!("credentials[{i}]")))
             .collect::<Result<Vec<_>, _>>()?;
-        state.gateway.check_rate(&client, inputs.len())?;
+        RateCharge::items(charge.as_ref().map(|Extension(c)| c), inputs.len())?;
         Ok(state.gateway.verify_many(Some(&client), &inputs).await)
     }
     .await;

@@ -580,7 +580,9 @@ pub async fn spawn_gateway(
         )
         .with_clock(Arc::new(move || for_validator.now())),
     );
-    let server_config = ServerConfig::default();
+    // The serving stack's settings (the per-partner rate limit among them) from the
+    // same environment, as `credmesh serve verify` reads them.
+    let server_config = ServerConfig::from_env(&env(&pairs)).unwrap();
     let built = credmesh_verify::build(&config, db, clock, &server_config, validator.clone())
         .await
         .unwrap();

@@ -99,8 +99,8 @@ async fn the_json_api_verifies_explains_bad_requests_and_is_described() {
     assert_eq!(code, 401);
     assert!(headers.iter().any(|(k, _)| k == "www-authenticate"));
 
-    // Burst 6: two singles, one batch of two, two bad requests (not counted) … then
-    // a batch of 4 exceeds the 3 left.
+    // Burst 6: a single, a batch of two and two bad requests (each call costs at least
+    // one, a batch one per credential) leave 1; a batch of 4 exceeds it.
     let (code, headers, body) = post(&gw, "/v1/verify/batch", Some(&bank), &json!({"credentials": [{"credential": qr}, {"credential": qr}, {"credential": qr}, {"credential": qr}]}).to_string()).await;
     assert_eq!(code, 429, "{body}");
     assert!(headers.iter().any(|(k, _)| k == "retry-after"));
