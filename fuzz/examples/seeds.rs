@@ -86,9 +86,8 @@ fn nested_sd_jwt() -> String {
         URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(d.as_bytes()))
     };
     let street = disclosure(json!(["c2FsdDE", "street", "示例路1号"]));
-    let address = disclosure(
-        json!(["c2FsdDI", "address", {"city": "上海", "_sd": [digest(&street)]}]),
-    );
+    let address =
+        disclosure(json!(["c2FsdDI", "address", {"city": "上海", "_sd": [digest(&street)]}]));
     let element = disclosure(json!(["c2FsdDM", "食品经营"]));
     let name = disclosure(json!(["c2FsdDQ", "name", "上海示例科技有限公司"]));
     let payload = json!({
@@ -190,7 +189,10 @@ fn main() {
                 {"envelope": URL_SAFE_NO_PAD.encode(encode_envelope(&license_env))},
             ]}),
         ),
-        ("refused", json!({"credential": "CM1:X", "envelope": "AQID"})),
+        (
+            "refused",
+            json!({"credential": "CM1:X", "envelope": "AQID"}),
+        ),
     ];
     for (name, body) in bodies {
         write(&out, "http_json", name, body.to_string().as_bytes());
