@@ -265,6 +265,9 @@ pub fn parse(text: &str) -> Result<SdJwt<'_>, SdJwtError> {
     let Some((jwt_text, rest)) = text.split_once('~') else {
         return Err(SdJwtError::Shape("no ~ after the issuer-signed JWT"));
     };
+    if jwt_text.trim_end() != jwt_text {
+        return Err(SdJwtError::Shape("white space before the first ~"));
+    }
     let jwt = parse_jws(jwt_text, &[TYP, "application/dc+sd-jwt"]).map_err(SdJwtError::Jwt)?;
     // `rest` is `d1~d2~…~dn~` followed by the key binding JWT or nothing.
     let (disclosed, last) = match rest.rsplit_once('~') {

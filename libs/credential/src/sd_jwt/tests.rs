@@ -244,6 +244,12 @@ fn malformed_disclosures_are_refused() {
         "SD_JWT_SHAPE"
     );
     assert_eq!(parse(&jwt).unwrap_err().reason(), "SD_JWT_SHAPE");
+    // Only the whole text is trimmed: white space inside is not signed, so it is refused.
+    assert_eq!(
+        parse(&format!("{jwt} ~")).unwrap_err().reason(),
+        "SD_JWT_SHAPE"
+    );
+    assert!(parse(&format!("  {jwt}~\n")).is_ok());
 }
 
 #[test]
