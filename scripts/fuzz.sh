@@ -4,6 +4,8 @@
 #
 #   FUZZ_SECONDS   seconds per target (default 60; CI runs 10)
 #   FUZZ_TARGETS   space-separated subset (default: every target)
+#   FUZZ_TARGET_DIR  cargo target dir of the fuzz build (default fuzz/target; a git
+#                  worktree can point it at the main checkout's to reuse its build)
 #
 # Each run starts from the committed seeds (fuzz/corpus/<target>) and grows a working
 # corpus under target/fuzz/corpus/<target>, so the committed one stays small. A crash
@@ -13,9 +15,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${FUZZ_SECONDS:-60}"
-targets="${FUZZ_TARGETS:-envelope qr vc_jwt status_list uscc license_id}"
+targets="${FUZZ_TARGETS:-envelope qr vc_jwt sd_jwt status_list uscc license_id http_json}"
 work="$PWD/target/fuzz"
-export CARGO_TARGET_DIR="$PWD/fuzz/target"
+export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$PWD/fuzz/target}"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "installing cargo-fuzz (once)"

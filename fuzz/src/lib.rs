@@ -6,15 +6,20 @@
 //! compiler as part of `make test`. A function panics only on a real defect: a decoder
 //! that panics, or a property (decode ∘ encode = identity, size bounds) that fails.
 
+use base64::Engine as _;
 use credmesh_credential::{
     Bitstring, IssuerKey, Policy, Presented, StatusCache, TrustSnapshot, Verification,
-    decode_envelope, encode_envelope, from_qr, parse_vc_jwt, to_qr,
+    decode_envelope, encode_envelope, from_qr, parse_vc_jwt, sd_jwt as sd, to_qr,
 };
 use credmesh_proto::{
     credential::v1::{Credential, CredentialKind, StatusList},
     prost::Message as _,
 };
 use credmesh_uscc::{LicenseId, Uscc};
+use credmesh_verify::{
+    api::http::{parse_batch_body, parse_verify_body},
+    service::{Input, MAX_BATCH},
+};
 
 /// 2025-01-01T00:00:00Z, the fixed "now" of every target (deterministic runs).
 pub const NOW: i64 = 1_735_689_600;
@@ -23,10 +28,12 @@ pub const NOW: i64 = 1_735_689_600;
 const MAX_BITS: usize = 1 << 20;
 
 /// Every target, by name (the names of `fuzz_targets/*.rs` and the corpus folders).
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+pub const TARGETS: [(&str, fn(&[u8])); 8] = [
     ("envelope", envelope),
     ("qr", qr),
     ("vc_jwt", vc_jwt),
+    ("sd_jwt", sd_jwt),
+    ("http_json", http_json),
     ("status_list", status_list),
     ("uscc", uscc),
     ("license_id", license_id),
@@ -96,6 +103,94 @@ pub fn vc_jwt(data: &[u8]) {
     }
     let _ = verify(Presented::detect(text));
     let _ = verify(Presented::VcJwt(text));
+}
+
+/// The selective-disclosure form: SD-JWT text (`<jwt>~<disclosure>~…~[<kb-jwt>]`).
+///
+/// Properties: parse → re-encode gives back the text; a verified SD-JWT returns no more
+/// claims than it had disclosures; a credential rebuilt from one, issued again, verifies
+/// to the very same credential.
+pub fn sd_jwt(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(parsed) = sd::parse(text) {
+        assert_eq!(parsed.to_compact(), text.trim(), "parts give back the text");
+        for d in parsed.disclosures() {
+            let _ = (d.digest(), d.name(), d.salt());
+        }
+        let key = issuer_key();
+        if let Ok(disclosed) = parsed.verify(&key.verifying_key()) {
+            assert!(disclosed.claims.len() <= parsed.disclosures().len());
+            if let Ok(credential) = disclosed.credential()
+                && let Ok(again) = sd::issue(&credential, &key, &[], || [9; 16])
+            {
+                let back = sd::parse(&again)
+                    .and_then(|p| p.verify(&key.verifying_key()))
+                    .and_then(|d| d.credential())
+                    .expect("a re-issued SD-JWT verifies");
+                assert_eq!(back, credential);
+            }
+        }
+    }
+    let _ = verify(Presented::detect(text));
+    let _ = verify(Presented::SdJwt(text));
+}
+
+/// The verify gateway's HTTP JSON bodies (`POST /v1/verify`, `POST /v1/verify/batch`),
+/// parsed as the routes parse them, then verified as the gateway would.
+///
+/// Properties: a parsed body, written again as JSON, parses to the same input; a batch
+/// holds 1 to `MAX_BATCH` credentials; a refusal has a reason and a gRPC status.
+pub fn http_json(data: &[u8]) {
+    match parse_verify_body(data) {
+        Ok(input) => {
+            let again = parse_verify_body(&body_of(&input)).expect("a re-written body parses");
+            assert_eq!(again, input);
+            let _ = verify(presented(&input));
+        }
+        Err(e) => {
+            assert!(!e.reason().is_empty());
+            let _ = e.to_status();
+        }
+    }
+    match parse_batch_body(data) {
+        Ok(inputs) => {
+            assert!((1..=MAX_BATCH).contains(&inputs.len()));
+            let parts: Vec<String> = inputs
+                .iter()
+                .map(|i| String::from_utf8(body_of(i)).expect("JSON is UTF-8"))
+                .collect();
+            let body = format!("{{\"credentials\":[{}]}}", parts.join(","));
+            assert_eq!(
+                parse_batch_body(body.as_bytes()).expect("a re-written batch parses"),
+                inputs
+            );
+        }
+        Err(e) => {
+            assert!(!e.reason().is_empty());
+            let _ = e.to_status();
+        }
+    }
+}
+
+/// The JSON body a client would send for `input`.
+fn body_of(input: &Input) -> Vec<u8> {
+    let value = match input {
+        Input::Text(text) => serde_json::json!({ "credential": text }),
+        Input::Envelope(bytes) => serde_json::json!({
+            "envelope": base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes)
+        }),
+    };
+    value.to_string().into_bytes()
+}
+
+/// How the gateway presents an input to the verifier.
+fn presented(input: &Input) -> Presented<'_> {
+    match input {
+        Input::Envelope(bytes) => Presented::Native(bytes),
+        Input::Text(text) => Presented::detect(text),
+    }
 }
 
 /// Status lists as fetched from another region: the encoded bitstring, the protobuf

@@ -59,9 +59,10 @@ pub enum FormatError {
     /// The header's `alg` is not `EdDSA`.
     #[error("token algorithm {0:?} is not EdDSA")]
     JwtAlg(String),
-    /// The header's `typ` is not `vc+jwt`.
-    #[error("token type is not vc+jwt")]
-    JwtTyp,
+    /// The header's `typ` is not the one expected (`vc+jwt`, or `dc+sd-jwt` for the
+    /// issuer-signed part of an SD-JWT).
+    #[error("token type is not {0}")]
+    JwtTyp(&'static str),
     /// The header has no `kid`.
     #[error("token header has no kid")]
     JwtKid,
@@ -106,7 +107,7 @@ impl FormatError {
             Self::JwtBase64(_) => "JWT_BASE64",
             Self::JwtHeader(_) => "JWT_HEADER",
             Self::JwtAlg(_) => "JWT_ALG",
-            Self::JwtTyp => "JWT_TYP",
+            Self::JwtTyp(_) => "JWT_TYP",
             Self::JwtKid => "JWT_KID",
             Self::JwtClaims(_) => "JWT_CLAIMS",
             Self::StatusListPrefix => "STATUS_LIST_PREFIX",

@@ -1,4 +1,4 @@
-//! Ed25519-signed credentials for credmesh: making them, carrying them in three forms,
+//! Ed25519-signed credentials for credmesh: making them, carrying them in four forms,
 //! and verifying any of them offline against cached trust and status data.
 //!
 //! Every issuing service signs through this crate and the verify gateway, the CLI and
@@ -14,6 +14,8 @@
 //! - [`qr`]: `CM1:` + base45(zlib(envelope)) for printed and on-screen QR codes.
 //! - [`vcjwt`]: the interop form, a W3C VC 2.0 as an EdDSA JWT any JOSE library verifies,
 //!   and status lists as W3C `BitstringStatusListCredential` VC-JWTs.
+//! - [`sd_jwt`]: the selective-disclosure form (RFC 9901 SD-JWT): [`sd_jwt::issue`],
+//!   [`sd_jwt::parse`] and [`sd_jwt::SdJwt::verify`], strict about digests and sizes.
 //! - [`status_list`]: W3C Bitstring Status List ([`Bitstring`]) and signed status lists.
 //! - [`verify`](mod@verify): [`verify()`](fn@verify::verify) and [`verify_batch`], the one entry point,
 //!   with [`TrustSnapshot`], [`StatusSource`] / [`StatusCache`] and [`Policy`].
@@ -29,6 +31,7 @@ pub mod envelope;
 pub mod error;
 pub mod keys;
 pub mod qr;
+pub mod sd_jwt;
 pub mod status_list;
 pub mod vcjwt;
 pub mod verify;
@@ -40,6 +43,7 @@ pub use envelope::{
 pub use error::{FormatError, KeyError, OpenError, SignatureError, StatusListError, TrustError};
 pub use keys::{IssuerKey, kid_for};
 pub use qr::{QR_PREFIX, from_qr, to_qr};
+pub use sd_jwt::SdJwtError;
 pub use status_list::{Bitstring, sign_status_list};
 pub use vcjwt::{
     ParsedJwt, VcOptions, kind_name, parse_vc_jwt, status_list_vc_jwt, status_purpose_name,

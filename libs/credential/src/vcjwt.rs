@@ -477,6 +477,16 @@ fn b64(segment: &str, what: &'static str) -> Result<Vec<u8>, FormatError> {
 /// `alg: EdDSA`, `typ: vc+jwt` (or `application/vc+jwt`) and carry a `kid`; a `crit`
 /// header is refused because no extension is understood.
 pub fn parse_vc_jwt(token: &str) -> Result<ParsedJwt<'_>, FormatError> {
+    parse_jws(token, &["vc+jwt", "application/vc+jwt"])
+}
+
+/// Splits and decodes a compact JWS whose header says `alg: EdDSA`, one of the `types`
+/// (compared ignoring ASCII case), a non-empty `kid` and no `crit`; the signature is not
+/// checked. Shared by the VC-JWT and the issuer-signed part of an SD-JWT.
+pub(crate) fn parse_jws<'a>(
+    token: &'a str,
+    types: &[&'static str],
+) -> Result<ParsedJwt<'a>, FormatError> {
     let token = token.trim();
     if token.len() > MAX_JWT_LEN {
         return Err(FormatError::JwtTooLarge(token.len()));
@@ -494,10 +504,12 @@ pub fn parse_vc_jwt(token: &str) -> Result<ParsedJwt<'_>, FormatError> {
         return Err(FormatError::JwtAlg(header_in.alg));
     }
     match header_in.typ.as_deref() {
-        Some(t)
-            if t.eq_ignore_ascii_case("vc+jwt") || t.eq_ignore_ascii_case("application/vc+jwt") => {
+        Some(t) if types.iter().any(|ok| t.eq_ignore_ascii_case(ok)) => {}
+        _ => {
+            return Err(FormatError::JwtTyp(
+                types.first().copied().unwrap_or_default(),
+            ));
         }
-        _ => return Err(FormatError::JwtTyp),
     }
     if header_in.crit.is_some() {
         return Err(FormatError::JwtHeader("crit extensions are not supported"));

@@ -5,9 +5,11 @@ use std::{sync::Arc, time::Duration};
 use credmesh_auth::{Principal, PrincipalKind};
 use credmesh_cache::Cache;
 use credmesh_credential::{
+    VerifyingKey,
     envelope::{Context, check_signature, sign_credential},
     keys::IssuerKey,
     qr::{from_qr, to_qr},
+    sd_jwt,
 };
 use credmesh_proto::{
     credential::v1::{Claim, Credential, CredentialKind, Envelope},
@@ -384,46 +386,54 @@ impl Entcode {
             // would only weaken the hiding of already disclosed values.
             let _ = getrandom::fill(&mut salt);
             salt
-        });
+        })
+        .map_err(|e| EntcodeError::Internal(anyhow::anyhow!("presentation as sd-jwt: {e}")))?;
         Ok(signed)
     }
 
-    /// Opens `qr` as a credential signed by this service (by its current key, or by an
-    /// earlier one that identity still trusts).
-    async fn open(&self, qr: &str) -> Result<Credential, (Outcome, String)> {
-        let envelope = from_qr(qr)
-            .map_err(|e| (Outcome::Malformed, format!("not a credential QR code: {e}")))?;
-        let key = if envelope.kid == self.key.kid() {
+    /// The public key of this service's `kid`: the current key, or an earlier one that
+    /// identity still trusts.
+    async fn key_of(&self, kid: &str) -> Result<VerifyingKey, (Outcome, String)> {
+        let key = if kid == self.key.kid() {
             Some(self.key.verifying_key())
         } else if let Some(directory) = &self.earlier_keys {
             directory
-                .key(
-                    &code::issuer_id(self.region),
-                    &envelope.kid,
-                    self.clock.now(),
-                )
+                .key(&code::issuer_id(self.region), kid, self.clock.now())
                 .await
         } else {
             None
         };
-        let key = key.ok_or_else(|| {
+        key.ok_or_else(|| {
             (
                 Outcome::UnknownIssuer,
-                format!("signed by key '{}', not by this service", envelope.kid),
+                format!("signed by key '{kid}', not by this service"),
             )
-        })?;
-        check_signature(Context::Credential, &envelope, &key).map_err(|e| {
-            (
-                Outcome::BadSignature,
-                format!("the signature does not match: {e}"),
-            )
-        })?;
-        let credential = Credential::decode(envelope.payload.as_slice()).map_err(|_| {
-            (
-                Outcome::Malformed,
-                "the signed payload is not a credential".into(),
-            )
-        })?;
+        })
+    }
+
+    /// Opens `text` — QR text, or the SD-JWT form of a presentation — as a credential
+    /// signed by this service (by its current key, or by an earlier one that identity
+    /// still trusts).
+    async fn open(&self, text: &str) -> Result<Credential, (Outcome, String)> {
+        let credential = if sd_jwt::looks_like_sd_jwt(text) {
+            self.open_sd_jwt(text).await?
+        } else {
+            let envelope = from_qr(text)
+                .map_err(|e| (Outcome::Malformed, format!("not a credential QR code: {e}")))?;
+            let key = self.key_of(&envelope.kid).await?;
+            check_signature(Context::Credential, &envelope, &key).map_err(|e| {
+                (
+                    Outcome::BadSignature,
+                    format!("the signature does not match: {e}"),
+                )
+            })?;
+            Credential::decode(envelope.payload.as_slice()).map_err(|_| {
+                (
+                    Outcome::Malformed,
+                    "the signed payload is not a credential".into(),
+                )
+            })?
+        };
         if credential.issuer != code::issuer_id(self.region) {
             return Err((
                 Outcome::UnknownIssuer,
@@ -431,6 +441,26 @@ impl Entcode {
             ));
         }
         Ok(credential)
+    }
+
+    /// The SD-JWT form: issuer signature, then every disclosure against the signed
+    /// digests (a disclosure the issuer did not sign is a bad signature), then the
+    /// presentation it carries.
+    async fn open_sd_jwt(&self, text: &str) -> Result<Credential, (Outcome, String)> {
+        let refused = |e: sd_jwt::SdJwtError| {
+            let outcome = if e.is_tampering() {
+                Outcome::BadSignature
+            } else {
+                Outcome::Malformed
+            };
+            (outcome, format!("the SD-JWT was refused: {e}"))
+        };
+        let parsed = sd_jwt::parse(text).map_err(refused)?;
+        let key = self.key_of(parsed.kid()).await?;
+        parsed
+            .verify(&key)
+            .and_then(|d| d.credential())
+            .map_err(refused)
     }
 
     fn answer(
@@ -449,7 +479,8 @@ impl Entcode {
         }
     }
 
-    /// Checks a presentation: signature, window, live license status, then single use.
+    /// Checks a presentation, in its QR or SD-JWT form: signature, window, live license
+    /// status, then single use (one nonce for both forms).
     /// The nonce is recorded only for a presentation that is otherwise valid, so a
     /// refused scan does not burn it. `Err` only when the nonce record cannot answer.
     #[tracing::instrument(skip_all)]

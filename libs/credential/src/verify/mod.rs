@@ -2,11 +2,13 @@
 //!
 //! Checks run in a fixed order and the first failure is the answer:
 //!
-//! 1. **decode** the input (QR text, VC-JWT, envelope bytes) → `Malformed`;
+//! 1. **decode** the input (QR text, VC-JWT, SD-JWT, envelope bytes) → `Malformed`;
 //! 2. **key lookup** by kid in the [`TrustSnapshot`] → `UnknownIssuer` (`KEY_UNKNOWN`,
 //!    `KEY_REVOKED`);
 //! 3. **signature**, strict Ed25519 over the bytes as received → `BadSignature`;
 //! 4. **payload decode** (only now: nothing unsigned is parsed as trusted) → `Malformed`;
+//!    for an SD-JWT also the disclosures against the signed digests → `BadSignature` for
+//!    a disclosure the issuer did not sign, `Malformed` for any other problem;
 //! 5. **issuer binding**: the key may sign this kind, the credential's issuer and region
 //!    are the key's, and it was issued inside the key's validity and not after the key's
 //!    retirement → `UnknownIssuer` with a precise reason;
@@ -43,6 +45,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use crate::envelope::{Context, MAX_ENVELOPE_LEN, decode_envelope, signing_input, verify_parts};
 use crate::error::{FormatError, SignatureError};
 use crate::qr::{QR_PREFIX, from_qr};
+use crate::sd_jwt::{SdJwt, SdJwtError, looks_like_sd_jwt};
 use crate::vcjwt::{ParsedJwt, parse_vc_jwt, vc_type};
 
 /// A credential as a verifier received it.
@@ -56,19 +59,24 @@ pub enum Presented<'a> {
     Qr(&'a str),
     /// A compact VC-JWT.
     VcJwt(&'a str),
+    /// An SD-JWT (RFC 9901), `<jwt>~<disclosure>~…~`.
+    SdJwt(&'a str),
     /// Text in none of the known forms; verifies as `Malformed`.
     Unrecognized(&'a str),
 }
 
 impl<'a> Presented<'a> {
     /// Classifies scanned or pasted text: `CM1:` is QR, three base64url segments are a
-    /// VC-JWT, anything else is unrecognized (and verifies as `Malformed`).
+    /// VC-JWT, a JWT followed by `~` is an SD-JWT, anything else is unrecognized (and
+    /// verifies as `Malformed`).
     pub fn detect(text: &'a str) -> Presented<'a> {
         let t = text.trim();
         if t.starts_with(QR_PREFIX) {
             Presented::Qr(text)
         } else if looks_like_jwt(t) {
             Presented::VcJwt(text)
+        } else if looks_like_sd_jwt(t) {
+            Presented::SdJwt(text)
         } else {
             Presented::Unrecognized(text)
         }
@@ -80,6 +88,7 @@ impl<'a> Presented<'a> {
             Self::Native(_) | Self::Envelope(_) => Some(Form::Native),
             Self::Qr(_) => Some(Form::Qr),
             Self::VcJwt(_) => Some(Form::VcJwt),
+            Self::SdJwt(_) => Some(Form::SdJwt),
             Self::Unrecognized(_) => None,
         }
     }
@@ -109,6 +118,8 @@ pub enum Form {
     Qr,
     /// VC-JWT.
     VcJwt,
+    /// SD-JWT (RFC 9901).
+    SdJwt,
 }
 
 impl Form {
@@ -118,6 +129,7 @@ impl Form {
             Self::Native => "native",
             Self::Qr => "qr",
             Self::VcJwt => "vc-jwt",
+            Self::SdJwt => "sd-jwt",
         }
     }
 }
@@ -240,6 +252,16 @@ impl Verification {
         Box::new(v)
     }
 
+    fn malformed_sd_jwt(err: &SdJwtError) -> Box<Self> {
+        let mut v = Self::new(
+            Outcome::Malformed,
+            err.reason(),
+            format!("The input could not be decoded as an SD-JWT: {err}."),
+        );
+        v.form = Some(Form::SdJwt);
+        Box::new(v)
+    }
+
     /// True only for [`Outcome::Valid`].
     pub fn is_valid(&self) -> bool {
         self.outcome == Outcome::Valid
@@ -283,6 +305,38 @@ enum Item<'i> {
         signature: Signature,
     },
     Jwt(ParsedJwt<'i>),
+    SdJwt(SdJwt<'i>),
+}
+
+/// Why a signed payload was not accepted as a credential.
+struct Refusal {
+    outcome: Outcome,
+    reason: &'static str,
+    detail: String,
+}
+
+impl From<FormatError> for Refusal {
+    fn from(e: FormatError) -> Self {
+        Self {
+            outcome: Outcome::Malformed,
+            reason: e.reason(),
+            detail: format!("The signed payload is not a credential: {e}."),
+        }
+    }
+}
+
+impl From<SdJwtError> for Refusal {
+    fn from(e: SdJwtError) -> Self {
+        Self {
+            outcome: if e.is_tampering() {
+                Outcome::BadSignature
+            } else {
+                Outcome::Malformed
+            },
+            reason: e.reason(),
+            detail: format!("The SD-JWT was refused: {e}."),
+        }
+    }
 }
 
 impl Item<'_> {
@@ -290,6 +344,7 @@ impl Item<'_> {
         match self {
             Self::Envelope { envelope, .. } => &envelope.kid,
             Self::Jwt(jwt) => jwt.kid(),
+            Self::SdJwt(sd) => sd.kid(),
         }
     }
 
@@ -300,6 +355,7 @@ impl Item<'_> {
                 signature,
             } => verify_parts(Context::Credential, &envelope.payload, signature, key),
             Self::Jwt(jwt) => jwt.check_signature(key),
+            Self::SdJwt(sd) => sd.jwt().check_signature(key),
         }
     }
 
@@ -307,6 +363,7 @@ impl Item<'_> {
         match self {
             Self::Envelope { signature, .. } => *signature,
             Self::Jwt(jwt) => *jwt.signature(),
+            Self::SdJwt(sd) => *sd.jwt().signature(),
         }
     }
 
@@ -316,14 +373,17 @@ impl Item<'_> {
                 Cow::Owned(signing_input(Context::Credential, &envelope.payload))
             }
             Self::Jwt(jwt) => Cow::Borrowed(jwt.signing_input()),
+            Self::SdJwt(sd) => Cow::Borrowed(sd.jwt().signing_input()),
         }
     }
 
-    fn credential(&self) -> Result<Credential, FormatError> {
+    /// The credential; call only after the signature checked out.
+    fn credential(&self) -> Result<Credential, Refusal> {
         match self {
             Self::Envelope { envelope, .. } => Credential::decode(envelope.payload.as_slice())
-                .map_err(|_| FormatError::PayloadDecode("Credential")),
-            Self::Jwt(jwt) => jwt.credential(),
+                .map_err(|_| FormatError::PayloadDecode("Credential").into()),
+            Self::Jwt(jwt) => Ok(jwt.credential()?),
+            Self::SdJwt(sd) => Ok(sd.disclose()?.credential()?),
         }
     }
 }
@@ -409,11 +469,16 @@ fn admit<'i, 't>(
                 parse_vc_jwt(token).map_err(|e| Verification::malformed(Some(Form::VcJwt), &e))?;
             (Form::VcJwt, Item::Jwt(jwt))
         }
+        Presented::SdJwt(text) => {
+            let sd = crate::sd_jwt::parse(text).map_err(|e| Verification::malformed_sd_jwt(&e))?;
+            (Form::SdJwt, Item::SdJwt(sd))
+        }
         Presented::Unrecognized(_) => {
             return Err(Box::new(Verification::new(
                 Outcome::Malformed,
                 "INPUT_UNRECOGNIZED",
-                "The input is neither QR text (CM1:), a VC-JWT nor an envelope.".to_owned(),
+                "The input is neither QR text (CM1:), a VC-JWT, an SD-JWT nor an envelope."
+                    .to_owned(),
             )));
         }
     };
@@ -454,13 +519,7 @@ fn conclude(
 ) -> Verification {
     let credential = match admitted.item.credential() {
         Ok(c) => c,
-        Err(e) => {
-            return admitted.answer(
-                Outcome::Malformed,
-                e.reason(),
-                format!("The signed payload is not a credential: {e}."),
-            );
-        }
+        Err(r) => return admitted.answer(r.outcome, r.reason, r.detail),
     };
     let mut v = judge(&admitted, &credential, status, policy);
     v.credential = Some(credential);

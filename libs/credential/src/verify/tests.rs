@@ -616,3 +616,74 @@ fn outcomes_map_to_proto_and_stable_names() {
         assert_eq!(outcome.to_string(), name);
     }
 }
+
+fn sd_jwt_presentation(w: &World) -> (Credential, String) {
+    let mut c = presentation();
+    c.version = 1;
+    let text = crate::sd_jwt::issue(&c, &w.entcode_key, &[], || [5; 16]).unwrap();
+    (c, text)
+}
+
+#[test]
+fn an_sd_jwt_verifies_like_the_other_forms() {
+    let w = world();
+    let (c, text) = sd_jwt_presentation(&w);
+    let presented = Presented::detect(&text);
+    assert!(matches!(presented, Presented::SdJwt(_)));
+    assert_eq!(presented.form(), Some(Form::SdJwt));
+    let v = w.verify_at(presented, T0 + 60);
+    assert_eq!(v.outcome, Outcome::Valid, "{}", v.detail);
+    assert_eq!(v.form, Some(Form::SdJwt));
+    assert_eq!(v.credential.as_ref(), Some(&c));
+    assert_eq!(v.kid.as_deref(), Some("SH-entcode-a"));
+    assert_eq!(Form::SdJwt.as_str(), "sd-jwt");
+    assert_eq!(
+        w.verify_at(Presented::SdJwt(&text), T0 + 3_600).outcome,
+        Outcome::Expired
+    );
+}
+
+#[test]
+fn an_sd_jwt_with_a_forged_disclosure_is_a_bad_signature() {
+    let w = world();
+    let (_, text) = sd_jwt_presentation(&w);
+    let mut parts: Vec<String> = text.split('~').map(String::from).collect();
+    parts[1] =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"["c2FsdA","name","forged"]"#);
+    use base64::Engine as _;
+    let v = w.verify_at(Presented::SdJwt(&parts.join("~")), T0 + 60);
+    assert_eq!(v.outcome, Outcome::BadSignature, "{}", v.detail);
+    assert_eq!(v.reason, "SD_JWT_UNREFERENCED_DISCLOSURE");
+    assert_eq!(v.credential, None);
+    // Signed by a key that may sign licenses only: the issuer binding still applies.
+    let mut c = presentation();
+    c.issuer = "SH/license".into();
+    let wrong = crate::sd_jwt::issue(&c, &w.license_key, &[], || [5; 16]).unwrap();
+    let v = w.verify_at(Presented::SdJwt(&wrong), T0 + 60);
+    assert_eq!(v.reason, "KEY_KIND_NOT_ALLOWED");
+    let v = w.verify(Presented::SdJwt("eyJh.eyJi.c2ln~"));
+    assert_eq!(v.outcome, Outcome::Malformed);
+    assert_eq!(v.form, Some(Form::SdJwt));
+}
+
+#[test]
+fn batch_answers_for_sd_jwts_equal_single_answers() {
+    let w = world();
+    let (_, good) = sd_jwt_presentation(&w);
+    let mut c = presentation();
+    c.id = "another".into();
+    let foreign = crate::sd_jwt::issue(&c, &key("SH-entcode-a-other"), &[], || [6; 16]).unwrap();
+    let forged = good.replacen('~', "~WyJjMkZzZEEiLCJ4IiwieSJd~", 1);
+    let inputs = [
+        Presented::detect(&good),
+        Presented::detect(&forged),
+        Presented::detect(&foreign),
+        Presented::detect(&good),
+    ];
+    let batch = verify_batch(&inputs, &w.trust, &w.status, &Policy::default(), T0 + 60);
+    let single: Vec<Verification> = inputs.iter().map(|i| w.verify_at(*i, T0 + 60)).collect();
+    assert_eq!(batch, single);
+    assert_eq!(batch[0].outcome, Outcome::Valid);
+    assert_eq!(batch[1].outcome, Outcome::BadSignature);
+    assert_eq!(batch[2].outcome, Outcome::UnknownIssuer);
+}

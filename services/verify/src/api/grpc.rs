@@ -41,7 +41,7 @@ pub fn input(credential: Option<PresentedCredential>, field: &str) -> Result<Inp
         _ => Err(VerifyError::invalid(
             "CREDENTIAL_MISSING",
             field,
-            "a credential is required: set envelope (native bytes) or text (QR text or VC-JWT)",
+            "a credential is required: set envelope (native bytes) or text (QR text, VC-JWT or SD-JWT)",
         )),
     }
 }

@@ -77,7 +77,7 @@ async fn openapi() -> Response {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CredentialJson {
-    /// QR text or a VC-JWT.
+    /// QR text, a VC-JWT or an SD-JWT.
     credential: Option<String>,
     /// A base64 (standard or url-safe) encoded native envelope.
     envelope: Option<String>,
@@ -238,6 +238,35 @@ async fn list_audit(
     }
 }
 
+/// The credential of a `POST /v1/verify` body (`{"credential": "<text>"}` or
+/// `{"envelope": "<base64>"}`), or the answer for a bad body. Public so that the fuzzer
+/// reaches exactly what the route runs, before authentication and rate limiting.
+pub fn parse_verify_body(body: &[u8]) -> Result<Input, VerifyError> {
+    to_input(parse::<CredentialJson>(body)?, "body")
+}
+
+/// The credentials of a `POST /v1/verify/batch` body (`{"credentials": [...]}`, 1 to
+/// [`MAX_BATCH`] of them, each as in [`parse_verify_body`]), or the answer for a bad body.
+pub fn parse_batch_body(body: &[u8]) -> Result<Vec<Input>, VerifyError> {
+    let batch = parse::<BatchJson>(body)?;
+    if batch.credentials.is_empty() || batch.credentials.len() > MAX_BATCH {
+        return Err(VerifyError::invalid(
+            "BATCH_SIZE",
+            "credentials",
+            format!(
+                "a batch carries 1 to {MAX_BATCH} credentials, not {}",
+                batch.credentials.len()
+            ),
+        ));
+    }
+    batch
+        .credentials
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| to_input(c, &format!("credentials[{i}]")))
+        .collect()
+}
+
 fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, VerifyError> {
     serde_json::from_slice(body).map_err(|e| {
         VerifyError::invalid(
@@ -268,7 +297,7 @@ fn to_input(c: CredentialJson, field: &str) -> Result<Input, VerifyError> {
         _ => Err(VerifyError::invalid(
             "CREDENTIAL_MISSING",
             field,
-            "set exactly one of credential (QR text or VC-JWT) and envelope (base64 native bytes)",
+            "set exactly one of credential (QR text, VC-JWT or SD-JWT) and envelope (base64 native bytes)",
         )),
     }
 }
@@ -276,7 +305,7 @@ fn to_input(c: CredentialJson, field: &str) -> Result<Input, VerifyError> {
 async fn verify(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let outcome = async {
         let client = authenticate(&state, &headers).await?;
-        let input = to_input(parse::<CredentialJson>(&body)?, "body")?;
+        let input = parse_verify_body(&body)?;
         Ok::<_, VerifyError>(state.gateway.verify(Some(&client), &input).await)
     }
     .await;
@@ -294,23 +323,7 @@ async fn verify_batch(
 ) -> Response {
     let outcome = async {
         let client = authenticate(&state, &headers).await?;
-        let batch = parse::<BatchJson>(&body)?;
-        if batch.credentials.is_empty() || batch.credentials.len() > MAX_BATCH {
-            return Err(VerifyError::invalid(
-                "BATCH_SIZE",
-                "credentials",
-                format!(
-                    "a batch carries 1 to {MAX_BATCH} credentials, not {}",
-                    batch.credentials.len()
-                ),
-            ));
-        }
-        let inputs = batch
-            .credentials
-            .into_iter()
-            .enumerate()
-            .map(|(i, c)| to_input(c, &format!("credentials[{i}]")))
-            .collect::<Result<Vec<_>, _>>()?;
+        let inputs = parse_batch_body(&body)?;
         RateCharge::items(charge.as_ref().map(|Extension(c)| c), inputs.len())?;
         Ok(state.gateway.verify_many(Some(&client), &inputs).await)
     }
@@ -333,6 +346,7 @@ pub fn result_json(r: &VerificationResult) -> Value {
         Ok(CredentialForm::Native) => "native",
         Ok(CredentialForm::Qr) => "qr",
         Ok(CredentialForm::VcJwt) => "vc-jwt",
+        Ok(CredentialForm::SdJwt) => "sd-jwt",
         _ => "unknown",
     };
     json!({
@@ -357,4 +371,62 @@ pub fn result_json(r: &VerificationResult) -> Value {
         "disputed": r.disputed,
         "disputed_fields": r.disputed_fields,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_parse_to_the_inputs_they_name() {
+        let sd = "eyJh.eyJi.c2ln~WyJhIiwiYiIsImMiXQ~";
+        let body = json!({ "credential": sd }).to_string();
+        assert_eq!(
+            parse_verify_body(body.as_bytes()).unwrap(),
+            Input::Text(sd.into())
+        );
+        assert_eq!(
+            parse_verify_body(br#"{"envelope":"AQID"}"#).unwrap(),
+            Input::Envelope(vec![1, 2, 3])
+        );
+        assert_eq!(
+            parse_verify_body(br#"{"envelope":"-_8="}"#).unwrap(),
+            Input::Envelope(vec![0xfb, 0xff])
+        );
+        let batch = json!({"credentials": [{"credential": "CM1:X"}, {"envelope": "AQID"}]});
+        assert_eq!(
+            parse_batch_body(batch.to_string().as_bytes()).unwrap(),
+            [Input::Text("CM1:X".into()), Input::Envelope(vec![1, 2, 3])]
+        );
+    }
+
+    #[test]
+    fn bad_bodies_name_what_is_wrong() {
+        let reason = |r: Result<Input, VerifyError>| r.unwrap_err().reason();
+        assert_eq!(reason(parse_verify_body(b"{not json")), "INVALID_JSON");
+        assert_eq!(reason(parse_verify_body(b"{}")), "CREDENTIAL_MISSING");
+        assert_eq!(
+            reason(parse_verify_body(
+                br#"{"credential":"a","envelope":"AQID"}"#
+            )),
+            "CREDENTIAL_MISSING"
+        );
+        assert_eq!(
+            reason(parse_verify_body(br#"{"credential":"  "}"#)),
+            "CREDENTIAL_MISSING"
+        );
+        assert_eq!(
+            reason(parse_verify_body(br#"{"envelope":"!!"}"#)),
+            "INVALID_BASE64"
+        );
+        assert_eq!(
+            reason(parse_verify_body(br#"{"credential":"a","x":1}"#)),
+            "INVALID_JSON"
+        );
+        let batch = |b: &str| parse_batch_body(b.as_bytes()).unwrap_err().reason();
+        assert_eq!(batch(r#"{"credentials":[]}"#), "BATCH_SIZE");
+        assert_eq!(batch(r#"{"credentials":[{}]}"#), "CREDENTIAL_MISSING");
+        let many = json!({ "credentials": vec![json!({"credential": "x"}); MAX_BATCH + 1] });
+        assert_eq!(batch(&many.to_string()), "BATCH_SIZE");
+    }
 }

@@ -22,6 +22,7 @@ fn form(form: Option<Form>) -> CredentialForm {
         Some(Form::Native) => CredentialForm::Native,
         Some(Form::Qr) => CredentialForm::Qr,
         Some(Form::VcJwt) => CredentialForm::VcJwt,
+        Some(Form::SdJwt) => CredentialForm::SdJwt,
         None => CredentialForm::Unspecified,
     }
 }

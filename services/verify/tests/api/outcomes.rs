@@ -287,3 +287,39 @@ async fn without_redis_a_revocation_still_reaches_every_replica_within_about_a_s
         }
     }
 }
+
+#[tokio::test]
+async fn an_sd_jwt_presentation_verifies_once_across_forms_and_forgeries_are_bad_signatures() {
+    use credmesh_proto::prost::Message as _;
+    let clock = credmesh_runtime::ManualClock::new(T0);
+    let sh = spawn_region("SH", Backend::Sqlite, clock).await;
+    let gw = spawn_gateway(&sh, &[], Backend::Sqlite, Options::default()).await;
+    let bank = sh.partner("bank-sd-jwt").await;
+    let key = sh
+        .issuer_key("entcode", &[CredentialKind::Presentation])
+        .await;
+    let p = sh.presentation(&key, "entcode", T0, T0 + 300);
+    let credential =
+        credmesh_proto::credential::v1::Credential::decode(p.payload.as_slice()).unwrap();
+    let sd_jwt = credmesh_credential::sd_jwt::issue(&credential, &key, &[], || [3; 16]).unwrap();
+
+    // A forged disclosure: the issuer signed no digest of it.
+    let forged = sd_jwt.replacen('~', "~WyJjMkZzZEEiLCJuYW1lIiwiZm9yZ2VkIl0~", 1);
+    let r = gw.verify_text(&bank, &forged).await;
+    assert_outcome(&r, VerificationOutcome::BadSignature);
+    assert_eq!(r.reason, "SD_JWT_UNREFERENCED_DISCLOSURE");
+    assert_eq!(r.form, CredentialForm::SdJwt as i32);
+    assert!(r.disclosed.is_empty());
+
+    let r = gw.verify_text(&bank, &sd_jwt).await;
+    assert_outcome(&r, VerificationOutcome::Valid);
+    assert_eq!(r.form, CredentialForm::SdJwt as i32);
+    assert_eq!(r.kind, CredentialKind::Presentation as i32);
+    let names: Vec<&str> = r.disclosed.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["scenario", "name"]);
+    // One nonce, whichever form: the QR text of the same presentation is used up.
+    let again = gw.verify_text(&bank, &qr_of(&p)).await;
+    assert_eq!(again.reason, "ALREADY_USED");
+    let again = gw.verify_text(&bank, &sd_jwt).await;
+    assert_eq!(again.reason, "ALREADY_USED");
+}
