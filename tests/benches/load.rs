@@ -1,0 +1,976 @@
+//! The load generator of `make bench`: real `credmesh serve` processes on loopback
+//! (identity, license and verify, each its own process, configured by the environment
+//! as in production) driven over gRPC by concurrent tonic clients, latencies in
+//! HdrHistogram.
+//!
+//! Four configurations — SQLite or PostgreSQL (every service's `DATABASE_URL`), the
+//! in-process cache or Redis (the gateway's `REDIS_URL`) — each under three loads:
+//!
+//! - **Verify, distinct credentials**: every call presents a credential not seen before
+//!   (a presentation signed by a key registered at identity), so each one is decoded,
+//!   checked and signature-verified, and its answer written to the result cache;
+//! - **Verify, repeated credential**: one credential over and over, answered from the
+//!   result cache;
+//! - **EstablishEnterprise**: issuance of a new business license per call (validation,
+//!   two signatures, the register rows, the audit entry, one transaction).
+//!
+//! Each beside a reference measured in this run with the same client, the same
+//! concurrency and the same duration: an empty tonic RPC and a bare tonic server doing
+//! one raw Ed25519 verify per request (both in this process, on their own runtime), and
+//! a raw INSERT of a license-sized row per transaction on the same database kind.
+//! Goals (issue #10): uncached ≥ 0.9× the raw-verify server, cached ≥ 0.8× the empty RPC,
+//! issuance ≥ 0.5× raw INSERTs.
+//!
+//! The machine runs the client, the servers and the database together: on a 2-core
+//! machine the ratios, not the absolute rates, are the figures to steer by.
+//!
+//! Settings (environment):
+//! - `CREDMESH_BIN`: the `credmesh` binary (`make bench` builds a release one);
+//! - `CREDMESH_LOAD_SECONDS` per measurement (default 3), `CREDMESH_LOAD_CONCURRENCY`
+//!   concurrent streams on one HTTP/2 connection (default 64);
+//! - `CREDMESH_LOAD_CONFIGS`: which of `sqlite-memory,sqlite-redis,postgres-memory,
+//!   postgres-redis` to run (default all four);
+//! - `CREDMESH_LOAD_DISTINCT`: distinct credentials signed up front per configuration
+//!   (default 10,000 per second of a load; a distinct-credential run ends early when
+//!   they are used up);
+//! - `CREDMESH_TEST_POSTGRES_URL`, `CREDMESH_TEST_REDIS_URL`: the servers (from
+//!   `scripts/test-env.sh`); configurations needing a missing one are skipped;
+//! - `CREDMESH_LOAD_OUT`: the JSON written for `scripts/bench_report.py` (default
+//!   `target/bench/load.json`).
+//!
+//! Run: `cargo bench -p credmesh-e2e --bench load`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use base64::Engine as _;
+use credmesh_credential::{VerifyingKey, encode_envelope, keys::IssuerKey, sign_credential};
+use credmesh_e2e::{authed, establishment, free_port, serve, wait_serving, write_key};
+use credmesh_proto::{
+    credential::v1::{Claim, Credential, CredentialKind, Envelope},
+    identity::v1::{self as ipb, identity_service_client::IdentityServiceClient},
+    license::v1::license_service_client::LicenseServiceClient,
+    prost::Message as _,
+    verify::v1::{
+        BatchVerifyRequest, BatchVerifyResponse, PresentedCredential, VerificationResult,
+        VerifyRequest, VerifyResponse,
+        presented_credential::Form,
+        verify_service_client::VerifyServiceClient,
+        verify_service_server::{VerifyService, VerifyServiceServer},
+    },
+};
+use credmesh_store::{Db, DbOptions};
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use tonic::{Request, Response, Status, transport::Channel};
+
+fn setting(key: &str, default: u64) -> u64 {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+// ---------------------------------------------------------------------------------------
+// The driver: closed-loop streams, one histogram each, merged.
+
+/// What one call came to.
+enum Outcome {
+    Ok,
+    Failed(String),
+    /// Nothing left to send (the distinct credentials are used up): the stream ends.
+    Exhausted,
+}
+
+/// One load's result.
+#[derive(Debug)]
+struct Measured {
+    ok: u64,
+    errors: u64,
+    first_error: Option<String>,
+    seconds: f64,
+    /// Latencies of successful calls, in microseconds.
+    hist: Histogram<u64>,
+}
+
+impl Measured {
+    fn per_second(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.ok as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+
+    fn ms(&self, q: f64) -> f64 {
+        if self.hist.is_empty() {
+            return f64::NAN;
+        }
+        let us = if q >= 1.0 {
+            self.hist.max()
+        } else {
+            self.hist.value_at_quantile(q)
+        };
+        us as f64 / 1000.0
+    }
+
+    fn to_json(&self) -> Value {
+        let ms = |q: f64| {
+            let v = self.ms(q);
+            if v.is_finite() {
+                json!((v * 1000.0).round() / 1000.0)
+            } else {
+                Value::Null
+            }
+        };
+        json!({
+            "requests": self.ok,
+            "errors": self.errors,
+            "first_error": self.first_error,
+            "seconds": (self.seconds * 1000.0).round() / 1000.0,
+            "per_second": self.per_second().round(),
+            "p50_ms": ms(0.5),
+            "p90_ms": ms(0.9),
+            "p99_ms": ms(0.99),
+            "max_ms": ms(1.0),
+        })
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 µs to 60 s, three significant figures.
+    Histogram::new_with_bounds(1, 60_000_000, 3).unwrap()
+}
+
+/// Runs `concurrency` closed loops of `call` (given a call number unique in this run)
+/// until `seconds` have passed or a call reports [`Outcome::Exhausted`].
+async fn drive<F, Fut>(concurrency: u64, seconds: f64, call: F) -> Measured
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Outcome> + Send,
+{
+    let call = Arc::new(call);
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(seconds);
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let call = call.clone();
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut hist = histogram();
+            let (mut errors, mut first_error) = (0u64, None);
+            while Instant::now() < deadline {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let t = Instant::now();
+                match call(n).await {
+                    Outcome::Ok => {
+                        let us = t.elapsed().as_micros().clamp(1, 60_000_000) as u64;
+                        hist.record(us).unwrap();
+                    }
+                    Outcome::Failed(e) => {
+                        errors += 1;
+                        first_error.get_or_insert(e);
+                    }
+                    Outcome::Exhausted => break,
+                }
+            }
+            (hist, errors, first_error)
+        }));
+    }
+    let mut all = histogram();
+    let (mut errors, mut first_error) = (0, None);
+    for t in tasks {
+        let (h, e, f) = t.await.unwrap();
+        all.add(h).unwrap();
+        errors += e;
+        if first_error.is_none() {
+            first_error = f;
+        }
+    }
+    Measured {
+        ok: all.len(),
+        errors,
+        first_error,
+        seconds: started.elapsed().as_secs_f64(),
+        hist: all,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// References: bare tonic servers on a runtime of their own.
+
+/// The reference server: decode the envelope, one strict Ed25519 verify, answer; or, when
+/// `empty`, answer at once.
+#[derive(Clone)]
+struct RawVerify {
+    key: VerifyingKey,
+    empty: bool,
+}
+
+#[tonic::async_trait]
+impl VerifyService for RawVerify {
+    async fn verify(
+        &self,
+        request: Request<VerifyRequest>,
+    ) -> Result<Response<VerifyResponse>, Status> {
+        if self.empty {
+            return Ok(Response::new(VerifyResponse::default()));
+        }
+        let Some(Form::Envelope(bytes)) = request.into_inner().credential.and_then(|c| c.form)
+        else {
+            return Err(Status::invalid_argument("no envelope"));
+        };
+        let env =
+            Envelope::decode(bytes.as_slice()).map_err(|_| Status::invalid_argument("bad"))?;
+        let ok = credmesh_credential::check_signature(
+            credmesh_credential::Context::Credential,
+            &env,
+            &self.key,
+        )
+        .is_ok();
+        Ok(Response::new(VerifyResponse {
+            result: Some(VerificationResult {
+                reason: if ok { "VALID" } else { "BAD_SIGNATURE" }.into(),
+                ..Default::default()
+            }),
+        }))
+    }
+
+    async fn batch_verify(
+        &self,
+        _: Request<BatchVerifyRequest>,
+    ) -> Result<Response<BatchVerifyResponse>, Status> {
+        Err(Status::unimplemented("reference"))
+    }
+}
+
+/// Starts the empty and the raw-verify reference servers on a two-thread runtime of
+/// their own (as a separate process would have); their addresses.
+fn start_references(key: VerifyingKey) -> (String, String) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut addrs = Vec::new();
+            for empty in [true, false] {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addrs.push(listener.local_addr().unwrap().to_string());
+                tokio::spawn(
+                    tonic::transport::Server::builder()
+                        .add_service(VerifyServiceServer::new(RawVerify { key, empty }))
+                        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(
+                            listener,
+                        )),
+                );
+            }
+            tx.send((addrs[0].clone(), addrs[1].clone())).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
+async fn channel(addr: &str) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// Verify of `creds[n]` (or `creds[0]` when `repeated`) through `client`, with `token`
+/// when given; a distinct run is exhausted past the last credential.
+fn verify_call(
+    client: VerifyServiceClient<Channel>,
+    creds: Arc<Vec<Vec<u8>>>,
+    token: Option<Arc<str>>,
+    repeated: bool,
+) -> impl Fn(u64) -> std::pin::Pin<Box<dyn Future<Output = Outcome> + Send>> + Send + Sync + 'static
+{
+    move |n| {
+        let i = if repeated { 0 } else { n as usize };
+        let Some(bytes) = creds.get(i).cloned() else {
+            return Box::pin(async { Outcome::Exhausted });
+        };
+        let mut client = client.clone();
+        let token = token.clone();
+        Box::pin(async move {
+            let msg = VerifyRequest {
+                credential: Some(PresentedCredential {
+                    form: Some(Form::Envelope(bytes)),
+                }),
+            };
+            let req = match &token {
+                Some(t) => authed(msg, t),
+                None => Request::new(msg),
+            };
+            match client.verify(req).await {
+                Ok(r) => match r.into_inner().result {
+                    // The empty reference answers nothing.
+                    None if token.is_none() => Outcome::Ok,
+                    Some(r) if r.reason == "VALID" => Outcome::Ok,
+                    Some(r) => Outcome::Failed(format!("{}: {}", r.reason, r.detail)),
+                    None => Outcome::Failed("no result".into()),
+                },
+                Err(s) => Outcome::Failed(format!("{:?}: {}", s.code(), s.message())),
+            }
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The raw INSERT reference.
+
+/// One license-sized row per transaction: the columns and indexes of a license version
+/// (the shape `services/license/benches/registrations.rs` compares against).
+const RAW_TABLE: &str = "CREATE TABLE bench_raw (
+    uscc TEXT NOT NULL, version BIGINT NOT NULL, license_id TEXT NOT NULL UNIQUE,
+    is_current BOOLEAN NOT NULL, name TEXT NOT NULL, entity_type TEXT NOT NULL,
+    legal_representative TEXT NOT NULL, capital_amount TEXT NOT NULL,
+    establishment_date TEXT NOT NULL, domicile TEXT NOT NULL, business_scope TEXT NOT NULL,
+    authority TEXT NOT NULL, list_no BIGINT NOT NULL, list_index BIGINT NOT NULL,
+    kid TEXT NOT NULL, envelope BYTEA NOT NULL, vc_jwt TEXT NOT NULL, issued_at BIGINT NOT NULL,
+    issued_by TEXT NOT NULL, PRIMARY KEY (uscc, version), UNIQUE (list_no, list_index))";
+
+const RAW_INSERT: &str = "INSERT INTO bench_raw VALUES ($1, 1, $2, TRUE, $3, $4, $5, $6, \
+     $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+
+macro_rules! raw_insert {
+    ($pool:expr, $k:expr, $envelope:expr, $jwt:expr) => {
+        sqlx::query(RAW_INSERT)
+            .bind(format!("R{:017}", $k))
+            .bind(format!("raw-license-{}", $k))
+            .bind("上海测试科技有限公司")
+            .bind("有限责任公司（自然人投资或控股）")
+            .bind("李四")
+            .bind("1000000.00")
+            .bind("2021-03-01")
+            .bind("上海市黄浦区示例路2号")
+            .bind("软件开发。")
+            .bind("11310000MB2F10003D")
+            .bind(($k / 131_072) as i64)
+            .bind(($k % 131_072) as i64)
+            .bind("SH-license-0123456789abcdef")
+            .bind($envelope.to_vec())
+            .bind($jwt.to_string())
+            .bind(1_750_000_000i64)
+            .bind("bench")
+            .execute($pool)
+            .await
+            .map(drop)
+    };
+}
+
+/// Raw INSERTs at `url` (a fresh database), each its own transaction, with the same
+/// driver; `envelope` and `jwt` are an issued license's, for the row size.
+async fn raw_inserts(
+    url: &str,
+    concurrency: u64,
+    seconds: f64,
+    envelope: Arc<Vec<u8>>,
+    jwt: Arc<str>,
+) -> Measured {
+    let db = Db::connect(url, &DbOptions::default()).await.unwrap();
+    match &db {
+        Db::Sqlite(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(RAW_TABLE.replace("BYTEA", "BLOB")))
+            .execute(p)
+            .await
+            .map(drop)
+            .unwrap(),
+        Db::Postgres(p) => sqlx::raw_sql(RAW_TABLE).execute(p).await.map(drop).unwrap(),
+    }
+    let db2 = db.clone();
+    let m = drive(concurrency, seconds, move |k| {
+        let db = db2.clone();
+        let (envelope, jwt) = (envelope.clone(), jwt.clone());
+        async move {
+            let r = match &db {
+                Db::Sqlite(p) => raw_insert!(p, k, envelope, jwt),
+                Db::Postgres(p) => raw_insert!(p, k, envelope, jwt),
+            };
+            match r {
+                Ok(()) => Outcome::Ok,
+                Err(e) => Outcome::Failed(e.to_string()),
+            }
+        }
+    })
+    .await;
+    db.close().await;
+    m
+}
+
+// ---------------------------------------------------------------------------------------
+// The configurations.
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum CacheKind {
+    Memory,
+    Redis,
+}
+
+fn config_name(b: Backend, c: CacheKind) -> &'static str {
+    match (b, c) {
+        (Backend::Sqlite, CacheKind::Memory) => "sqlite-memory",
+        (Backend::Sqlite, CacheKind::Redis) => "sqlite-redis",
+        (Backend::Postgres, CacheKind::Memory) => "postgres-memory",
+        (Backend::Postgres, CacheKind::Redis) => "postgres-redis",
+    }
+}
+
+/// PostgreSQL databases this run created, dropped at the end.
+#[derive(Default)]
+struct Databases(Vec<String>);
+
+impl Databases {
+    async fn fresh(&mut self) -> String {
+        let url = credmesh_testkit::postgres::fresh_database().await.unwrap();
+        self.0.push(url.clone());
+        url
+    }
+
+    async fn drop_all(&self) {
+        let Ok(server) = std::env::var(credmesh_testkit::postgres::ENV) else {
+            return;
+        };
+        let server = server.trim_end_matches('/');
+        let Ok(mut admin) =
+            <sqlx::PgConnection as sqlx::Connection>::connect(&format!("{server}/postgres")).await
+        else {
+            return;
+        };
+        for url in &self.0 {
+            if let Some(name) = url.rsplit('/').next() {
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut admin)
+                .await;
+            }
+        }
+    }
+}
+
+/// The shared fixtures of a run.
+struct Fixture {
+    /// The presentations' issuer key, registered at every configuration's identity.
+    issuer: IssuerKey,
+    /// How many distinct presentations each configuration signs.
+    distinct: usize,
+    concurrency: u64,
+    seconds: f64,
+}
+
+const SYMBOLS: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
+
+/// The `n`-th valid Huangpu enterprise code.
+fn uscc(n: u64) -> String {
+    let mut body = *b"MA000000";
+    let mut v = n;
+    for slot in body.iter_mut().skip(2).rev() {
+        *slot = SYMBOLS[(v % 31) as usize];
+        v /= 31;
+    }
+    credmesh_uscc::Uscc::from_parts('9', '1', "310101", std::str::from_utf8(&body).unwrap())
+        .unwrap()
+        .to_string()
+}
+
+/// One configuration: starts identity, license and verify, measures the three loads,
+/// stops them. Returns the loads and (for the raw INSERT reference) an issued license's
+/// envelope and VC-JWT.
+async fn run_config(
+    f: &Fixture,
+    backend: Backend,
+    cache: CacheKind,
+    dbs: &mut Databases,
+) -> (Vec<(&'static str, Measured)>, Vec<u8>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (anchor, anchor_file) = write_key(d, "anchor.pem");
+    let (_, token_file) = write_key(d, "token.pem");
+    let (operator, _) = write_key(d, "operator.pem");
+    let (_, signing) = write_key(d, "license-signing.pem");
+    let (license_client, license_client_file) = write_key(d, "license-client.pem");
+    let (bank, _) = write_key(d, "bank.pem");
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let mut db_url = async |name: &str| match backend {
+        Backend::Sqlite => format!("sqlite://{}/{name}.db", d.display()),
+        Backend::Postgres => dbs.fresh().await,
+    };
+    let (identity_db, license_db, verify_db) = (
+        db_url("identity").await,
+        db_url("license").await,
+        db_url("verify").await,
+    );
+    let identity_addr = format!("127.0.0.1:{}", free_port());
+    let license_addr = format!("127.0.0.1:{}", free_port());
+    let verify_addr = format!("127.0.0.1:{}", free_port());
+
+    let _identity = serve(
+        "identity",
+        &[
+            ("DATABASE_URL", identity_db),
+            ("CREDMESH_ANCHOR_KEY_FILE", anchor_file),
+            ("CREDMESH_TOKEN_KEY_FILE", token_file),
+            (
+                "CREDMESH_BOOTSTRAP_OPERATOR_KEY",
+                b64(&operator.public_key_bytes()),
+            ),
+            ("CREDMESH_PUBLIC_URL", format!("http://{license_addr}")),
+            ("CREDMESH_GRPC_ADDR", identity_addr.clone()),
+            ("CREDMESH_HTTP_ADDR", identity_addr.clone()),
+        ],
+    );
+    let identity = wait_serving(&identity_addr, "credmesh.identity.v1.IdentityService").await;
+    let token_for = |client: &str, key: &IssuerKey| ipb::IssueTokenRequest {
+        client_id: client.into(),
+        scopes: vec![],
+        audience: String::new(),
+        credential: Some(ipb::issue_token_request::Credential::ClientAssertion(
+            credmesh_auth::client_assertion(client, key.signing_key(), now()).unwrap(),
+        )),
+    };
+    let mut id = IdentityServiceClient::new(identity);
+    let op: Arc<str> = id
+        .issue_token(token_for("operator", &operator))
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token
+        .into();
+    for (client, kind, scope, key, org) in [
+        (
+            "license",
+            credmesh_auth::PrincipalKind::Service,
+            "identity.keys",
+            &license_client,
+            String::new(),
+        ),
+        (
+            "bank",
+            credmesh_auth::PrincipalKind::Partner,
+            "verify",
+            &bank,
+            credmesh_uscc::Uscc::from_parts('9', '1', "320506", "MA100001")
+                .unwrap()
+                .to_string(),
+        ),
+    ] {
+        id.register_client(authed(
+            ipb::RegisterClientRequest {
+                client_id: client.into(),
+                kind: kind.to_proto(),
+                display_name: format!("load {client}"),
+                scopes: vec![scope.into()],
+                organization: org,
+                public_key: key.public_key_bytes().to_vec(),
+                ..Default::default()
+            },
+            &op,
+        ))
+        .await
+        .unwrap();
+    }
+    id.register_issuer_key(authed(
+        ipb::RegisterIssuerKeyRequest {
+            issuer: "SH/entcode".into(),
+            kid: f.issuer.kid().to_string(),
+            public_key: f.issuer.public_key_bytes().to_vec(),
+            kinds: vec![CredentialKind::Presentation as i32],
+            not_after: 0,
+        },
+        &op,
+    ))
+    .await
+    .unwrap();
+    // Signed now that the key is registered (a credential may not predate its key).
+    let creds = Arc::new(presentations(&f.issuer, f.distinct));
+    let bank_token: Arc<str> = id
+        .issue_token(token_for("bank", &bank))
+        .await
+        .unwrap()
+        .into_inner()
+        .access_token
+        .into();
+
+    let _license = serve(
+        "license",
+        &[
+            ("DATABASE_URL", license_db),
+            ("CREDMESH_SIGNING_KEY_FILE", signing),
+            ("CREDMESH_CLIENT_KEY_FILE", license_client_file),
+            ("CREDMESH_IDENTITY_URL", format!("http://{identity_addr}")),
+            ("CREDMESH_PUBLIC_URL", format!("http://{license_addr}")),
+            ("CREDMESH_GRPC_ADDR", license_addr.clone()),
+            ("CREDMESH_HTTP_ADDR", license_addr.clone()),
+        ],
+    );
+    let license = wait_serving(&license_addr, "credmesh.license.v1.LicenseService").await;
+    let mut verify_env = vec![
+        ("DATABASE_URL", verify_db),
+        ("CREDMESH_IDENTITY_URL", format!("http://{identity_addr}")),
+        (
+            "CREDMESH_ANCHOR_PUBLIC_KEY",
+            b64(&anchor.public_key_bytes()),
+        ),
+        ("CREDMESH_RATE_LIMIT_PER_SECOND", "100000000".into()),
+        ("CREDMESH_RATE_LIMIT_BURST", "100000000".into()),
+        ("CREDMESH_GRPC_ADDR", verify_addr.clone()),
+        ("CREDMESH_HTTP_ADDR", verify_addr.clone()),
+    ];
+    if cache == CacheKind::Redis {
+        verify_env.push(("REDIS_URL", credmesh_testkit::redis::shared_url()));
+        verify_env.push((
+            "CREDMESH_CACHE_PREFIX",
+            credmesh_testkit::redis::unique_prefix(),
+        ));
+    }
+    let _verify = serve("verify", &verify_env);
+    let verify = VerifyServiceClient::new(
+        wait_serving(&verify_addr, "credmesh.verify.v1.VerifyService").await,
+    );
+
+    // Ready: the license key is registered (the first establishment succeeds) and the
+    // gateway trusts the presentations' key (the last distinct credential verifies; it is
+    // never sent again, so the distinct run stays uncached).
+    let mut licenses = LicenseServiceClient::new(license);
+    let issued = {
+        let started = Instant::now();
+        loop {
+            match licenses
+                .establish_enterprise(authed(establishment(&uscc(0)), &op))
+                .await
+            {
+                Ok(r) => break r.into_inner().license.unwrap().credential.unwrap(),
+                Err(e) if started.elapsed() < Duration::from_secs(30) => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("license never issued: {e}"),
+            }
+        }
+    };
+    let probe = Arc::new(vec![creds.last().unwrap().clone()]);
+    let started = Instant::now();
+    loop {
+        let check = verify_call(
+            verify.clone(),
+            probe.clone(),
+            Some(bank_token.clone()),
+            true,
+        );
+        match check(0).await {
+            Outcome::Ok => break,
+            Outcome::Failed(e) if started.elapsed() > Duration::from_secs(30) => {
+                panic!("the gateway never verified a presentation: {e}")
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    // Warm the connection and the token cache.
+    let warm = Arc::new(creds[creds.len() - 2..].to_vec());
+    let _ = drive(
+        8,
+        0.3,
+        verify_call(verify.clone(), warm, Some(bank_token.clone()), true),
+    )
+    .await;
+
+    let mut loads = Vec::new();
+    let distinct = creds[..creds.len() - 2].to_vec();
+    loads.push((
+        "verify_distinct",
+        drive(
+            f.concurrency,
+            f.seconds,
+            verify_call(
+                verify.clone(),
+                Arc::new(distinct),
+                Some(bank_token.clone()),
+                false,
+            ),
+        )
+        .await,
+    ));
+    loads.push((
+        "verify_cached",
+        drive(
+            f.concurrency,
+            f.seconds,
+            verify_call(verify.clone(), creds.clone(), Some(bank_token), true),
+        )
+        .await,
+    ));
+    let issue = {
+        let licenses = licenses.clone();
+        move |n: u64| {
+            let mut licenses = licenses.clone();
+            let op = op.clone();
+            async move {
+                let mut req = authed(establishment(&uscc(n + 1)), &op);
+                req.set_timeout(Duration::from_secs(30));
+                match licenses.establish_enterprise(req).await {
+                    Ok(_) => Outcome::Ok,
+                    Err(s) => Outcome::Failed(format!("{:?}: {}", s.code(), s.message())),
+                }
+            }
+        }
+    };
+    loads.push(("issuance", drive(f.concurrency, f.seconds, issue).await));
+    let envelope = issued
+        .envelope
+        .map(|e| encode_envelope(&e))
+        .unwrap_or_default();
+    (loads, envelope, issued.vc_jwt)
+}
+
+/// Distinct presentations of `issuer`, valid for a day, without a nonce (multi-use, so
+/// the cached load may repeat one).
+fn presentations(issuer: &IssuerKey, n: usize) -> Vec<Vec<u8>> {
+    let now = now();
+    (0..n)
+        .map(|i| {
+            encode_envelope(&sign_credential(
+                &Credential {
+                    id: format!("urn:credmesh:presentation:load-{i}"),
+                    kind: CredentialKind::Presentation as i32,
+                    issuer: "SH/entcode".into(),
+                    region: "SH".into(),
+                    subject: "91310000MA1FL8TQ2X".into(),
+                    // Not before the key's registration: it is valid from then on.
+                    issued_at: now,
+                    not_before: now,
+                    not_after: now + 86_400,
+                    status: None,
+                    claims: vec![Claim {
+                        name: "scenario".into(),
+                        value: "bank-loan".into(),
+                    }],
+                    version: 0,
+                    nonce: Vec::new(),
+                },
+                issuer,
+            ))
+        })
+        .collect()
+}
+
+fn print_row(config: &str, load: &str, m: &Measured, reference: Option<(&str, f64, f64)>) {
+    let (rname, ratio, goal) = match reference {
+        Some((r, rate, goal)) if rate > 0.0 => (
+            r.to_string(),
+            format!("{:.2}×", m.per_second() / rate),
+            format!("≥ {goal}×"),
+        ),
+        _ => (String::new(), String::new(), String::new()),
+    };
+    println!(
+        "| {config} | {load} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {rname} | {ratio} | {goal} |",
+        m.per_second(),
+        m.ms(0.5),
+        m.ms(0.9),
+        m.ms(0.99),
+        m.ms(1.0),
+        m.errors,
+    );
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let code = rt.block_on(run());
+    std::process::exit(code);
+}
+
+async fn run() -> i32 {
+    let seconds = setting("CREDMESH_LOAD_SECONDS", 3) as f64;
+    let concurrency = setting("CREDMESH_LOAD_CONCURRENCY", 64).max(1);
+    let n_distinct = setting("CREDMESH_LOAD_DISTINCT", 10_000 * seconds as u64).max(16) as usize;
+    let wanted = std::env::var("CREDMESH_LOAD_CONFIGS")
+        .unwrap_or_else(|_| "sqlite-memory,sqlite-redis,postgres-memory,postgres-redis".into());
+    let out = std::env::var("CREDMESH_LOAD_OUT")
+        .unwrap_or_else(|_| format!("{}/../target/bench/load.json", env!("CARGO_MANIFEST_DIR")));
+    let has = |var: &str| std::env::var(var).is_ok_and(|v| !v.trim().is_empty());
+    let (has_pg, has_redis) = (
+        has(credmesh_testkit::postgres::ENV),
+        has(credmesh_testkit::redis::SHARED_URL_ENV),
+    );
+
+    let probe = IssuerKey::generate("p").unwrap();
+    let kid = credmesh_credential::kid_for("SH", "entcode", &probe.public_key_bytes());
+    let issuer = IssuerKey::from_pkcs8_pem(&kid, &probe.to_pkcs8_pem()).unwrap();
+    let creds = Arc::new(presentations(&issuer, n_distinct));
+    let fixture = Fixture {
+        issuer,
+        distinct: n_distinct,
+        concurrency,
+        seconds,
+    };
+
+    // References: bare tonic, no auth.
+    let (empty_addr, raw_addr) = start_references(fixture.issuer.verifying_key());
+    let empty = VerifyServiceClient::new(channel(&empty_addr).await);
+    let raw = VerifyServiceClient::new(channel(&raw_addr).await);
+    let _ = drive(8, 0.3, verify_call(raw.clone(), creds.clone(), None, true)).await;
+    let m_empty = drive(
+        concurrency,
+        seconds,
+        verify_call(empty, creds.clone(), None, true),
+    )
+    .await;
+    let m_raw = drive(
+        concurrency,
+        seconds,
+        verify_call(raw, creds.clone(), None, false),
+    )
+    .await;
+
+    let mut dbs = Databases::default();
+    let mut configs = Vec::new();
+    let mut raw_inserts_done: Vec<(Backend, Measured)> = Vec::new();
+    let mut measured_configs = Vec::new();
+    for (backend, cache) in [
+        (Backend::Sqlite, CacheKind::Memory),
+        (Backend::Sqlite, CacheKind::Redis),
+        (Backend::Postgres, CacheKind::Memory),
+        (Backend::Postgres, CacheKind::Redis),
+    ] {
+        let name = config_name(backend, cache);
+        if !wanted.split(',').any(|w| w.trim() == name) {
+            continue;
+        }
+        let missing = match (backend, cache) {
+            (Backend::Postgres, _) if !has_pg => Some(credmesh_testkit::postgres::ENV),
+            (_, CacheKind::Redis) if !has_redis => Some(credmesh_testkit::redis::SHARED_URL_ENV),
+            _ => None,
+        };
+        if let Some(var) = missing {
+            eprintln!("{name}: skipped, {var} is not set");
+            configs.push(json!({"name": name, "skipped": format!("{var} is not set")}));
+            continue;
+        }
+        eprintln!("{name}: starting identity, license and verify");
+        let (loads, envelope, jwt) = run_config(&fixture, backend, cache, &mut dbs).await;
+        if !raw_inserts_done.iter().any(|(b, _)| *b == backend) {
+            let dir = tempfile::tempdir().unwrap();
+            let url = match backend {
+                Backend::Sqlite => format!("sqlite://{}/raw.db", dir.path().display()),
+                Backend::Postgres => dbs.fresh().await,
+            };
+            let m = raw_inserts(&url, concurrency, seconds, Arc::new(envelope), jwt.into()).await;
+            raw_inserts_done.push((backend, m));
+        }
+        configs.push(json!({
+            "name": name,
+            "backend": match backend { Backend::Sqlite => "sqlite", Backend::Postgres => "postgresql" },
+            "cache": match cache { CacheKind::Memory => "memory", CacheKind::Redis => "redis" },
+            "loads": loads.iter().map(|(k, m)| (k.to_string(), m.to_json())).collect::<serde_json::Map<_, _>>(),
+        }));
+        eprintln!("{name}: done");
+        measured_configs.push((name, backend, loads));
+    }
+    dbs.drop_all().await;
+
+    let raw_insert_of = |b: Backend| {
+        raw_inserts_done
+            .iter()
+            .find(|(x, _)| *x == b)
+            .map(|(_, m)| m)
+    };
+    println!(
+        "\n| configuration ({concurrency} streams, {seconds} s each) | load | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | reference | ratio | goal |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    print_row("reference", "empty tonic RPC", &m_empty, None);
+    print_row("reference", "raw-verify tonic server", &m_raw, None);
+    for (b, m) in &raw_inserts_done {
+        print_row(
+            "reference",
+            &format!(
+                "raw INSERT, {}",
+                if *b == Backend::Sqlite {
+                    "sqlite"
+                } else {
+                    "postgresql"
+                }
+            ),
+            m,
+            None,
+        );
+    }
+    for (name, backend, loads) in &measured_configs {
+        for (load, m) in loads {
+            let reference = match *load {
+                "verify_distinct" => Some(("raw-verify server", m_raw.per_second(), 0.9)),
+                "verify_cached" => Some(("empty RPC", m_empty.per_second(), 0.8)),
+                _ => raw_insert_of(*backend).map(|r| ("raw INSERT", r.per_second(), 0.5)),
+            };
+            let label = match *load {
+                "verify_distinct" => "Verify, distinct credentials (uncached)",
+                "verify_cached" => "Verify, repeated credential (cached)",
+                _ => "EstablishEnterprise (issuance)",
+            };
+            print_row(name, label, m, reference);
+            if let Some(e) = &m.first_error {
+                println!("|  | first error: {} |||||||||", e.replace('|', "/"));
+            }
+        }
+    }
+
+    let report = json!({
+        "concurrency": concurrency,
+        "seconds": seconds,
+        "distinct_credentials": n_distinct,
+        "references": {
+            "empty_rpc": m_empty.to_json(),
+            "raw_verify_server": m_raw.to_json(),
+            "raw_insert": raw_inserts_done.iter().map(|(b, m)| (
+                if *b == Backend::Sqlite { "sqlite".to_string() } else { "postgresql".to_string() },
+                m.to_json(),
+            )).collect::<serde_json::Map<_, _>>(),
+        },
+        "configurations": configs,
+    });
+    if let Some(parent) = std::path::Path::new(&out).parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    std::fs::write(&out, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    eprintln!("wrote {out}");
+    // Measured means every configuration asked for answered something.
+    let measured = measured_configs
+        .iter()
+        .all(|(_, _, loads)| loads.iter().all(|(_, m)| m.ok > 0));
+    if measured && m_empty.ok > 0 && m_raw.ok > 0 {
+        0
+    } else {
+        1
+    }
+}
