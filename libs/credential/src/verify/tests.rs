@@ -616,3 +616,40 @@ fn outcomes_map_to_proto_and_stable_names() {
         assert_eq!(outcome.to_string(), name);
     }
 }
+
+#[test]
+fn staged_verification_answers_exactly_as_verify() {
+    let w = world();
+    let env = sign_credential(&license(), &w.license_key);
+    let native = encode_envelope(&env);
+    let jwt = to_vc_jwt(&license(), &w.license_key, &options());
+    let mut tampered = env.clone();
+    tampered.payload.push(0);
+    let tampered = encode_envelope(&tampered);
+    let inputs = [
+        Presented::Native(&native),
+        Presented::detect(&jwt),
+        Presented::Native(&tampered),
+        Presented::Native(b"not an envelope"),
+    ];
+    for input in inputs {
+        let expected = w.verify(input);
+        let got = match stage(input, &w.trust, NOW) {
+            Err(v) => *v,
+            Ok(staged) => {
+                let ok = staged
+                    .key()
+                    .verify_strict(&staged.message(), &staged.signature())
+                    .is_ok();
+                staged.conclude(ok, &w.status, &Policy::default())
+            }
+        };
+        assert_eq!(got, expected);
+    }
+    // A caller whose check failed gets the bad-signature answer, never a decoded credential.
+    let staged = stage(Presented::Native(&native), &w.trust, NOW).unwrap();
+    let v = staged.conclude(false, &w.status, &Policy::default());
+    assert_eq!(v.outcome, Outcome::BadSignature);
+    assert_eq!(v.reason, "SIGNATURE_MISMATCH");
+    assert!(v.credential.is_none());
+}
