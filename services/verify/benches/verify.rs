@@ -490,7 +490,11 @@ async fn run() {
     let rows = [
         ("reference: empty tonic RPC", &m_empty, "req"),
         ("reference: raw ed25519 verify server", &m_raw, "req"),
-        ("Verify, distinct credentials (uncached)", &m_uncached, "req"),
+        (
+            "Verify, distinct credentials (uncached)",
+            &m_uncached,
+            "req",
+        ),
         ("Verify, repeated credential (cached)", &m_cached, "req"),
         ("BatchVerify of 256 (signatures)", &batch_sigs, "sig"),
     ];

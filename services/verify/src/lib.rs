@@ -40,6 +40,7 @@
 //! batch equation are the next levers.
 
 pub mod api;
+pub mod batcher;
 pub mod config;
 pub mod disputes;
 pub mod domain;

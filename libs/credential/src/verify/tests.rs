@@ -653,3 +653,23 @@ fn staged_verification_answers_exactly_as_verify() {
     assert_eq!(v.reason, "SIGNATURE_MISMATCH");
     assert!(v.credential.is_none());
 }
+
+#[test]
+fn check_signatures_finds_exactly_the_forged_ones() {
+    let k = key("SH-license-a");
+    let other = key("SH-entcode-a");
+    let messages: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 40]).collect();
+    let mut items: Vec<(&[u8], Signature, VerifyingKey)> = messages
+        .iter()
+        .map(|m| (m.as_slice(), k.sign(m), k.verifying_key()))
+        .collect();
+    assert_eq!(check_signatures(&items), vec![true; 20]);
+    // A signature over another message, and one by another key.
+    items[3].1 = k.sign(b"something else");
+    items[11].1 = other.sign(items[11].0);
+    let expected: Vec<bool> = (0..20).map(|i| i != 3 && i != 11).collect();
+    assert_eq!(check_signatures(&items), expected);
+    assert_eq!(check_signatures(&items[3..4]), vec![false]);
+    assert_eq!(check_signatures(&items[4..5]), vec![true]);
+    assert!(check_signatures(&[]).is_empty());
+}
