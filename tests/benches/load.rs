@@ -258,6 +258,13 @@ impl VerifyService for RawVerify {
     ) -> Result<Response<BatchVerifyResponse>, Status> {
         Err(Status::unimplemented("reference"))
     }
+
+    async fn list_verification_audit(
+        &self,
+        _: Request<credmesh_proto::verify::v1::ListVerificationAuditRequest>,
+    ) -> Result<Response<credmesh_proto::verify::v1::ListVerificationAuditResponse>, Status> {
+        Err(Status::unimplemented("reference"))
+    }
 }
 
 /// Starts the empty and the raw-verify reference servers on a two-thread runtime of

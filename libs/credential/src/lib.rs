@@ -50,8 +50,8 @@ pub use vcjwt::{
     to_vc_jwt,
 };
 pub use verify::{
-    Form, Outcome, Policy, Presented, StatusCache, StatusLookup, StatusSource, TrustEntry,
-    TrustSnapshot, Verification, verify, verify_batch,
+    Form, Outcome, Policy, Presented, Staged, StatusCache, StatusLookup, StatusSource, TrustEntry,
+    TrustSnapshot, Verification, check_signatures, stage, verify, verify_batch,
 };
 
 /// The wrapper secrets are returned in; it zeroes its contents on drop. (Reached through

@@ -11,7 +11,9 @@
 //! limits, metrics, tracing); the references are bare tonic. Credentials are
 //! presentations (no status list), signed by a key registered in a real identity
 //! service started in-process. Settings: `CREDMESH_BENCH_SECONDS` per measurement
-//! (default 3), `CREDMESH_BENCH_STREAMS` (default 64).
+//! (default 3), `CREDMESH_BENCH_STREAMS` (default 64), `CREDMESH_BENCH_ONLY` a
+//! comma-separated subset of `empty,raw,uncached,cached,batch` to measure (default all;
+//! for profiling one path).
 //!
 //! Run: `cargo bench -p credmesh-verify --bench verify`.
 
@@ -432,10 +434,28 @@ async fn run() {
     // Warm up (JWKS fetch, connections).
     let _ = measure(4, 1, single(uncached.clone(), false, true)).await;
 
-    let m_raw = measure(streams, seconds, single(raw.clone(), false, false)).await;
-    let m_empty = measure(streams, seconds, single(empty.clone(), true, false)).await;
-    let m_uncached = measure(streams, seconds, single(uncached.clone(), false, true)).await;
-    let m_cached = measure(streams, seconds, single(cached.clone(), true, true)).await;
+    let only = std::env::var("CREDMESH_BENCH_ONLY").unwrap_or_default();
+    let want = |name: &str| only.is_empty() || only.split(',').any(|o| o.trim() == name);
+    let m_raw = if want("raw") {
+        Some(measure(streams, seconds, single(raw.clone(), false, false)).await)
+    } else {
+        None
+    };
+    let m_empty = if want("empty") {
+        Some(measure(streams, seconds, single(empty.clone(), true, false)).await)
+    } else {
+        None
+    };
+    let m_uncached = if want("uncached") {
+        Some(measure(streams, seconds, single(uncached.clone(), false, true)).await)
+    } else {
+        None
+    };
+    let m_cached = if want("cached") {
+        Some(measure(streams, seconds, single(cached.clone(), true, true)).await)
+    } else {
+        None
+    };
     let batch = {
         let creds = creds.clone();
         let token = token.clone();
@@ -460,28 +480,43 @@ async fn run() {
             }
         }
     };
-    let m_batch = measure(streams.min(16), seconds, batch).await;
-    let batch_sigs = Measured {
-        per_second: m_batch.per_second * 256.0,
-        p50: m_batch.p50,
-        p99: m_batch.p99,
+    let batch_sigs = if want("batch") {
+        let m = measure(streams.min(16), seconds, batch).await;
+        Some(Measured {
+            per_second: m.per_second * 256.0,
+            p50: m.p50,
+            p99: m.p99,
+        })
+    } else {
+        None
     };
 
     println!("\n| verify ({streams} streams, {seconds} s each) | rate | p50 | p99 |");
     println!("|---|---|---|---|");
-    row("reference: empty tonic RPC", &m_empty, "req");
-    row("reference: raw ed25519 verify server", &m_raw, "req");
-    row(
-        "Verify, distinct credentials (uncached)",
-        &m_uncached,
-        "req",
-    );
-    row("Verify, repeated credential (cached)", &m_cached, "req");
-    row("BatchVerify of 256 (signatures)", &batch_sigs, "sig");
+    let rows = [
+        ("reference: empty tonic RPC", &m_empty, "req"),
+        ("reference: raw ed25519 verify server", &m_raw, "req"),
+        (
+            "Verify, distinct credentials (uncached)",
+            &m_uncached,
+            "req",
+        ),
+        ("Verify, repeated credential (cached)", &m_cached, "req"),
+        ("BatchVerify of 256 (signatures)", &batch_sigs, "sig"),
+    ];
+    for (name, m, unit) in rows {
+        if let Some(m) = m {
+            row(name, m, unit);
+        }
+    }
+    let ratio = |a: &Option<Measured>, b: &Option<Measured>| match (a, b) {
+        (Some(a), Some(b)) => format!("{:.2}", a.per_second / b.per_second),
+        _ => "not measured".to_owned(),
+    };
     println!(
-        "\ngoals: uncached/raw = {:.2} (≥ 0.9), cached/empty = {:.2} (≥ 0.8), batch/single signatures = {:.2} (≥ 2)",
-        m_uncached.per_second / m_raw.per_second,
-        m_cached.per_second / m_empty.per_second,
-        batch_sigs.per_second / m_uncached.per_second,
+        "\ngoals: uncached/raw = {} (≥ 0.9), cached/empty = {} (≥ 0.8), batch/single signatures = {} (≥ 2)",
+        ratio(&m_uncached, &m_raw),
+        ratio(&m_cached, &m_empty),
+        ratio(&batch_sigs, &m_uncached),
     );
 }

@@ -43,6 +43,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod batcher;
 pub mod config;
 pub mod disputes;
 pub mod domain;

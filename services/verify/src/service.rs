@@ -12,7 +12,7 @@ use std::{
 };
 
 use credmesh_cache::Cache;
-use credmesh_credential::{Outcome, Policy, Presented, Verification, verify_batch};
+use credmesh_credential::{Outcome, Policy, Presented, Verification, stage, verify_batch};
 use credmesh_proto::{
     credential::v1::{CredentialKind, VerificationOutcome},
     prost::Message as _,
@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::{
+    batcher::{BatcherSettings, SignatureBatcher},
     disputes::DisputeStore,
     domain::answer::{self, Freshness},
     federation::Federation,
@@ -94,6 +95,8 @@ pub struct Gateway {
     store: Arc<dyn VerifyStore>,
     /// The gateway's metrics, once [`Gateway::export_metrics`] ran.
     metrics: std::sync::OnceLock<VerifyMetrics>,
+    /// Checks the signatures of concurrent single verifications in batches.
+    signatures: SignatureBatcher,
 }
 
 /// The regions a metric label may name; anything else is `unknown`.
@@ -172,6 +175,7 @@ impl Gateway {
             audit,
             store,
             metrics: std::sync::OnceLock::new(),
+            signatures: SignatureBatcher::start(BatcherSettings::default()),
         })
     }
 
@@ -329,7 +333,7 @@ impl Gateway {
             }
         }
         if !todo.is_empty() {
-            let mut verified = self.run(inputs, &todo, now, &trust);
+            let mut verified = self.run(inputs, &todo, now, &trust).await;
             // A key nobody knew: maybe a new or rotated key; refresh that region's trust
             // list on demand (only a configured region's, at most every few seconds, so
             // made-up key ids cannot make the gateway fetch anything).
@@ -344,7 +348,7 @@ impl Gateway {
             if !regions.is_empty() && self.may_refresh_on_demand() {
                 self.federation.refresh_regions(&regions).await;
                 trust = self.federation.current();
-                verified = self.run(inputs, &todo, now, &trust);
+                verified = self.run(inputs, &todo, now, &trust).await;
             }
             // Lists nobody held yet: fetch them once, then answer again.
             let missing: Vec<String> = verified
@@ -371,7 +375,7 @@ impl Gateway {
                     .filter(|(_, v)| v.reason == "STATUS_UNAVAILABLE")
                     .map(|(i, _)| *i)
                     .collect();
-                let redone = self.run(inputs, &again, now, &trust);
+                let redone = self.run(inputs, &again, now, &trust).await;
                 let mut redone = again.into_iter().zip(redone);
                 let mut next = redone.next();
                 for (i, v) in todo.iter().zip(verified.iter_mut()) {
@@ -515,13 +519,32 @@ impl Gateway {
                 .is_ok()
     }
 
-    fn run(
+    /// Verifies `inputs[which]`. Many at once (BatchVerify) make one Ed25519 batch; a
+    /// single one hands its signature to the batcher, which checks it together with
+    /// those of concurrent calls (at once when there are none).
+    async fn run(
         &self,
         inputs: &[Input],
         which: &[usize],
         now: i64,
         trust: &crate::federation::Trust,
     ) -> Vec<Verification> {
+        if let [one] = which {
+            let staged = match stage(inputs[*one].presented(), &trust.snapshot, now) {
+                Ok(staged) => staged,
+                Err(answer) => return vec![*answer],
+            };
+            let ok = self
+                .signatures
+                .check(
+                    staged.message().into_owned(),
+                    staged.signature(),
+                    *staged.key(),
+                )
+                .await;
+            let status = self.status.read();
+            return vec![staged.conclude(ok, &*status, &self.policy)];
+        }
         let presented: Vec<Presented<'_>> = which.iter().map(|i| inputs[*i].presented()).collect();
         let status = self.status.read();
         verify_batch(&presented, &trust.snapshot, &*status, &self.policy, now)

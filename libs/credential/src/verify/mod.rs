@@ -751,6 +751,88 @@ pub fn verify(
     conclude(admitted, status, policy)
 }
 
+/// Checks many Ed25519 signatures, each `(message, signature, key)`; answers in input
+/// order whether each verified. One signature is checked strictly as [`verify`] does;
+/// several with one batch equation (about half the cost per signature from 16 on), and
+/// if that fails, each alone (strict) to find the bad ones — so a forged signature
+/// never makes an honest one fail, nor passes because honest ones surround it. The
+/// batch equation's deliberate difference in strength is that of [`verify_batch`].
+pub fn check_signatures(items: &[(&[u8], Signature, VerifyingKey)]) -> Vec<bool> {
+    let strict = |(m, s, k): &(&[u8], Signature, VerifyingKey)| k.verify_strict(m, s).is_ok();
+    if items.len() < 2 {
+        return items.iter().map(strict).collect();
+    }
+    let messages: Vec<&[u8]> = items.iter().map(|i| i.0).collect();
+    let signatures: Vec<Signature> = items.iter().map(|i| i.1).collect();
+    let keys: Vec<VerifyingKey> = items.iter().map(|i| i.2).collect();
+    if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
+        vec![true; items.len()]
+    } else {
+        items.iter().map(strict).collect()
+    }
+}
+
+/// A credential decoded and matched to a usable trusted key (steps 1 and 2 of
+/// [`verify`]), waiting for its signature check — for verifiers that check signatures
+/// elsewhere, e.g. batched across concurrent requests. Check
+/// [`message`](Self::message), [`signature`](Self::signature) and [`key`](Self::key)
+/// with Ed25519 (strict, or in a batch equation as [`verify_batch`] does), then pass the
+/// result to [`conclude`](Self::conclude).
+pub struct Staged<'i, 't>(Admitted<'i, 't>);
+
+impl fmt::Debug for Staged<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Staged")
+            .field("form", &self.0.form)
+            .field("kid", &self.0.entry.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Staged<'_, '_> {
+    /// The signed bytes, exactly as the signature covers them.
+    pub fn message(&self) -> Cow<'_, [u8]> {
+        self.0.item.signed_message()
+    }
+
+    /// The signature.
+    pub fn signature(&self) -> Signature {
+        self.0.item.signature()
+    }
+
+    /// The trusted key the signature must verify under.
+    pub fn key(&self) -> &VerifyingKey {
+        &self.0.entry.key
+    }
+
+    /// Steps 3 to 7 given the outcome of the signature check: `signature_ok` must be
+    /// true only when the signature verified under [`key`](Self::key) over
+    /// [`message`](Self::message). The answer is then exactly that of [`verify`].
+    pub fn conclude(
+        self,
+        signature_ok: bool,
+        status: &dyn StatusSource,
+        policy: &Policy,
+    ) -> Verification {
+        if signature_ok {
+            conclude(self.0, status, policy)
+        } else {
+            self.0.bad_signature(SignatureError::Mismatch)
+        }
+    }
+}
+
+/// Steps 1 and 2 of [`verify`]: decodes the input and finds its key. `Err` is already
+/// the final answer (malformed, unknown or revoked key); `Ok` needs its signature
+/// checked, then [`Staged::conclude`].
+pub fn stage<'i, 't>(
+    input: Presented<'i>,
+    trust: &'t TrustSnapshot,
+    now: i64,
+) -> Result<Staged<'i, 't>, Box<Verification>> {
+    admit(input, trust, now).map(Staged)
+}
+
 /// Verifies many credentials with one Ed25519 batch equation over every input that
 /// decoded and named a usable key (about twice as fast per signature as single checks).
 /// If the batch fails, each signature is checked alone to find the bad ones, so the

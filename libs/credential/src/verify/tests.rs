@@ -687,3 +687,60 @@ fn batch_answers_for_sd_jwts_equal_single_answers() {
     assert_eq!(batch[1].outcome, Outcome::BadSignature);
     assert_eq!(batch[2].outcome, Outcome::UnknownIssuer);
 }
+
+#[test]
+fn staged_verification_answers_exactly_as_verify() {
+    let w = world();
+    let env = sign_credential(&license(), &w.license_key);
+    let native = encode_envelope(&env);
+    let jwt = to_vc_jwt(&license(), &w.license_key, &options());
+    let mut tampered = env.clone();
+    tampered.payload.push(0);
+    let tampered = encode_envelope(&tampered);
+    let inputs = [
+        Presented::Native(&native),
+        Presented::detect(&jwt),
+        Presented::Native(&tampered),
+        Presented::Native(b"not an envelope"),
+    ];
+    for input in inputs {
+        let expected = w.verify(input);
+        let got = match stage(input, &w.trust, NOW) {
+            Err(v) => *v,
+            Ok(staged) => {
+                let ok = staged
+                    .key()
+                    .verify_strict(&staged.message(), &staged.signature())
+                    .is_ok();
+                staged.conclude(ok, &w.status, &Policy::default())
+            }
+        };
+        assert_eq!(got, expected);
+    }
+    // A caller whose check failed gets the bad-signature answer, never a decoded credential.
+    let staged = stage(Presented::Native(&native), &w.trust, NOW).unwrap();
+    let v = staged.conclude(false, &w.status, &Policy::default());
+    assert_eq!(v.outcome, Outcome::BadSignature);
+    assert_eq!(v.reason, "SIGNATURE_MISMATCH");
+    assert!(v.credential.is_none());
+}
+
+#[test]
+fn check_signatures_finds_exactly_the_forged_ones() {
+    let k = key("SH-license-a");
+    let other = key("SH-entcode-a");
+    let messages: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; 40]).collect();
+    let mut items: Vec<(&[u8], Signature, VerifyingKey)> = messages
+        .iter()
+        .map(|m| (m.as_slice(), k.sign(m), k.verifying_key()))
+        .collect();
+    assert_eq!(check_signatures(&items), vec![true; 20]);
+    // A signature over another message, and one by another key.
+    items[3].1 = k.sign(b"something else");
+    items[11].1 = other.sign(items[11].0);
+    let expected: Vec<bool> = (0..20).map(|i| i != 3 && i != 11).collect();
+    assert_eq!(check_signatures(&items), expected);
+    assert_eq!(check_signatures(&items[3..4]), vec![false]);
+    assert_eq!(check_signatures(&items[4..5]), vec![true]);
+    assert!(check_signatures(&[]).is_empty());
+}

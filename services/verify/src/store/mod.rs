@@ -115,6 +115,9 @@ pub struct PgVerifyStore {
     pool: PgPool,
 }
 
+/// Audit rows written by one INSERT statement.
+const AUDIT_ROWS_PER_INSERT: usize = 256;
+
 macro_rules! impl_verify_store {
     ($store:ident, $dialect:tt) => {
         #[async_trait]
@@ -123,21 +126,26 @@ macro_rules! impl_verify_store {
             async fn record(&self, rows: &[AuditRow]) -> anyhow::Result<()> {
                 use anyhow::Context as _;
                 let mut tx = self.pool.begin().await.context("starting the audit write")?;
-                for r in rows {
-                    sqlx::query(concat!(
+                // Multi-row INSERTs: one statement per chunk, not one round trip per row
+                // (7 binds a row stays far below either database's parameter limit).
+                for chunk in rows.chunks(AUDIT_ROWS_PER_INSERT) {
+                    let mut insert = sqlx::QueryBuilder::new(
                         "INSERT INTO verify_audit (client_id, credential_id, outcome, reason, issuer, verified_at, kind) ",
-                        "VALUES ($1, $2, $3, $4, $5, $6, $7)"
-                    ))
-                    .bind(&r.client_id)
-                    .bind(&r.credential_id)
-                    .bind(&r.outcome)
-                    .bind(&r.reason)
-                    .bind(&r.issuer)
-                    .bind(r.verified_at)
-                    .bind(&r.kind)
-                    .execute(&mut *tx)
-                    .await
-                    .context("writing an audit row")?;
+                    );
+                    insert.push_values(chunk, |mut b, r| {
+                        b.push_bind(&r.client_id)
+                            .push_bind(&r.credential_id)
+                            .push_bind(&r.outcome)
+                            .push_bind(&r.reason)
+                            .push_bind(&r.issuer)
+                            .push_bind(r.verified_at)
+                            .push_bind(&r.kind);
+                    });
+                    insert
+                        .build()
+                        .execute(&mut *tx)
+                        .await
+                        .context("writing audit rows")?;
                 }
                 tx.commit().await.context("committing the audit write")?;
                 Ok(())
