@@ -7,6 +7,12 @@
 //! stored answer. [`IdempotencyStore::complete`] stores the answer in the same
 //! transaction, so either both the change and its answer are committed, or neither.
 //! The same key with a different request is a conflict, not a replay.
+//!
+//! A mutation that is written in one go, after its answer is known, can instead insert
+//! the record with its answer in the same transaction ([`IdempotencyKey::request_hash`]
+//! gives the column): a duplicate then fails on the record's primary key, the
+//! transaction writes nothing, and [`IdempotencyStore::recorded`] reads the first
+//! answer.
 
 use std::future::Future;
 
@@ -69,6 +75,21 @@ impl IdempotencyKey {
     pub fn key(&self) -> &str {
         &self.key
     }
+
+    /// SHA-256 of the request the key was sent with.
+    pub fn request_hash(&self) -> &[u8] {
+        &self.request_hash
+    }
+
+    /// What a stored record of this key, made for `request_hash` and answered
+    /// `response`, means for this request: a replay of it, or a conflict.
+    pub fn against(&self, request_hash: &[u8], response: Vec<u8>) -> Claim {
+        if request_hash == self.request_hash.as_slice() {
+            Claim::Replay(response)
+        } else {
+            Claim::Conflict
+        }
+    }
 }
 
 /// What claiming a key found.
@@ -99,6 +120,11 @@ pub trait IdempotencyStore {
         key: &IdempotencyKey,
         now: i64,
     ) -> impl Future<Output = Result<Claim, sqlx::Error>> + Send;
+    /// The record of a key already used: a replay or a conflict; `None` when unused.
+    fn recorded(
+        &mut self,
+        key: &IdempotencyKey,
+    ) -> impl Future<Output = Result<Option<Claim>, sqlx::Error>> + Send;
     /// Stores the response of a fresh claim.
     fn complete(
         &mut self,
@@ -130,18 +156,21 @@ macro_rules! impl_idempotency_store {
                 if inserted == 1 {
                     return Ok(Claim::Fresh);
                 }
-                let (hash, response): (Vec<u8>, Vec<u8>) = sqlx::query_as(
+                self.recorded(key).await?.ok_or(sqlx::Error::RowNotFound)
+            }
+
+            async fn recorded(
+                &mut self,
+                key: &IdempotencyKey,
+            ) -> Result<Option<Claim>, sqlx::Error> {
+                let row: Option<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
                     "SELECT request_hash, response FROM idempotency WHERE scope = $1 AND key = $2",
                 )
                 .bind(&key.scope)
                 .bind(&key.key)
-                .fetch_one(&mut *self)
+                .fetch_optional(&mut *self)
                 .await?;
-                Ok(if hash == key.request_hash {
-                    Claim::Replay(response)
-                } else {
-                    Claim::Conflict
-                })
+                Ok(row.map(|(hash, response)| key.against(&hash, response)))
             }
 
             async fn complete(

@@ -3,9 +3,9 @@
 //!
 //! # One current version
 //!
-//! Every mutation of an enterprise first locks its register row (`SELECT … FOR UPDATE`
-//! on PostgreSQL; SQLite write transactions hold the database write lock from `BEGIN
-//! IMMEDIATE`), so changes to one enterprise are serialised and each sees the last
+//! Every mutation of an existing enterprise first locks its register row (`SELECT … FOR
+//! UPDATE` on PostgreSQL; SQLite write transactions hold the database write lock from
+//! `BEGIN IMMEDIATE`), so changes to one enterprise are serialised and each sees the last
 //! committed version. An amendment then, in one transaction: clears `is_current` on
 //! version N and sets its revocation and superseded status bits, inserts version N+1
 //! with `is_current` set, and moves the register's `current_version` pointer. A partial
@@ -13,10 +13,32 @@
 //! code were wrong, and since the old flag is cleared and the new one set in the same
 //! commit, no reader ever sees none.
 //!
-//! Locks are always taken in one order (idempotency key, enterprise, authority serial,
-//! status allocator) so concurrent transactions cannot deadlock. The status allocator is
-//! taken last, just before signing, to keep the one row every issuance touches locked
-//! for as short a time as possible.
+//! Locks are always taken in one order (idempotency key, enterprise) so concurrent
+//! transactions cannot deadlock.
+//!
+//! # Serials and status entries
+//!
+//! The authority's serial of a new license and the status entry of every version come
+//! from [`Allocator`]: claimed from their counter rows in blocks, by statements of
+//! their own, and handed out from memory, so no issuing transaction waits on a counter
+//! row. The value is recorded in the transaction that stores the version, under unique
+//! constraints (`license_id`, `(list_no, list_index)`).
+//!
+//! # Establishing in one write
+//!
+//! An establishment reads nothing: it takes its serial and status entry, signs version 1,
+//! encodes the answer, and then writes the idempotency record (with that answer), the
+//! register row, the version and the audit entry with one statement, which commits by
+//! itself: on PostgreSQL data-modifying CTEs, so one round trip; on SQLite an insert into
+//! the `license_establishments` view whose trigger writes the rows (migration 0101), so
+//! one wake-up of the connection's worker thread. A registered code or a used idempotency key
+//! fails the write on a primary key, which rolls all of it back; the store then reads
+//! the stored answer (a replay, or a conflict when the request differs) or reports the
+//! code as registered. A concurrent duplicate waits on the first one's uncommitted key
+//! or code and then takes the same path, so a retried establish answers the first
+//! credential and never registers twice.
+
+pub mod allocator;
 
 use std::sync::Arc;
 
@@ -38,6 +60,7 @@ use crate::{
     },
     error::LicenseError,
 };
+use allocator::Allocator;
 
 /// Who is making a change, for the audit log.
 #[derive(Clone, Copy, Debug)]
@@ -276,8 +299,14 @@ pub trait LicenseStore: Send + Sync + std::fmt::Debug + 'static {
 /// The store for `db`.
 pub fn for_db(db: &Db) -> Arc<dyn LicenseStore> {
     match db {
-        Db::Sqlite(pool) => Arc::new(SqliteLicenseStore { pool: pool.clone() }),
-        Db::Postgres(pool) => Arc::new(PgLicenseStore { pool: pool.clone() }),
+        Db::Sqlite(pool) => Arc::new(SqliteLicenseStore {
+            pool: pool.clone(),
+            alloc: Arc::default(),
+        }),
+        Db::Postgres(pool) => Arc::new(PgLicenseStore {
+            pool: pool.clone(),
+            alloc: Arc::default(),
+        }),
     }
 }
 
@@ -285,12 +314,14 @@ pub fn for_db(db: &Db) -> Arc<dyn LicenseStore> {
 #[derive(Debug, Clone)]
 pub struct SqliteLicenseStore {
     pool: SqlitePool,
+    alloc: Arc<Allocator>,
 }
 
 /// PostgreSQL implementation.
 #[derive(Debug, Clone)]
 pub struct PgLicenseStore {
     pool: PgPool,
+    alloc: Arc<Allocator>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -447,85 +478,245 @@ fn not_active(e: &EnterpriseRecord) -> LicenseError {
     }
 }
 
-/// Inserts a version inside a transaction: allocates its status entry (the allocator
-/// row stays locked until commit, so it is taken last), signs it and stores it as the
-/// current version. Evaluates to the [`VersionRecord`].
-macro_rules! insert_version {
-    ($tx:ident, $dialect:tt, $uscc:expr, $content:expr, $license_id:expr, $version:expr, $issuer:expr, $change:expr) => {{
-        let uscc: &Uscc = $uscc;
-        let content: &Content = $content;
-        let license_id: String = $license_id;
-        let version: u32 = $version;
-        let now = $change.now;
-        let (entry,): (i64,) = sqlx::query_as(
-            "UPDATE status_allocator SET next_index = next_index + 1 WHERE id = 1 RETURNING next_index - 1",
-        )
-        .fetch_one(&mut *$tx)
-        .await?;
-        let (list_no, list_index) = status_slot(entry as u64);
-        let signed = $issuer.sign(
-            uscc,
-            content,
-            &Placement {
-                license_id: &license_id,
-                version,
-                list_no,
-                index: list_index,
-                issued_at: now,
-            },
-        );
-        let (salt, hash) = match &content.representative_id {
-            Some(h) => (Some(h.salt.clone()), Some(h.hash.clone())),
-            None => (None, None),
-        };
-        sqlx::query(concat!(
-            "INSERT INTO license_versions (", version_columns!(), ") VALUES ",
-            "($1, $2, $3, TRUE, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, ",
-            "$18, $19, $20, $21, $22, $23, $24, 0, 0)"
-        ))
-        .bind(uscc.as_str())
-        .bind(i64::from(version))
-        .bind(&license_id)
-        .bind(&content.name)
-        .bind(&content.entity_type)
-        .bind(&content.legal_representative)
-        .bind(salt)
-        .bind(hash)
-        .bind(&content.capital.amount)
-        .bind(&content.capital.currency)
-        .bind(iso(content.established))
-        .bind(iso(content.term_start))
-        .bind(content.term_end.map(iso).unwrap_or_default())
-        .bind(&content.domicile)
-        .bind(&content.scope)
-        .bind(content.authority.as_str())
-        .bind(iso(content.issue_date))
-        .bind(list_no as i64)
-        .bind(list_index as i64)
-        .bind(&signed.kid)
-        .bind(&signed.envelope)
-        .bind(&signed.vc_jwt)
-        .bind(now)
-        .bind($change.actor.client_id)
-        .execute(&mut *$tx)
-        .await?;
-        VersionRecord {
-            uscc: uscc.clone(),
+/// Signs version `version` of `uscc` at status entry `entry`: the record to store.
+#[allow(clippy::too_many_arguments)]
+fn signed_version(
+    uscc: &Uscc,
+    content: &Content,
+    license_id: String,
+    version: u32,
+    entry: u64,
+    issuer: &dyn VersionIssuer,
+    issued_by: &str,
+    now: i64,
+) -> VersionRecord {
+    let (list_no, list_index) = status_slot(entry);
+    let signed = issuer.sign(
+        uscc,
+        content,
+        &Placement {
+            license_id: &license_id,
             version,
-            license_id,
-            is_current: true,
-            content: content.clone(),
             list_no,
-            list_index,
-            kid: signed.kid,
-            envelope: signed.envelope,
-            vc_jwt: signed.vc_jwt,
+            index: list_index,
             issued_at: now,
-            issued_by: $change.actor.client_id.to_string(),
-            superseded_at: 0,
-            revoked_at: 0,
-        }
+        },
+    );
+    VersionRecord {
+        uscc: uscc.clone(),
+        version,
+        license_id,
+        is_current: true,
+        content: content.clone(),
+        list_no,
+        list_index,
+        kid: signed.kid,
+        envelope: signed.envelope,
+        vc_jwt: signed.vc_jwt,
+        issued_at: now,
+        issued_by: issued_by.to_string(),
+        superseded_at: 0,
+        revoked_at: 0,
+    }
+}
+
+/// The `INSERT INTO license_versions` of a new current version: `$1` code, `$2` name,
+/// `$3` license id, `$4` authority, `$5` version, `$6` issued at, `$7` … `$24` the rest
+/// (see [`bind_version!`]).
+macro_rules! insert_version_sql {
+    () => {
+        concat!(
+            "INSERT INTO license_versions (",
+            version_columns!(),
+            ") VALUES ",
+            "($1, $5, $3, TRUE, $2, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $4, $18, ",
+            "$19, $20, $21, $22, $23, $6, $24, 0, 0)"
+        )
+    };
+}
+
+/// Binds `$1` … `$24` of [`insert_version_sql!`] from a [`VersionRecord`].
+macro_rules! bind_version {
+    ($query:expr, $v:expr) => {{
+        let v: &VersionRecord = $v;
+        let (salt, hash) = match &v.content.representative_id {
+            Some(h) => (Some(h.salt.as_slice()), Some(h.hash.as_slice())),
+            None => (None::<&[u8]>, None::<&[u8]>),
+        };
+        $query
+            .bind(v.uscc.as_str())
+            .bind(v.content.name.as_str())
+            .bind(v.license_id.as_str())
+            .bind(v.content.authority.as_str())
+            .bind(i64::from(v.version))
+            .bind(v.issued_at)
+            .bind(v.content.entity_type.as_str())
+            .bind(v.content.legal_representative.as_str())
+            .bind(salt)
+            .bind(hash)
+            .bind(v.content.capital.amount.as_str())
+            .bind(v.content.capital.currency.as_str())
+            .bind(iso(v.content.established))
+            .bind(iso(v.content.term_start))
+            .bind(v.content.term_end.map(iso).unwrap_or_default())
+            .bind(v.content.domicile.as_str())
+            .bind(v.content.scope.as_str())
+            .bind(iso(v.content.issue_date))
+            .bind(v.list_no as i64)
+            .bind(v.list_index as i64)
+            .bind(v.kid.as_str())
+            .bind(v.envelope.as_slice())
+            .bind(v.vc_jwt.as_str())
+            .bind(v.issued_by.as_str())
     }};
+}
+
+/// The register row, version 1 and the audit entry of an establishment on PostgreSQL:
+/// data-modifying CTEs and one final INSERT, one statement; `$25` serial, `$26` actor
+/// kind, `$27` audit detail, `$28` trace id, the rest as in [`insert_version_sql!`].
+macro_rules! establish_rows {
+    () => {
+        concat!(
+            "e AS (",
+            insert_enterprise_sql!(),
+            "), v AS (",
+            insert_version_sql!(),
+            ") ",
+            insert_audit_sql!()
+        )
+    };
+}
+
+macro_rules! insert_enterprise_sql {
+    () => {
+        concat!(
+            "INSERT INTO enterprises (",
+            enterprise_columns!(),
+            ") ",
+            "VALUES ($1, $2, 'active', 1, $3, $4, $25, '', $6, $6)"
+        )
+    };
+}
+
+macro_rules! insert_audit_sql {
+    () => {
+        concat!(
+            "INSERT INTO audit_log (at, actor, actor_kind, action, target, detail, trace_id) ",
+            "VALUES ($6, $24, $26, 'license.establish', $1, $27, $28)"
+        )
+    };
+}
+
+/// The idempotency record of an establishment, with its answer: `$29` scope, `$30` key,
+/// `$31` request hash, `$32` the encoded answer.
+macro_rules! insert_idempotency_sql {
+    () => {
+        "INSERT INTO idempotency (scope, key, request_hash, response, created_at) VALUES ($29, $30, $31, $32, $6)"
+    };
+}
+
+/// The columns of SQLite's `license_establishments` view (migration 0101) bound to `$1`
+/// … `$28`.
+macro_rules! establishment_columns {
+    () => {
+        "uscc, name, license_id, authority, version, issued_at, entity_type, \
+         legal_representative, rep_id_salt, rep_id_hash, capital_amount, capital_currency, \
+         establishment_date, term_start, term_end, domicile, business_scope, issue_date, \
+         list_no, list_index, kid, envelope, vc_jwt, issued_by, license_serial, actor_kind, \
+         detail, trace_id"
+    };
+}
+
+/// The whole write of an establishment as one statement, with (`keyed`) or without an idempotency record.
+macro_rules! establish_sql {
+    (postgres, keyed) => {
+        concat!(
+            "WITH i AS (",
+            insert_idempotency_sql!(),
+            "), ",
+            establish_rows!()
+        )
+    };
+    (postgres, unkeyed) => {
+        concat!("WITH ", establish_rows!())
+    };
+    (sqlite, keyed) => {
+        concat!(
+            "INSERT INTO license_establishments (",
+            establishment_columns!(),
+            ", idempotency_scope, idempotency_key, request_hash, response) VALUES (",
+            "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, ",
+            "$19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32)"
+        )
+    };
+    (sqlite, unkeyed) => {
+        concat!(
+            "INSERT INTO license_establishments (",
+            establishment_columns!(),
+            ") VALUES (",
+            "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, ",
+            "$19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
+        )
+    };
+}
+
+/// Runs the whole write of an establishment ([`establish_sql!`]): one statement in
+/// autocommit, so one transaction and, on SQLite, one wake-up of the connection's worker
+/// thread. Evaluates to `Result<(), sqlx::Error>`.
+macro_rules! write_at_once {
+    ($pool:expr, $query:expr) => {
+        $query.execute($pool).await.map(drop)
+    };
+}
+
+/// Runs one statement answering one row as a transaction of its own: in autocommit on
+/// PostgreSQL, inside `BEGIN IMMEDIATE` … `COMMIT` on SQLite (see
+/// `credmesh_store::begin_sqlite_write` for why). Evaluates to `Result<Row, sqlx::Error>`.
+macro_rules! fetch_alone {
+    (postgres, $pool:expr, $query:expr) => {
+        $query.fetch_one($pool).await
+    };
+    (sqlite, $pool:expr, $query:expr) => {
+        async {
+            let mut tx = credmesh_store::begin_sqlite_write($pool).await?;
+            let row = $query.fetch_one(&mut *tx).await?;
+            tx.commit().await.map(|()| row)
+        }
+        .await
+    };
+}
+
+/// Whether a unique violation says the enterprise is registered already. PostgreSQL
+/// runs the CTEs of an establishment in no set order, so the existing code may first
+/// collide with its register row or with its version 1 (primary key, or the one
+/// current version); SQLite's trigger inserts the register row first and names the
+/// column.
+fn already_registered(err: &sqlx::Error) -> bool {
+    const CONSTRAINTS: [&str; 3] = [
+        "enterprises_pkey",
+        "license_versions_pkey",
+        "license_versions_one_current",
+    ];
+    match err {
+        sqlx::Error::Database(db) => {
+            db.is_unique_violation()
+                && (db.constraint().is_some_and(|c| CONSTRAINTS.contains(&c))
+                    || db.message().ends_with("failed: enterprises.uscc"))
+        }
+        _ => false,
+    }
+}
+
+/// Whether a mutation certainly stored nothing, so the serial and status entry it took
+/// can be given out again: it was refused, or answered a replay. A database failure may
+/// have come after the commit, so its values are never reused.
+fn nothing_written(outcome: &Result<Outcome<Issued>, LicenseError>) -> bool {
+    match outcome {
+        Ok(Outcome::Done(_)) => false,
+        Ok(Outcome::Replayed(_)) => true,
+        Err(LicenseError::Internal(_)) => false,
+        Err(_) => true,
+    }
 }
 
 /// Sets a status bit inside a transaction.
@@ -562,55 +753,48 @@ macro_rules! impl_license_store {
                 row.ok_or_else(|| LicenseError::EnterpriseNotFound(uscc.to_string()))?
                     .try_into()
             }
-        }
 
-        #[async_trait]
-        impl LicenseStore for $store {
-            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect)), uscc = %uscc))]
-            async fn establish(
+            /// Claims `n` status entries; the first.
+            async fn claim_entries(&self, n: u64) -> Result<u64, LicenseError> {
+                let claim = sqlx::query_as::<_, (i64,)>(
+                    "UPDATE status_allocator SET next_index = next_index + $1 WHERE id = 1 RETURNING next_index - $1",
+                )
+                .bind(n as i64);
+                let (first,) = fetch_alone!($dialect, &self.pool, claim)?;
+                Ok(first as u64)
+            }
+
+            /// Claims `n` serials of `authority`; the first.
+            async fn claim_serials(&self, authority: &str, n: u64) -> Result<u64, LicenseError> {
+                let claim = sqlx::query_as::<_, (i64,)>(concat!(
+                    "INSERT INTO authority_serials (authority, next_serial) VALUES ($1, 1 + CAST($2 AS BIGINT)) ",
+                    "ON CONFLICT (authority) DO UPDATE SET next_serial = authority_serials.next_serial + $2 ",
+                    "RETURNING next_serial - $2"
+                ))
+                .bind(authority)
+                .bind(n as i64);
+                let (first,) = fetch_alone!($dialect, &self.pool, claim)?;
+                Ok(first as u64)
+            }
+
+            /// Establishes with serial `serial` and status entry `entry`: signs first, then
+            /// writes the register row, version 1, the audit entry and the stored answer
+            /// at once (see the module docs).
+            async fn write_establishment(
                 &self,
                 uscc: &Uscc,
                 content: &Content,
                 issuer: &dyn VersionIssuer,
                 change: Change<'_>,
+                serial: u64,
+                entry: u64,
             ) -> Result<Outcome<Issued>, LicenseError> {
                 let now = change.now;
-                let mut tx = $begin(&self.pool).await?;
-                if let Some(key) = change.key {
-                    match tx.claim(key, now).await? {
-                        Claim::Fresh => {}
-                        Claim::Replay(bytes) => return Ok(Outcome::Replayed(bytes)),
-                        Claim::Conflict => return Err(LicenseError::IdempotencyConflict),
-                    }
-                }
-                let (serial,): (i64,) = sqlx::query_as(concat!(
-                    "INSERT INTO authority_serials (authority, next_serial) VALUES ($1, 2) ",
-                    "ON CONFLICT (authority) DO UPDATE SET next_serial = authority_serials.next_serial + 1 ",
-                    "RETURNING next_serial - 1"
-                ))
-                .bind(content.authority.as_str())
-                .fetch_one(&mut *tx)
-                .await?;
-                let serial = serial_text(serial as u64);
+                let serial = serial_text(serial);
                 let license_id = issuer.license_id(&content.authority, &serial, 1)?;
-                // A registered code inserts nothing; the rollback returns the serial.
-                let inserted = sqlx::query(concat!(
-                    "INSERT INTO enterprises (", enterprise_columns!(), ") ",
-                    "VALUES ($1, $2, $3, 1, $4, $5, $6, '', $7, $7) ON CONFLICT (uscc) DO NOTHING"
-                ))
-                .bind(uscc.as_str())
-                .bind(&content.name)
-                .bind(State::Active.as_str())
-                .bind(&license_id)
-                .bind(content.authority.as_str())
-                .bind(&serial)
-                .bind(now)
-                .execute(&mut *tx)
-                .await;
-                if inserted?.rows_affected() == 0 {
-                    return Err(LicenseError::EnterpriseExists(uscc.to_string()));
-                }
-                let version = insert_version!(tx, $dialect, uscc, content, license_id, 1, issuer, change);
+                let version = signed_version(
+                    uscc, content, license_id, 1, entry, issuer, change.actor.client_id, now,
+                );
                 let enterprise = EnterpriseRecord {
                     uscc: uscc.to_string(),
                     name: content.name.clone(),
@@ -627,26 +811,54 @@ macro_rules! impl_license_store {
                 detail["name"] = content.name.clone().into();
                 detail["legal_representative_id"] =
                     content.representative_id.as_ref().map(|_| "recorded").into();
-                tx.append(&AuditEntry {
-                    at: now,
-                    actor: change.actor.client_id,
-                    actor_kind: change.actor.kind,
-                    action: "license.establish",
-                    target: uscc.as_str(),
-                    detail,
-                    trace_id: change.actor.trace_id,
-                })
-                .await?;
+                let detail = detail.to_string();
                 let issued = Issued { enterprise, version, superseded: None };
-                if let Some(key) = change.key {
-                    tx.complete(key, &(change.encode)(&issued)).await?;
+                let answer = change.key.map(|_| (change.encode)(&issued));
+                let query = bind_version!(
+                    sqlx::query(match change.key {
+                        Some(_) => establish_sql!($dialect, keyed),
+                        None => establish_sql!($dialect, unkeyed),
+                    }),
+                    &issued.version
+                )
+                .bind(issued.enterprise.license_serial.as_str())
+                .bind(change.actor.kind)
+                .bind(detail.as_str())
+                .bind(change.actor.trace_id);
+                let query = match (change.key, &answer) {
+                    (Some(key), Some(answer)) => query
+                        .bind(key.scope())
+                        .bind(key.key())
+                        .bind(key.request_hash())
+                        .bind(answer.as_slice()),
+                    _ => query,
+                };
+                match write_at_once!(&self.pool, query) {
+                    Ok(()) => Ok(Outcome::Done(issued)),
+                    Err(err) if credmesh_store::is_unique_violation(&err) => {
+                        // Either the request was made before (its answer is stored) or
+                        // the code is registered; nothing of this attempt was written.
+                        if let Some(key) = change.key {
+                            let mut conn = self.pool.acquire().await?;
+                            match conn.recorded(key).await? {
+                                Some(Claim::Replay(bytes)) => return Ok(Outcome::Replayed(bytes)),
+                                Some(_) => return Err(LicenseError::IdempotencyConflict),
+                                None => {}
+                            }
+                        }
+                        if already_registered(&err) {
+                            Err(LicenseError::EnterpriseExists(uscc.to_string()))
+                        } else {
+                            Err(err.into())
+                        }
+                    }
+                    Err(err) => Err(err.into()),
                 }
-                tx.commit().await?;
-                Ok(Outcome::Done(issued))
             }
 
-            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect)), uscc = %uscc))]
-            async fn amend(
+            /// Amends with status entry `entry` for the new version.
+            #[allow(clippy::too_many_arguments)]
+            async fn write_amendment(
                 &self,
                 uscc: &str,
                 expected_version: u32,
@@ -654,6 +866,7 @@ macro_rules! impl_license_store {
                 reason: &str,
                 issuer: &dyn VersionIssuer,
                 change: Change<'_>,
+                entry: u64,
             ) -> Result<Outcome<Issued>, LicenseError> {
                 let now = change.now;
                 let mut tx = $begin(&self.pool).await?;
@@ -701,8 +914,19 @@ macro_rules! impl_license_store {
                 .bind(i64::from(current_version))
                 .execute(&mut *tx)
                 .await?;
-                let code = previous.uscc.clone();
-                let version = insert_version!(tx, $dialect, &code, &amended.content, license_id, next, issuer, change);
+                let version = signed_version(
+                    &previous.uscc,
+                    &amended.content,
+                    license_id,
+                    next,
+                    entry,
+                    issuer,
+                    change.actor.client_id,
+                    now,
+                );
+                bind_version!(sqlx::query(insert_version_sql!()), &version)
+                    .execute(&mut *tx)
+                    .await?;
                 for purpose in [StatusPurpose::Revocation, StatusPurpose::Superseded] {
                     set_bit!(tx, previous.list_no, purpose, previous.list_index, now);
                 }
@@ -748,6 +972,57 @@ macro_rules! impl_license_store {
                 }
                 tx.commit().await?;
                 Ok(Outcome::Done(issued))
+            }
+
+        }
+
+        #[async_trait]
+        impl LicenseStore for $store {
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect)), uscc = %uscc))]
+            async fn establish(
+                &self,
+                uscc: &Uscc,
+                content: &Content,
+                issuer: &dyn VersionIssuer,
+                change: Change<'_>,
+            ) -> Result<Outcome<Issued>, LicenseError> {
+                let authority = content.authority.as_str();
+                let serial = self
+                    .alloc
+                    .serials(authority)
+                    .take(|n| self.claim_serials(authority, n))
+                    .await?;
+                let entry = self.alloc.entries.take(|n| self.claim_entries(n)).await?;
+                let outcome = self
+                    .write_establishment(uscc, content, issuer, change, serial.value(), entry.value())
+                    .await;
+                if nothing_written(&outcome) {
+                    serial.give_back();
+                    entry.give_back();
+                }
+                outcome
+            }
+
+            #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect)), uscc = %uscc))]
+            async fn amend(
+                &self,
+                uscc: &str,
+                expected_version: u32,
+                plan: Plan<'_>,
+                reason: &str,
+                issuer: &dyn VersionIssuer,
+                change: Change<'_>,
+            ) -> Result<Outcome<Issued>, LicenseError> {
+                // Taken before the transaction: on SQLite a claim needs the write lock
+                // the transaction would hold.
+                let entry = self.alloc.entries.take(|n| self.claim_entries(n)).await?;
+                let outcome = self
+                    .write_amendment(uscc, expected_version, plan, reason, issuer, change, entry.value())
+                    .await;
+                if nothing_written(&outcome) {
+                    entry.give_back();
+                }
+                outcome
             }
 
             #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect)), uscc = %uscc))]

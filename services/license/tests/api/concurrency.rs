@@ -143,3 +143,126 @@ async fn concurrent_establishments_get_distinct_status_entries_and_serials() {
         );
     }
 }
+
+/// Rows of a table (`enterprises`, `license_versions`, `audit_log`, `idempotency`).
+async fn rows(db: &Db, table: &str) -> i64 {
+    let sql = format!("SELECT count(*) FROM {table}");
+    match db {
+        Db::Sqlite(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(p)
+            .await
+            .unwrap(),
+        Db::Postgres(p) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(p)
+            .await
+            .unwrap(),
+    }
+}
+
+fn serial(v: &pb::LicenseVersion) -> String {
+    LicenseId::parse(&v.license_id)
+        .unwrap()
+        .serial()
+        .to_string()
+}
+
+#[tokio::test]
+async fn one_establishment_sent_many_times_at_once_registers_once_and_answers_alike() {
+    const TASKS: u32 = 8;
+    for backend in BOTH {
+        let app = spawn_app(backend).await;
+        let dept = app.department("sh-jingan", JINGAN).await;
+        let uscc = sh_uscc("310106", 300);
+        let req = pb::EstablishEnterpriseRequest {
+            idempotency_key: "establish-once".into(),
+            ..restaurant(&uscc)
+        };
+        let mut tasks = Vec::new();
+        for _ in 0..TASKS {
+            let client = app.license.clone();
+            let (token, req) = (dept.clone(), req.clone());
+            tasks.push(tokio::spawn(async move {
+                client
+                    .clone()
+                    .establish_enterprise(with_token(req, &token))
+                    .await
+                    .map(|r| r.into_inner())
+            }));
+        }
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(
+                t.await
+                    .unwrap()
+                    .unwrap_or_else(|s| panic!("{backend:?}: {s:?}")),
+            );
+        }
+        assert!(
+            answers.iter().all(|a| a == &answers[0]),
+            "{backend:?}: every retry answers the first credential, byte for byte"
+        );
+        let db = app.license_db().await;
+        assert_eq!(rows(&db, "enterprises").await, 1, "{backend:?}");
+        assert_eq!(rows(&db, "license_versions").await, 1, "{backend:?}");
+        assert_eq!(
+            rows(&db, "audit_log WHERE action = 'license.establish'").await,
+            1,
+            "{backend:?}"
+        );
+        assert_eq!(rows(&db, "idempotency").await, 1, "{backend:?}");
+        db.close().await;
+    }
+}
+
+#[tokio::test]
+async fn refused_establishments_use_up_no_serial_and_a_restart_reuses_none() {
+    for backend in BOTH {
+        let app = spawn_app(backend).await;
+        let dept = app.department("sh-jingan", JINGAN).await;
+        let first = app
+            .establish(&dept, restaurant(&sh_uscc("310106", 400)))
+            .await
+            .unwrap()
+            .license
+            .unwrap();
+        // The code is registered: refused, with and without a key.
+        for key in ["", "again-400"] {
+            let req = pb::EstablishEnterpriseRequest {
+                idempotency_key: key.into(),
+                ..restaurant(&sh_uscc("310106", 400))
+            };
+            assert_status(
+                app.establish(&dept, req).await,
+                tonic::Code::AlreadyExists,
+                "ENTERPRISE_EXISTS",
+            );
+        }
+        let second = app
+            .establish(&dept, restaurant(&sh_uscc("310106", 401)))
+            .await
+            .unwrap()
+            .license
+            .unwrap();
+        assert_eq!(serial(&first), format!("{:012}", 1), "{backend:?}");
+        assert_eq!(serial(&second), format!("{:012}", 2), "{backend:?}: no gap");
+
+        // Whatever the stopped process had claimed is never given out again.
+        let app = app.restart(false).await;
+        let op = app.operator_token().await;
+        let third = app
+            .establish(&op, restaurant(&sh_uscc("310106", 402)))
+            .await
+            .unwrap()
+            .license
+            .unwrap();
+        assert!(serial(&third) > serial(&second), "{backend:?}");
+        let (a, b) = (
+            second.status_reference.unwrap(),
+            third.status_reference.unwrap(),
+        );
+        assert_ne!((a.list_id, a.index), (b.list_id, b.index), "{backend:?}");
+        let db = app.license_db().await;
+        assert_eq!(rows(&db, "enterprises").await, 3, "{backend:?}");
+        db.close().await;
+    }
+}
