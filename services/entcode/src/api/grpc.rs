@@ -7,13 +7,10 @@ use credmesh_proto::{
     credential::v1::Claim,
     entcode::v1::{self as pb, enterprise_code_service_server::EnterpriseCodeService},
     prost::Message as _,
-    status::{self, FieldViolation},
 };
-use credmesh_store::{
-    idempotency::{IdempotencyKey, Outcome as Idempotent},
-    page,
-};
-use tonic::{Code, Request, Response, Status};
+use credmesh_store::{idempotency::Outcome as Idempotent, page, requests};
+use credmesh_telemetry::propagation::trace_id;
+use tonic::{Request, Response, Status};
 
 use crate::{
     api::http::{qr_png, qr_svg, scan_path},
@@ -46,45 +43,6 @@ fn signed(s: &Signed) -> pb::SignedCode {
     }
 }
 
-/// The W3C trace id of a request for the audit log.
-fn trace_id<T>(req: &Request<T>) -> String {
-    use opentelemetry::trace::TraceContextExt as _;
-    let cx = opentelemetry::Context::current();
-    let span = cx.span();
-    let current = span.span_context();
-    if current.is_valid() {
-        return current.trace_id().to_string();
-    }
-    req.metadata()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split('-').nth(1))
-        .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn idempotency_key<M: credmesh_proto::prost::Message>(
-    operation: &str,
-    principal: &Principal,
-    key: &str,
-    request: &M,
-) -> Result<Option<IdempotencyKey>, Status> {
-    IdempotencyKey::new(
-        operation,
-        &principal.client_id,
-        key,
-        &request.encode_to_vec(),
-    )
-    .map_err(|e| {
-        status::invalid_argument(
-            "IDEMPOTENCY_KEY_INVALID",
-            e.to_string(),
-            [FieldViolation::new("idempotency_key", e.to_string())],
-        )
-    })
-}
-
 fn page_token(token: &str) -> Result<String, EntcodeError> {
     page::decode_token(token).map_err(|_| EntcodeError::PageToken)
 }
@@ -96,13 +54,7 @@ fn answer<M: credmesh_proto::prost::Message + Default>(
 ) -> Result<Response<M>, Status> {
     Ok(Response::new(match outcome {
         Idempotent::Done(c) => respond(&c),
-        Idempotent::Replayed(bytes) => M::decode(bytes.as_slice()).map_err(|_| {
-            status::error(
-                Code::Internal,
-                "INTERNAL",
-                "a stored answer could not be read",
-            )
-        })?,
+        Idempotent::Replayed(bytes) => requests::decode_replay(&bytes)?,
     }))
 }
 
@@ -206,9 +158,14 @@ impl EnterpriseCodeService for EntcodeApi {
         request: Request<pb::PutScenarioRequest>,
     ) -> Result<Response<pb::PutScenarioResponse>, Status> {
         let principal = Principal::from_request(&request)?.clone();
-        let trace = trace_id(&request);
+        let trace = trace_id(request.metadata());
         let req = request.get_ref();
-        let key = idempotency_key("entcode.PutScenario", &principal, &req.idempotency_key, req)?;
+        let key = requests::idempotency_key_of(
+            "entcode.PutScenario",
+            &principal.client_id,
+            &req.idempotency_key,
+            req,
+        )?;
         let draft = Draft::parse(&req.name, &req.description, &req.fields)?;
         let respond = |c: &Changed| pb::PutScenarioResponse {
             scenario: Some(scenario_to_proto(&c.scenario)),
@@ -238,11 +195,11 @@ impl EnterpriseCodeService for EntcodeApi {
         request: Request<pb::RetireScenarioRequest>,
     ) -> Result<Response<pb::RetireScenarioResponse>, Status> {
         let principal = Principal::from_request(&request)?.clone();
-        let trace = trace_id(&request);
+        let trace = trace_id(request.metadata());
         let req = request.get_ref();
-        let key = idempotency_key(
+        let key = requests::idempotency_key_of(
             "entcode.RetireScenario",
-            &principal,
+            &principal.client_id,
             &req.idempotency_key,
             req,
         )?;
