@@ -103,7 +103,8 @@ async fn a_third_party_sd_jwt_library_verifies_exactly_the_scenarios_fields() {
     expected.sort();
     assert_eq!(disclosed, expected);
     assert_eq!(payload["scenario"], "bank-loan");
-    assert_eq!(payload["scenario_version"], 1);
+    // The scenario's version travels in `cm.version`, beside kind, region and nonce.
+    assert_eq!(payload["cm"]["version"], 1);
     assert_eq!(payload["iss"], "SH/entcode");
     assert_eq!(payload["name"], "上海静安面馆有限公司");
 
