@@ -28,6 +28,8 @@
 //! - [`foreign`]: other issuers' credentials on the scan page, through the verify gateway.
 //! - [`keys`]: the signing key, its registration with identity, the readiness gate.
 //! - [`license`]: the license service as this service sees it.
+//! - [`permits`]: the enterprise's permits (certificate service) and credit grade
+//!   (inspection service), both optional.
 //! - [`service`]: the operations.
 //! - [`store`]: scenarios and their versions, SQLite and PostgreSQL.
 //! - [`trust`]: earlier keys of this service, from identity's trust list.
@@ -41,6 +43,7 @@ pub mod error;
 pub mod foreign;
 pub mod keys;
 pub mod license;
+pub mod permits;
 pub mod service;
 pub mod store;
 pub mod trust;
@@ -188,6 +191,7 @@ pub async fn build(
     let registration = KeyRegistration::new(key.kid());
     keys::spawn_registration(registrar, &key, config.region, registration.clone());
     let verify_clock = clock.clone();
+    let sources_clock = clock.clone();
     let cache = Cache::connect(
         &config.cache_url,
         CacheOptions {
@@ -230,6 +234,7 @@ pub async fn build(
             )
         }
     };
+    let entcode = with_sources(config, entcode, sources_clock)?;
     let seeded = entcode
         .seed_scenarios()
         .await
@@ -262,6 +267,51 @@ pub async fn build(
         parts,
         registration,
     })
+}
+
+/// Adds the optional certificate and inspection services to `entcode`, each with its own
+/// scoped tokens, as configured; an unset one is said once in the log.
+fn with_sources(
+    config: &EntcodeConfig,
+    entcode: Arc<Entcode>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<Entcode>> {
+    if config.certificate_url.is_none() {
+        tracing::info!(
+            "CREDMESH_CERTIFICATE_URL is unset: the scan page shows no permits and scenarios disclosing 'permits' are refused"
+        );
+    }
+    if config.inspection_url.is_none() {
+        tracing::info!(
+            "CREDMESH_INSPECTION_URL is unset: scenarios disclosing 'credit_grade' are refused"
+        );
+    }
+    if config.certificate_url.is_none() && config.inspection_url.is_none() {
+        return Ok(entcode);
+    }
+    let mut service = Arc::into_inner(entcode).context("the service is not shared yet")?;
+    let tokens = |scope: &'static str| -> anyhow::Result<_> {
+        Ok(credmesh_runtime::issuer_key::service_tokens(
+            &config.client_id,
+            &client_key(config)?,
+            channel(&config.identity_url)?,
+            scope,
+            clock.clone(),
+        ))
+    };
+    if let Some(url) = &config.certificate_url {
+        service = service.with_permits(Arc::new(permits::GrpcCertificates::new(
+            channel(url)?,
+            tokens("certificate.read")?,
+        )));
+    }
+    if let Some(url) = &config.inspection_url {
+        service = service.with_grades(Arc::new(permits::InspectionGrades::new(
+            channel(url)?,
+            tokens("inspection.credit")?,
+        )));
+    }
+    Ok(Arc::new(service))
 }
 
 /// Readiness: the used-nonce record must answer, or no presentation can be verified.
