@@ -330,8 +330,36 @@ pub async fn run(args: EntcodeArgs) -> anyhow::Result<()> {
             if qr {
                 println!("{}", code.qr_text);
             } else {
+                let permits = if r.permits_unavailable {
+                    "permits: could not be loaded".to_string()
+                } else if r.permits.is_empty() {
+                    "permits: none".to_string()
+                } else {
+                    let mut out = String::from("permits:");
+                    for p in &r.permits {
+                        let state = match p.state() {
+                            pb::PermitState::Valid => "valid",
+                            pb::PermitState::Suspended => "suspended",
+                            pb::PermitState::Revoked => "revoked",
+                            pb::PermitState::Expired => "expired",
+                            pb::PermitState::Unspecified => "unknown",
+                        };
+                        out.push_str(&format!(
+                            "\n  {} {} {state}, {}, until {}",
+                            p.type_name,
+                            p.serial,
+                            if p.department_name.is_empty() {
+                                &p.department
+                            } else {
+                                &p.department_name
+                            },
+                            p.valid_until
+                        ));
+                    }
+                    out
+                };
                 println!(
-                    "{}\n{}\nscan page: {}\n\n{}",
+                    "{}\n{}\nscan page: {}\n{permits}\n\n{}",
                     r.name, code.id, r.scan_path, code.qr_text
                 );
             }
