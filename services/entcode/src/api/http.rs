@@ -268,7 +268,7 @@ main{max-width:34rem;margin:0 auto;padding:1rem}\
 section{background:#fff;border-radius:12px;padding:1rem;margin-top:1rem}\
 h2{font-size:1.05rem;margin:0 0 .6rem}\
 table{width:100%;border-collapse:collapse}th,td{text-align:left;padding:.4rem;border-top:1px solid #eee;vertical-align:top}\
-th{width:40%;font-weight:600}.state{font-weight:600}.state.ok{color:#1a7f37}.state.bad{color:#c62828}.note{color:#666;margin:0}small{color:#666;font-weight:400}footer{color:#666;font-size:.85rem;margin-top:1rem;text-align:center}";
+th{width:40%;font-weight:600}.state{font-weight:600;color:#fff;padding:.1rem .4rem;border-radius:4px;display:inline-block}.note{color:#666;margin:0}small{color:#666;font-weight:400}footer{color:#666;font-size:.85rem;margin-top:1rem;text-align:center}";
 
 /// The permits section of a valid enterprise code: each permit's type, serial, state,
 /// issuing department and last day; or a sentence that they could not be loaded.

@@ -39,7 +39,7 @@ fn food_permit(uscc: &str) -> cpb::IssueCertificateRequest {
 
 impl TestApp {
     /// Issues a food business permit to `uscc` as the municipal market bureau.
-    async fn issue_food_permit(&self, bureau: &str, uscc: &str) -> cpb::Certificate {
+    pub(crate) async fn issue_food_permit(&self, bureau: &str, uscc: &str) -> cpb::Certificate {
         self.certificate
             .clone()
             .unwrap()
@@ -49,6 +49,34 @@ impl TestApp {
             .into_inner()
             .certificate
             .unwrap()
+    }
+
+    /// Revokes the permit `serial` as the municipal market bureau.
+    pub(crate) async fn revoke_permit(&self, bureau: &str, serial: &str) {
+        self.certificate
+            .clone()
+            .unwrap()
+            .revoke_certificate(with_token(
+                cpb::RevokeCertificateRequest {
+                    serial: serial.to_string(),
+                    reason: "以欺骗手段取得许可".into(),
+                    idempotency_key: String::new(),
+                },
+                bureau,
+            ))
+            .await
+            .unwrap();
+    }
+
+    /// A department token of the municipal market bureau, which issues food permits.
+    pub(crate) async fn market_bureau(&self) -> String {
+        self.client(
+            "sh-market",
+            PrincipalKind::Department,
+            &["certificate.issue", "certificate.read"],
+            MUNICIPAL_MARKET,
+        )
+        .await
     }
 
     async fn put_scenario(&self, name: &str, fields: &[&str]) {
@@ -81,32 +109,13 @@ fn disclosed(list: &[epb::Disclosed]) -> Vec<(&str, &str)> {
 async fn the_code_shows_the_holders_permits_and_scenarios_disclose_permits_and_grade() {
     let app = spawn_with_sources(Backend::Sqlite, Sources::Live).await;
     let dept = app.department().await;
-    let bureau = app
-        .client(
-            "sh-market",
-            PrincipalKind::Department,
-            &["certificate.issue", "certificate.read"],
-            MUNICIPAL_MARKET,
-        )
-        .await;
+    let bureau = app.market_bureau().await;
     let (holder, other) = (sh_uscc(60), sh_uscc(61));
     app.establish(&dept, &holder).await;
     app.establish(&dept, &other).await;
     let valid = app.issue_food_permit(&bureau, &holder).await;
     let revoked = app.issue_food_permit(&bureau, &other).await;
-    app.certificate
-        .clone()
-        .unwrap()
-        .revoke_certificate(with_token(
-            cpb::RevokeCertificateRequest {
-                serial: revoked.serial.clone(),
-                reason: "以欺骗手段取得许可".into(),
-                idempotency_key: String::new(),
-            },
-            &bureau,
-        ))
-        .await
-        .unwrap();
+    app.revoke_permit(&bureau, &revoked.serial).await;
     let me = app.enterprise(&holder).await;
     let them = app.enterprise(&other).await;
 
