@@ -21,7 +21,7 @@ pub enum EntcodeError {
     UnknownScenario(String),
     /// A scenario names a field this service cannot disclose.
     #[error(
-        "'{0}' is not a field a scenario can disclose; the license fields are name, uscc, entity_type, legal_representative, registered_capital, establishment_date, business_term, domicile, business_scope, registration_authority, registration_authority_uscc, issue_date, and permits and credit_grade"
+        "'{0}' is not a field a scenario can disclose; the fields are the license's name, uscc, entity_type, legal_representative, registered_capital, establishment_date, business_term, domicile, business_scope, registration_authority, registration_authority_uscc, issue_date, and permits and credit_grade"
     )]
     UnknownField(String),
     /// No scenario (or no such version of it).

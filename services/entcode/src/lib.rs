@@ -8,11 +8,15 @@
 //! enterprise with a license in force has one. It is deterministic (see
 //! [`domain::code`]), so it is the same across amendments without being stored, and it
 //! is withdrawn — refused, and shown as not valid on the scan page — as soon as the
-//! license service holds the enterprise as deregistered or revoked.
+//! license service holds the enterprise as deregistered or revoked. A valid code's scan
+//! page shows the current license and, under it, the permits linked to the enterprise
+//! (`ListCertificates` on the certificate service; a silent one is said so on the page).
 //!
 //! An enterprise asks for a presentation of a scenario (`basic`, `bank-loan`,
 //! `bidding`, `inspection`, or one operators defined): a short-lived, single-use
-//! credential disclosing only that scenario's license fields. Scenarios are the one
+//! credential disclosing only that scenario's fields (license fields, and the
+//! enterprise's valid permits and credit grade from the certificate and inspection
+//! services, when configured: never made up when they are not). Scenarios are the one
 //! thing this service stores (its own database, SQLite or PostgreSQL): every change is
 //! a new, immutable version with who made it, when and why, and the built-in four are
 //! seeded as version 1 at start. A presentation names the scenario and version it was

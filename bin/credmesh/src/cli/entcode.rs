@@ -85,7 +85,8 @@ enum ScenarioCommand {
         /// The fields it discloses, in display order, comma-separated (license fields:
         /// name, uscc, entity_type, legal_representative, registered_capital,
         /// establishment_date, business_term, domicile, business_scope,
-        /// registration_authority, registration_authority_uscc, issue_date).
+        /// registration_authority, registration_authority_uscc, issue_date; and permits,
+        /// credit_grade from the certificate and inspection services).
         #[arg(long, value_delimiter = ',', required = true)]
         fields: Vec<String>,
         /// Why, for the history.
