@@ -132,6 +132,28 @@ async fn credmesh_dev_serves_tokens_and_credentials_that_third_party_libraries_v
             .is_err()
     );
 
+    // The demo enterprise code's scan page shows the license and, under it, the demo
+    // food business permit from the in-process certificate service.
+    let scan = dev
+        .banner
+        .lines()
+        .find_map(|l| l.trim().split_once("/v/").map(|(_, qr)| format!("/v/{qr}")))
+        .expect("the banner prints the demo code's scan page");
+    let serial = dev
+        .banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("serial "))
+        .expect("the banner prints the demo permit's serial")
+        .to_string();
+    let (code, page) = http_get(&dev.http, &scan).await;
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("data-outcome=\"VALID\""), "{page}");
+    assert!(
+        page.contains(&format!("data-serial=\"{serial}\" data-state=\"valid\"")),
+        "{page}"
+    );
+    assert!(page.contains("食品经营许可证"), "{page}");
+
     // Metrics are served.
     let (code, metrics) = http_get(&dev.http, "/metrics").await;
     assert_eq!(code, 200);

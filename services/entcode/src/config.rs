@@ -18,7 +18,8 @@ pub struct EntcodeConfig {
     /// presentations. Required; `credmesh dev` generates one.
     pub signing_key_file: PathBuf,
     /// `CREDMESH_CLIENT_ID` (default `entcode`): the service's client id at identity. It
-    /// needs the scopes `identity.keys` and `license.read`.
+    /// needs the scopes `identity.keys` and `license.read` (and those the optional
+    /// services below name).
     pub client_id: String,
     /// `CREDMESH_CLIENT_KEY_FILE`: PKCS#8 PEM of the client key proving that id to
     /// identity. Required by `credmesh serve entcode`.
@@ -31,6 +32,15 @@ pub struct EntcodeConfig {
     /// page shows other issuers' credentials (inspection codes, certificates) as the
     /// gateway answers about them; the client then needs scope `verify`.
     pub verify_url: Option<String>,
+    /// `CREDMESH_CERTIFICATE_URL` (default unset): the certificate service. When set, the
+    /// scan page and `GetEnterpriseCode` show the enterprise's permits and scenarios may
+    /// disclose `permits`; the client then needs scope `certificate.read`. Unset: no
+    /// permits are shown and a presentation disclosing them is refused.
+    pub certificate_url: Option<String>,
+    /// `CREDMESH_INSPECTION_URL` (default unset): the inspection service. When set,
+    /// scenarios may disclose `credit_grade`; the client then needs scope
+    /// `inspection.credit`. Unset: a presentation disclosing the grade is refused.
+    pub inspection_url: Option<String>,
     /// `REDIS_URL` (default `memory://`): where used presentation nonces are recorded.
     /// With several replicas this must be a shared Redis, or a presentation could be used
     /// once per replica.
@@ -79,6 +89,8 @@ impl EntcodeConfig {
                 .unwrap_or("http://127.0.0.1:50051")
                 .to_string(),
             verify_url: get("CREDMESH_VERIFY_URL").map(str::to_string),
+            certificate_url: get("CREDMESH_CERTIFICATE_URL").map(str::to_string),
+            inspection_url: get("CREDMESH_INSPECTION_URL").map(str::to_string),
             cache_url: get("REDIS_URL").unwrap_or("memory://").to_string(),
             cache_prefix: get("CREDMESH_CACHE_PREFIX")
                 .unwrap_or("credmesh:entcode:")

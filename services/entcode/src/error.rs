@@ -21,7 +21,7 @@ pub enum EntcodeError {
     UnknownScenario(String),
     /// A scenario names a field this service cannot disclose.
     #[error(
-        "'{0}' is not a field a scenario can disclose; the license fields are name, uscc, entity_type, legal_representative, registered_capital, establishment_date, business_term, domicile, business_scope, registration_authority, registration_authority_uscc, issue_date"
+        "'{0}' is not a field a scenario can disclose; the fields are the license's name, uscc, entity_type, legal_representative, registered_capital, establishment_date, business_term, domicile, business_scope, registration_authority, registration_authority_uscc, issue_date, and permits and credit_grade"
     )]
     UnknownField(String),
     /// No scenario (or no such version of it).
@@ -78,6 +78,15 @@ pub enum EntcodeError {
     /// The license service did not answer.
     #[error("the license service is unavailable: {0}")]
     LicenseUnavailable(String),
+    /// A scenario discloses `permits` or `credit_grade` and their source is not
+    /// configured or did not answer: refusing beats a made-up value.
+    #[error("cannot disclose '{field}' now: {why}")]
+    FieldUnavailable {
+        /// `permits` or `credit_grade`.
+        field: &'static str,
+        /// Why, one sentence.
+        why: String,
+    },
     /// The used-nonce record could not be consulted: refusing beats guessing.
     #[error("the record of used presentations cannot be consulted; try again shortly")]
     NonceStoreUnavailable,
@@ -149,6 +158,12 @@ impl From<EntcodeError> for Status {
             LicenseUnavailable(_) => {
                 status::error(Code::Unavailable, "LICENSE_SERVICE_UNAVAILABLE", message)
             }
+            FieldUnavailable { field, .. } => status::error_with_metadata(
+                Code::Unavailable,
+                "FIELD_SOURCE_UNAVAILABLE",
+                message,
+                [("field", field.to_string())],
+            ),
             NonceStoreUnavailable => {
                 status::error(Code::Unavailable, "NONCE_STORE_UNAVAILABLE", message)
             }

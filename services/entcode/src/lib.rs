@@ -8,11 +8,15 @@
 //! enterprise with a license in force has one. It is deterministic (see
 //! [`domain::code`]), so it is the same across amendments without being stored, and it
 //! is withdrawn — refused, and shown as not valid on the scan page — as soon as the
-//! license service holds the enterprise as deregistered or revoked.
+//! license service holds the enterprise as deregistered or revoked. A valid code's scan
+//! page shows the current license and, under it, the permits linked to the enterprise
+//! (`ListCertificates` on the certificate service; a silent one is said so on the page).
 //!
 //! An enterprise asks for a presentation of a scenario (`basic`, `bank-loan`,
 //! `bidding`, `inspection`, or one operators defined): a short-lived, single-use
-//! credential disclosing only that scenario's license fields. Scenarios are the one
+//! credential disclosing only that scenario's fields (license fields, and the
+//! enterprise's valid permits and credit grade from the certificate and inspection
+//! services, when configured: never made up when they are not). Scenarios are the one
 //! thing this service stores (its own database, SQLite or PostgreSQL): every change is
 //! a new, immutable version with who made it, when and why, and the built-in four are
 //! seeded as version 1 at start. A presentation names the scenario and version it was
@@ -28,6 +32,8 @@
 //! - [`foreign`]: other issuers' credentials on the scan page, through the verify gateway.
 //! - [`keys`]: the signing key, its registration with identity, the readiness gate.
 //! - [`license`]: the license service as this service sees it.
+//! - [`permits`]: the enterprise's permits (certificate service) and credit grade
+//!   (inspection service), both optional.
 //! - [`service`]: the operations.
 //! - [`store`]: scenarios and their versions, SQLite and PostgreSQL.
 //! - [`trust`]: earlier keys of this service, from identity's trust list.
@@ -41,6 +47,7 @@ pub mod error;
 pub mod foreign;
 pub mod keys;
 pub mod license;
+pub mod permits;
 pub mod service;
 pub mod store;
 pub mod trust;
@@ -188,6 +195,7 @@ pub async fn build(
     let registration = KeyRegistration::new(key.kid());
     keys::spawn_registration(registrar, &key, config.region, registration.clone());
     let verify_clock = clock.clone();
+    let sources_clock = clock.clone();
     let cache = Cache::connect(
         &config.cache_url,
         CacheOptions {
@@ -230,6 +238,7 @@ pub async fn build(
             )
         }
     };
+    let entcode = with_sources(config, entcode, sources_clock)?;
     let seeded = entcode
         .seed_scenarios()
         .await
@@ -262,6 +271,51 @@ pub async fn build(
         parts,
         registration,
     })
+}
+
+/// Adds the optional certificate and inspection services to `entcode`, each with its own
+/// scoped tokens, as configured; an unset one is said once in the log.
+fn with_sources(
+    config: &EntcodeConfig,
+    entcode: Arc<Entcode>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<Entcode>> {
+    if config.certificate_url.is_none() {
+        tracing::info!(
+            "CREDMESH_CERTIFICATE_URL is unset: the scan page shows no permits and scenarios disclosing 'permits' are refused"
+        );
+    }
+    if config.inspection_url.is_none() {
+        tracing::info!(
+            "CREDMESH_INSPECTION_URL is unset: scenarios disclosing 'credit_grade' are refused"
+        );
+    }
+    if config.certificate_url.is_none() && config.inspection_url.is_none() {
+        return Ok(entcode);
+    }
+    let mut service = Arc::into_inner(entcode).context("the service is not shared yet")?;
+    let tokens = |scope: &'static str| -> anyhow::Result<_> {
+        Ok(credmesh_runtime::issuer_key::service_tokens(
+            &config.client_id,
+            &client_key(config)?,
+            channel(&config.identity_url)?,
+            scope,
+            clock.clone(),
+        ))
+    };
+    if let Some(url) = &config.certificate_url {
+        service = service.with_permits(Arc::new(permits::GrpcCertificates::new(
+            channel(url)?,
+            tokens("certificate.read")?,
+        )));
+    }
+    if let Some(url) = &config.inspection_url {
+        service = service.with_grades(Arc::new(permits::InspectionGrades::new(
+            channel(url)?,
+            tokens("inspection.credit")?,
+        )));
+    }
+    Ok(Arc::new(service))
 }
 
 /// Readiness: the used-nonce record must answer, or no presentation can be verified.

@@ -28,6 +28,7 @@ use crate::{
     error::EntcodeError,
     keys::KeyRegistration,
     license::{LicenseSource, LicenseView},
+    permits::{self as permit, GradeSource, Permit, PermitSource},
     store::{Actor, Change, Changed, Edit, ScenarioStore, VersionRecord},
     trust::KeyDirectory,
 };
@@ -94,6 +95,19 @@ impl Outcome {
     }
 }
 
+/// The permits of an enterprise as far as this service could learn them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Permits {
+    /// Not asked: no certificate service is configured, or the answer is not about a
+    /// valid enterprise code.
+    #[default]
+    NotAsked,
+    /// The certificate service's answer (possibly none).
+    Loaded(Vec<Permit>),
+    /// The certificate service did not answer; why, one sentence.
+    Unavailable(String),
+}
+
 /// The answer of a check.
 #[derive(Clone, Debug)]
 pub struct Checked {
@@ -108,6 +122,8 @@ pub struct Checked {
     pub license: Option<LicenseView>,
     /// When checked, Unix seconds.
     pub checked_at: i64,
+    /// The enterprise's permits: asked for a valid enterprise code only.
+    pub permits: Permits,
 }
 
 impl Checked {
@@ -134,6 +150,8 @@ pub struct Entcode {
     store: Arc<dyn ScenarioStore>,
     earlier_keys: Option<Arc<dyn KeyDirectory>>,
     foreign: Option<Arc<dyn crate::foreign::ForeignVerifier>>,
+    permit_source: Option<Arc<dyn PermitSource>>,
+    grade_source: Option<Arc<dyn GradeSource>>,
     cache: Cache,
     clock: Arc<dyn Clock>,
     ttl_secs: i64,
@@ -164,6 +182,8 @@ impl Entcode {
             store,
             earlier_keys: None,
             foreign: None,
+            permit_source: None,
+            grade_source: None,
             cache,
             clock,
             ttl_secs,
@@ -189,6 +209,83 @@ impl Entcode {
     pub fn with_foreign(mut self, verifier: Arc<dyn crate::foreign::ForeignVerifier>) -> Self {
         self.foreign = Some(verifier);
         self
+    }
+
+    /// Shows the enterprise's permits on the scan page and in `GetEnterpriseCode`, and
+    /// lets scenarios disclose `permits`, as `source` (the certificate service in
+    /// production) answers.
+    pub fn with_permits(mut self, source: Arc<dyn PermitSource>) -> Self {
+        self.permit_source = Some(source);
+        self
+    }
+
+    /// Lets scenarios disclose `credit_grade`, as `source` (the inspection service in
+    /// production) answers.
+    pub fn with_grades(mut self, source: Arc<dyn GradeSource>) -> Self {
+        self.grade_source = Some(source);
+        self
+    }
+
+    /// The permits of `uscc`; never an error: an unset or silent certificate service is
+    /// said so in the answer.
+    pub async fn permits(&self, uscc: &str) -> Permits {
+        let Some(source) = &self.permit_source else {
+            return Permits::NotAsked;
+        };
+        match source.permits(uscc).await {
+            Ok(list) => Permits::Loaded(list),
+            Err(why) => {
+                tracing::warn!(%why, "the certificate service did not answer; showing no permits");
+                Permits::Unavailable(why)
+            }
+        }
+    }
+
+    /// The values of the fields that do not come from the license (`permits`,
+    /// `credit_grade`) that `fields` names, as claims; refused when their source is
+    /// unset or does not answer.
+    async fn extra_claims(
+        &self,
+        uscc: &str,
+        fields: &[String],
+    ) -> Result<Vec<Claim>, EntcodeError> {
+        let mut out = Vec::new();
+        if fields.iter().any(|f| f == scenario::FIELD_PERMITS) {
+            let source = self.permit_source.as_ref().ok_or_else(|| EntcodeError::FieldUnavailable {
+                field: scenario::FIELD_PERMITS,
+                why: "this service has no certificate service configured (CREDMESH_CERTIFICATE_URL)".into(),
+            })?;
+            let list =
+                source
+                    .permits(uscc)
+                    .await
+                    .map_err(|why| EntcodeError::FieldUnavailable {
+                        field: scenario::FIELD_PERMITS,
+                        why,
+                    })?;
+            out.push(Claim {
+                name: scenario::FIELD_PERMITS.into(),
+                value: permit::disclosed_value(&list),
+            });
+        }
+        if fields.iter().any(|f| f == scenario::FIELD_CREDIT_GRADE) {
+            let source = self.grade_source.as_ref().ok_or_else(|| EntcodeError::FieldUnavailable {
+                field: scenario::FIELD_CREDIT_GRADE,
+                why: "this service has no inspection service configured (CREDMESH_INSPECTION_URL)".into(),
+            })?;
+            let grade = source
+                .grade(uscc)
+                .await
+                .map_err(|why| EntcodeError::FieldUnavailable {
+                    field: scenario::FIELD_CREDIT_GRADE,
+                    why,
+                })?;
+            out.push(Claim {
+                name: scenario::FIELD_CREDIT_GRADE.into(),
+                value: grade,
+            });
+        }
+        Ok(out)
     }
 
     /// The answer about a credential another issuer signed, when a verifier is set and
@@ -367,6 +464,8 @@ impl Entcode {
         if let Some(state) = view.withdrawn {
             return Err(EntcodeError::NotActive { uscc, state });
         }
+        let mut claims = view.claims;
+        claims.extend(self.extra_claims(&uscc, &found.fields).await?);
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce)
             .map_err(|e| EntcodeError::Internal(anyhow::anyhow!("no randomness: {e}")))?;
@@ -374,7 +473,7 @@ impl Entcode {
             self.region,
             &uscc,
             (&found.name, found.version),
-            found.disclose(&view.claims),
+            found.disclose(&claims),
             nonce,
             self.clock.now(),
             self.ttl_secs,
@@ -476,6 +575,7 @@ impl Entcode {
             credential,
             license,
             checked_at: self.clock.now(),
+            permits: Permits::NotAsked,
         }
     }
 
@@ -612,12 +712,18 @@ impl Entcode {
                         Some(credential),
                         Some(view),
                     ),
-                    None => self.answer(
-                        Outcome::Valid,
-                        "valid enterprise code; the license is in force".into(),
-                        Some(credential),
-                        Some(view),
-                    ),
+                    None => {
+                        let permits = self.permits(&view.uscc).await;
+                        Checked {
+                            permits,
+                            ..self.answer(
+                                Outcome::Valid,
+                                "valid enterprise code; the license is in force".into(),
+                                Some(credential),
+                                Some(view),
+                            )
+                        }
+                    }
                 })
             }
             _ => Ok(self.answer(

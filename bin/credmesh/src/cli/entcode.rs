@@ -85,7 +85,8 @@ enum ScenarioCommand {
         /// The fields it discloses, in display order, comma-separated (license fields:
         /// name, uscc, entity_type, legal_representative, registered_capital,
         /// establishment_date, business_term, domicile, business_scope,
-        /// registration_authority, registration_authority_uscc, issue_date).
+        /// registration_authority, registration_authority_uscc, issue_date; and permits,
+        /// credit_grade from the certificate and inspection services).
         #[arg(long, value_delimiter = ',', required = true)]
         fields: Vec<String>,
         /// Why, for the history.
@@ -330,8 +331,36 @@ pub async fn run(args: EntcodeArgs) -> anyhow::Result<()> {
             if qr {
                 println!("{}", code.qr_text);
             } else {
+                let permits = if r.permits_unavailable {
+                    "permits: could not be loaded".to_string()
+                } else if r.permits.is_empty() {
+                    "permits: none".to_string()
+                } else {
+                    let mut out = String::from("permits:");
+                    for p in &r.permits {
+                        let state = match p.state() {
+                            pb::PermitState::Valid => "valid",
+                            pb::PermitState::Suspended => "suspended",
+                            pb::PermitState::Revoked => "revoked",
+                            pb::PermitState::Expired => "expired",
+                            pb::PermitState::Unspecified => "unknown",
+                        };
+                        out.push_str(&format!(
+                            "\n  {} {} {state}, {}, until {}",
+                            p.type_name,
+                            p.serial,
+                            if p.department_name.is_empty() {
+                                &p.department
+                            } else {
+                                &p.department_name
+                            },
+                            p.valid_until
+                        ));
+                    }
+                    out
+                };
                 println!(
-                    "{}\n{}\nscan page: {}\n\n{}",
+                    "{}\n{}\nscan page: {}\n{permits}\n\n{}",
                     r.name, code.id, r.scan_path, code.qr_text
                 );
             }

@@ -1,7 +1,8 @@
 //! The enterprise-code service inside `credmesh dev`: its scenarios in
-//! `data/entcode.db`, its keys under `data/keys/`, its identity client (scopes `identity.keys`, `license.read` and `verify`) registered in-process,
-//! its key registered and the license service reached over the loopback gRPC address,
-//! as in production.
+//! `data/entcode.db`, its keys under `data/keys/`, its identity client (scopes
+//! `identity.keys`, `license.read`, `verify`, `certificate.read` and `inspection.credit`)
+//! registered in-process, its key registered and the license, certificate and inspection
+//! services reached over the loopback gRPC address, as in production.
 
 use std::{collections::HashMap, net::SocketAddr, path::Path, sync::Arc};
 
@@ -49,6 +50,10 @@ pub async fn build(
         ("CREDMESH_IDENTITY_URL", format!("http://{grpc}")),
         ("CREDMESH_LICENSE_URL", format!("http://{grpc}")),
         ("CREDMESH_VERIFY_URL", format!("http://{grpc}")),
+        // The in-process certificate and inspection services: permits on the scan page,
+        // and the `permits` and `credit_grade` scenario fields.
+        ("CREDMESH_CERTIFICATE_URL", format!("http://{grpc}")),
+        ("CREDMESH_INSPECTION_URL", format!("http://{grpc}")),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -76,11 +81,16 @@ async fn register_client(identity: &Identity, public_key: &[u8; 32]) -> anyhow::
         }
         return Ok(());
     }
-    // `verify`: the scan page asks the gateway about other issuers' credentials.
+    // `verify`: the scan page asks the gateway about other issuers' credentials;
+    // `certificate.read`: the enterprise's permits; `inspection.credit`: its credit grade.
+    // A data directory from before these were added keeps its client: permits then show
+    // as not loadable until the directory is started afresh.
     let scopes = vec![
         "identity.keys".to_string(),
         "license.read".to_string(),
         "verify".to_string(),
+        "certificate.read".to_string(),
+        "inspection.credit".to_string(),
     ];
     let registration = Registration {
         client_id: CLIENT_ID,

@@ -16,7 +16,7 @@ use crate::{
     api::http::{qr_png, qr_svg, scan_path},
     domain::scenario::{Draft, Scenario},
     error::EntcodeError,
-    service::{Caller, Entcode, Outcome, Signed},
+    service::{Caller, Entcode, Outcome, Permits, Signed},
     store::{Changed, VersionRecord},
 };
 
@@ -116,10 +116,17 @@ impl EnterpriseCodeService for EntcodeApi {
     ) -> Result<Response<pb::GetEnterpriseCodeResponse>, Status> {
         let principal = Principal::from_request(&request)?;
         let (code, name) = self.inner.code(principal, &request.get_ref().uscc).await?;
+        let (permits, permits_unavailable) =
+            match self.inner.permits(&code.credential.subject).await {
+                Permits::Loaded(list) => (list.iter().map(permit_to_proto).collect(), false),
+                Permits::NotAsked | Permits::Unavailable(_) => (Vec::new(), true),
+            };
         Ok(Response::new(pb::GetEnterpriseCodeResponse {
             scan_path: scan_path(&code.qr),
             code: Some(signed(&code)),
             name,
+            permits,
+            permits_unavailable,
         }))
     }
 
@@ -306,5 +313,24 @@ impl EnterpriseCodeService for EntcodeApi {
             disclosed: disclosed(checked.disclosed()),
             checked_at: checked.checked_at,
         }))
+    }
+}
+
+fn permit_to_proto(p: &crate::permits::Permit) -> pb::Permit {
+    use crate::permits::PermitState as S;
+    let state = match p.state {
+        S::Valid => pb::PermitState::Valid,
+        S::Suspended => pb::PermitState::Suspended,
+        S::Revoked => pb::PermitState::Revoked,
+        S::Expired => pb::PermitState::Expired,
+    };
+    pb::Permit {
+        type_code: p.type_code.clone(),
+        type_name: p.type_name.clone(),
+        serial: p.serial.clone(),
+        state: state as i32,
+        department: p.department.clone(),
+        department_name: p.department_name.clone(),
+        valid_until: p.valid_until.clone(),
     }
 }

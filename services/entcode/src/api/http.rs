@@ -19,7 +19,8 @@ use time::{OffsetDateTime, UtcOffset, macros::format_description};
 use crate::{
     domain::code::scenario_of,
     error::EntcodeError,
-    service::{Checked, Entcode, Outcome},
+    permits::PermitState,
+    service::{Checked, Entcode, Outcome, Permits},
 };
 
 /// The HTTP routes: the scan page.
@@ -210,6 +211,8 @@ fn label(name: &str) -> (&'static str, &'static str) {
         "registration_authority" => ("登记机关", "Registration authority"),
         "registration_authority_uscc" => ("登记机关代码", "Authority code"),
         "issue_date" => ("发照日期", "Issue date"),
+        "permits" => ("许可证", "Permits"),
+        "credit_grade" => ("信用等级", "Credit grade"),
         _ => ("", ""),
     }
 }
@@ -265,7 +268,55 @@ main{max-width:34rem;margin:0 auto;padding:1rem}\
 section{background:#fff;border-radius:12px;padding:1rem;margin-top:1rem}\
 h2{font-size:1.05rem;margin:0 0 .6rem}\
 table{width:100%;border-collapse:collapse}th,td{text-align:left;padding:.4rem;border-top:1px solid #eee;vertical-align:top}\
-th{width:40%;font-weight:600}small{color:#666;font-weight:400}footer{color:#666;font-size:.85rem;margin-top:1rem;text-align:center}";
+th{width:40%;font-weight:600}.state{font-weight:600;color:#fff;padding:.1rem .4rem;border-radius:4px;display:inline-block}.note{color:#666;margin:0}small{color:#666;font-weight:400}footer{color:#666;font-size:.85rem;margin-top:1rem;text-align:center}";
+
+/// The permits section of a valid enterprise code: each permit's type, serial, state,
+/// issuing department and last day; or a sentence that they could not be loaded.
+fn permits_section(permits: &Permits) -> String {
+    let body = match permits {
+        Permits::NotAsked => return String::new(),
+        Permits::Unavailable(_) => {
+            "<p class=\"note\" data-permits=\"unavailable\">许可证信息暂时无法加载 · \
+The permits could not be loaded right now; the license above is checked.</p>"
+                .to_string()
+        }
+        Permits::Loaded(list) if list.is_empty() => {
+            "<p class=\"note\" data-permits=\"none\">无关联许可证 · No permits on record</p>"
+                .to_string()
+        }
+        Permits::Loaded(list) => {
+            let mut out = String::from("<table>");
+            for p in list {
+                let (zh, en) = p.state.words();
+                let cls = if p.state == PermitState::Valid {
+                    "ok"
+                } else {
+                    "bad"
+                };
+                let department = if p.department_name.is_empty() {
+                    p.department.as_str()
+                } else {
+                    p.department_name.as_str()
+                };
+                out.push_str(&format!(
+                    "<tr data-serial=\"{serial}\" data-state=\"{en}\"><th>{name}<br><small>{serial}</small></th>\
+<td><span class=\"state {cls}\">{zh} · {en}</span><br>\
+<small>发证机关 · Issued by</small> {department}<br>\
+<small>有效期至 · Valid until</small> {until}</td></tr>\n",
+                    serial = escape(&p.serial),
+                    name = escape(&p.type_name),
+                    zh = escape(zh),
+                    en = escape(en),
+                    department = escape(department),
+                    until = escape(&p.valid_until),
+                ));
+            }
+            out.push_str("</table>");
+            out
+        }
+    };
+    format!("<section id=\"permits\"><h2>许可证 · Permits</h2>{body}</section>")
+}
 
 /// The page for an answer.
 pub fn page(checked: &Checked) -> String {
@@ -321,7 +372,7 @@ pub fn page(checked: &Checked) -> String {
 <body><main>\
 <div id=\"verdict\" class=\"verdict {cls}\" data-outcome=\"{reason}\"><h1>{mark} {zh}</h1><p>{en}</p></div>\
 <section id=\"why\"><h2>{kind}</h2><p>{detail}</p></section>\
-{who}{disclosed}\
+{who}{disclosed}{permits}\
 <footer id=\"checked\">查验时间 · Checked at {at}</footer>\
 </main></body></html>\n",
         cls = if ok { "ok" } else { "bad" },
@@ -331,6 +382,11 @@ pub fn page(checked: &Checked) -> String {
         en = escape(en),
         detail = escape(&checked.detail),
         at = escape(&when(checked.checked_at)),
+        permits = if ok {
+            permits_section(&checked.permits)
+        } else {
+            String::new()
+        },
     )
 }
 
@@ -428,6 +484,7 @@ mod tests {
             credential: None,
             license: None,
             checked_at: 1_790_000_000,
+            permits: Permits::NotAsked,
         };
         let html = page(&checked);
         assert!(html.contains("已使用"));

@@ -2,10 +2,11 @@
 //! purpose.
 //!
 //! Field names are the claim names of the business license credential
-//! (`credmesh_license::domain::credential::claims`), listed in [`DISCLOSABLE`]: the only
-//! fields a scenario may name, since they are the only data this service can disclose.
-//! Deliberate simplification: fields from permits and credit grades come when this
-//! service reads those data; until then a scenario naming one is refused by name.
+//! (`credmesh_license::domain::credential::claims`), and two fields from other services:
+//! [`FIELD_PERMITS`] (the enterprise's valid permits, from the certificate service) and
+//! [`FIELD_CREDIT_GRADE`] (from the inspection service). [`DISCLOSABLE`] lists them all:
+//! the only fields a scenario may name. The built-in scenarios disclose license fields
+//! only, so they work without the optional services.
 //!
 //! The four built-in scenarios ([`BUILT_IN`]) are seeded as version 1 of stored
 //! scenarios; operators change them and add their own through `PutScenario`, each change
@@ -16,7 +17,13 @@ use credmesh_proto::credential::v1::Claim;
 
 use crate::error::EntcodeError;
 
-/// Every field a scenario may disclose: the license credential's claims.
+/// The enterprise's valid permits, `<type name> <serial> 至<last day>; …`.
+pub const FIELD_PERMITS: &str = "permits";
+/// The enterprise's credit grade, `A` to `D`.
+pub const FIELD_CREDIT_GRADE: &str = "credit_grade";
+
+/// Every field a scenario may disclose: the license credential's claims, the permits and
+/// the credit grade.
 pub const DISCLOSABLE: &[&str] = &[
     "name",
     "uscc",
@@ -30,6 +37,8 @@ pub const DISCLOSABLE: &[&str] = &[
     "registration_authority",
     "registration_authority_uscc",
     "issue_date",
+    FIELD_PERMITS,
+    FIELD_CREDIT_GRADE,
 ];
 
 /// Longest scenario name.
@@ -130,8 +139,8 @@ pub fn built_in(name: &str) -> Option<&'static BuiltIn> {
 }
 
 impl Scenario {
-    /// The license claims this scenario discloses, in the scenario's order: every other
-    /// claim is left out. A field the license lacks is left out too, never invented.
+    /// The claims this scenario discloses (from the license's and the extra fields'
+    /// claims), in the scenario's order: every other claim is left out. A field the license lacks is left out too, never invented.
     pub fn disclose(&self, license: &[Claim]) -> Vec<Claim> {
         self.fields
             .iter()

@@ -1,6 +1,8 @@
 //! `spawn_app`: identity, license and entcode served together from one real server on an
 //! ephemeral loopback port, on fresh databases, with a manual clock. The identity and
-//! license start-up follows the license service's own test helpers.
+//! license start-up follows the license service's own test helpers. [`spawn_with_sources`]
+//! also serves the certificate and inspection services, wired to entcode as its permit
+//! and credit grade sources, as their own test helpers start them.
 
 use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
 
@@ -8,6 +10,7 @@ use credmesh_auth::PrincipalKind;
 use credmesh_credential::keys::IssuerKey;
 use credmesh_identity::domain::client::Registration;
 use credmesh_proto::{
+    certificate::v1::certificate_service_client::CertificateServiceClient,
     entcode::v1::{self as epb, enterprise_code_service_client::EnterpriseCodeServiceClient},
     identity::v1::{self as ipb, identity_service_client::IdentityServiceClient},
     license::v1::{self as pb, license_service_client::LicenseServiceClient},
@@ -34,6 +37,8 @@ pub const JINGAN: &str = credmesh_license::domain::authority::SHANGHAI_JINGAN;
 
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
+    /// The certificate service, when spawned with sources.
+    pub certificate: Option<CertificateServiceClient<Channel>>,
     pub clock: Arc<ManualClock>,
     pub license: LicenseServiceClient<Channel>,
     pub identity: IdentityServiceClient<Channel>,
@@ -123,6 +128,27 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// Like [`spawn_app`], with entcode's cache at `cache_url` when given.
 pub async fn spawn_with_cache(backend: Backend, cache_url: Option<String>) -> TestApp {
+    spawn(backend, cache_url, Sources::None).await
+}
+
+/// Which optional services entcode is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sources {
+    /// Neither the certificate nor the inspection service is configured.
+    None,
+    /// Both are served, and entcode asks them.
+    Live,
+    /// Both are configured at an address where nothing answers.
+    Down,
+}
+
+/// Like [`spawn_app`], with the certificate and inspection services too (inspection's
+/// default credit grade is A), and entcode asking them for permits and credit grades.
+pub async fn spawn_with_sources(backend: Backend, sources: Sources) -> TestApp {
+    spawn(backend, None, sources).await
+}
+
+async fn spawn(backend: Backend, cache_url: Option<String>, sources: Sources) -> TestApp {
     use base64::Engine as _;
     credmesh_telemetry::init_for_tests();
     let mut sqlite = Vec::new();
@@ -171,13 +197,37 @@ pub async fn spawn_with_cache(backend: Backend, cache_url: Option<String>) -> Te
         &["identity.keys"],
     )
     .await;
+    let mut entcode_scopes = vec!["identity.keys", "license.read"];
+    if sources != Sources::None {
+        entcode_scopes.extend(["certificate.read", "inspection.credit"]);
+    }
     register_service(
         &identity.identity,
         "entcode",
         &entcode_client,
-        &["identity.keys", "license.read"],
+        &entcode_scopes,
     )
     .await;
+    let (certificate_client, certificate_client_file) = write_key(d, "certificate-client.pem");
+    let (_, certificate_signing) = write_key(d, "certificate-signing.pem");
+    let (inspection_client, inspection_client_file) = write_key(d, "inspection-client.pem");
+    let (_, inspection_signing) = write_key(d, "inspection-signing.pem");
+    if sources == Sources::Live {
+        register_service(
+            &identity.identity,
+            "certificate",
+            &certificate_client,
+            &["identity.keys", "license.read"],
+        )
+        .await;
+        register_service(
+            &identity.identity,
+            "inspection",
+            &inspection_client,
+            &["identity.keys", "license.read", "identity.clients.read"],
+        )
+        .await;
+    }
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -218,7 +268,7 @@ pub async fn spawn_with_cache(backend: Backend, cache_url: Option<String>) -> Te
     });
     let prefix = credmesh_testkit::redis::unique_prefix();
     let cache = (cache_url.clone(), prefix.clone());
-    let entcode_config = credmesh_entcode::EntcodeConfig::from_env(&env(&[
+    let mut entcode_env = env(&[
         ("DATABASE_URL", entcode_db.clone()),
         (
             "CREDMESH_SIGNING_KEY_FILE",
@@ -232,8 +282,18 @@ pub async fn spawn_with_cache(backend: Backend, cache_url: Option<String>) -> Te
         ("CREDMESH_LICENSE_URL", format!("http://{addr}")),
         ("REDIS_URL", cache_url),
         ("CREDMESH_CACHE_PREFIX", prefix),
-    ]))
-    .unwrap();
+    ]);
+    let source_url = match sources {
+        Sources::None => None,
+        Sources::Live => Some(format!("http://{addr}")),
+        // Port 9 (discard) on loopback: nothing listens, the connection is refused.
+        Sources::Down => Some("http://127.0.0.1:9".to_string()),
+    };
+    if let Some(url) = source_url {
+        entcode_env.insert("CREDMESH_CERTIFICATE_URL".into(), url.clone());
+        entcode_env.insert("CREDMESH_INSPECTION_URL".into(), url);
+    }
+    let entcode_config = credmesh_entcode::EntcodeConfig::from_env(&entcode_env).unwrap();
     let identity_channel = credmesh_entcode::channel(&entcode_config.identity_url).unwrap();
     let license_channel = credmesh_entcode::channel(&entcode_config.license_url).unwrap();
     let edb = Db::connect(&entcode_db, &DbOptions::default())
@@ -262,15 +322,109 @@ pub async fn spawn_with_cache(backend: Backend, cache_url: Option<String>) -> Te
     .await
     .unwrap();
 
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = Server::new(server_config, Metrics::new(), identity.validator)
+    let mut registrations = vec![license.registration.clone()];
+    let mut server = Server::new(server_config.clone(), Metrics::new(), identity.validator)
         .with_service(identity.parts)
         .with_service(license.parts)
         .with_service(entcode.parts);
+    if sources == Sources::Live {
+        let url = format!("http://{addr}");
+        let cert_db = database(backend, &mut sqlite).await;
+        let cert_config = credmesh_certificate::CertificateConfig::from_env(&env(&[
+            ("DATABASE_URL", cert_db.clone()),
+            (
+                "CREDMESH_SIGNING_KEY_FILE",
+                certificate_signing.display().to_string(),
+            ),
+            (
+                "CREDMESH_CLIENT_KEY_FILE",
+                certificate_client_file.display().to_string(),
+            ),
+            ("CREDMESH_IDENTITY_URL", url.clone()),
+            ("CREDMESH_LICENSE_URL", url.clone()),
+            ("CREDMESH_PUBLIC_URL", url.clone()),
+        ]))
+        .unwrap();
+        let cdb = Db::connect(&cert_db, &DbOptions::default()).await.unwrap();
+        cdb.migrate(credmesh_certificate::migrations())
+            .await
+            .unwrap();
+        let ich = credmesh_certificate::channel(&url).unwrap();
+        let certificate = credmesh_certificate::build(
+            &cert_config,
+            cdb,
+            dyn_clock.clone(),
+            &server_config,
+            credmesh_certificate::grpc_registrar(&cert_config, ich.clone(), dyn_clock.clone())
+                .unwrap(),
+            credmesh_certificate::grpc_license_check(
+                &cert_config,
+                ich.clone(),
+                credmesh_certificate::channel(&url).unwrap(),
+                dyn_clock.clone(),
+            )
+            .unwrap(),
+            Arc::new(cert_config.credit_grades.clone()),
+        )
+        .await
+        .unwrap();
+        registrations.push(certificate.registration.clone());
+        server = server.with_service(certificate.parts);
+
+        let inspection_db = database(backend, &mut sqlite).await;
+        let inspection_config = credmesh_inspection::InspectionConfig::from_env(&env(&[
+            ("DATABASE_URL", inspection_db.clone()),
+            (
+                "CREDMESH_SIGNING_KEY_FILE",
+                inspection_signing.display().to_string(),
+            ),
+            (
+                "CREDMESH_CLIENT_KEY_FILE",
+                inspection_client_file.display().to_string(),
+            ),
+            ("CREDMESH_IDENTITY_URL", url.clone()),
+            ("CREDMESH_LICENSE_URL", url.clone()),
+            ("CREDMESH_PUBLIC_URL", url.clone()),
+            ("CREDMESH_INSPECTION_DEFAULT_GRADE", "A".into()),
+        ]))
+        .unwrap();
+        let idb = Db::connect(&inspection_db, &DbOptions::default())
+            .await
+            .unwrap();
+        idb.migrate(credmesh_inspection::migrations())
+            .await
+            .unwrap();
+        let ich = credmesh_inspection::channel(&url).unwrap();
+        let inspection = credmesh_inspection::build(
+            &inspection_config,
+            idb,
+            dyn_clock.clone(),
+            &server_config,
+            credmesh_inspection::grpc_registrar(&inspection_config, ich.clone(), dyn_clock.clone())
+                .unwrap(),
+            credmesh_inspection::grpc_license(
+                &inspection_config,
+                ich.clone(),
+                ich,
+                dyn_clock.clone(),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+        server = server.with_service(inspection.parts);
+    }
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(server.serve(vec![listener], async move {
         let _ = stopped.await;
     }));
-    assert!(license.registration.wait(Duration::from_secs(20)).await);
+    for registration in &registrations {
+        assert!(
+            registration.wait(Duration::from_secs(20)).await,
+            "a key was not registered: {:?}",
+            registration.state()
+        );
+    }
     assert!(
         entcode.registration.wait(Duration::from_secs(20)).await,
         "entcode key not registered: {:?}",
@@ -283,6 +437,8 @@ pub async fn spawn_with_cache(backend: Backend, cache_url: Option<String>) -> Te
         .unwrap();
     TestApp {
         addr,
+        certificate: (sources == Sources::Live)
+            .then(|| CertificateServiceClient::new(channel.clone())),
         clock,
         license: LicenseServiceClient::new(channel.clone()),
         identity: IdentityServiceClient::new(channel.clone()),

@@ -5,6 +5,7 @@
 
 mod codes;
 mod helpers;
+mod permits;
 mod presentations;
 mod rotation;
 mod scan_page;

@@ -1,11 +1,11 @@
 //! The scan page in a real browser: headless Chromium (Debian `chromium`, installed by
 //! `scripts/install-deps.sh test`) loads `/v/<QR>` for a valid and a revoked enterprise
-//! and for a presentation; the test reads the rendered DOM and keeps screenshots under
+//! and for a presentation, and the permits under a code's license; the test reads the rendered DOM and keeps screenshots under
 //! `target/screenshots/`.
 
 use std::{path::PathBuf, process::Command};
 
-use crate::helpers::{Backend, TestApp, sh_uscc, spawn_app};
+use crate::helpers::{Backend, Sources, TestApp, sh_uscc, spawn_app, spawn_with_sources};
 
 fn chromium() -> Option<PathBuf> {
     ["chromium", "chromium-browser", "google-chrome"]
@@ -26,8 +26,13 @@ fn screenshots() -> PathBuf {
 }
 
 /// Runs headless Chromium on `url` with a fresh profile: the rendered DOM, and a
-/// screenshot saved as `name`.
+/// screenshot saved as `name`, of a phone's screen.
 fn render(browser: &PathBuf, url: &str, name: &str) -> String {
+    render_sized(browser, url, name, "412,915")
+}
+
+/// Like [`render`], with the window `size` ("width,height") for the screenshot.
+fn render_sized(browser: &PathBuf, url: &str, name: &str, size: &str) -> String {
     let common = |profile: &std::path::Path| {
         let mut c = Command::new(browser);
         c.args([
@@ -39,8 +44,8 @@ fn render(browser: &PathBuf, url: &str, name: &str) -> String {
             "--disable-component-update",
             "--disable-sync",
             "--hide-scrollbars",
-            "--window-size=412,915",
         ])
+        .arg(format!("--window-size={size}"))
         .arg(format!("--user-data-dir={}", profile.display()));
         c
     };
@@ -135,4 +140,51 @@ async fn chromium_renders_the_verdict_for_a_valid_and_a_revoked_enterprise() {
         !dom.contains("南京西路"),
         "bank-loan does not disclose the domicile"
     );
+}
+
+#[tokio::test]
+async fn chromium_renders_the_permits_under_the_license_valid_and_revoked() {
+    let Some(browser) = chromium() else {
+        if std::env::var_os("CREDMESH_REQUIRE_CHROMIUM").is_some() {
+            panic!("chromium is required: scripts/install-deps.sh test");
+        }
+        eprintln!("skipped: no chromium on PATH (scripts/install-deps.sh test installs it)");
+        return;
+    };
+    let app = spawn_with_sources(Backend::Sqlite, Sources::Live).await;
+    let dept = app.department().await;
+    let bureau = app.market_bureau().await;
+    let uscc = sh_uscc(32);
+    app.establish(&dept, &uscc).await;
+    let kept = app.issue_food_permit(&bureau, &uscc).await;
+    let gone = app.issue_food_permit(&bureau, &uscc).await;
+    app.revoke_permit(&bureau, &gone.serial).await;
+    let me = app.enterprise(&uscc).await;
+    let path = app.code(&me, &uscc).await.unwrap().scan_path;
+
+    let u = url(&app, &path);
+    let dom = tokio::task::spawn_blocking(move || {
+        render_sized(&browser, &u, "entcode-permits.png", "412,1900")
+    })
+    .await
+    .unwrap();
+    assert!(dom.contains("data-outcome=\"VALID\""), "{dom}");
+    assert!(dom.contains("南京西路"), "the license is shown");
+    assert!(dom.contains("许可证 · Permits"), "{dom}");
+    assert!(
+        dom.contains(&format!(
+            "data-serial=\"{}\" data-state=\"valid\"",
+            kept.serial
+        )),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(&format!(
+            "data-serial=\"{}\" data-state=\"revoked\"",
+            gone.serial
+        )),
+        "{dom}"
+    );
+    assert!(dom.contains("有效 · valid") && dom.contains("已撤销 · revoked"));
+    assert!(dom.contains("上海市市场监督管理局"));
 }
