@@ -42,6 +42,52 @@ impl CertificateApi {
     }
 }
 
+impl CertificateApi {
+    /// One lifecycle change of a certificate (follow-up, suspend, reinstate, revoke): the
+    /// idempotency key of `operation`, the transition, and the answer `wrap` builds
+    /// around the changed certificate (or the stored answer of the first call).
+    async fn transition<Req, M>(
+        &self,
+        request: &Request<Req>,
+        operation: &str,
+        (serial, idempotency_key): (&str, &str),
+        transition: Transition,
+        wrap: fn(pb::Certificate) -> M,
+    ) -> Result<Response<M>, Status>
+    where
+        Req: credmesh_proto::prost::Message + Sync,
+        M: credmesh_proto::prost::Message + Default + Send,
+    {
+        let principal = Principal::from_request(request)?.clone();
+        let trace = trace_id(request.metadata());
+        let key = requests::idempotency_key_of(
+            operation,
+            &principal.client_id,
+            idempotency_key,
+            request.get_ref(),
+        )?;
+        let inner = &self.inner;
+        let respond = |c: &CertRecord| -> Result<M, Status> {
+            Ok(wrap(certificate_to_proto(inner, c, false)?))
+        };
+        let encode = |c: &CertRecord| encoded(respond(c));
+        let outcome = self
+            .inner
+            .transition(
+                Caller {
+                    principal: &principal,
+                    trace_id: &trace,
+                },
+                serial,
+                transition,
+                key.as_ref(),
+                &encode,
+            )
+            .await?;
+        answer(outcome, respond)
+    }
+}
+
 fn answer<T, M: credmesh_proto::prost::Message + Default>(
     outcome: Outcome<T>,
     respond: impl Fn(&T) -> Result<M, Status>,
@@ -393,135 +439,75 @@ impl CertificateService for CertificateApi {
         &self,
         request: Request<pb::RecordFollowUpRequest>,
     ) -> Result<Response<pb::RecordFollowUpResponse>, Status> {
-        caller!(request, principal, trace);
         let req = request.get_ref();
-        let key = requests::idempotency_key_of(
-            "certificate.RecordFollowUp",
-            &principal.client_id,
-            &req.idempotency_key,
-            req,
-        )?;
-        let inner = &self.inner;
-        let respond = |c: &CertRecord| -> Result<pb::RecordFollowUpResponse, Status> {
-            Ok(pb::RecordFollowUpResponse {
-                certificate: Some(certificate_to_proto(inner, c, false)?),
-            })
-        };
-        let encode = |c: &CertRecord| encoded(respond(c));
         let t = Transition::FollowUp {
             compliant: req.compliant,
             finding: req.finding.clone(),
         };
-        let outcome = self
-            .inner
-            .transition(
-                who!(principal, trace),
-                &req.serial,
-                t,
-                key.as_ref(),
-                &encode,
-            )
-            .await?;
-        answer(outcome, respond)
+        self.transition(
+            &request,
+            "certificate.RecordFollowUp",
+            (&req.serial, &req.idempotency_key),
+            t,
+            |c| pb::RecordFollowUpResponse {
+                certificate: Some(c),
+            },
+        )
+        .await
     }
 
     async fn suspend_certificate(
         &self,
         request: Request<pb::SuspendCertificateRequest>,
     ) -> Result<Response<pb::SuspendCertificateResponse>, Status> {
-        caller!(request, principal, trace);
         let req = request.get_ref();
-        let key = requests::idempotency_key_of(
-            "certificate.SuspendCertificate",
-            &principal.client_id,
-            &req.idempotency_key,
-            req,
-        )?;
-        let inner = &self.inner;
-        let respond = |c: &CertRecord| -> Result<pb::SuspendCertificateResponse, Status> {
-            Ok(pb::SuspendCertificateResponse {
-                certificate: Some(certificate_to_proto(inner, c, false)?),
-            })
-        };
-        let encode = |c: &CertRecord| encoded(respond(c));
         let t = Transition::Suspend(req.reason.clone());
-        let outcome = self
-            .inner
-            .transition(
-                who!(principal, trace),
-                &req.serial,
-                t,
-                key.as_ref(),
-                &encode,
-            )
-            .await?;
-        answer(outcome, respond)
+        self.transition(
+            &request,
+            "certificate.SuspendCertificate",
+            (&req.serial, &req.idempotency_key),
+            t,
+            |c| pb::SuspendCertificateResponse {
+                certificate: Some(c),
+            },
+        )
+        .await
     }
 
     async fn reinstate_certificate(
         &self,
         request: Request<pb::ReinstateCertificateRequest>,
     ) -> Result<Response<pb::ReinstateCertificateResponse>, Status> {
-        caller!(request, principal, trace);
         let req = request.get_ref();
-        let key = requests::idempotency_key_of(
-            "certificate.ReinstateCertificate",
-            &principal.client_id,
-            &req.idempotency_key,
-            req,
-        )?;
-        let inner = &self.inner;
-        let respond = |c: &CertRecord| -> Result<pb::ReinstateCertificateResponse, Status> {
-            Ok(pb::ReinstateCertificateResponse {
-                certificate: Some(certificate_to_proto(inner, c, false)?),
-            })
-        };
-        let encode = |c: &CertRecord| encoded(respond(c));
         let t = Transition::Reinstate(req.reason.clone());
-        let outcome = self
-            .inner
-            .transition(
-                who!(principal, trace),
-                &req.serial,
-                t,
-                key.as_ref(),
-                &encode,
-            )
-            .await?;
-        answer(outcome, respond)
+        self.transition(
+            &request,
+            "certificate.ReinstateCertificate",
+            (&req.serial, &req.idempotency_key),
+            t,
+            |c| pb::ReinstateCertificateResponse {
+                certificate: Some(c),
+            },
+        )
+        .await
     }
 
     async fn revoke_certificate(
         &self,
         request: Request<pb::RevokeCertificateRequest>,
     ) -> Result<Response<pb::RevokeCertificateResponse>, Status> {
-        caller!(request, principal, trace);
         let req = request.get_ref();
-        let key = requests::idempotency_key_of(
-            "certificate.RevokeCertificate",
-            &principal.client_id,
-            &req.idempotency_key,
-            req,
-        )?;
-        let inner = &self.inner;
-        let respond = |c: &CertRecord| -> Result<pb::RevokeCertificateResponse, Status> {
-            Ok(pb::RevokeCertificateResponse {
-                certificate: Some(certificate_to_proto(inner, c, false)?),
-            })
-        };
-        let encode = |c: &CertRecord| encoded(respond(c));
         let t = Transition::Revoke(req.reason.clone());
-        let outcome = self
-            .inner
-            .transition(
-                who!(principal, trace),
-                &req.serial,
-                t,
-                key.as_ref(),
-                &encode,
-            )
-            .await?;
-        answer(outcome, respond)
+        self.transition(
+            &request,
+            "certificate.RevokeCertificate",
+            (&req.serial, &req.idempotency_key),
+            t,
+            |c| pb::RevokeCertificateResponse {
+                certificate: Some(c),
+            },
+        )
+        .await
     }
 
     async fn renew_certificate(
