@@ -66,6 +66,23 @@ pub fn load_client_key(path: Option<&Path>, client_id: &str) -> anyhow::Result<I
     })
 }
 
+/// The registrar for production: identity over `identity`, as the service's client
+/// `client_id` proving itself with the key in `key_file` (`CREDMESH_CLIENT_KEY_FILE`).
+pub fn grpc_registrar(
+    client_id: &str,
+    key_file: Option<&Path>,
+    identity: Channel,
+    clock: Arc<dyn crate::Clock>,
+) -> anyhow::Result<Arc<dyn KeyRegistrar>> {
+    let key = load_client_key(key_file, client_id)?;
+    Ok(Arc::new(GrpcRegistrar::new(
+        identity,
+        client_id,
+        &key,
+        Arc::new(move || clock.now()),
+    )))
+}
+
 /// Access tokens holding `scope`, from identity over `identity`, for the service's
 /// client `client_id` proving itself with `key`. The audience is the region-wide
 /// `credmesh`: a service-specific one would be refused where services share one server

@@ -139,13 +139,12 @@ pub fn grpc_registrar(
     identity: Channel,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<dyn KeyRegistrar>> {
-    let key = client_key(config)?;
-    Ok(Arc::new(GrpcRegistrar::new(
-        identity,
+    credmesh_runtime::issuer_key::grpc_registrar(
         &config.client_id,
-        &key,
-        Arc::new(move || clock.now()),
-    )))
+        config.client_key_file.as_deref(),
+        identity,
+        clock,
+    )
 }
 
 /// The license service over `license`, with `license.read` tokens from identity over

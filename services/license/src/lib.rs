@@ -29,7 +29,6 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use credmesh_auth::{Access, AccessPolicy, GrpcJwksSource, TokenValidator, ValidatorConfig};
-use credmesh_credential::keys::IssuerKey;
 use credmesh_proto::license::v1::license_service_server::LicenseServiceServer;
 use credmesh_runtime::{Clock, Readiness, ServerConfig, ServiceParts};
 use credmesh_store::{Db, ServiceMigrations};
@@ -96,23 +95,12 @@ pub fn grpc_registrar(
     channel: Channel,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<dyn KeyRegistrar>> {
-    let path = config.client_key_file.as_ref().context(
-        "CREDMESH_CLIENT_KEY_FILE is required: the PKCS#8 PEM key of the service's identity client",
-    )?;
-    let pem = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the client key file {}", path.display()))?;
-    let key = IssuerKey::from_pkcs8_pem(&config.client_id, &pem).with_context(|| {
-        format!(
-            "the client key file {} is not a PKCS#8 Ed25519 key",
-            path.display()
-        )
-    })?;
-    Ok(Arc::new(GrpcRegistrar::new(
-        channel,
+    credmesh_runtime::issuer_key::grpc_registrar(
         &config.client_id,
-        &key,
-        Arc::new(move || clock.now()),
-    )))
+        config.client_key_file.as_deref(),
+        channel,
+        clock,
+    )
 }
 
 /// The token validator for `credmesh serve license`: identity's keys over `channel`,
