@@ -73,11 +73,13 @@ async fn a_postgres_crash_under_issuance_loses_nothing_and_duplicates_nothing() 
         let (crash_now, back) = (crash_now.clone(), back.clone());
         tokio::spawn(async move {
             crash_now.notified().await;
+            let crashed_at = tokio::time::Instant::now();
             pg.crash().unwrap();
             tokio::time::sleep(Duration::from_secs(1)).await;
             pg.restart().unwrap();
+            let back_at = tokio::time::Instant::now();
             back.store(true, std::sync::atomic::Ordering::SeqCst);
-            pg
+            (pg, crashed_at, back_at)
         })
     };
     let mut tasks = Vec::new();
@@ -100,26 +102,30 @@ async fn a_postgres_crash_under_issuance_loses_nothing_and_duplicates_nothing() 
                     idempotency_key: format!("establish-{uscc}"),
                     ..restaurant(&uscc)
                 };
+                let started = tokio::time::Instant::now();
                 let (r, failures) = establish_with_retries(&app, &dept, req.clone()).await;
+                let span = (started, tokio::time::Instant::now());
                 if done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
                     == CLIENTS * PER_CLIENT / 5
                 {
                     crash_now.notify_one();
                 }
-                out.push((req, r.license.unwrap().license_id, failures));
+                out.push((req, r.license.unwrap().license_id, failures, span));
             }
             out
         }));
     }
     let mut issued = HashMap::new();
     let mut retried = 0;
+    let mut spans = Vec::new();
     for t in tasks {
-        for (req, id, failures) in t.await.unwrap() {
+        for (req, id, failures, span) in t.await.unwrap() {
             retried += failures;
+            spans.push(span);
             issued.insert(req.uscc.clone(), (req, id));
         }
     }
-    let _pg = crasher.await.unwrap();
+    let (_pg, crashed_at, back_at) = crasher.await.unwrap();
     let sent = done.load(std::sync::atomic::Ordering::SeqCst);
     assert!(sent >= CLIENTS * PER_CLIENT);
     assert_eq!(
@@ -127,7 +133,13 @@ async fn a_postgres_crash_under_issuance_loses_nothing_and_duplicates_nothing() 
         sent,
         "every establishment answered once"
     );
-    assert!(retried > 0, "the crash happened while calls were in flight");
+    // A call caught by the outage either failed and was retried or waited inside the
+    // pool for the database to come back; either way its span covers part of the outage.
+    let caught = spans
+        .iter()
+        .filter(|(start, end)| *start < back_at && *end > crashed_at)
+        .count();
+    assert!(caught > 0, "the crash happened while calls were in flight");
 
     // A retry after the fact answers the same credential: nothing is issued twice.
     for (req, id) in issued.values() {
@@ -148,7 +160,7 @@ async fn a_postgres_crash_under_issuance_loses_nothing_and_duplicates_nothing() 
         "every version has its own status-list entry"
     );
     eprintln!(
-        "postgres crashed and restarted under {n} establishments; {retried} calls retried; \
-         {n} enterprises, {n} versions, none duplicated"
+        "postgres crashed and restarted under {n} establishments; {caught} calls caught by \
+         the outage, {retried} failures retried; {n} enterprises, {n} versions, none duplicated"
     );
 }
