@@ -36,7 +36,13 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
     let operator_pk =
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(operator.public_key_bytes());
 
-    let server_config = ServerConfig::from_env(&env)?;
+    let mut server_config = ServerConfig::from_env(&env)?;
+    // One process on a laptop: the services call each other over loopback in plaintext.
+    if server_config.tls.take().is_some() {
+        tracing::warn!(
+            "credmesh dev serves plaintext on loopback; the CREDMESH_TLS_* settings are for `credmesh serve`"
+        );
+    }
     // Bound first, so the trust list advertises the real HTTP address (port 0 included).
     let grpc = TcpListener::bind(args.grpc).await.with_context(|| {
         format!(

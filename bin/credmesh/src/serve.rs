@@ -30,6 +30,13 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
     };
     let _telemetry = credmesh_telemetry::init(name, &env)?;
     let server_config = ServerConfig::from_env(&env)?;
+    // Before any channel is made: `https://` service URLs use these roots and certificate.
+    credmesh_runtime::tls::TlsFiles::from_env(&env)?
+        .client()?
+        .install()?;
+    if let Some(tls) = &server_config.tls {
+        tracing::info!(mutual = tls.is_mutual(), "serving TLS");
+    }
     let grpc: std::net::SocketAddr = env_or(&env, "CREDMESH_GRPC_ADDR", "127.0.0.1:50051")
         .parse()
         .context("CREDMESH_GRPC_ADDR must be host:port")?;

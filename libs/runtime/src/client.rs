@@ -18,6 +18,8 @@ use anyhow::Context as _;
 pub use credmesh_telemetry::propagation::{TracedChannel, traced};
 use tonic::transport::Channel;
 
+use crate::tls::ClientTls;
+
 /// Timeouts of a channel to another service.
 #[derive(Clone, Copy, Debug)]
 pub struct ClientOptions {
@@ -36,19 +38,39 @@ impl Default for ClientOptions {
     }
 }
 
-/// A traced, lazily connecting channel to the service at `url` (`http://host:port`).
+/// A traced, lazily connecting channel to the service at `url` (`http://host:port`, or
+/// `https://host:port` for TLS with the process's [`ClientTls`]).
 pub fn connect(url: &str, options: &ClientOptions) -> anyhow::Result<TracedChannel> {
     Ok(traced(channel(url, options)?))
 }
 
 /// The untraced channel under [`connect`], for clients that add the trace layer
-/// themselves.
+/// themselves. An `https://` URL is verified against the installed [`ClientTls`] (the
+/// system's roots plus `CREDMESH_TLS_CA_FILE`), which also shows the process's own
+/// certificate to servers that require one.
 pub fn channel(url: &str, options: &ClientOptions) -> anyhow::Result<Channel> {
-    Ok(Channel::from_shared(url.to_string())
+    channel_with(url, options, ClientTls::installed())
+}
+
+/// [`channel`] with explicit TLS settings for `https://` URLs.
+pub fn channel_with(
+    url: &str,
+    options: &ClientOptions,
+    tls: &ClientTls,
+) -> anyhow::Result<Channel> {
+    let mut endpoint = Channel::from_shared(url.to_string())
         .with_context(|| format!("'{url}' is not a URL"))?
         .connect_timeout(options.connect_timeout)
-        .timeout(options.request_timeout)
-        .connect_lazy())
+        .timeout(options.request_timeout);
+    if url
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    {
+        endpoint = endpoint
+            .tls_config(tls.tonic().timeout(options.connect_timeout))
+            .with_context(|| format!("TLS settings for {url}"))?;
+    }
+    Ok(endpoint.connect_lazy())
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ pub mod rate;
 pub mod server;
 pub mod shutdown;
 pub mod status_http;
+pub mod tls;
 pub mod trust;
 
 pub use client::{ClientOptions, TracedChannel, connect};

@@ -24,6 +24,7 @@ use crate::{
     limits::LimitsLayer,
     normalize::NormalizeLayer,
     rate::{GrpcRateLimitLayer, HttpRateLimitLayer, RateLimit, RateLimiter},
+    tls::{ServerTls, TlsFiles},
 };
 
 /// A dependency whose failure makes the service not ready (its database, its cache).
@@ -87,6 +88,9 @@ pub struct ServerConfig {
     /// Each service's per-client rate (`CREDMESH_RATE_LIMIT_PER_SECOND`, default 1000,
     /// 0 off; `CREDMESH_RATE_LIMIT_BURST`, default 2000): see [`crate::rate`].
     pub rate_limit: RateLimit,
+    /// TLS (and mutual TLS) on every listener, or plaintext when `None` (the default):
+    /// see [`crate::tls`].
+    pub tls: Option<ServerTls>,
 }
 
 impl Default for ServerConfig {
@@ -101,6 +105,7 @@ impl Default for ServerConfig {
             keep_alive: (Duration::from_secs(30), Duration::from_secs(10)),
             max_concurrent_streams: 256,
             rate_limit: RateLimit::default(),
+            tls: None,
         }
     }
 }
@@ -132,6 +137,7 @@ impl ServerConfig {
             c.header_read_timeout = Duration::from_millis(n);
         }
         c.rate_limit = RateLimit::from_env(env)?;
+        c.tls = TlsFiles::from_env(env)?.server()?;
         Ok(c)
     }
 }
@@ -440,6 +446,10 @@ async fn ready_handler(State(state): State<HttpState>) -> impl IntoResponse {
 /// How every accepted connection is served (HTTP/1.1 and HTTP/2 on one port).
 struct Connections {
     builder: hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    /// Terminates TLS before HTTP when the server is configured for it.
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// The handshake gets as long as a client has to send its headers.
+    handshake_timeout: Duration,
 }
 
 impl From<&ServerConfig> for Connections {
@@ -458,7 +468,11 @@ impl From<&ServerConfig> for Connections {
             .keep_alive_interval(config.keep_alive.0)
             .keep_alive_timeout(config.keep_alive.1)
             .max_concurrent_streams(config.max_concurrent_streams);
-        Self { builder }
+        Self {
+            builder,
+            tls: config.tls.as_ref().map(ServerTls::acceptor),
+            handshake_timeout: config.header_read_timeout,
+        }
     }
 }
 
@@ -500,13 +514,42 @@ async fn serve_listener(
                 req
             },
         ));
-        let conn = connections
-            .builder
-            .serve_connection_with_upgrades(TokioIo::new(tcp), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let connections = connections.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            // The handshake runs in the connection's task, so a slow or silent client
+            // never holds up the accept loop.
+            let served = match &connections.tls {
+                None => {
+                    let conn = connections
+                        .builder
+                        .serve_connection_with_upgrades(TokioIo::new(tcp), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+                Some(acceptor) => {
+                    let tls = match tokio::time::timeout(
+                        connections.handshake_timeout,
+                        acceptor.accept(tcp),
+                    )
+                    .await
+                    {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(e)) => {
+                            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(peer = %peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let conn = connections
+                        .builder
+                        .serve_connection_with_upgrades(TokioIo::new(tls), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
             }
         });

@@ -31,7 +31,7 @@ use credmesh_proto::{
     verify::v1::RegionTrust,
 };
 use credmesh_runtime::{ClientOptions, Clock, TracedChannel, client::traced};
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
 
 /// The merged, verified trust data one verification uses.
 #[derive(Debug, Default)]
@@ -102,9 +102,7 @@ pub fn tls_channel(url: &str, tls: &crate::fetch::PartnerTls) -> anyhow::Result<
     if !is_https(url) {
         return credmesh_runtime::client::channel(url, &OPTIONS);
     }
-    let config = ClientTlsConfig::new()
-        .trust_anchors(tls.trust_anchors())
-        .timeout(OPTIONS.connect_timeout);
+    let config = tls.tonic().timeout(OPTIONS.connect_timeout);
     Ok(Endpoint::from_shared(url.to_string())
         .with_context(|| format!("'{url}' is not a URL"))?
         .connect_timeout(OPTIONS.connect_timeout)

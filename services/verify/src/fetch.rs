@@ -12,6 +12,7 @@ use std::{fmt, path::Path, sync::Arc, time::Duration};
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
+use credmesh_runtime::tls::ClientTls;
 use http::{Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt as _, Empty, Limited};
 use hyper_util::rt::TokioIo;
@@ -23,8 +24,7 @@ use tokio_rustls::{
     TlsConnector,
     rustls::{
         ClientConfig, RootCertStore,
-        crypto::ring,
-        pki_types::{CertificateDer, ServerName, TrustAnchor, pem::PemObject as _},
+        pki_types::{CertificateDer, ServerName, pem::PemObject as _},
     },
 };
 
@@ -59,12 +59,9 @@ impl PartnerTls {
     /// A system without a CA store is not an error here (a deployment may trust only
     /// its extra bundle); an unreadable, empty or malformed bundle is, naming the file.
     pub fn load(extra_ca_file: Option<&Path>) -> anyhow::Result<PartnerTls> {
-        let mut roots = RootCertStore::empty();
-        let native = rustls_native_certs::load_native_certs();
-        for err in &native.errors {
-            tracing::debug!(error = %err, "a system CA certificate was not loaded");
-        }
-        let (system_roots, _) = roots.add_parsable_certificates(native.certs);
+        // The process's roots: the system's plus CREDMESH_TLS_CA_FILE (own-region services).
+        let mut roots = ClientTls::installed().roots().clone();
+        let system_roots = roots.len();
         let mut extra_roots = 0;
         if let Some(path) = extra_ca_file {
             let pem = std::fs::read(path)
@@ -88,12 +85,10 @@ impl PartnerTls {
         system_roots: usize,
         extra_roots: usize,
     ) -> anyhow::Result<PartnerTls> {
-        let mut http1 = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .context("the TLS provider offers no safe protocol version")?
-            .with_root_certificates(roots.clone())
-            .with_no_client_auth();
-        http1.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // The process's own certificate (CREDMESH_TLS_CERT_FILE) is shown to servers that
+        // ask for one: mutual TLS within the region and towards partners alike.
+        let http1 =
+            ClientTls::installed().rustls_with_roots(roots.clone(), vec![b"http/1.1".to_vec()])?;
         Ok(PartnerTls {
             roots: Arc::new(roots),
             http1: Arc::new(http1),
@@ -102,9 +97,10 @@ impl PartnerTls {
         })
     }
 
-    /// The trust anchors, for tonic's `ClientTlsConfig` (gRPC to partner identities).
-    pub fn trust_anchors(&self) -> Vec<TrustAnchor<'static>> {
-        self.roots.roots.clone()
+    /// tonic's TLS configuration over these roots, showing the process's own certificate
+    /// (gRPC to partner identities).
+    pub fn tonic(&self) -> tonic::transport::ClientTlsConfig {
+        ClientTls::installed().tonic_with_roots(&self.roots)
     }
 
     /// How many roots came from the system and from the extra bundle.
