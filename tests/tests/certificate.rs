@@ -1,7 +1,8 @@
 //! The certificate service end to end, against the real `credmesh dev` binary: the
 //! demo permit verifies VALID at the verify gateway; while the holder's data dispute is
 //! open the gateway says "disputed" and names the field; after a revocation it says
-//! REVOKED.
+//! REVOKED. The `credmesh cert` and `credmesh dispute` commands drive a permit through
+//! its whole life as a department and an enterprise would.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -303,5 +304,267 @@ async fn commitments_are_judged_by_the_grade_the_inspection_service_holds() {
         .unwrap()
         .into_inner();
     assert!(issued.certificate.is_some());
+    dev.stop().await.unwrap();
+}
+
+/// A CLI client registered with `credmesh identity clients register` (as dev's
+/// operator), with its own key and profile.
+async fn cli_client(
+    dev: &Dev,
+    dir: &std::path::Path,
+    id: &str,
+    kind: PrincipalKind,
+    org: &str,
+) -> std::path::PathBuf {
+    let (_, key_file) = credmesh_e2e::write_key(dir, &format!("{id}.pem"));
+    let mut args = vec![
+        "identity".to_string(),
+        "clients".into(),
+        "register".into(),
+        "--id".into(),
+        id.into(),
+        "--kind".into(),
+        kind.as_str().into(),
+        "--name".into(),
+        format!("CLI {id}"),
+        "--org".into(),
+        org.into(),
+        "--key-file".into(),
+        key_file.clone(),
+    ];
+    for scope in credmesh_identity::domain::scopes::all_for(kind) {
+        args.extend(["--scope".to_string(), scope]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    cli(&dev.data.join("cli-profile.toml"), &args)
+        .await
+        .unwrap();
+    let profile = dir.join(format!("{id}.toml"));
+    std::fs::write(
+        &profile,
+        format!(
+            "endpoint = \"http://{}\"\nclient_id = \"{id}\"\nkey_file = \"{key_file}\"\n",
+            dev.grpc
+        ),
+    )
+    .unwrap();
+    profile
+}
+
+/// Runs the CLI as `profile`: its stdout, or its stderr as the error.
+async fn cli(profile: &std::path::Path, args: &[&str]) -> Result<String, String> {
+    let out = tokio::process::Command::new(credmesh_bin())
+        .args(args)
+        .arg("--profile")
+        .arg(profile)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .await
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Runs the CLI with `--json` and parses each line of its answer.
+async fn cli_json(profile: &std::path::Path, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = cli(profile, &all)
+        .await
+        .unwrap_or_else(|e| panic!("credmesh {args:?} failed: {e}"));
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_cert_and_dispute_commands_take_a_permit_through_its_life() {
+    let dev = Dev::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dept = cli_client(
+        &dev,
+        dir.path(),
+        "market-cli",
+        PrincipalKind::Department,
+        MARKET,
+    )
+    .await;
+    let ent = cli_client(
+        &dev,
+        dir.path(),
+        "demo-cli",
+        PrincipalKind::Enterprise,
+        DEMO,
+    )
+    .await;
+    let food = "11100000000013127D002";
+    let fields = [
+        "--field",
+        "operator_name=上海静安面馆有限公司",
+        "--field",
+        "legal_representative=王小明",
+        "--field",
+        "address=上海市静安区南京西路1000号",
+        "--field",
+        "main_business=餐饮服务经营者",
+        "--field",
+        "business_items=热食类食品制售",
+    ];
+
+    // The seeded types, the comprehensive permit with what it bundles.
+    let types = cli(&dept, &["cert", "types"]).await.unwrap();
+    for name in ["食品经营许可证", "公共场所卫生许可证", "行业综合许可证"] {
+        assert!(types.contains(name), "{types}");
+    }
+    assert!(
+        types.contains(&format!("bundles (便利店): {food}")),
+        "{types}"
+    );
+
+    // Issue, retried with the same key: one permit.
+    let mut issue = vec!["cert", "issue", "--holder", DEMO, "--type", food];
+    issue.extend(fields);
+    issue.extend(["--validity-days", "30", "--idempotency-key", "cli-issue"]);
+    let issued = cli_json(&dept, &issue).await.remove(0);
+    assert_eq!(issued["state"], "active", "{issued}");
+    assert_eq!(issued["version"], 1);
+    let serial = issued["serial"].as_str().unwrap().to_string();
+    assert_eq!(cli_json(&dept, &issue).await[0]["serial"], serial.as_str());
+    // Field values are checked against the type's schema.
+    let bad: Vec<&str> = issue
+        .iter()
+        .map(|a| match *a {
+            "main_business=餐饮服务经营者" => "main_business=游乐场",
+            "cli-issue" => "cli-bad",
+            a => a,
+        })
+        .collect();
+    let err = cli(&dept, &bad).await.unwrap_err();
+    assert!(err.contains("main_business"), "{err}");
+    // Only the issuing department changes it.
+    let err = cli(&ent, &["cert", "revoke", &serial, "--reason", "自行撤销"])
+        .await
+        .unwrap_err();
+    assert!(err.contains("PermissionDenied"), "{err}");
+    // Nor does another department, though it may issue (the Pudong bureau's own type).
+    let pudong = cli_client(
+        &dev,
+        dir.path(),
+        "pudong-cli",
+        PrincipalKind::Department,
+        "11310115MB2F10150U",
+    )
+    .await;
+    let err = cli(
+        &pudong,
+        &["cert", "suspend", &serial, "--reason", "越权暂停"],
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("NOT_ISSUING_DEPARTMENT"), "{err}");
+
+    let changed = cli_json(
+        &dept,
+        &["cert", "suspend", &serial, "--reason", "抽检不合格"],
+    )
+    .await;
+    assert_eq!(changed[0]["state"], "suspended");
+    let changed = cli_json(
+        &dept,
+        &["cert", "reinstate", &serial, "--reason", "整改合格"],
+    )
+    .await;
+    assert_eq!(changed[0]["state"], "active");
+    let renewed = cli_json(&dept, &["cert", "renew", &serial, "--validity-days", "365"]).await;
+    assert_eq!(renewed[0]["version"], 2);
+
+    // The holder disputes the address: the permit shows it disputed.
+    let filed = cli_json(
+        &ent,
+        &[
+            "dispute",
+            "file",
+            &serial,
+            "--field",
+            "address=上海市静安区南京西路1001号",
+            "--evidence",
+            &"ab".repeat(32),
+            "--explanation",
+            "门牌号登记有误",
+        ],
+    )
+    .await
+    .remove(0);
+    assert_eq!(filed["state"], "filed", "{filed}");
+    assert_eq!(filed["fields"][0]["recorded"], "上海市静安区南京西路1000号");
+    let id = filed["dispute_id"].as_str().unwrap().to_string();
+    let shown = cli_json(&ent, &["cert", "show", &serial]).await.remove(0);
+    assert_eq!(shown["disputed_fields"], serde_json::json!(["address"]));
+    let listed = cli_json(&dept, &["dispute", "list", "--open"]).await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed[0]["dispute_id"], id.as_str());
+    assert_eq!(listed[1]["overdue_count"], 0);
+    let text = cli(&dept, &["dispute", "list", "--overdue"]).await.unwrap();
+    assert!(text.ends_with("overdue: 0\n"), "{text}");
+    // Only the issuer accepts.
+    assert!(cli(&ent, &["dispute", "accept", &id]).await.is_err());
+    let accepted = cli_json(&dept, &["dispute", "accept", &id]).await.remove(0);
+    assert_eq!(accepted["state"], "accepted");
+    assert!(accepted["resolve_by"].as_i64().unwrap() > 0);
+    let resolved = cli_json(
+        &dept,
+        &[
+            "dispute",
+            "resolve",
+            &id,
+            "--corrected",
+            "--reason",
+            "核实不动产权证，予以更正",
+        ],
+    )
+    .await;
+    assert_eq!(resolved[0]["state"], "corrected", "{resolved:?}");
+    assert_eq!(resolved[1]["version"], 3);
+    assert_eq!(
+        resolved[1]["fields"]["address"],
+        "上海市静安区南京西路1001号"
+    );
+    assert_eq!(resolved[1]["disputed_fields"], serde_json::json!([]));
+    let text = cli(&dept, &["cert", "show", &serial]).await.unwrap();
+    assert!(text.contains("version 3"), "{text}");
+
+    let revoked = cli_json(
+        &dept,
+        &["cert", "revoke", &serial, "--reason", "以欺骗手段取得许可"],
+    )
+    .await;
+    assert_eq!(revoked[0]["state"], "revoked");
+
+    // The enterprise's own commitment (告知承诺), then a failed follow-up revokes it.
+    let mut commit = vec!["cert", "commit", "--holder", DEMO, "--type", food];
+    commit.extend(fields);
+    commit.extend([
+        "--statement",
+        "本单位承诺已具备食品经营许可条件，所提交材料真实有效，愿承担不实承诺的法律责任。",
+    ]);
+    let committed = cli_json(&ent, &commit).await.remove(0);
+    assert_eq!(committed["state"], "active", "{committed}");
+    let committed = committed["serial"].as_str().unwrap();
+    let followed = cli_json(
+        &dept,
+        &[
+            "cert",
+            "follow-up",
+            committed,
+            "--broken",
+            "--finding",
+            "现场核查：无专间",
+        ],
+    )
+    .await;
+    assert_eq!(followed[0]["state"], "revoked");
     dev.stop().await.unwrap();
 }

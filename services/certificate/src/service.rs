@@ -296,6 +296,16 @@ impl Certificates {
         encode: Encode<'_, CertType>,
     ) -> Result<Outcome<CertType>, CertificateError> {
         t.validate()?;
+        for (i, code) in t.bundles.iter().enumerate() {
+            if self.store.cert_type(code).await?.is_none() {
+                return Err(domain::invalid(
+                    "BUNDLED_TYPE_UNKNOWN",
+                    &format!("type.bundles[{i}]"),
+                    format!("the bundled type '{code}' is not registered; register it first"),
+                )
+                .into());
+            }
+        }
         let change = Change {
             actor: caller.actor(),
             key,

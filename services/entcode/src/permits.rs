@@ -56,6 +56,8 @@ pub struct Permit {
     pub department_name: String,
     /// Last day of validity, `YYYY-MM-DD`.
     pub valid_until: String,
+    /// The fields of its data under an open dispute (异议) at the issuer; empty when none.
+    pub disputed_fields: Vec<String>,
 }
 
 /// The value of the disclosable field `permits`: the valid permits, as
@@ -201,6 +203,7 @@ impl PermitSource for GrpcCertificates {
                         state,
                         department: c.department,
                         valid_until: c.valid_until,
+                        disputed_fields: c.disputed_fields,
                     }
                 })
                 .collect())
@@ -287,6 +290,7 @@ mod tests {
             department: String::new(),
             department_name: String::new(),
             valid_until: "2031-05-01".into(),
+            disputed_fields: Vec::new(),
         }
     }
 

@@ -177,7 +177,8 @@ enum DisputeCommand {
         #[arg(long, default_value = "")]
         reason: String,
     },
-    /// List the disputes you can see, with the overdue count.
+    /// List the disputes you can see, with the overdue count (with `--json`, one object
+    /// per dispute and a last line `{"overdue_count": N}`).
     List {
         /// Only filed or accepted ones.
         #[arg(long)]
@@ -616,7 +617,12 @@ pub async fn run_dispute(args: DisputeArgs) -> anyhow::Result<()> {
                     print_dispute(d, json);
                 }
                 if r.next_page_token.is_empty() {
-                    if !json {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({ "overdue_count": r.overdue_count })
+                        );
+                    } else {
                         println!("overdue: {}", r.overdue_count);
                     }
                     break;

@@ -181,7 +181,11 @@ fn type_from_proto(t: Option<&pb::CertificateType>) -> Result<CertType, Status> 
         department_name: t.department_name.trim().to_string(),
         fields,
         validity_days: t.default_validity_days,
-        bundles: t.bundles.clone(),
+        bundles: t
+            .bundles
+            .iter()
+            .map(|b| b.trim().to_ascii_uppercase())
+            .collect(),
         industry: t.industry.trim().to_string(),
     })
 }

@@ -135,6 +135,7 @@ impl CertType {
                 );
             }
         }
+        self.validate_bundle(&mut c, &probe);
         if !(1..=36_500).contains(&self.validity_days) {
             c.fail(
                 "VALIDITY_INVALID",
@@ -143,6 +144,52 @@ impl CertType {
             );
         }
         c.finish()
+    }
+
+    /// An industry comprehensive permit ("one industry, one permit") names its industry
+    /// and bundles at least two other, distinct, well-formed type codes; a plain type
+    /// names neither. Whether the bundled types are registered is the service's check.
+    fn validate_bundle(&self, c: &mut Checks, probe: &Uscc) {
+        if self.bundles.is_empty() {
+            if !self.industry.trim().is_empty() {
+                c.fail(
+                    "BUNDLE_INVALID",
+                    "type.bundles",
+                    "only an industry comprehensive permit names an industry, and it bundles at least two types",
+                );
+            }
+            return;
+        }
+        let industry = self.industry.trim().chars().count();
+        if industry == 0 || industry > 50 {
+            c.fail(
+                "BUNDLE_INVALID",
+                "type.industry",
+                "an industry comprehensive permit names its industry in 1 to 50 characters",
+            );
+        }
+        if self.bundles.len() < 2 {
+            c.fail(
+                "BUNDLE_INVALID",
+                "type.bundles",
+                "an industry comprehensive permit bundles at least two permits",
+            );
+        }
+        let mut seen = HashSet::new();
+        for (i, code) in self.bundles.iter().enumerate() {
+            let at = format!("type.bundles[{i}]");
+            if LicenseId::new(code, probe, "1", 1).is_err() {
+                c.fail(
+                    "BUNDLE_INVALID",
+                    &at,
+                    format!("'{code}' is not a type code (a unified social credit code followed by 3 digits)"),
+                );
+            } else if code == &self.type_code {
+                c.fail("BUNDLE_INVALID", &at, "a type cannot bundle itself");
+            } else if !seen.insert(code.as_str()) {
+                c.fail("BUNDLE_INVALID", &at, format!("'{code}' is bundled twice"));
+            }
+        }
     }
 
     /// Validates a certificate's values against the schema: every required field
@@ -377,6 +424,41 @@ mod tests {
         for t in seeds() {
             t.validate().unwrap();
         }
+    }
+
+    #[test]
+    fn a_bundle_names_its_industry_and_at_least_two_other_types() {
+        let comprehensive = seeds().remove(2);
+        let mut t = comprehensive.clone();
+        t.bundles = vec![FOOD_BUSINESS.into()];
+        assert_eq!(
+            t.validate().unwrap_err().violations[0].field,
+            "type.bundles"
+        );
+        t.bundles = vec![FOOD_BUSINESS.into(), FOOD_BUSINESS.into()];
+        assert_eq!(
+            t.validate().unwrap_err().violations[0].field,
+            "type.bundles[1]"
+        );
+        t.bundles = vec![FOOD_BUSINESS.into(), t.type_code.clone()];
+        assert_eq!(
+            t.validate().unwrap_err().violations[0].field,
+            "type.bundles[1]"
+        );
+        t.bundles = vec![FOOD_BUSINESS.into(), "food".into()];
+        assert_eq!(
+            t.validate().unwrap_err().violations[0].field,
+            "type.bundles[1]"
+        );
+        let mut t = comprehensive;
+        t.industry = " ".into();
+        assert_eq!(
+            t.validate().unwrap_err().violations[0].field,
+            "type.industry"
+        );
+        let mut plain = food();
+        plain.industry = "便利店".into();
+        assert_eq!(plain.validate().unwrap_err().reason, "BUNDLE_INVALID");
     }
 
     #[test]

@@ -171,7 +171,64 @@ async fn only_the_issuing_department_changes_a_certificate() {
                 ))
                 .await;
             assert_eq!(r.unwrap_err().code(), Code::PermissionDenied, "{backend:?}");
+            let mut api = app.certificate.clone();
+            let serial = c.serial.clone();
+            let refused = [
+                api.suspend_certificate(with_token(
+                    pb::SuspendCertificateRequest {
+                        serial: serial.clone(),
+                        reason: "无权暂停".into(),
+                        idempotency_key: String::new(),
+                    },
+                    token,
+                ))
+                .await
+                .map(drop),
+                api.reinstate_certificate(with_token(
+                    pb::ReinstateCertificateRequest {
+                        serial: serial.clone(),
+                        reason: "无权恢复".into(),
+                        idempotency_key: String::new(),
+                    },
+                    token,
+                ))
+                .await
+                .map(drop),
+                api.renew_certificate(with_token(
+                    pb::RenewCertificateRequest {
+                        serial: serial.clone(),
+                        validity_days: 365,
+                        idempotency_key: String::new(),
+                    },
+                    token,
+                ))
+                .await
+                .map(drop),
+                api.record_follow_up(with_token(
+                    pb::RecordFollowUpRequest {
+                        serial: serial.clone(),
+                        compliant: false,
+                        finding: "无权核查".into(),
+                        idempotency_key: String::new(),
+                    },
+                    token,
+                ))
+                .await
+                .map(drop),
+            ];
+            for r in refused {
+                assert_eq!(r.unwrap_err().code(), Code::PermissionDenied, "{backend:?}");
+            }
         }
+        // Refusals change nothing and audit no change.
+        let history = app
+            .service
+            .store()
+            .history(&c.serial, 0, 100)
+            .await
+            .unwrap();
+        assert_eq!(history.len(), 1, "{backend:?}");
+        assert_eq!(app.get(&dept, &c.serial).await.version, 1);
         // The holder reads its own, another enterprise does not.
         assert_eq!(app.get(&holder, &c.serial).await.serial, c.serial);
         let stranger = app.enterprise("ent-x", &sh_uscc(22)).await;
@@ -193,41 +250,136 @@ async fn only_the_issuing_department_changes_a_certificate() {
 
 #[tokio::test]
 async fn the_seeded_types_include_a_one_industry_one_permit_bundle() {
-    let app = spawn_app(Backend::Sqlite).await;
-    let dept = app.department("market", MARKET).await;
-    let types = app
-        .certificate
-        .clone()
-        .list_certificate_types(with_token(
-            pb::ListCertificateTypesRequest::default(),
-            &dept,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .types;
-    assert_eq!(types.len(), 3);
-    let bundle = types.iter().find(|t| !t.bundles.is_empty()).unwrap();
-    assert_eq!(bundle.industry, "便利店");
-    assert!(bundle.bundles.contains(&FOOD.to_string()));
-    // Operators register new types; departments cannot.
-    let mut t = types[0].clone();
-    t.type_code = "11310000MB2F10003D102".into();
-    t.name = "小餐饮登记证".into();
-    assert_status(
-        app.certificate
+    use credmesh_certificate::domain::types::{
+        CONVENIENCE_STORE_COMPREHENSIVE, SH_PUDONG_MARKET, public_hygiene_code,
+    };
+    for backend in BOTH {
+        let app = spawn_app(backend).await;
+        let dept = app.department("market", MARKET).await;
+        let types = app
+            .certificate
             .clone()
-            .register_certificate_type(with_token(
-                pb::RegisterCertificateTypeRequest {
-                    r#type: Some(t.clone()),
-                    idempotency_key: String::new(),
-                },
+            .list_certificate_types(with_token(
+                pb::ListCertificateTypesRequest::default(),
                 &dept,
             ))
-            .await,
-        Code::PermissionDenied,
-        "AUTH_SCOPE_MISSING",
-    );
+            .await
+            .unwrap()
+            .into_inner()
+            .types;
+        let names: Vec<&str> = types.iter().map(|t| t.name.as_str()).collect();
+        assert!(names.contains(&"食品经营许可证"), "{names:?}");
+        assert!(names.contains(&"公共场所卫生许可证"), "{names:?}");
+        assert_eq!(types.len(), 3);
+        let bundle = types
+            .iter()
+            .find(|t| t.type_code == CONVENIENCE_STORE_COMPREHENSIVE)
+            .unwrap();
+        assert_eq!(bundle.industry, "便利店");
+        assert_eq!(bundle.bundles, [FOOD.to_string(), public_hygiene_code()]);
+
+        // The bundle is one credential, issued by its own department, naming the
+        // industry and the permits it replaces.
+        let uscc = sh_uscc(24);
+        app.establish(&uscc).await;
+        let pudong = app.department("pudong", SH_PUDONG_MARKET).await;
+        let field = |name: &str, value: &str| pb::Field {
+            name: name.into(),
+            value: value.into(),
+        };
+        let c = app
+            .issue(
+                &pudong,
+                pb::IssueCertificateRequest {
+                    holder: uscc.clone(),
+                    type_code: CONVENIENCE_STORE_COMPREHENSIVE.into(),
+                    fields: vec![
+                        field("operator_name", "上海浦东便利店有限公司"),
+                        field("legal_representative", "李华"),
+                        field("address", "上海市浦东新区世纪大道100号"),
+                        field("food_business_items", "预包装食品销售"),
+                    ],
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let v = app.verify(&c).await;
+        assert_eq!(v.outcome, Outcome::Valid, "{backend:?}: {}", v.detail);
+        let claims = v.credential.unwrap().claims;
+        let claim = |n: &str| {
+            claims
+                .iter()
+                .find(|c| c.name == n)
+                .map(|c| c.value.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(claim("industry"), "便利店");
+        assert_eq!(
+            claim("bundled_types"),
+            format!("{FOOD},{}", public_hygiene_code())
+        );
+
+        // Operators register new types; departments cannot.
+        let mut t = bundle.clone();
+        t.type_code = "11310000MB2F10003D102".into();
+        t.name = "行业综合许可证（小餐饮）".into();
+        t.industry = "小餐饮".into();
+        let register = |t: pb::CertificateType, token: String| {
+            let mut api = app.certificate.clone();
+            async move {
+                api.register_certificate_type(with_token(
+                    pb::RegisterCertificateTypeRequest {
+                        r#type: Some(t),
+                        idempotency_key: String::new(),
+                    },
+                    &token,
+                ))
+                .await
+            }
+        };
+        assert_status(
+            register(t.clone(), dept.clone()).await,
+            Code::PermissionDenied,
+            "AUTH_SCOPE_MISSING",
+        );
+        let operator = app
+            .client(
+                "type-admin",
+                credmesh_auth::PrincipalKind::Operator,
+                &["certificate.admin"],
+                "",
+            )
+            .await;
+        // A bundle of a type nobody registered is refused, naming the entry.
+        let mut unknown = t.clone();
+        unknown.bundles[1] = "11310000MB2F10003D999".into();
+        let s = assert_status(
+            register(unknown, operator.clone()).await,
+            Code::InvalidArgument,
+            "BUNDLED_TYPE_UNKNOWN",
+        );
+        let fields: Vec<String> = credmesh_proto::status::field_violations(&s)
+            .into_iter()
+            .map(|v| v.field)
+            .collect();
+        assert_eq!(fields, ["type.bundles[1]"], "{backend:?}");
+        // So is a "bundle" of one permit.
+        let mut single = t.clone();
+        single.bundles.truncate(1);
+        assert_status(
+            register(single, operator.clone()).await,
+            Code::InvalidArgument,
+            "BUNDLE_INVALID",
+        );
+        let registered = register(t, operator)
+            .await
+            .unwrap()
+            .into_inner()
+            .r#type
+            .unwrap();
+        assert_eq!(registered.bundles, bundle.bundles);
+    }
 }
 
 #[tokio::test]

@@ -332,5 +332,6 @@ fn permit_to_proto(p: &crate::permits::Permit) -> pb::Permit {
         department: p.department.clone(),
         department_name: p.department_name.clone(),
         valid_until: p.valid_until.clone(),
+        disputed_fields: p.disputed_fields.clone(),
     }
 }

@@ -268,7 +268,7 @@ main{max-width:34rem;margin:0 auto;padding:1rem}\
 section{background:#fff;border-radius:12px;padding:1rem;margin-top:1rem}\
 h2{font-size:1.05rem;margin:0 0 .6rem}\
 table{width:100%;border-collapse:collapse}th,td{text-align:left;padding:.4rem;border-top:1px solid #eee;vertical-align:top}\
-th{width:40%;font-weight:600}.state{font-weight:600;color:#fff;padding:.1rem .4rem;border-radius:4px;display:inline-block}.note{color:#666;margin:0}small{color:#666;font-weight:400}footer{color:#666;font-size:.85rem;margin-top:1rem;text-align:center}";
+th{width:40%;font-weight:600}.state{font-weight:600;color:#fff;padding:.1rem .4rem;border-radius:4px;display:inline-block}.note{color:#666;margin:0}.disputed{color:#8a5300;font-weight:600}small{color:#666;font-weight:400}footer{color:#666;font-size:.85rem;margin-top:1rem;text-align:center}";
 
 /// The permits section of a valid enterprise code: each permit's type, serial, state,
 /// issuing department and last day; or a sentence that they could not be loaded.
@@ -298,9 +298,20 @@ The permits could not be loaded right now; the license above is checked.</p>"
                 } else {
                     p.department_name.as_str()
                 };
+                // While a data dispute is open the permit says so and names the
+                // fields, as every verification of it does.
+                let disputed = if p.disputed_fields.is_empty() {
+                    String::new()
+                } else {
+                    let fields = escape(&p.disputed_fields.join(", "));
+                    format!(
+                        "<br><span class=\"disputed\" data-disputed=\"{fields}\">数据异议处理中 · \
+Data disputed: {fields}</span>"
+                    )
+                };
                 out.push_str(&format!(
                     "<tr data-serial=\"{serial}\" data-state=\"{en}\"><th>{name}<br><small>{serial}</small></th>\
-<td><span class=\"state {cls}\">{zh} · {en}</span><br>\
+<td><span class=\"state {cls}\">{zh} · {en}</span>{disputed}<br>\
 <small>发证机关 · Issued by</small> {department}<br>\
 <small>有效期至 · Valid until</small> {until}</td></tr>\n",
                     serial = escape(&p.serial),

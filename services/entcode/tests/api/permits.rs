@@ -246,3 +246,70 @@ async fn without_the_optional_services_no_permits_are_shown_and_the_grade_is_ref
         err.message()
     );
 }
+
+/// While the holder's data dispute about a permit is open, GetEnterpriseCode and the
+/// scan page say the permit's data is disputed and name the fields, as the verify
+/// gateway does; the permit keeps its state.
+#[tokio::test]
+async fn a_permit_under_an_open_data_dispute_is_shown_disputed_with_its_fields() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let app = spawn_with_sources(backend, Sources::Live).await;
+        let dept = app.department().await;
+        let bureau = app.market_bureau().await;
+        let holder = sh_uscc(64);
+        app.establish(&dept, &holder).await;
+        let permit = app.issue_food_permit(&bureau, &holder).await;
+        let me = app.enterprise(&holder).await;
+        let code = app.code(&me, &holder).await.unwrap();
+        assert!(code.permits[0].disputed_fields.is_empty(), "{backend:?}");
+        let (_, html) = app.http_get(&code.scan_path).await;
+        assert!(!html.contains("data-disputed"), "{html}");
+
+        let filer = app
+            .client(
+                &format!("filer-{}", holder.to_ascii_lowercase()),
+                PrincipalKind::Enterprise,
+                &["certificate.dispute"],
+                &holder,
+            )
+            .await;
+        app.certificate
+            .clone()
+            .unwrap()
+            .file_dispute(with_token(
+                cpb::FileDisputeRequest {
+                    serial: permit.serial.clone(),
+                    fields: vec![cpb::DisputedField {
+                        name: "address".into(),
+                        recorded_value: String::new(),
+                        claimed_value: "上海市静安区南京西路1001号".into(),
+                    }],
+                    evidence_sha256: vec!["ab".repeat(32)],
+                    explanation: "门牌号登记有误".into(),
+                    idempotency_key: String::new(),
+                },
+                &filer,
+            ))
+            .await
+            .unwrap();
+
+        let code = app.code(&me, &holder).await.unwrap();
+        let p = &code.permits[0];
+        assert_eq!(p.disputed_fields, ["address"], "{backend:?}");
+        assert_eq!(p.state(), PermitState::Valid);
+        let (status, html) = app.http_get(&code.scan_path).await;
+        assert_eq!(status, 200);
+        assert!(
+            html.contains(&format!(
+                "data-serial=\"{}\" data-state=\"valid\"",
+                permit.serial
+            )),
+            "{html}"
+        );
+        assert!(html.contains("data-disputed=\"address\""), "{html}");
+        assert!(
+            html.contains("数据异议处理中 · Data disputed: address"),
+            "{html}"
+        );
+    }
+}
