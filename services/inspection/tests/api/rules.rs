@@ -718,8 +718,9 @@ async fn rule_5_non_site_first_on_the_clock_table() {
 async fn rule_6_scan_and_result_on_the_clock_table() {
     // (scan at seconds from the window start or None, result at seconds from the window
     // start, the scan's code and the result's reason when refused). The window is 10 days.
+    type Row = (Option<i64>, i64, Option<Code>, Option<&'static str>);
     let end = 10 * DAY;
-    let rows: &[(Option<i64>, i64, Option<Code>, Option<&str>)] = &[
+    let rows: &[Row] = &[
         (Some(60), 120, None, None),
         (Some(60), end, None, None),
         (Some(60), end + 1, None, Some("OUTSIDE_WINDOW")),
