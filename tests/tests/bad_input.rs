@@ -18,6 +18,7 @@ use credmesh_proto::{
     credential::v1::{CredentialKind, Envelope, StatusPurpose, VerificationOutcome},
     entcode::v1 as epb,
     identity::v1 as ipb,
+    inspection::v1 as ipb_inspection,
     license::v1 as lpb,
     prost::Message,
     verify::v1 as vpb,
@@ -199,6 +200,16 @@ fn catalogue(uscc: &str, qr: &str, presentation_qr: &str) -> Vec<Row> {
     const VERIFY: &str = "/credmesh.verify.v1.VerifyService/Verify";
     const BATCH: &str = "/credmesh.verify.v1.VerifyService/BatchVerify";
     const AUDIT: &str = "/credmesh.verify.v1.VerifyService/ListVerificationAudit";
+    const PLAN: &str = "/credmesh.inspection.v1.InspectionService/PlanInspection";
+    const JOIN: &str = "/credmesh.inspection.v1.InspectionService/JoinInspection";
+    const SCAN: &str = "/credmesh.inspection.v1.InspectionService/ScanCode";
+    const EVALUATE: &str = "/credmesh.inspection.v1.InspectionService/EvaluateInspection";
+    const STATISTICS: &str = "/credmesh.inspection.v1.InspectionService/GetStatistics";
+    const POLICY_IMPORT: &str = "/credmesh.inspection.v1.InspectionService/ImportPolicyData";
+    const GRADE: &str = "/credmesh.inspection.v1.InspectionService/GetCreditGrade";
+    const INSPECTION_STATUS: &str = "/credmesh.inspection.v1.InspectionService/GetStatusList";
+    /// A department an operator plans for (the Jing'an market bureau).
+    const DEPARTMENT: &str = "11310106MB2F10062C";
 
     let client = |id: &str| ipb::RegisterClientRequest {
         client_id: id.into(),
@@ -1206,6 +1217,128 @@ fn catalogue(uscc: &str, qr: &str, presentation_qr: &str) -> Vec<Row> {
             "status list with an unknown purpose",
             "/v1/status/SH/license/0/everything",
             Expect::Http(404, None),
+        ), // The inspection code service.
+        grpc(
+            "inspection plan with no items, no type and a window ending before it starts",
+            Operator,
+            PLAN,
+            ipb_inspection::PlanInspectionRequest {
+                enterprise_uscc: uscc.to_string(),
+                department: DEPARTMENT.into(),
+                window_start: 2_000_000_000,
+                window_end: 1_000_000_000,
+                ..Default::default()
+            },
+            invalid(),
+        ),
+        grpc(
+            "inspection plan of an enterprise code with a wrong check character",
+            Operator,
+            PLAN,
+            ipb_inspection::PlanInspectionRequest {
+                enterprise_uscc: wrong_check.clone(),
+                department: DEPARTMENT.into(),
+                items: vec!["food-safety".into()],
+                r#type: ipb_inspection::InspectionType::Routine as i32,
+                plan_number: "P-1".into(),
+                inspectors: vec![ipb_inspection::Inspector {
+                    client_id: "nobody".into(),
+                    enforcement_certificate: "c".into(),
+                    department: String::new(),
+                }],
+                window_start: 2_000_000_000,
+                window_end: 2_000_086_400,
+                ..Default::default()
+            },
+            invalid(),
+        ),
+        grpc(
+            "inspection join of a 10 kB inspection id",
+            Operator,
+            JOIN,
+            ipb_inspection::JoinInspectionRequest {
+                inspection_id: "I".repeat(10_000),
+                department: DEPARTMENT.into(),
+                ..Default::default()
+            },
+            invalid(),
+        ),
+        grpc(
+            "inspection scan of an empty code",
+            Enterprise,
+            SCAN,
+            ipb_inspection::ScanCodeRequest { code: " ".into() },
+            bad("CODE_REQUIRED"),
+        ),
+        grpc(
+            "inspection scan of a license QR instead of an inspection code",
+            Enterprise,
+            SCAN,
+            ipb_inspection::ScanCodeRequest { code: qr.into() },
+            Expect::Grpc(Code::FailedPrecondition, None),
+        ),
+        grpc(
+            "inspection evaluation scored 9 with an unknown tag",
+            Enterprise,
+            EVALUATE,
+            ipb_inspection::EvaluateInspectionRequest {
+                inspection_id: "INS-0".into(),
+                score: 9,
+                tags: vec!["<script>".into()],
+                ..Default::default()
+            },
+            invalid(),
+        ),
+        grpc(
+            "inspection statistics of a department and an enterprise at once",
+            Operator,
+            STATISTICS,
+            ipb_inspection::GetStatisticsRequest {
+                department: DEPARTMENT.into(),
+                enterprise_uscc: uscc.to_string(),
+                ..Default::default()
+            },
+            invalid(),
+        ),
+        grpc(
+            "policy import of nothing",
+            Operator,
+            POLICY_IMPORT,
+            ipb_inspection::ImportPolicyDataRequest::default(),
+            invalid(),
+        ),
+        grpc(
+            "policy import of a credit grade without a grade",
+            Operator,
+            POLICY_IMPORT,
+            ipb_inspection::ImportPolicyDataRequest {
+                entries: vec![ipb_inspection::PolicyEntry {
+                    kind: ipb_inspection::PolicyKind::CreditGrade as i32,
+                    enterprise_uscc: uscc.to_string(),
+                    ..Default::default()
+                }],
+                idempotency_key: String::new(),
+            },
+            invalid(),
+        ),
+        grpc(
+            "credit grade of a malformed enterprise code",
+            Operator,
+            GRADE,
+            ipb_inspection::GetCreditGradeRequest {
+                uscc: "' OR 1=1 --".into(),
+            },
+            invalid(),
+        ),
+        grpc(
+            "inspection status list of another service",
+            Anonymous,
+            INSPECTION_STATUS,
+            ipb_inspection::GetStatusListRequest {
+                list_id: "SH/license/0".into(),
+                purpose: StatusPurpose::Revocation as i32,
+            },
+            Expect::Grpc(Code::NotFound, None),
         ),
     ];
     for (i, row) in rows.iter_mut().enumerate() {
@@ -1364,7 +1497,7 @@ async fn every_bad_input_gets_its_answer_and_changes_nothing() {
         &operator,
         PrincipalKind::Enterprise,
         "bad-input-enterprise",
-        vec!["entcode.present".into()],
+        vec!["entcode.present".into(), "inspection.respond".into()],
         &uscc,
     )
     .await

@@ -1,6 +1,7 @@
 //! The inspection code service end to end, against the real `credmesh dev` binary
-//! (journey 2): establish a license → plan (with the CLI) → conflict → join → the cap →
-//! verify at the gateway → scan → record → evaluate → statistics.
+//! (journey 2): establish a license → policy import → plan → conflict → join → the cap →
+//! verify at the gateway → scan → record → evaluate → statistics, every step through
+//! the `credmesh inspect` CLI, each party with its own profile.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,10 +9,7 @@ use credmesh_auth::PrincipalKind;
 use credmesh_e2e::{Dev, authed, credmesh_bin, operator_token};
 use credmesh_proto::{
     identity::v1::{self as ipb, identity_service_client::IdentityServiceClient},
-    inspection::v1::{
-        self as pb, inspection_service_client::InspectionServiceClient,
-        plan_inspection_response::Decision,
-    },
+    inspection::v1::{self as pb, inspection_service_client::InspectionServiceClient},
     license::v1::{self as lpb, license_service_client::LicenseServiceClient},
 };
 use tonic::{Code, transport::Channel};
@@ -25,8 +23,11 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-/// Registers a client and returns a token for it.
+/// Registers a client and returns a token for it; writes its key and a CLI profile
+/// `<id>.toml` under `dev`'s data directory.
+#[allow(clippy::too_many_arguments)]
 async fn client(
+    dev: &Dev,
     channel: &Channel,
     operator: &str,
     id: &str,
@@ -36,6 +37,17 @@ async fn client(
     cert: &str,
 ) -> String {
     let key = credmesh_credential::keys::IssuerKey::generate(id).unwrap();
+    let key_file = dev.data.join(format!("{id}.pem"));
+    std::fs::write(&key_file, key.to_pkcs8_pem().as_bytes()).unwrap();
+    std::fs::write(
+        profile(dev, id),
+        format!(
+            "endpoint = \"http://{}\"\nclient_id = \"{id}\"\nkey_file = \"{}\"\n",
+            dev.grpc,
+            key_file.display()
+        ),
+    )
+    .unwrap();
     let mut identity = IdentityServiceClient::new(channel.clone());
     identity
         .register_client(authed(
@@ -68,11 +80,22 @@ async fn client(
         .access_token
 }
 
+/// The CLI profile `client` wrote for client `id`.
+fn profile(dev: &Dev, id: &str) -> std::path::PathBuf {
+    dev.data.join(format!("{id}.toml"))
+}
+
+/// Runs the CLI with dev's (operator) profile.
 async fn cli(dev: &Dev, args: &[&str]) -> String {
+    cli_as(&dev.data.join("cli-profile.toml"), args).await
+}
+
+/// Runs the CLI with `profile`; its stdout, or a panic with stderr.
+async fn cli_as(profile: &std::path::Path, args: &[&str]) -> String {
     let out = tokio::process::Command::new(credmesh_bin())
         .args(args)
         .arg("--profile")
-        .arg(dev.data.join("cli-profile.toml"))
+        .arg(profile)
         .env("RUST_BACKTRACE", "0")
         .output()
         .await
@@ -139,6 +162,7 @@ async fn two_departments_one_visit_through_credmesh_dev() {
         "inspection.policy",
     ];
     let market = client(
+        &dev,
         &channel,
         &operator,
         "e2e-market",
@@ -148,7 +172,8 @@ async fn two_departments_one_visit_through_credmesh_dev() {
         "",
     )
     .await;
-    let health = client(
+    client(
+        &dev,
         &channel,
         &operator,
         "e2e-health",
@@ -159,6 +184,7 @@ async fn two_departments_one_visit_through_credmesh_dev() {
     )
     .await;
     let inspector = client(
+        &dev,
         &channel,
         &operator,
         "e2e-insp-h",
@@ -170,6 +196,7 @@ async fn two_departments_one_visit_through_credmesh_dev() {
     .await;
     // The market bureau's inspector, named on its plan: inspectors are registered.
     client(
+        &dev,
         &channel,
         &operator,
         "e2e-insp-m",
@@ -182,7 +209,8 @@ async fn two_departments_one_visit_through_credmesh_dev() {
     let uscc = credmesh_uscc::Uscc::from_parts('9', '1', "310106", "MA1E2E01")
         .unwrap()
         .to_string();
-    let owner = client(
+    client(
+        &dev,
         &channel,
         &operator,
         "e2e-owner",
@@ -220,21 +248,24 @@ async fn two_departments_one_visit_through_credmesh_dev() {
         .await
         .unwrap();
     let mut inspection = InspectionServiceClient::new(channel.clone());
-    inspection
-        .import_policy_data(authed(
-            pb::ImportPolicyDataRequest {
-                entries: vec![pb::PolicyEntry {
-                    kind: pb::PolicyKind::CreditGrade as i32,
-                    enterprise_uscc: uscc.clone(),
-                    grade: pb::CreditGrade::A as i32,
-                    ..Default::default()
-                }],
-                idempotency_key: String::new(),
-            },
-            &market,
-        ))
-        .await
-        .unwrap();
+    // The market bureau imports the grade (and a do-not-disturb item) from a CSV file.
+    let csv = dev.data.join("policy.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "kind,enterprise_uscc,item,grade,clean,checked_at,removed,note\n\
+             credit_grade,{uscc},,A,,,,annual grading\n\
+             do_not_disturb,{uscc},signage,,,,,signage checked remotely\n"
+        ),
+    )
+    .unwrap();
+    let imported = cli_as(
+        &profile(&dev, "e2e-market"),
+        &["inspect", "import", csv.to_str().unwrap(), "--json"],
+    )
+    .await;
+    let imported: serde_json::Value = serde_json::from_str(imported.trim()).unwrap();
+    assert_eq!(imported["imported"], 2, "{imported}");
     let grade = cli(&dev, &["inspect", "grade", &uscc]).await;
     assert!(grade.contains("grade A"), "{grade}");
 
@@ -267,70 +298,73 @@ async fn two_departments_one_visit_through_credmesh_dev() {
     assert_eq!(planned["code_version"], 1);
 
     // 2. Health plans for the same days: conflict, then joins.
-    let hplan = pb::PlanInspectionRequest {
-        enterprise_uscc: uscc.clone(),
-        items: vec!["hygiene".into()],
-        r#type: pb::InspectionType::Routine as i32,
-        plan_number: "沪卫监〔2026〕3号".into(),
-        inspectors: vec![pb::Inspector {
-            client_id: "e2e-insp-h".into(),
-            enforcement_certificate: "沪执法31000022222".into(),
-            department: String::new(),
-        }],
-        window_start: start,
-        window_end: start + 7 * 86_400,
-        ..Default::default()
-    };
-    let decision = inspection
-        .plan_inspection(authed(hplan.clone(), &health))
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap();
-    let Decision::Conflict(conflict) = decision else {
-        panic!("conflict expected: {decision:?}");
-    };
-    assert_eq!(conflict.inspections[0].id, id);
-    let joined = inspection
-        .join_inspection(authed(
-            pb::JoinInspectionRequest {
-                inspection_id: id.clone(),
-                items: hplan.items.clone(),
-                r#type: hplan.r#type,
-                plan_number: hplan.plan_number.clone(),
-                inspectors: hplan.inspectors.clone(),
-                ..Default::default()
-            },
-            &health,
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .inspection
-        .unwrap();
-    assert_eq!(joined.participants.len(), 2);
-    let code = joined.code.unwrap();
+    let health_profile = profile(&dev, "e2e-health");
+    let basis = [
+        "--item",
+        "hygiene",
+        "--plan-number",
+        "沪卫监〔2026〕3号",
+        "--inspector",
+        "e2e-insp-h=沪执法31000022222",
+    ];
+    let start_text = start.to_string();
+    let mut args = vec!["inspect", "plan", &uscc, "--start", &start_text, "--json"];
+    args.extend(basis);
+    let conflict = cli_as(&health_profile, &args).await;
+    let conflict: serde_json::Value = serde_json::from_str(conflict.trim()).unwrap();
+    assert_eq!(conflict["decision"], "conflict", "{conflict}");
+    assert_eq!(conflict["inspections"][0]["id"], id.as_str(), "{conflict}");
+    assert_eq!(conflict["inspections"][0]["departments"][0], MARKET);
+    let mut args = vec!["inspect", "join", &id, "--json"];
+    args.extend(basis);
+    let joined = cli_as(&health_profile, &args).await;
+    let joined: serde_json::Value = serde_json::from_str(joined.trim()).unwrap();
+    assert_eq!(
+        joined["departments"],
+        serde_json::json!([MARKET, health_org]),
+        "{joined}"
+    );
+    assert_eq!(
+        joined["inspectors"],
+        serde_json::json!(["e2e-insp-m", "e2e-insp-h"])
+    );
+    assert_eq!(joined["code_version"], 2);
+    let qr_text = joined["qr_text"].as_str().unwrap().to_string();
+    let vc_jwt = joined["vc_jwt"].as_str().unwrap().to_string();
 
     // 3. Grade A: another routine inspection is refused, with the rule and the count.
-    let mut again = hplan.clone();
-    again.window_start = start + 60 * 86_400;
-    again.window_end = again.window_start + 86_400;
-    let Decision::Refused(r) = inspection
-        .plan_inspection(authed(again, &health))
-        .await
-        .unwrap()
-        .into_inner()
-        .decision
-        .unwrap()
-    else {
-        panic!("refused expected");
-    };
-    assert_eq!(r.reason, "FREQUENCY_CAP_REACHED");
-    assert!(r.message.contains("grade A"), "{}", r.message);
+    let later = (start + 60 * 86_400).to_string();
+    let mut args = vec![
+        "inspect", "plan", &uscc, "--start", &later, "--days", "1", "--json",
+    ];
+    args.extend(basis);
+    let refused = cli_as(&health_profile, &args).await;
+    let refused: serde_json::Value = serde_json::from_str(refused.trim()).unwrap();
+    assert_eq!(refused["decision"], "refused", "{refused}");
+    assert_eq!(refused["rule"], "RULE_FREQUENCY");
+    assert_eq!(refused["reason"], "FREQUENCY_CAP_REACHED");
+    assert!(
+        refused["message"].as_str().unwrap().contains("grade A"),
+        "{refused}"
+    );
+    assert_eq!(refused["facts"]["routine_inspections_in_window"], "1");
+    // The do-not-disturb item imported for this enterprise refuses a routine plan of it.
+    let mut args = vec![
+        "inspect", "plan", &uscc, "--start", &later, "--days", "1", "--json",
+    ];
+    args.extend([
+        "--item",
+        "signage",
+        "--plan-number",
+        "沪卫监〔2026〕3号",
+        "--inspector",
+        "e2e-insp-h=沪执法31000022222",
+    ]);
+    let refused = cli_as(&health_profile, &args).await;
+    assert!(refused.contains("ITEM_DO_NOT_DISTURB"), "{refused}");
 
     // The code verifies at the gateway, its status lists fetched over HTTP.
-    let body = serde_json::json!({ "credential": code.qr_text }).to_string();
+    let body = serde_json::json!({ "credential": qr_text }).to_string();
     let mut answer = serde_json::Value::Null;
     for _ in 0..100 {
         let (status, value) = post_json(&dev.http, "/v1/verify", &operator, &body).await;
@@ -347,7 +381,7 @@ async fn two_departments_one_visit_through_credmesh_dev() {
 
     // It opens on the scan page, verified by the gateway.
     let mut path = String::from("/v/");
-    for b in code.qr_text.bytes() {
+    for b in qr_text.bytes() {
         if b.is_ascii_alphanumeric() || b"-.:*$+".contains(&b) {
             path.push(char::from(b));
         } else {
@@ -370,38 +404,45 @@ async fn two_departments_one_visit_through_credmesh_dev() {
         .record_result(authed(record.clone(), &inspector))
         .await;
     assert_eq!(early.unwrap_err().code(), Code::FailedPrecondition);
-    let scanned = inspection
-        .scan_code(authed(
-            pb::ScanCodeRequest {
-                code: code.vc_jwt.clone(),
-            },
-            &owner,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(scanned.first_shown);
-    let done = inspection
-        .record_result(authed(record, &inspector))
-        .await
-        .unwrap()
-        .into_inner()
-        .inspection
-        .unwrap();
-    assert_eq!(done.state, pb::InspectionState::Completed as i32);
-    inspection
-        .evaluate_inspection(authed(
-            pb::EvaluateInspectionRequest {
-                inspection_id: id.clone(),
-                score: 4,
-                tags: vec!["professional".into()],
-                comment: String::new(),
-                idempotency_key: String::new(),
-            },
-            &owner,
-        ))
-        .await
-        .unwrap();
+    let owner_profile = profile(&dev, "e2e-owner");
+    let scanned = cli_as(&owner_profile, &["inspect", "scan", &vc_jwt]).await;
+    assert!(scanned.starts_with("shown:"), "{scanned}");
+    assert!(scanned.contains("INSPECTION_STATE_SHOWN"), "{scanned}");
+    let done = cli_as(
+        &profile(&dev, "e2e-insp-h"),
+        &[
+            "inspect",
+            "record",
+            &id,
+            "--summary",
+            "no findings",
+            "--idempotency-key",
+            "e2e-record",
+            "--json",
+        ],
+    )
+    .await;
+    let done: serde_json::Value = serde_json::from_str(done.trim()).unwrap();
+    assert_eq!(done["state"], "INSPECTION_STATE_COMPLETED", "{done}");
+    assert_eq!(done["has_findings"], false);
+    let evaluated = cli_as(
+        &owner_profile,
+        &[
+            "inspect",
+            "evaluate",
+            &id,
+            "--score",
+            "4",
+            "--tag",
+            "professional",
+            "--tag",
+            "code_shown",
+            "--json",
+        ],
+    )
+    .await;
+    let evaluated: serde_json::Value = serde_json::from_str(evaluated.trim()).unwrap();
+    assert_eq!(evaluated["inspection_id"], id.as_str(), "{evaluated}");
 
     // The department's statistics, as aggregates.
     let stats = cli(
@@ -414,6 +455,27 @@ async fn two_departments_one_visit_through_credmesh_dev() {
     assert_eq!(stats["joint_share"], 1.0);
     assert_eq!(stats["evaluations"], 1);
     assert_eq!(stats["mean_score"], 4.0);
+    assert_eq!(stats["scores_withheld"], false);
+    // The inspected department itself sees one evaluation only as a count.
+    let own = cli_as(
+        &health_profile,
+        &["inspect", "stats", "--department", &health_org, "--json"],
+    )
+    .await;
+    let own: serde_json::Value = serde_json::from_str(own.trim()).unwrap();
+    assert_eq!(
+        (
+            &own["evaluations"],
+            &own["scores_withheld"],
+            &own["mean_score"]
+        ),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!(true),
+            &serde_json::json!(0.0)
+        ),
+        "{own}"
+    );
     let listed = cli(&dev, &["inspect", "list", "--enterprise", &uscc]).await;
     assert!(listed.contains(&id), "{listed}");
     let history = cli(&dev, &["inspect", "history", "--enterprise", &uscc]).await;

@@ -632,12 +632,19 @@ impl Inspection {
         trust
             .insert(&trusted, now)
             .map_err(|e| InspectionError::Internal(anyhow::anyhow!("own key: {e}")))?;
+        // The service checks the window on its own clock, the one results are recorded
+        // by: no tolerance for a verifier's clock disagreeing, so a code is recorded as
+        // shown only inside its window (rule 6).
+        let policy = VerifyPolicy {
+            max_clock_skew: std::time::Duration::ZERO,
+            ..VerifyPolicy::default()
+        };
         // Decode first (signature checked) to learn which list to consult.
         let probe = verify(
             Presented::detect(text),
             &trust,
             &StatusCache::new(),
-            &VerifyPolicy::default(),
+            &policy,
             now,
         );
         let credential = probe
@@ -669,13 +676,7 @@ impl Inspection {
                 let _ = status.insert_list(reference.list_id.clone(), purpose, bits, now);
             }
         }
-        let v = verify(
-            Presented::detect(text),
-            &trust,
-            &status,
-            &VerifyPolicy::default(),
-            now,
-        );
+        let v = verify(Presented::detect(text), &trust, &status, &policy, now);
         if !v.is_valid() {
             return Err(InspectionError::CodeInvalid {
                 reason: v.reason,

@@ -299,6 +299,8 @@ fn print_inspection(i: &pb::Inspection, json: bool) {
                 "window": [i.window_start, i.window_end],
                 "state": pb::InspectionState::try_from(i.state).map(|s| s.as_str_name()).unwrap_or("?"),
                 "multi_head": i.multi_head,
+                "shown_at": i.shown_at,
+                "has_findings": i.result.as_ref().map(|r| r.has_findings),
                 "alerts": i.alerts.iter().map(|a| &a.message).collect::<Vec<_>>(),
                 "code_version": code.map(|c| c.version),
                 "qr_text": code.map(|c| &c.qr_text),
@@ -381,6 +383,28 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
                     }
                     print_inspection(&i, json);
                 }
+                Some(Decision::Conflict(c)) if json => println!(
+                    "{}",
+                    serde_json::json!({
+                        "decision": "conflict",
+                        "message": c.message,
+                        "inspections": c.inspections.iter().map(|i| serde_json::json!({
+                            "id": i.id,
+                            "departments": i.participants.iter().map(|p| &p.department).collect::<Vec<_>>(),
+                            "window": [i.window_start, i.window_end],
+                        })).collect::<Vec<_>>(),
+                    })
+                ),
+                Some(Decision::Refused(r)) if json => println!(
+                    "{}",
+                    serde_json::json!({
+                        "decision": "refused",
+                        "rule": pb::Rule::try_from(r.rule).map(|r| r.as_str_name()).unwrap_or("?"),
+                        "reason": r.reason,
+                        "message": r.message,
+                        "facts": r.facts.iter().map(|f| (f.name.clone(), f.value.clone())).collect::<std::collections::BTreeMap<_, _>>(),
+                    })
+                ),
                 Some(Decision::Conflict(c)) => {
                     println!("conflict: {}", c.message);
                     for i in &c.inspections {
@@ -601,7 +625,14 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(explain)?
                 .into_inner();
-            println!("evaluated {} at {}", r.inspection_id, r.evaluated_at);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"inspection_id": r.inspection_id, "evaluated_at": r.evaluated_at})
+                );
+            } else {
+                println!("evaluated {} at {}", r.inspection_id, r.evaluated_at);
+            }
         }
         InspectCommand::Stats {
             department,
@@ -629,8 +660,11 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
                         "inspections": s.inspections,
                         "routine_inspections": s.routine_inspections,
                         "enterprises": s.enterprises,
+                        "repeat_inspections": s.repeat_inspections,
                         "repeat_rate": s.repeat_rate,
+                        "multi_head_inspections": s.multi_head_inspections,
                         "multi_head_rate": s.multi_head_rate,
+                        "joint_inspections": s.joint_inspections,
                         "joint_share": s.joint_share,
                         "completed": s.completed,
                         "evaluations": s.evaluations,
@@ -638,6 +672,7 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
                         "score_counts": s.score_counts,
                         "tags": s.tags.iter().map(|t| (t.tag.clone(), t.count)).collect::<std::collections::BTreeMap<_, _>>(),
                         "alerts": s.alerts,
+                        "scores_withheld": s.scores_withheld,
                     })
                 );
             } else {
@@ -649,10 +684,17 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
                 println!("multi-head rate  {:.3}", s.multi_head_rate);
                 println!("joint share      {:.3}", s.joint_share);
                 println!("completed        {}", s.completed);
-                println!(
-                    "evaluations      {} (mean {:.2}, per score 1-5 {:?})",
-                    s.evaluations, s.mean_score, s.score_counts
-                );
+                if s.scores_withheld {
+                    println!(
+                        "evaluations      {} (scores withheld: too few to show without telling who rated what)",
+                        s.evaluations
+                    );
+                } else {
+                    println!(
+                        "evaluations      {} (mean {:.2}, per score 1-5 {:?})",
+                        s.evaluations, s.mean_score, s.score_counts
+                    );
+                }
                 for t in &s.tags {
                     println!("  tag {} × {}", t.tag, t.count);
                 }
@@ -696,7 +738,11 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(explain)?
                 .into_inner();
-            println!("imported {} entries", r.imported);
+            if json {
+                println!("{}", serde_json::json!({"imported": r.imported}));
+            } else {
+                println!("imported {} entries", r.imported);
+            }
         }
     }
     Ok(())

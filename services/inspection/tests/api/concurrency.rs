@@ -26,6 +26,18 @@ async fn concurrent_plans_cannot_both_pass_a_cap_of_one() {
         )
         .await;
         let start = app.now() + DAY;
+        // A triggered inspection first (never capped, far from the racing windows), so
+        // the enterprise's row exists before the race: the plans then meet only at the
+        // row lock, not at the insert of a new row (which would serialise them anyway).
+        let mut earlier = routine(&uscc, start + 200 * DAY, "insp", "cert");
+        earlier.r#type = pb::InspectionType::Triggered as i32;
+        earlier.plan_number = String::new();
+        earlier.trigger = pb::Trigger::Complaint as i32;
+        earlier.trigger_reason = "complaint 2026-77".into();
+        assert!(matches!(
+            app.plan(&market, earlier).await.unwrap(),
+            Decision::Issued(_)
+        ));
         let mut tokens = Vec::new();
         for n in 0..DEPARTMENTS {
             let org = credmesh_uscc::Uscc::from_parts('1', '1', "310000", &format!("0099{n:04}"))

@@ -10,3 +10,4 @@ mod helpers;
 mod keys;
 mod listing;
 mod refusals;
+mod rules;
