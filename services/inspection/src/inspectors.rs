@@ -2,8 +2,8 @@
 //!
 //! DOMAIN.md: inspectors are registered principals holding law-enforcement certificate
 //! numbers, and a code names them. A plan or join naming an inspector is checked against
-//! identity's client registry: the client exists, is an inspector, is not disabled, and
-//! holds the certificate number the plan gives.
+//! identity's client registry: the client exists, is an inspector of the department that
+//! plans or joins, is not disabled, and holds the certificate number the plan gives.
 
 use std::sync::Arc;
 
@@ -25,6 +25,8 @@ pub struct Registered {
     pub disabled: bool,
     /// Its law-enforcement certificate number.
     pub certificate: String,
+    /// The department it inspects for (its organisation's USCC).
+    pub department: String,
 }
 
 /// Whatever answers "who is this client?".
@@ -69,6 +71,7 @@ impl InspectorRegistry for GrpcInspectorRegistry {
                     is_inspector: c.kind == PrincipalKind::Inspector as i32,
                     disabled: c.disabled,
                     certificate: c.enforcement_certificate,
+                    department: c.organization,
                 })),
                 Err(s) if s.code() == Code::NotFound => Ok(None),
                 Err(s) => {

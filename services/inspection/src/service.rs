@@ -287,6 +287,7 @@ impl Inspection {
     async fn check_inspectors(
         &self,
         named: &[crate::domain::input::NamedInspector],
+        department: &str,
     ) -> Result<(), InspectionError> {
         let Some(registry) = &self.registry else {
             return Ok(());
@@ -301,6 +302,15 @@ impl Inspection {
                     Some(format!("'{id}' is not registered as an inspector"))
                 }
                 Ok(Some(r)) if r.disabled => Some(format!("'{id}' is disabled")),
+                // A department sends its own law-enforcement staff.
+                Ok(Some(r)) if r.department != department => Some(format!(
+                    "'{id}' inspects for department {}, not for {department}",
+                    if r.department.is_empty() {
+                        "(none)"
+                    } else {
+                        r.department.as_str()
+                    }
+                )),
                 Ok(Some(r)) if r.certificate != inspector.certificate => Some(format!(
                     "'{id}' is registered with another law-enforcement certificate number than '{}'",
                     inspector.certificate
@@ -440,7 +450,8 @@ impl Inspection {
         encode: crate::store::EncodePlanned<'_>,
     ) -> Result<Outcome<Planned>, InspectionError> {
         self.ready()?;
-        self.check_inspectors(&plan.inspectors).await?;
+        self.check_inspectors(&plan.inspectors, &plan.department)
+            .await?;
         let license = self.licenses.active(&plan.uscc).await?;
         let plan = NewPlan {
             enterprise_name: license.name,
@@ -482,7 +493,8 @@ impl Inspection {
             .inspection(&join.inspection_id)
             .await?
             .ok_or_else(|| InspectionError::NotFound(join.inspection_id.clone()))?;
-        self.check_inspectors(&join.inspectors).await?;
+        self.check_inspectors(&join.inspectors, &join.department)
+            .await?;
         self.licenses.active(&existing.uscc).await?;
         let outcome = self
             .store

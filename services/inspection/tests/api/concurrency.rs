@@ -44,12 +44,19 @@ async fn concurrent_plans_cannot_both_pass_a_cap_of_one() {
                 .unwrap()
                 .to_string();
             tokens.push(app.department(&format!("dept-{n}"), &org).await);
+            app.inspector(&format!("insp-{n}"), &org, &format!("cert-{n}"))
+                .await;
         }
         let mut tasks = Vec::new();
         for (n, token) in tokens.into_iter().enumerate() {
             let client = app.inspection.clone();
             // Windows that do not overlap, so only the cap can stop them.
-            let mut req = routine(&uscc, start + n as i64 * 2 * DAY, "insp", "cert");
+            let mut req = routine(
+                &uscc,
+                start + n as i64 * 2 * DAY,
+                &format!("insp-{n}"),
+                &format!("cert-{n}"),
+            );
             req.window_end = req.window_start + DAY;
             tasks.push(tokio::spawn(async move {
                 client

@@ -267,9 +267,11 @@ pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
         _stop: stop,
     };
     // The inspectors the tests name on plans: registered, as a plan requires.
+    // A department sends only its own inspectors: the health commission has its own.
     for (id, cert) in [("insp-i1", "c1"), ("insp-i2", "c2"), ("insp", "cert")] {
         app.inspector(id, MARKET, cert).await;
     }
+    app.inspector("insp-h1", &health(), "h1").await;
     app
 }
 

@@ -171,7 +171,7 @@ async fn an_override_with_a_reason_is_issued_and_counted_as_multi_head() {
                 .unwrap(),
             Decision::Issued(_)
         ));
-        let mut p = routine(&uscc, start + 20 * DAY, "insp-i2", "c2");
+        let mut p = routine(&uscc, start + 20 * DAY, "insp-h1", "h1");
         p.r#type = pb::InspectionType::Triggered as i32;
         p.plan_number = String::new();
         p.trigger = pb::Trigger::Complaint as i32;

@@ -321,6 +321,21 @@ async fn a_plan_names_only_registered_inspectors_with_their_certificates() {
             ["inspectors[0]", "inspectors[1]", "inspectors[2]"],
             "{refused:?}"
         );
+        // Another department's inspector is not this department's to send.
+        app.inspector("insp-health", &health(), "c7").await;
+        let refused = app
+            .plan(&market, routine(&uscc, start, "insp-health", "c7"))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+        let violations = credmesh_proto::status::field_violations(&refused);
+        assert_eq!(violations.len(), 1, "{refused:?}");
+        assert!(
+            violations[0]
+                .description
+                .contains("inspects for department"),
+            "{refused:?}"
+        );
         // The same plan with the inspector as registered is issued.
         match app
             .plan(&market, routine(&uscc, start, "insp-i1", "c1"))

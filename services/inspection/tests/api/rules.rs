@@ -165,6 +165,7 @@ fn cert_of(inspector: &str) -> &'static str {
     match inspector {
         "insp-i1" => "c1",
         "insp-i2" => "c2",
+        "insp-h1" => "h1",
         _ => "cert",
     }
 }
@@ -600,10 +601,19 @@ async fn rule_4_multi_head_table() {
                     other => panic!("{row}: {other:?}"),
                 }
             };
-            let mut req = routine(&uscc, first.window_start + days * DAY, "insp-i2", "c2");
+            let (planner, inspector) = if *same {
+                ("sh-jingan", "insp-i2")
+            } else {
+                ("sh-health", "insp-h1")
+            };
+            let mut req = routine(
+                &uscc,
+                first.window_start + days * DAY,
+                inspector,
+                cert_of(inspector),
+            );
             req.items = vec!["hygiene".into()];
             req.override_reason = reason.to_string();
-            let planner = if *same { "sh-jingan" } else { "sh-health" };
             let d = plan_as(&app, planner, req).await;
             check(&d, *want, &row);
             match d {
@@ -849,7 +859,7 @@ async fn rule_8_statistics_per_department_and_enterprise() {
         assert!(!a.participants[0].repeat && b.participants[0].repeat);
         assert_eq!(b.alerts.len(), 1, "{:?}", b.alerts);
         let c = issued(plan_as(&app, "sh-jingan", routine(&e2, now - 60, "insp-i1", "c1")).await);
-        let mut hplan = routine(&e2, now, "insp-i2", "c2");
+        let mut hplan = routine(&e2, now, "insp-h1", "h1");
         hplan.items = vec!["hygiene".into()];
         assert!(matches!(
             plan_as(&app, "sh-health", hplan.clone()).await,
@@ -885,7 +895,7 @@ async fn rule_8_statistics_per_department_and_enterprise() {
             .inspection
             .unwrap();
         let d = issued(plan_as(&app, "sh-jingan", routine(&e3, now - 60, "insp-i1", "c1")).await);
-        let mut over = routine(&e3, now, "insp-i2", "c2");
+        let mut over = routine(&e3, now, "insp-h1", "h1");
         over.override_reason = "a separate visit is required by law".into();
         let e = issued(plan_as(&app, "sh-health", over).await);
         assert!(e.multi_head);
