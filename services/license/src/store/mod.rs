@@ -734,9 +734,9 @@ fn list_enterprises_sql(state: Option<State>, by_authority: bool) -> &'static st
         (Some(State::Active), false) => {
             select!("uscc > $1 AND state = 'active' ORDER BY uscc LIMIT $2")
         }
-        (Some(State::Active), true) => select!(
-            "authority = $2 AND uscc > $1 AND state = 'active' ORDER BY uscc LIMIT $3"
-        ),
+        (Some(State::Active), true) => {
+            select!("authority = $2 AND uscc > $1 AND state = 'active' ORDER BY uscc LIMIT $3")
+        }
         (Some(_), false) => {
             select!("state = $2 AND state <> 'active' AND uscc > $1 ORDER BY uscc LIMIT $3")
         }
