@@ -548,8 +548,8 @@ async fn enterprises_are_listed_page_by_page_and_filtered() {
             }
         };
         let closed = pb::EnterpriseState::Revoked;
-        assert_eq!(list(closed, "").await, [revoked.clone()], "{backend:?}");
-        assert_eq!(list(closed, MUNICIPAL).await, [revoked.clone()]);
+        assert_eq!(list(closed, "").await, vec![revoked.clone()], "{backend:?}");
+        assert_eq!(list(closed, MUNICIPAL).await, vec![revoked.clone()]);
         assert!(list(closed, JINGAN).await.is_empty());
         assert!(list(pb::EnterpriseState::Deregistered, "").await.is_empty());
         assert_eq!(list(pb::EnterpriseState::Active, "").await.len(), 4);
