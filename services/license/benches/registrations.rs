@@ -5,10 +5,13 @@
 //! One registration is everything `EstablishEnterprise` does behind the gRPC adapter:
 //! validation, the idempotency claim, the serial and status-entry allocation, two
 //! Ed25519 signatures (envelope and VC-JWT), the version row, the register row, the
-//! audit entry and the stored answer, in one transaction. The baseline inserts one row
-//! of the same shape (same columns, same indexes, same credential sizes) per
-//! transaction; the two take turns, 100 at a time, so both see the same machine. Goals: registrations ≥ 0.5× the baseline, and with 10,000 or 1,000,000
-//! enterprises registered ≥ 0.8× the empty-register rate.
+//! audit entry and the idempotency record (a reference; a replay rebuilds the answer),
+//! in one transaction. The baseline inserts one row of the same shape (same columns,
+//! same indexes, same credential sizes) per transaction, through the same pool, so with
+//! the same durability settings (SQLite: WAL, `synchronous = NORMAL`; PostgreSQL: the
+//! server's). The two take turns, 100 at a time, so both see the same machine. Goals:
+//! registrations ≥ 0.5× the baseline, and with 10,000 or 1,000,000 enterprises
+//! registered ≥ 0.8× the empty-register rate.
 //!
 //! Settings (environment): `CREDMESH_BENCH_N` registrations per measurement (default
 //! 2000), `CREDMESH_BENCH_PREFILL` comma-separated register sizes (default
