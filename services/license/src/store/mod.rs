@@ -27,16 +27,23 @@
 //! # Establishing in one write
 //!
 //! An establishment reads nothing: it takes its serial and status entry, signs version 1,
-//! encodes the answer, and then writes the idempotency record (with that answer), the
-//! register row, the version and the audit entry with one statement, which commits by
+//! and then writes the idempotency record, the register row, the version and the audit
+//! entry with one statement, which commits by
 //! itself: on PostgreSQL data-modifying CTEs, so one round trip; on SQLite an insert into
 //! the `license_establishments` view whose trigger writes the rows (migration 0101), so
 //! one wake-up of the connection's worker thread. A registered code or a used idempotency key
 //! fails the write on a primary key, which rolls all of it back; the store then reads
-//! the stored answer (a replay, or a conflict when the request differs) or reports the
-//! code as registered. A concurrent duplicate waits on the first one's uncommitted key
+//! the idempotency record (a replay, or a conflict when the request differs) or reports
+//! the code as registered. A concurrent duplicate waits on the first one's uncommitted key
 //! or code and then takes the same path, so a retried establish answers the first
 //! credential and never registers twice.
+//!
+//! The idempotency record of an establishment holds a reference to the enterprise, not
+//! the encoded answer: the answer repeated the envelope and VC-JWT of version 1 (and its
+//! QR form), several kilobytes written twice per registration. A replay rebuilds the
+//! first answer from the register row and version 1 (whose signed forms are stored
+//! bytes, so the credential is the same byte for byte), with the state they had when
+//! written. Amendments and closures still store their encoded answers.
 
 pub mod allocator;
 
@@ -707,6 +714,49 @@ fn already_registered(err: &sqlx::Error) -> bool {
     }
 }
 
+/// The page of the register after `$1`, with `$2` … the state (when not active) and the
+/// authority filtered on, and the limit last. One statement per filter, not one with
+/// `($2 = '' OR state = $2)`: neither planner uses an index for a filter written so
+/// (PostgreSQL's generic plan nor SQLite's). A state other than active is looked up
+/// in `enterprises_closed`, whose predicate the query repeats so both planners can use
+/// it; the index holds only closed enterprises, so an establishment does not write it
+/// (migration 0102). Active enterprises are nearly all of them: the code order is the
+/// way to walk them.
+fn list_enterprises_sql(state: Option<State>, by_authority: bool) -> &'static str {
+    macro_rules! select {
+        ($($where:literal),+) => {
+            concat!("SELECT ", enterprise_columns!(), " FROM enterprises WHERE ", $($where),+)
+        };
+    }
+    match (state, by_authority) {
+        (None, false) => select!("uscc > $1 ORDER BY uscc LIMIT $2"),
+        (None, true) => select!("authority = $2 AND uscc > $1 ORDER BY uscc LIMIT $3"),
+        (Some(State::Active), false) => {
+            select!("uscc > $1 AND state = 'active' ORDER BY uscc LIMIT $2")
+        }
+        (Some(State::Active), true) => {
+            select!("authority = $2 AND uscc > $1 AND state = 'active' ORDER BY uscc LIMIT $3")
+        }
+        (Some(_), false) => {
+            select!("state = $2 AND state <> 'active' AND uscc > $1 ORDER BY uscc LIMIT $3")
+        }
+        (Some(_), true) => select!(
+            "authority = $3 AND state = $2 AND state <> 'active' AND uscc > $1 ",
+            "ORDER BY uscc LIMIT $4"
+        ),
+    }
+}
+
+/// What an establishment's idempotency record holds instead of its answer: this prefix
+/// and the enterprise's code. An encoded answer (what records held before) starts with
+/// a protobuf field tag, never with this.
+const ESTABLISHMENT_REFERENCE: &[u8] = b"@establishment:";
+
+/// The idempotency record of the establishment of `uscc`.
+fn establishment_reference(uscc: &str) -> Vec<u8> {
+    [ESTABLISHMENT_REFERENCE, uscc.as_bytes()].concat()
+}
+
 /// Whether a mutation certainly stored nothing, so the serial and status entry it took
 /// can be given out again: it was refused, or answered a replay. A database failure may
 /// have come after the commit, so its values are never reused.
@@ -813,7 +863,9 @@ macro_rules! impl_license_store {
                     content.representative_id.as_ref().map(|_| "recorded").into();
                 let detail = detail.to_string();
                 let issued = Issued { enterprise, version, superseded: None };
-                let answer = change.key.map(|_| (change.encode)(&issued));
+                // The record keeps a reference, not the answer: the answer is rebuilt
+                // from the rows on a replay (see `replayed_establishment`).
+                let answer = change.key.map(|_| establishment_reference(uscc.as_str()));
                 let query = bind_version!(
                     sqlx::query(match change.key {
                         Some(_) => establish_sql!($dialect, keyed),
@@ -841,7 +893,10 @@ macro_rules! impl_license_store {
                         if let Some(key) = change.key {
                             let mut conn = self.pool.acquire().await?;
                             match conn.recorded(key).await? {
-                                Some(Claim::Replay(bytes)) => return Ok(Outcome::Replayed(bytes)),
+                                Some(Claim::Replay(bytes)) => {
+                                    drop(conn);
+                                    return self.replayed_establishment(uscc.as_str(), bytes, change.encode).await;
+                                }
                                 Some(_) => return Err(LicenseError::IdempotencyConflict),
                                 None => {}
                             }
@@ -854,6 +909,55 @@ macro_rules! impl_license_store {
                     }
                     Err(err) => Err(err.into()),
                 }
+            }
+
+            /// The answer of a replayed establishment of `uscc` whose idempotency record
+            /// holds `recorded`: the first answer rebuilt from the register row and
+            /// version 1 as they were when written (active, version 1 current, neither
+            /// superseded nor revoked), whatever happened to the enterprise since. The
+            /// signed forms are the stored bytes, so the credential is the first one byte
+            /// for byte. A record written before references were stored holds the
+            /// encoded answer itself, which is answered as it is.
+            async fn replayed_establishment(
+                &self,
+                uscc: &str,
+                recorded: Vec<u8>,
+                encode: EncodeResponse<'_>,
+            ) -> Result<Outcome<Issued>, LicenseError> {
+                if !recorded.starts_with(ESTABLISHMENT_REFERENCE) {
+                    return Ok(Outcome::Replayed(recorded));
+                }
+                if recorded[ESTABLISHMENT_REFERENCE.len()..] != *uscc.as_bytes() {
+                    return Err(corrupt("idempotency record", uscc));
+                }
+                let enterprise: EnterpriseRow = sqlx::query_as(concat!(
+                    "SELECT ", enterprise_columns!(), " FROM enterprises WHERE uscc = $1"
+                ))
+                .bind(uscc)
+                .fetch_one(&self.pool)
+                .await?;
+                let version: VersionRow = sqlx::query_as(concat!(
+                    "SELECT ", version_columns!(), " FROM license_versions WHERE uscc = $1 AND version = 1"
+                ))
+                .bind(uscc)
+                .fetch_one(&self.pool)
+                .await?;
+                let mut version = VersionRecord::try_from(version)?;
+                version.is_current = true;
+                version.superseded_at = 0;
+                version.revoked_at = 0;
+                let enterprise = EnterpriseRecord {
+                    name: version.content.name.clone(),
+                    state: State::Active,
+                    current_version: 1,
+                    license_id: version.license_id.clone(),
+                    authority: version.content.authority.to_string(),
+                    state_reason: String::new(),
+                    updated_at: enterprise.created_at,
+                    ..EnterpriseRecord::try_from(enterprise)?
+                };
+                let issued = Issued { enterprise, version, superseded: None };
+                Ok(Outcome::Replayed(encode(&issued)))
             }
 
             /// Amends with status entry `entry` for the new version.
@@ -1147,16 +1251,15 @@ macro_rules! impl_license_store {
                 state: Option<State>,
                 authority: Option<&str>,
             ) -> Result<Vec<EnterpriseRecord>, LicenseError> {
-                let rows: Vec<EnterpriseRow> = sqlx::query_as(concat!(
-                    "SELECT ", enterprise_columns!(), " FROM enterprises WHERE uscc > $1 ",
-                    "AND ($2 = '' OR state = $2) AND ($3 = '' OR authority = $3) ORDER BY uscc LIMIT $4"
-                ))
-                .bind(after)
-                .bind(state.map(|s| s.as_str()).unwrap_or_default())
-                .bind(authority.unwrap_or_default())
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?;
+                let closed = state.filter(|s| *s != State::Active);
+                let mut query = sqlx::query_as(list_enterprises_sql(state, authority.is_some())).bind(after);
+                if let Some(s) = closed {
+                    query = query.bind(s.as_str());
+                }
+                if let Some(a) = authority {
+                    query = query.bind(a);
+                }
+                let rows: Vec<EnterpriseRow> = query.bind(i64::from(limit)).fetch_all(&self.pool).await?;
                 rows.into_iter().map(EnterpriseRecord::try_from).collect()
             }
 

@@ -3,6 +3,8 @@ use credmesh_proto::license::v1 as pb;
 use credmesh_uscc::LicenseId;
 use tonic::Code;
 
+use credmesh_store::Db;
+
 use crate::helpers::*;
 
 fn amend_domicile(uscc: &str, domicile: &str) -> pb::AmendLicenseRequest {
@@ -353,6 +355,70 @@ async fn a_retried_establish_returns_the_same_credential_and_a_changed_request_i
     }
 }
 
+/// The idempotency record of an establishment keeps a reference, and a replay rebuilds
+/// the first answer from the stored rows: byte for byte the same encoded answer (the
+/// same envelope, VC-JWT and QR form) even after the enterprise was amended and its
+/// license revoked, since the answer is what the first call returned.
+#[tokio::test]
+async fn a_retried_establish_answers_the_first_credential_after_later_changes() {
+    use credmesh_proto::prost::Message as _;
+    for backend in BOTH {
+        let app = spawn_app(backend).await;
+        let dept = app.department("sh-jingan", JINGAN).await;
+        let uscc = sh_uscc("310106", 4);
+        let mut req = restaurant(&uscc);
+        req.idempotency_key = "est-310106-4".into();
+        let first = app.establish(&dept, req.clone()).await.unwrap();
+        let replayed = app.establish(&dept, req.clone()).await.unwrap();
+        assert_eq!(
+            replayed.encode_to_vec(),
+            first.encode_to_vec(),
+            "{backend:?}"
+        );
+
+        app.env.clock.advance(60);
+        app.amend(&dept, amend_domicile(&uscc, "上海市静安区新闸路1号"))
+            .await
+            .unwrap();
+        app.license
+            .clone()
+            .revoke_license(with_token(
+                pb::RevokeLicenseRequest {
+                    uscc: uscc.clone(),
+                    reason: "提交虚假材料取得登记".into(),
+                    ..Default::default()
+                },
+                &dept,
+            ))
+            .await
+            .unwrap();
+        app.env.clock.advance(60);
+        let later = app.establish(&dept, req.clone()).await.unwrap();
+        assert_eq!(
+            later.encode_to_vec(),
+            first.encode_to_vec(),
+            "{backend:?}: the first answer, whatever happened since"
+        );
+        let credential = later.license.unwrap().credential.unwrap();
+        assert!(!credential.qr_text.is_empty() && !credential.vc_jwt.is_empty());
+
+        // What is stored per establishment is a reference, not the credential again.
+        let (len,): (i64,) = match app.license_db().await {
+            Db::Sqlite(p) => sqlx::query_as("SELECT max(length(response)) FROM idempotency")
+                .fetch_one(&p)
+                .await
+                .unwrap(),
+            Db::Postgres(p) => sqlx::query_as(
+                "SELECT max(length(response))::BIGINT FROM idempotency WHERE scope LIKE 'license.EstablishEnterprise%'",
+            )
+            .fetch_one(&p)
+            .await
+            .unwrap(),
+        };
+        assert!(len < 100, "{backend:?}: {len} bytes stored for a replay");
+    }
+}
+
 #[tokio::test]
 async fn an_amendment_based_on_a_stale_version_or_changing_nothing_is_refused() {
     for backend in BOTH {
@@ -447,5 +513,52 @@ async fn enterprises_are_listed_page_by_page_and_filtered() {
             .unwrap()
             .into_inner();
         assert_eq!(municipal.enterprises.len(), 2);
+
+        // Closed enterprises are listed by state (alone and with the authority), from
+        // the index of closed ones; active ones by walking the codes.
+        let revoked = sh_uscc("310106", 101);
+        app.license
+            .clone()
+            .revoke_license(with_token(
+                pb::RevokeLicenseRequest {
+                    uscc: revoked.clone(),
+                    reason: "提交虚假材料取得登记".into(),
+                    ..Default::default()
+                },
+                &op,
+            ))
+            .await
+            .unwrap();
+        let list = |state: pb::EnterpriseState, authority: &str| {
+            let mut license = app.license.clone();
+            let req = with_token(
+                pb::ListEnterprisesRequest {
+                    registration_authority: authority.into(),
+                    state: state as i32,
+                    ..Default::default()
+                },
+                &op,
+            );
+            async move {
+                let page = license.list_enterprises(req).await.unwrap().into_inner();
+                page.enterprises
+                    .into_iter()
+                    .map(|e| e.uscc)
+                    .collect::<Vec<_>>()
+            }
+        };
+        let closed = pb::EnterpriseState::Revoked;
+        assert_eq!(list(closed, "").await, vec![revoked.clone()], "{backend:?}");
+        assert_eq!(list(closed, MUNICIPAL).await, vec![revoked.clone()]);
+        assert!(list(closed, JINGAN).await.is_empty());
+        assert!(list(pb::EnterpriseState::Deregistered, "").await.is_empty());
+        assert_eq!(list(pb::EnterpriseState::Active, "").await.len(), 4);
+        assert_eq!(list(pb::EnterpriseState::Active, MUNICIPAL).await.len(), 1);
+        assert_eq!(
+            list(pb::EnterpriseState::Unspecified, MUNICIPAL)
+                .await
+                .len(),
+            2
+        );
     }
 }
