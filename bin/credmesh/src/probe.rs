@@ -47,7 +47,10 @@ pub async fn run(args: &ProbeArgs, env: &HashMap<String, String>) -> anyhow::Res
         )
     } else {
         // Plaintext: the TLS settings are not used, only passed along.
-        (format!("http://{}", args.addr), ClientTls::installed().clone())
+        (
+            format!("http://{}", args.addr),
+            ClientTls::installed().clone(),
+        )
     };
     let options = ClientOptions {
         connect_timeout: timeout,
