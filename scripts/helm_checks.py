@@ -65,6 +65,17 @@ kv.schema_contents = functools.lru_cache(maxsize=None)(kv.schema_contents)
 # emits, refusing any other field, so a typo fails here as it would in the cluster.
 _DURATION = r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
 _STRMAP = {"type": "object", "additionalProperties": {"type": "string"}}
+_KEY_SELECTOR = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["key"],
+    "properties": {"name": {"type": "string"}, "key": {"type": "string"}, "optional": {"type": "boolean"}},
+}
+_SECRET_OR_CONFIGMAP = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"secret": _KEY_SELECTOR, "configMap": _KEY_SELECTOR},
+}
 SERVICE_MONITOR_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -118,6 +129,17 @@ SERVICE_MONITOR_SCHEMA = {
                             "interval": {"type": "string", "pattern": _DURATION},
                             "scrapeTimeout": {"type": "string", "pattern": _DURATION},
                             "honorLabels": {"type": "boolean"},
+                            "tlsConfig": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    "serverName": {"type": "string"},
+                                    "insecureSkipVerify": {"type": "boolean"},
+                                    "ca": _SECRET_OR_CONFIGMAP,
+                                    "cert": _SECRET_OR_CONFIGMAP,
+                                    "keySecret": _KEY_SELECTOR,
+                                },
+                            },
                             "relabelings": {"type": "array"},
                             "metricRelabelings": {"type": "array"},
                         },
@@ -329,7 +351,13 @@ def check_hardened(c: Checks, doc: dict, where: str) -> None:
         c.ok("memory" in lim, f"{cn}: resources.limits needs memory")
 
 
-def check_deployment(c: Checks, doc: dict, where: str) -> None:
+def tls_probe_command(component: str, service: str, grpc_port, timeout_seconds: int) -> list[str]:
+    """The exec probe a TLS deployment runs instead of the gRPC probe."""
+    return ["/usr/local/bin/credmesh", "probe", f"--addr=127.0.0.1:{grpc_port}", f"--service={service}",
+            f"--server-name={RELEASE}-{component}", f"--timeout-ms={timeout_seconds * 1000}"]
+
+
+def check_deployment(c: Checks, doc: dict, where: str, tls: bool = False) -> None:
     name = f"{where}: Deployment/{doc['metadata']['name']}"
     component = labels(doc).get(COMPONENT)
     c.ok(component in SERVICES, f"{name}: component label {component!r} is not a credmesh service")
@@ -342,6 +370,12 @@ def check_deployment(c: Checks, doc: dict, where: str) -> None:
     for probe, service in (("startupProbe", ""), ("livenessProbe", ""), ("readinessProbe", GRPC_NAMES.get(component))):
         p = ctr.get(probe) or {}
         grpc = p.get("grpc")
+        if tls:
+            # Kubernetes' gRPC probes cannot speak TLS: `credmesh probe` asks the same health.
+            want = tls_probe_command(component, service, ports.get("grpc"), p.get("timeoutSeconds", 0))
+            c.ok(grpc is None and (p.get("exec") or {}).get("command") == want,
+                 f"{name}: with TLS {probe} must run {want}, not {p}")
+            continue
         if c.ok(grpc is not None, f"{name}: {probe} must be a Kubernetes-native gRPC probe"):
             c.ok(grpc.get("port") == ports.get("grpc"), f"{name}: {probe} must use the grpc port {ports.get('grpc')}")
             c.ok(grpc.get("service", "") == service,
@@ -553,7 +587,7 @@ def check_chart_render(c: Checks, docs: list[dict], where: str, values: dict) ->
         if c.ok(len(tests) == 1, f"{where}: one helm test Pod"):
             got = {}
             for ctr in tests[0]["spec"]["containers"]:
-                args = dict(a.lstrip("-").split("=", 1) for a in ctr["args"])
+                args = dict(a.lstrip("-").partition("=")[::2] for a in ctr["args"])
                 got[ctr["name"]] = (args.get("addr"), args.get("service"))
             want = {s: (f"{RELEASE}-{s}:{values['ports']['grpc']}", GRPC_NAMES[s]) for s in enabled}
             c.ok(got == want, f"{where}: helm test must check the gRPC health of every enabled service: {got} != {want}")
@@ -659,7 +693,7 @@ def check_common(c: Checks, docs: list[dict], where: str, values: dict | None,
     for d in docs:
         check_hardened(c, d, where)
         if d["kind"] == "Deployment":
-            check_deployment(c, d, where)
+            check_deployment(c, d, where, tls=bool(values and values.get("tls", {}).get("enabled")))
     check_no_secret_in_plain_config(c, docs, where, extra_secrets)
     external = set(external)
     if values is not None:
@@ -675,6 +709,7 @@ def check_common(c: Checks, docs: list[dict], where: str, values: dict | None,
 def existing_secrets(values: dict) -> set[str]:
     out = {values["postgresql"].get("existingSecret") or "", values["redis"].get("existingSecret") or ""}
     out |= {values["services"][s]["keys"].get("existingSecret") or "" for s in SERVICES}
+    out.add((values.get("tls") or {}).get("existingSecret") or "")
     return out - {""}
 
 
@@ -731,6 +766,115 @@ def check_disabling(c: Checks, args, base_values: pathlib.Path) -> None:
 
 
 # ---------------------------------------------------------------------------------
+# 3b. In-process TLS: off, on and mutual
+
+
+TLS_DIR = "/etc/credmesh/tls"
+TLS_SECRET = "credmesh-mesh-tls"
+
+
+def check_tls(c: Checks, args) -> None:
+    """tls.* renders what docs/SECURITY.md and the chart README promise: the Secret
+    mounted read-only in every service, the CREDMESH_TLS_* variables, https:// between
+    services, exec probes running `credmesh probe` with each Service's name, a checksum
+    that rolls the pods, an https ServiceMonitor and ingress-nginx told the backend
+    speaks TLS; nothing of it when off."""
+    common = ["--set", "metrics.serviceMonitor.enabled=true", "--set", "ingress.enabled=true",
+              "--set", "ingress.className=nginx", "--set", "ingress.grpc.enabled=true",
+              "--set", "ingress.grpc.className=nginx",
+              "--set", "ingress.grpc.annotations.nginx\\.ingress\\.kubernetes\\.io/backend-protocol=GRPC"]
+    on = ["--set", "tls.enabled=true", "--set", f"tls.existingSecret={TLS_SECRET}"]
+    cases = {"off": common, "on": common + on, "mutual": common + on + ["--set", "tls.mutual=true"]}
+    for case, extra in cases.items():
+        where = f"tls {case}"
+        docs = render(args, [], extra)
+        enabled, mutual = case != "off", case == "mutual"
+        values = chart_values(args, [])
+        values["tls"] = {"enabled": enabled, "existingSecret": TLS_SECRET if enabled else "", "mutual": mutual}
+        values["metrics"]["serviceMonitor"]["enabled"] = True
+        values["ingress"]["enabled"] = True
+        values["ingress"]["grpc"]["enabled"] = True
+        check_common(c, docs, where, values, set())
+        scheme = "https" if enabled else "http"
+        want_env = {"CREDMESH_TLS_CERT_FILE": f"{TLS_DIR}/tls.crt", "CREDMESH_TLS_KEY_FILE": f"{TLS_DIR}/tls.key",
+                    "CREDMESH_TLS_CA_FILE": f"{TLS_DIR}/ca.crt"} if enabled else {}
+        if mutual:
+            want_env["CREDMESH_TLS_CLIENT_CA_FILE"] = f"{TLS_DIR}/ca.crt"
+        for d in docs:
+            n = f"{where}: {d['kind']}/{d['metadata']['name']}"
+            comp = labels(d).get(COMPONENT)
+            if d["kind"] == "ConfigMap" and comp in SERVICES:
+                data = d["data"]
+                got = {k: v for k, v in data.items() if k.startswith("CREDMESH_TLS_")}
+                c.ok(got == want_env, f"{n}: TLS variables {got} != {want_env}")
+                for k, v in data.items():
+                    if k.endswith("_URL") and k.startswith("CREDMESH_") and k != "CREDMESH_PUBLIC_URL":
+                        c.ok(v.startswith(f"{scheme}://{RELEASE}-"), f"{n}: {k}={v} must be {scheme}://")
+            if d["kind"] == "Deployment":
+                spec = pod_spec(d)
+                ctr = spec["containers"][0]
+                mounts = [m for m in ctr.get("volumeMounts", []) if m["mountPath"] == TLS_DIR]
+                vols = [v for v in spec.get("volumes", []) if v["name"] == "tls"]
+                ann = d["spec"]["template"]["metadata"].get("annotations") or {}
+                if enabled:
+                    c.ok(len(mounts) == 1 and mounts[0].get("readOnly") is True and mounts[0]["name"] == "tls",
+                         f"{n}: the TLS Secret must be mounted read-only at {TLS_DIR}: {mounts}")
+                    c.ok(len(vols) == 1 and vols[0].get("secret", {}).get("secretName") == TLS_SECRET
+                         and {i["key"] for i in vols[0]["secret"].get("items", [])} == {"tls.crt", "tls.key", "ca.crt"},
+                         f"{n}: the tls volume must be the Secret {TLS_SECRET} with tls.crt, tls.key and ca.crt: {vols}")
+                    c.ok("checksum/tls" in ann, f"{n}: a checksum/tls annotation rolls the pods when tls changes")
+                    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                        cmd = (ctr[probe].get("exec") or {}).get("command") or []
+                        c.ok(f"--server-name={RELEASE}-{comp}" in cmd,
+                             f"{n}: {probe} must check the certificate names the Service {RELEASE}-{comp}: {cmd}")
+                else:
+                    c.ok(not mounts and not vols and "checksum/tls" not in ann, f"{n}: nothing of TLS when tls is off")
+            if d["kind"] == "ServiceMonitor":
+                ep = d["spec"]["endpoints"][0]
+                c.ok(ep["scheme"] == scheme, f"{n}: scheme {ep['scheme']} != {scheme}")
+                tc = ep.get("tlsConfig")
+                if enabled:
+                    ok = (tc is not None and tc.get("serverName") == f"{RELEASE}-{comp}"
+                          and tc.get("ca") == {"secret": {"name": TLS_SECRET, "key": "ca.crt"}})
+                    if mutual:
+                        ok = ok and tc.get("cert") == {"secret": {"name": TLS_SECRET, "key": "tls.crt"}} \
+                            and tc.get("keySecret") == {"name": TLS_SECRET, "key": "tls.key"}
+                    else:
+                        ok = ok and "cert" not in tc and "keySecret" not in tc
+                    c.ok(ok, f"{n}: tlsConfig {tc}")
+                else:
+                    c.ok(tc is None, f"{n}: no tlsConfig when tls is off")
+            if d["kind"] == "Ingress":
+                ann = d["metadata"].get("annotations") or {}
+                grpc = d["metadata"]["name"].endswith("-grpc")
+                want = ("GRPCS" if grpc else "HTTPS") if enabled else ("GRPC" if grpc else None)
+                c.ok(ann.get("nginx.ingress.kubernetes.io/backend-protocol") == want,
+                     f"{n}: nginx backend-protocol {ann.get('nginx.ingress.kubernetes.io/backend-protocol')} != {want}")
+                want_secret = f"default/{TLS_SECRET}" if mutual else None
+                c.ok(ann.get("nginx.ingress.kubernetes.io/proxy-ssl-secret") == want_secret,
+                     f"{n}: nginx proxy-ssl-secret {ann.get('nginx.ingress.kubernetes.io/proxy-ssl-secret')} != {want_secret}")
+            if d["kind"] == "Pod":
+                for ctr in d["spec"]["containers"]:
+                    flags = set(ctr["args"])
+                    c.ok(("-tls" in flags) == enabled
+                         and (f"-tls-server-name={RELEASE}-{ctr['name']}" in flags) == enabled
+                         and ("-tls-client-cert=/etc/credmesh/tls/tls.crt" in flags) == mutual,
+                         f"{n}: the helm test of {ctr['name']} must speak TLS exactly when tls is on: {ctr['args']}")
+    # Another ingress class gets none of the nginx annotations.
+    docs = render(args, [], cases["mutual"] + ["--set", "ingress.className=traefik"])
+    for d in docs:
+        if d["kind"] == "Ingress" and not d["metadata"]["name"].endswith("-grpc"):
+            ann = d["metadata"].get("annotations") or {}
+            c.ok(not any(k.startswith("nginx.") for k in ann), f"tls with class traefik: no nginx annotations: {ann}")
+    # The checksum follows the tls values, so changing them rolls the pods.
+    def checksum(extra):
+        return {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["annotations"]["checksum/tls"]
+                for d in render(args, [], extra) if d["kind"] == "Deployment"}
+    c.ok(checksum(on) != checksum(on[:-1] + ["tls.existingSecret=other"]) != checksum(on + ["--set", "tls.mutual=true"]),
+         "checksum/tls must change with the tls values")
+
+
+# ---------------------------------------------------------------------------------
 # 4. Bad values are refused with the reason
 
 
@@ -746,6 +890,10 @@ BAD_VALUES = [
     (["--set", "keys.generate=false"], ["services.identity.keys.anchor is empty"]),
     (["--set", "observability.prometheusRule.errorRatio=5"], ["/observability/prometheusRule/errorRatio"]),
     (["--set", "observability.grafanaDashboard.enable=true"], ["/observability/grafanaDashboard", "'enable' not allowed"]),
+    (["--set", "tls.enabled=true"], ["tls.enabled is true but tls.existingSecret is empty", "tls.crt, tls.key and ca.crt"]),
+    (["--set", "tls.mutual=true"], ["tls.mutual is true but tls.enabled is false"]),
+    (["--set", "tls.enabled=on"], ["/tls/enabled", "want boolean"]),
+    (["--set", "tls.secret=x"], ["/tls", "additional properties 'secret' not allowed"]),
 ]
 
 
@@ -883,6 +1031,7 @@ def main() -> int:
         check_common(c, load_docs(f.read_text()), f.name, None, set(), operator_secrets)
     check_disabling(c, args, args.chart / "ci" / "production-values.yaml")
     check_bad_values(c, args)
+    check_tls(c, args)
     check_k8s(c, args)
     check_readme(c, args)
     check_dockerfile(c, pathlib.Path("."))

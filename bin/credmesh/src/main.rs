@@ -8,6 +8,7 @@
 mod cli;
 mod dev;
 mod keyfile;
+mod probe;
 mod profile;
 mod serve;
 

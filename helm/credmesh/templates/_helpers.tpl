@@ -231,9 +231,31 @@ seccompProfile:
 {{- .Values.region.partnerCa.existingConfigMap | default (printf "%s-partner-ca" (include "credmesh.fullname" .)) }}
 {{- end }}
 
+{{/*
+In-process TLS (values `tls`): the scheme of the URLs the services call each other by,
+where the Secret is mounted, and the environment that points at its files.
+*/}}
+{{- define "credmesh.scheme" -}}
+{{- ternary "https" "http" (.Values.tls.enabled | default false) }}
+{{- end }}
+
+{{- define "credmesh.tlsDir" -}}
+/etc/credmesh/tls
+{{- end }}
+
+{{- define "credmesh.tlsEnv" -}}
+{{- $dir := include "credmesh.tlsDir" . }}
+CREDMESH_TLS_CERT_FILE: {{ $dir }}/tls.crt
+CREDMESH_TLS_KEY_FILE: {{ $dir }}/tls.key
+CREDMESH_TLS_CA_FILE: {{ $dir }}/ca.crt
+{{- if .Values.tls.mutual }}
+CREDMESH_TLS_CLIENT_CA_FILE: {{ $dir }}/ca.crt
+{{- end }}
+{{- end }}
+
 {{- define "credmesh.identityUrl" -}}
 {{- if .Values.services.identity.enabled }}
-{{- printf "http://%s-identity:%v" (include "credmesh.fullname" .) .Values.ports.grpc }}
+{{- printf "%s://%s-identity:%v" (include "credmesh.scheme" .) (include "credmesh.fullname" .) .Values.ports.grpc }}
 {{- else }}
 {{- .Values.externalIdentity.url }}
 {{- end }}
@@ -245,6 +267,12 @@ change.
 */}}
 {{- define "credmesh.validate" -}}
 {{- $v := .Values }}
+{{- if and $v.tls.enabled (not $v.tls.existingSecret) }}
+{{- fail "tls.enabled is true but tls.existingSecret is empty: name the Secret with tls.crt, tls.key and ca.crt (cert-manager's layout) whose certificate names every service's Service (<fullname>-<service>)" }}
+{{- end }}
+{{- if and $v.tls.mutual (not $v.tls.enabled) }}
+{{- fail "tls.mutual is true but tls.enabled is false: mutual TLS needs tls.enabled and tls.existingSecret" }}
+{{- end }}
 {{- range $p := $v.region.partners }}
 {{- if eq $p.code $v.region.code }}
 {{- fail (printf "region.partners: %s is this deployment's own region (region.code); list only partner regions" $p.code) }}
@@ -312,7 +340,7 @@ change.
 {{- $_ := set $env "CREDMESH_IDENTITY_URL" (include "credmesh.identityUrl" $root) }}
 {{- range $dep := $svc.dependsOn }}
 {{- if and (ne $dep "identity") (index $root.Values.services $dep).enabled }}
-{{- $_ := set $env (printf "CREDMESH_%s_URL" (upper $dep)) (printf "http://%s-%s:%d" (include "credmesh.fullname" $root) $dep ($root.Values.ports.grpc | int)) }}
+{{- $_ := set $env (printf "CREDMESH_%s_URL" (upper $dep)) (printf "%s://%s-%s:%d" (include "credmesh.scheme" $root) (include "credmesh.fullname" $root) $dep ($root.Values.ports.grpc | int)) }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -321,6 +349,9 @@ change.
 {{- end }}
 {{- if include "credmesh.usesPartnerCa" $ctx }}
 {{- $_ := set $env "CREDMESH_PARTNER_CA_FILE" "/etc/credmesh/partner-ca/ca.pem" }}
+{{- end }}
+{{- if $root.Values.tls.enabled }}
+{{- range $k, $v := include "credmesh.tlsEnv" $root | fromYaml }}{{ $_ := set $env $k $v }}{{ end }}
 {{- end }}
 {{- range $k, $v := $root.Values.config.extraEnv }}{{ $_ := set $env $k (toString $v) }}{{ end }}
 {{- range $k, $v := $svc.extraEnv }}{{ $_ := set $env $k (toString $v) }}{{ end }}

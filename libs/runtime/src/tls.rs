@@ -139,6 +139,7 @@ impl TlsFiles {
             roots: Arc::new(roots),
             identity,
             pair,
+            server_name: None,
         })
     }
 }
@@ -178,6 +179,9 @@ pub struct ClientTls {
     identity: Option<tonic::transport::Identity>,
     /// The same, for rustls clients (HTTP fetches).
     pair: Option<(Vec<CertificateDer<'static>>, Arc<PrivateKeyDer<'static>>)>,
+    /// The name the server's certificate must carry, when not the URL's host (a probe
+    /// dialling 127.0.0.1 checks the certificate of the Service it stands behind).
+    server_name: Option<String>,
 }
 
 impl std::fmt::Debug for ClientTls {
@@ -185,6 +189,7 @@ impl std::fmt::Debug for ClientTls {
         f.debug_struct("ClientTls")
             .field("roots", &self.roots.len())
             .field("client_certificate", &self.identity.is_some())
+            .field("server_name", &self.server_name)
             .finish()
     }
 }
@@ -208,8 +213,17 @@ impl ClientTls {
                 roots: Arc::new(RootCertStore::empty()),
                 identity: None,
                 pair: None,
+                server_name: None,
             })
         })
+    }
+
+    /// These settings verifying the server's certificate against `server_name` instead of
+    /// the URL's host: `credmesh probe` dials the pod's own port on 127.0.0.1 and checks
+    /// the certificate names the Service.
+    pub fn for_server_name(mut self, server_name: impl Into<String>) -> ClientTls {
+        self.server_name = Some(server_name.into());
+        self
     }
 
     /// The trusted roots.
@@ -225,7 +239,11 @@ impl ClientTls {
     /// tonic's configuration trusting `roots` instead, still showing the process's own
     /// certificate (channels to partner regions, whose CAs are configured apart).
     pub fn tonic_with_roots(&self, roots: &RootCertStore) -> tonic::transport::ClientTlsConfig {
-        let config = tonic::transport::ClientTlsConfig::new().trust_anchors(roots.roots.clone());
+        let mut config =
+            tonic::transport::ClientTlsConfig::new().trust_anchors(roots.roots.clone());
+        if let Some(name) = &self.server_name {
+            config = config.domain_name(name.clone());
+        }
         match &self.identity {
             Some(identity) => config.identity(identity.clone()),
             None => config,

@@ -273,3 +273,31 @@ async fn a_key_that_is_not_the_certificates_own_is_refused_at_start() {
     assert!(e.contains("does not belong to the certificate"), "{e}");
     assert!(e.contains("server.crt"), "{e}");
 }
+
+#[tokio::test]
+async fn a_server_name_set_on_the_client_is_what_the_certificate_must_carry() {
+    // `credmesh probe` dials 127.0.0.1 and checks the certificate names the Service.
+    let pki = pki("server-name");
+    let server = TlsFiles {
+        identity: Some(pki.server.clone()),
+        ..TlsFiles::default()
+    };
+    let (port, _stop) = serve(&server).await;
+    let client = TlsFiles {
+        ca: Some(pki.ca_file.clone()),
+        ..TlsFiles::default()
+    }
+    .client()
+    .unwrap();
+    let url = format!("https://127.0.0.1:{port}");
+
+    let named = client.clone().for_server_name("localhost");
+    assert_eq!(health(&url, &named).await, Ok(ServingStatus::Serving));
+    // The certificate names localhost and 127.0.0.1, not credmesh-license.
+    let other = client.for_server_name("credmesh-license");
+    let refused = health(&url, &other).await;
+    assert!(
+        refused.is_err(),
+        "a certificate without the server name was accepted: {refused:?}"
+    );
+}

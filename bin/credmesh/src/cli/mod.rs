@@ -38,6 +38,9 @@ enum Command {
         #[arg(value_enum)]
         service: Service,
     },
+    /// Ask a local port's grpc.health.v1 once, over TLS when `CREDMESH_TLS_CERT_FILE` is
+    /// set (the exec probe of a TLS deployment); exits 0 only on SERVING.
+    Probe(crate::probe::ProbeArgs),
     /// Generate an Ed25519 key (PKCS#8 PEM) and print its public key.
     Keygen {
         /// Where to write the private key (created owner-readable only).
@@ -123,6 +126,13 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         Command::Dev(args) => crate::dev::run(args, env).await,
         Command::Serve { service } => crate::serve::run(service, env).await,
         Command::Migrate { service } => crate::serve::migrate(service, env).await,
+        Command::Probe(args) => {
+            if let Err(error) = crate::probe::run(&args, &env).await {
+                eprintln!("{}", crate::probe::one_line(&error));
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Keygen { out } => {
             if out.exists() {
                 anyhow::bail!(
