@@ -285,9 +285,11 @@ fn start_references(key: VerifyingKey) -> (String, String) {
                 tokio::spawn(
                     tonic::transport::Server::builder()
                         .add_service(VerifyServiceServer::new(RawVerify { key, empty }))
-                        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(
-                            listener,
-                        )),
+                        // No Nagle, as credmesh's own listeners.
+                        .serve_with_incoming(
+                            tonic::transport::server::TcpIncoming::from(listener)
+                                .with_nodelay(Some(true)),
+                        ),
                 );
             }
             tx.send((addrs[0].clone(), addrs[1].clone())).unwrap();
