@@ -380,7 +380,7 @@ async fn a_commitment_is_recorded_flagged_and_a_failed_follow_up_revokes() {
 }
 
 #[tokio::test]
-async fn a_d_grade_enterprise_cannot_commit() {
+async fn a_d_grade_enterprise_or_a_revoked_license_cannot_commit() {
     for backend in BOTH {
         let app = spawn_app(backend).await;
         let uscc = d_grade();
@@ -395,5 +395,25 @@ async fn a_d_grade_enterprise_cannot_commit() {
             "CREDIT_GRADE_REFUSED",
         );
         assert!(s.message().contains("grade"), "{backend:?}");
+
+        // The license check comes first on the commitment path too: a revoked license
+        // gets no permit however good the grade.
+        let revoked = sh_uscc(7);
+        app.establish(&revoked).await;
+        app.close_license(&revoked, false).await;
+        let holder = app.enterprise("ent-revoked", &revoked).await;
+        let s = assert_status(
+            app.certificate
+                .clone()
+                .issue_on_commitment(with_token(commitment(&revoked), &holder))
+                .await,
+            Code::FailedPrecondition,
+            "LICENSE_REVOKED",
+        );
+        assert!(
+            s.message().contains("提交虚假材料"),
+            "{backend:?}: {}",
+            s.message()
+        );
     }
 }
