@@ -42,6 +42,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../../services/verify/benches/support/reference.rs"]
+mod reference;
+
+use reference::RawVerify;
 use std::{
     future::Future,
     sync::{
@@ -55,22 +59,18 @@ use base64::Engine as _;
 use credmesh_credential::{VerifyingKey, encode_envelope, keys::IssuerKey, sign_credential};
 use credmesh_e2e::{authed, establishment, free_port, serve, wait_serving, write_key};
 use credmesh_proto::{
-    credential::v1::{Claim, Credential, CredentialKind, Envelope},
+    credential::v1::{Claim, Credential, CredentialKind},
     identity::v1::{self as ipb, identity_service_client::IdentityServiceClient},
     license::v1::license_service_client::LicenseServiceClient,
-    prost::Message as _,
     verify::v1::{
-        BatchVerifyRequest, BatchVerifyResponse, PresentedCredential, VerificationResult,
-        VerifyRequest, VerifyResponse,
-        presented_credential::Form,
+        PresentedCredential, VerifyRequest, presented_credential::Form,
         verify_service_client::VerifyServiceClient,
-        verify_service_server::{VerifyService, VerifyServiceServer},
     },
 };
 use credmesh_store::{Db, DbOptions};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
-use tonic::{Request, Response, Status, transport::Channel};
+use tonic::{Request, transport::Channel};
 
 fn setting(key: &str, default: u64) -> u64 {
     std::env::var(key)
@@ -215,58 +215,6 @@ where
 // ---------------------------------------------------------------------------------------
 // References: bare tonic servers on a runtime of their own.
 
-/// The reference server: decode the envelope, one strict Ed25519 verify, answer; or, when
-/// `empty`, answer at once.
-#[derive(Clone)]
-struct RawVerify {
-    key: VerifyingKey,
-    empty: bool,
-}
-
-#[tonic::async_trait]
-impl VerifyService for RawVerify {
-    async fn verify(
-        &self,
-        request: Request<VerifyRequest>,
-    ) -> Result<Response<VerifyResponse>, Status> {
-        if self.empty {
-            return Ok(Response::new(VerifyResponse::default()));
-        }
-        let Some(Form::Envelope(bytes)) = request.into_inner().credential.and_then(|c| c.form)
-        else {
-            return Err(Status::invalid_argument("no envelope"));
-        };
-        let env =
-            Envelope::decode(bytes.as_slice()).map_err(|_| Status::invalid_argument("bad"))?;
-        let ok = credmesh_credential::check_signature(
-            credmesh_credential::Context::Credential,
-            &env,
-            &self.key,
-        )
-        .is_ok();
-        Ok(Response::new(VerifyResponse {
-            result: Some(VerificationResult {
-                reason: if ok { "VALID" } else { "BAD_SIGNATURE" }.into(),
-                ..Default::default()
-            }),
-        }))
-    }
-
-    async fn batch_verify(
-        &self,
-        _: Request<BatchVerifyRequest>,
-    ) -> Result<Response<BatchVerifyResponse>, Status> {
-        Err(Status::unimplemented("reference"))
-    }
-
-    async fn list_verification_audit(
-        &self,
-        _: Request<credmesh_proto::verify::v1::ListVerificationAuditRequest>,
-    ) -> Result<Response<credmesh_proto::verify::v1::ListVerificationAuditResponse>, Status> {
-        Err(Status::unimplemented("reference"))
-    }
-}
-
 /// Starts the empty and the raw-verify reference servers on a two-thread runtime of
 /// their own (as a separate process would have); their addresses.
 fn start_references(key: VerifyingKey) -> (String, String) {
@@ -282,15 +230,7 @@ fn start_references(key: VerifyingKey) -> (String, String) {
             for empty in [true, false] {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addrs.push(listener.local_addr().unwrap().to_string());
-                tokio::spawn(
-                    tonic::transport::Server::builder()
-                        .add_service(VerifyServiceServer::new(RawVerify { key, empty }))
-                        // No Nagle, as credmesh's own listeners.
-                        .serve_with_incoming(
-                            tonic::transport::server::TcpIncoming::from(listener)
-                                .with_nodelay(Some(true)),
-                        ),
-                );
+                reference::spawn(listener, RawVerify { key, empty });
             }
             tx.send((addrs[0].clone(), addrs[1].clone())).unwrap();
             std::future::pending::<()>().await;

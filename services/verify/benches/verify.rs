@@ -22,6 +22,10 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "support/reference.rs"]
+mod reference;
+
+use reference::RawVerify;
 use std::{
     collections::HashMap,
     sync::Arc,
@@ -30,23 +34,19 @@ use std::{
 
 use base64::Engine as _;
 use credmesh_auth::{GrpcJwksSource, PrincipalKind, TokenValidator, ValidatorConfig};
-use credmesh_credential::{VerifyingKey, encode_envelope, keys::IssuerKey, sign_credential};
+use credmesh_credential::{encode_envelope, keys::IssuerKey, sign_credential};
 use credmesh_proto::{
-    credential::v1::{Claim, Credential, CredentialKind, Envelope},
+    credential::v1::{Claim, Credential, CredentialKind},
     identity::v1::{self as ipb, identity_service_client::IdentityServiceClient},
-    prost::Message as _,
     verify::v1::{
-        BatchVerifyRequest, BatchVerifyResponse, PresentedCredential, VerificationResult,
-        VerifyRequest, VerifyResponse,
-        presented_credential::Form,
+        BatchVerifyRequest, PresentedCredential, VerifyRequest, presented_credential::Form,
         verify_service_client::VerifyServiceClient,
-        verify_service_server::{VerifyService, VerifyServiceServer},
     },
 };
 use credmesh_runtime::{Clock as _, Server, ServerConfig, SystemClock};
 use credmesh_store::{Db, DbOptions};
 use credmesh_telemetry::metrics::Metrics;
-use tonic::{Request, Response, Status, transport::Channel};
+use tonic::{Request, transport::Channel};
 
 fn setting(key: &str, default: u64) -> u64 {
     std::env::var(key)
@@ -60,55 +60,6 @@ fn with_token<T>(msg: T, token: &str) -> Request<T> {
     req.metadata_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
     req
-}
-
-/// The reference: decode the envelope, one strict Ed25519 verify, answer.
-#[derive(Clone)]
-struct RawVerify {
-    key: VerifyingKey,
-    empty: bool,
-}
-
-#[tonic::async_trait]
-impl VerifyService for RawVerify {
-    async fn verify(
-        &self,
-        request: Request<VerifyRequest>,
-    ) -> Result<Response<VerifyResponse>, Status> {
-        if self.empty {
-            return Ok(Response::new(VerifyResponse::default()));
-        }
-        let Some(Form::Envelope(bytes)) = request.into_inner().credential.and_then(|c| c.form)
-        else {
-            return Err(Status::invalid_argument("no envelope"));
-        };
-        let env =
-            Envelope::decode(bytes.as_slice()).map_err(|_| Status::invalid_argument("bad"))?;
-        let ok = credmesh_credential::check_signature(
-            credmesh_credential::Context::Credential,
-            &env,
-            &self.key,
-        )
-        .is_ok();
-        Ok(Response::new(VerifyResponse {
-            result: Some(VerificationResult {
-                outcome: if ok { 1 } else { 7 },
-                ..Default::default()
-            }),
-        }))
-    }
-    async fn batch_verify(
-        &self,
-        _: Request<BatchVerifyRequest>,
-    ) -> Result<Response<BatchVerifyResponse>, Status> {
-        Err(Status::unimplemented("reference"))
-    }
-    async fn list_verification_audit(
-        &self,
-        _: Request<credmesh_proto::verify::v1::ListVerificationAuditRequest>,
-    ) -> Result<Response<credmesh_proto::verify::v1::ListVerificationAuditResponse>, Status> {
-        Err(Status::unimplemented("reference"))
-    }
 }
 
 struct Measured {
@@ -167,15 +118,7 @@ fn row(name: &str, m: &Measured, unit: &str) {
 async fn serve_reference(svc: RawVerify) -> VerifyServiceClient<Channel> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    // No Nagle, as the gateway's own listener: otherwise the references wait for delayed
-    // ACKs (p99 about 40 ms) and every ratio flatters the gateway.
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(VerifyServiceServer::new(svc))
-            .serve_with_incoming(
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            ),
-    );
+    reference::spawn(listener, svc);
     let ch = Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
