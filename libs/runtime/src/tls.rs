@@ -300,36 +300,30 @@ fn read_identity(
     Ok((chain, key))
 }
 
-/// `roots` plus every certificate of the PEM bundle at `path`; a bundle with none is
-/// refused, so a mistyped file is noticed at start.
+/// `roots` plus every certificate of the PEM bundle at `path`.
 fn read_roots(path: &Path, mut roots: RootCertStore) -> anyhow::Result<RootCertStore> {
     let pem =
         std::fs::read(path).with_context(|| format!("reading the CA bundle {}", path.display()))?;
+    add_pem_bundle(&mut roots, &pem)
+        .with_context(|| format!("the CA bundle {}", path.display()))?;
+    Ok(roots)
+}
+
+/// Adds every certificate of a PEM bundle to `roots`; answers how many. Refuses a bundle
+/// with none, so a mistyped file is noticed at start, not at the first connection.
+pub fn add_pem_bundle(roots: &mut RootCertStore, pem: &[u8]) -> anyhow::Result<usize> {
     let mut added = 0;
-    for (i, cert) in CertificateDer::pem_slice_iter(&pem).enumerate() {
-        let cert = cert.with_context(|| {
-            format!(
-                "certificate {} of {} is not valid PEM",
-                i + 1,
-                path.display()
-            )
-        })?;
-        roots.add(cert).with_context(|| {
-            format!(
-                "certificate {} of {} is not a usable CA certificate",
-                i + 1,
-                path.display()
-            )
-        })?;
+    for (i, cert) in CertificateDer::pem_slice_iter(pem).enumerate() {
+        let cert = cert.with_context(|| format!("certificate {} is not valid PEM", i + 1))?;
+        roots
+            .add(cert)
+            .with_context(|| format!("certificate {} is not a usable CA certificate", i + 1))?;
         added += 1;
     }
     if added == 0 {
-        bail!(
-            "the CA bundle {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
-            path.display()
-        );
+        bail!("holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
     }
-    Ok(roots)
+    Ok(added)
 }
 
 #[cfg(test)]

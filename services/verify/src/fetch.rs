@@ -12,7 +12,7 @@ use std::{fmt, path::Path, sync::Arc, time::Duration};
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use credmesh_runtime::tls::ClientTls;
+use credmesh_runtime::tls::{ClientTls, add_pem_bundle};
 use http::{Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt as _, Empty, Limited};
 use hyper_util::rt::TokioIo;
@@ -22,10 +22,7 @@ use tokio::{
 };
 use tokio_rustls::{
     TlsConnector,
-    rustls::{
-        ClientConfig, RootCertStore,
-        pki_types::{CertificateDer, ServerName, pem::PemObject as _},
-    },
+    rustls::{ClientConfig, RootCertStore, pki_types::ServerName},
 };
 
 /// The largest body accepted (a status list of 131,072 entries is about 16 KB raw).
@@ -107,23 +104,6 @@ impl PartnerTls {
     pub fn counts(&self) -> (usize, usize) {
         (self.system_roots, self.extra_roots)
     }
-}
-
-/// Adds every certificate of a PEM bundle; answers how many. Refuses a bundle with none,
-/// so a mistyped file is noticed at start, not at the first partner fetch.
-fn add_pem_bundle(roots: &mut RootCertStore, pem: &[u8]) -> anyhow::Result<usize> {
-    let mut added = 0;
-    for (i, cert) in CertificateDer::pem_slice_iter(pem).enumerate() {
-        let cert = cert.with_context(|| format!("certificate {} is not valid PEM", i + 1))?;
-        roots
-            .add(cert)
-            .with_context(|| format!("certificate {} is not a usable CA certificate", i + 1))?;
-        added += 1;
-    }
-    if added == 0 {
-        bail!("holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
-    }
-    Ok(added)
 }
 
 /// An HTTP GET client for `http://` and `https://` URLs.
