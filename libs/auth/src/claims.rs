@@ -116,8 +116,9 @@ pub struct AccessClaims {
     pub cert: Option<String>,
 }
 
-/// Who is calling, as established by a validated token; handlers read it from request
-/// extensions with [`Principal::from_request`].
+/// Who is calling, as established by a validated token; the auth layer puts it in the
+/// request extensions as an `Arc<Principal>`, and handlers read it with
+/// [`Principal::from_request`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
     /// The client id (`sub`).
@@ -163,7 +164,8 @@ impl Principal {
     #[allow(clippy::result_large_err)] // tonic::Status is what handlers return
     pub fn from_request<T>(req: &tonic::Request<T>) -> Result<&Principal, tonic::Status> {
         req.extensions()
-            .get::<Principal>()
+            .get::<std::sync::Arc<Principal>>()
+            .map(std::sync::Arc::as_ref)
             .ok_or_else(|| AuthError::MissingToken.to_status())
     }
 }

@@ -12,7 +12,8 @@ use crate::{Access, AccessPolicy, AuthError, Principal, TokenValidator};
 
 /// Authenticates and authorises every gRPC call against an [`AccessPolicy`].
 ///
-/// On success the [`Principal`] is in the request extensions (tonic hands them to the
+/// On success the [`Principal`] is in the request extensions, as an `Arc<Principal>`
+/// shared with the validator's memory of the token (tonic hands the extensions to the
 /// handler, see [`Principal::from_request`]); on failure the call is answered with a
 /// gRPC error and the service behind is never called.
 #[derive(Clone, Debug)]
@@ -109,7 +110,7 @@ impl Shared {
         &self,
         path: &str,
         headers: &HeaderMap,
-    ) -> Result<Option<Principal>, AuthError> {
+    ) -> Result<Option<Arc<Principal>>, AuthError> {
         let Some(access) = self.policy.lookup(path) else {
             if !credmesh_proto::is_published_method(path) {
                 return Err(AuthError::UnknownMethod(path.chars().take(200).collect()));
@@ -206,7 +207,7 @@ mod tests {
         let inner = tower::service_fn(|req: http::Request<Body>| async move {
             let caller = req
                 .extensions()
-                .get::<Principal>()
+                .get::<Arc<Principal>>()
                 .map_or("anonymous".to_owned(), |p| p.client_id.clone());
             let mut response = http::Response::new(Body::empty());
             response

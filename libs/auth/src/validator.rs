@@ -8,9 +8,10 @@
 //!
 //! A client sends the same token with every call for its whole lifetime, so a token
 //! whose signature verified is remembered (by the SHA-256 of its text, never the text)
-//! with its claims: the next call skips the Ed25519 check, the most expensive step.
-//! Every call still checks that the signing key is installed (a key dropped from the
-//! key set invalidates its tokens at once), the expiry, and the deny lists.
+//! with its claims and the [`Principal`] built from them: the next call skips the
+//! Ed25519 check, the most expensive step, and shares that principal instead of building
+//! another. Every call still checks that the signing key is installed (a key dropped from
+//! the key set invalidates its tokens at once), the expiry, and the deny lists.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
@@ -24,6 +25,15 @@ use sha2::Digest as _;
 use tokio::sync::{Mutex, watch};
 
 use crate::{AccessClaims, AuthError, JwksSource, Principal};
+
+/// A token whose signature verified: the key that signed it, its claims (checked again
+/// on every use) and the principal built from them once, shared by every call with it.
+#[derive(Debug)]
+struct Remembered {
+    kid: String,
+    claims: AccessClaims,
+    principal: Arc<Principal>,
+}
 
 /// The current time in Unix seconds; injected so tests move time instead of sleeping.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -110,8 +120,8 @@ pub struct TokenValidator {
     denied_clients: RwLock<HashSet<String>>,
     /// Denied token ids and when they were denied.
     denied_tokens: RwLock<HashMap<String, i64>>,
-    /// Tokens whose signature verified: SHA-256 of the token → (kid, claims).
-    verified: RwLock<HashMap<[u8; 32], (String, AccessClaims)>>,
+    /// Tokens whose signature verified, by the SHA-256 of the token.
+    verified: RwLock<HashMap<[u8; 32], Arc<Remembered>>>,
     /// Dropped with the validator, which wakes and ends the refresh task at once.
     alive: watch::Sender<()>,
 }
@@ -153,13 +163,14 @@ impl TokenValidator {
 
     /// The caller a token speaks for, after checking signature, issuer, audience,
     /// validity period and the deny lists.
-    pub async fn validate(&self, token: &str) -> Result<Principal, AuthError> {
+    pub async fn validate(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
         let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
         let remembered = read(&self.verified).get(&digest).cloned();
-        if let Some((kid, claims)) = remembered
-            && read(&self.keys).contains_key(&kid)
+        if let Some(known) = remembered
+            && read(&self.keys).contains_key(&known.kid)
         {
-            return self.check_claims(claims);
+            self.check_claims(&known.claims)?;
+            return Ok(known.principal.clone());
         }
         let header = jsonwebtoken::decode_header(token).map_err(jwt_error)?;
         if header.alg != Algorithm::EdDSA {
@@ -176,24 +187,32 @@ impl TokenValidator {
                     .ok_or_else(|| AuthError::UnknownKey(echoable(&kid)))??
             }
         };
-        let principal = self.check_claims(claims.clone())?;
-        self.remember(digest, kid, claims);
+        self.check_claims(&claims)?;
+        let principal = Arc::new(Principal::from(claims.clone()));
+        self.remember(
+            digest,
+            Remembered {
+                kid,
+                claims,
+                principal: principal.clone(),
+            },
+        );
         Ok(principal)
     }
 
     /// Remembers a verified token until it expires; past [`MAX_REMEMBERED`] tokens the
     /// expired ones are dropped, and if that is not enough, all of them.
-    fn remember(&self, digest: [u8; 32], kid: String, claims: AccessClaims) {
+    fn remember(&self, digest: [u8; 32], known: Remembered) {
         let mut verified = write(&self.verified);
         if verified.len() >= MAX_REMEMBERED {
             let now = (self.config.clock)();
             let leeway = secs(self.config.leeway);
-            verified.retain(|_, (_, c)| c.exp.saturating_add(leeway) >= now);
+            verified.retain(|_, k| k.claims.exp.saturating_add(leeway) >= now);
             if verified.len() >= MAX_REMEMBERED {
                 verified.clear();
             }
         }
-        verified.insert(digest, (kid, claims));
+        verified.insert(digest, Arc::new(known));
     }
 
     /// Fetches the key set now and installs it (keys gone from the set are dropped).
@@ -258,14 +277,16 @@ impl TokenValidator {
         Some(verify_compact(token, &key))
     }
 
-    fn check_claims(&self, claims: AccessClaims) -> Result<Principal, AuthError> {
+    /// Checks what can change after a token verified: issuer and audience against this
+    /// validator, the time window, and the deny lists.
+    fn check_claims(&self, claims: &AccessClaims) -> Result<(), AuthError> {
         if claims.iss != self.config.issuer {
             return Err(AuthError::WrongIssuer);
         }
         if !self.config.audiences.contains(&claims.aud) {
             return Err(AuthError::WrongAudience {
                 expected: self.config.audiences.clone(),
-                found: claims.aud,
+                found: claims.aud.clone(),
             });
         }
         let now = (self.config.clock)();
@@ -277,12 +298,12 @@ impl TokenValidator {
             return Err(AuthError::NotYetValid);
         }
         if read(&self.denied_clients).contains(&claims.sub) {
-            return Err(AuthError::ClientDisabled(claims.sub));
+            return Err(AuthError::ClientDisabled(claims.sub.clone()));
         }
         if read(&self.denied_tokens).contains_key(&claims.jti) {
             return Err(AuthError::TokenRevoked);
         }
-        Ok(Principal::from(claims))
+        Ok(())
     }
 
     async fn refetch_for_unknown(&self, kid: &str) -> Result<(), AuthError> {

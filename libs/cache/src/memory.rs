@@ -5,7 +5,7 @@
 //! a clock, not by sleeping.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// A bounded key-value map whose entries expire.
@@ -23,7 +23,9 @@ pub(crate) struct MemoryStore {
 
 #[derive(Debug)]
 struct Entry {
-    value: Vec<u8>,
+    /// Shared, so a read holds the lock for a reference count, not for a copy: every
+    /// replica's gateway reads the same few hot entries from all its workers at once.
+    value: Arc<[u8]>,
     /// `None` when `now + ttl` does not fit in an `Instant`: never expires.
     expires_at: Option<Instant>,
 }
@@ -44,15 +46,18 @@ impl MemoryStore {
     }
 
     pub(crate) fn get(&self, key: &str, now: Instant) -> Option<Vec<u8>> {
-        let mut entries = self.lock();
-        match entries.get(key) {
-            Some(entry) if entry.is_live(now) => Some(entry.value.clone()),
-            Some(_) => {
-                entries.remove(key);
-                None
+        let value = {
+            let mut entries = self.lock();
+            match entries.get(key) {
+                Some(entry) if entry.is_live(now) => entry.value.clone(),
+                Some(_) => {
+                    entries.remove(key);
+                    return None;
+                }
+                None => return None,
             }
-            None => None,
-        }
+        };
+        Some(value.to_vec())
     }
 
     pub(crate) fn set(&self, key: &str, value: &[u8], ttl: Duration, now: Instant) {
@@ -100,7 +105,7 @@ impl MemoryStore {
         entries.insert(
             key.to_owned(),
             Entry {
-                value: value.to_vec(),
+                value: Arc::from(value),
                 expires_at: now.checked_add(ttl),
             },
         );

@@ -136,7 +136,7 @@ pub enum Caller {
 impl Caller {
     /// The caller of a request: its principal's client id, else its peer address.
     pub fn of(extensions: &http::Extensions) -> Caller {
-        match extensions.get::<Principal>() {
+        match extensions.get::<Arc<Principal>>() {
             Some(p) => Caller::Client(p.client_id.clone()),
             None => Caller::peer(
                 extensions
@@ -548,7 +548,7 @@ where
                 _ => None,
             };
             let caller = match client {
-                Some(principal) => Caller::Client(principal.client_id),
+                Some(principal) => Caller::Client(principal.client_id.clone()),
                 None => Caller::of(req.extensions()),
             };
             if let Err(refused) = layer.limiter.check(&caller, 1) {

@@ -130,7 +130,8 @@ fn error_response(err: &VerifyError) -> Response {
 async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<String, VerifyError> {
     Ok(authenticate_any(state, headers, &[crate::SCOPE])
         .await?
-        .client_id)
+        .client_id
+        .clone())
 }
 
 /// The caller, who must hold at least one of `scopes`.
@@ -138,7 +139,7 @@ async fn authenticate_any(
     state: &AppState,
     headers: &HeaderMap,
     scopes: &[&str],
-) -> Result<Principal, VerifyError> {
+) -> Result<std::sync::Arc<Principal>, VerifyError> {
     let token = credmesh_auth::bearer_token(headers)?.ok_or(AuthError::MissingToken)?;
     let principal = state.validator.validate(token).await?;
     if !scopes.iter().any(|s| principal.has_scope(s)) {
