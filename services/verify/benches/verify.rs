@@ -10,8 +10,9 @@
 //! The gateway runs behind the full serving stack (auth with a real identity token,
 //! limits, metrics, tracing); the references are bare tonic. Credentials are
 //! presentations (no status list), signed by a key registered in a real identity
-//! service started in-process. Settings: `CREDMESH_BENCH_SECONDS` per measurement
-//! (default 3), `CREDMESH_BENCH_STREAMS` (default 64), `CREDMESH_BENCH_ONLY` a
+//! service started in-process. The four single-call measurements take turns in
+//! one-second slices, so each figure and its reference see the same machine. Settings:
+//! `CREDMESH_BENCH_SECONDS` per measurement (default 3), `CREDMESH_BENCH_STREAMS` (default 64), `CREDMESH_BENCH_ONLY` a
 //! comma-separated subset of `empty,raw,uncached,cached,batch` to measure (default all;
 //! for profiling one path).
 //!
@@ -46,6 +47,7 @@ use credmesh_proto::{
 use credmesh_runtime::{Clock as _, Server, ServerConfig, SystemClock};
 use credmesh_store::{Db, DbOptions};
 use credmesh_telemetry::metrics::Metrics;
+use futures::future::BoxFuture;
 use tonic::{Request, transport::Channel};
 
 fn setting(key: &str, default: u64) -> u64 {
@@ -68,14 +70,33 @@ struct Measured {
     p99: Duration,
 }
 
-/// Runs `streams` loops of `call` for `seconds`; requests/s and latency percentiles.
-async fn measure<F, Fut>(streams: u64, seconds: u64, call: F) -> Measured
+impl Measured {
+    /// Requests/s and latency percentiles of `lat`, the calls that finished in `elapsed`.
+    fn of(mut lat: Vec<Duration>, elapsed: Duration) -> Measured {
+        lat.sort();
+        let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+        Measured {
+            per_second: lat.len() as f64 / elapsed.as_secs_f64(),
+            p50: pct(0.5),
+            p99: pct(0.99),
+        }
+    }
+}
+
+/// A measured call, boxed so that different calls can take turns.
+type Call = Arc<dyn Fn(u64) -> BoxFuture<'static, ()> + Send + Sync>;
+
+fn call<F, Fut>(f: F) -> Call
 where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let call = Arc::new(call);
-    let deadline = Instant::now() + Duration::from_secs(seconds);
+    Arc::new(move |i| Box::pin(f(i)))
+}
+
+/// Runs `streams` loops of `call` for `length`; each call's latency and the time taken.
+async fn sample(streams: u64, length: Duration, call: &Call) -> (Vec<Duration>, Duration) {
+    let deadline = Instant::now() + length;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for s in 0..streams {
@@ -96,14 +117,32 @@ where
     for t in tasks {
         all.extend(t.await.unwrap());
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    all.sort();
-    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
-    Measured {
-        per_second: all.len() as f64 / elapsed,
-        p50: pct(0.5),
-        p99: pct(0.99),
+    (all, started.elapsed())
+}
+
+/// Runs `streams` loops of `call` for `seconds`; requests/s and latency percentiles.
+async fn measure(streams: u64, seconds: u64, call: &Call) -> Measured {
+    let (lat, elapsed) = sample(streams, Duration::from_secs(seconds), call).await;
+    Measured::of(lat, elapsed)
+}
+
+/// Measures `calls` taking turns in one-second slices, `seconds` slices each, so that a
+/// figure and its reference see the same machine: on a shared 2-core machine the speed
+/// drifts by a quarter within a minute, which one-after-the-other measurements turned
+/// into ratios that moved by as much.
+async fn take_turns(streams: u64, seconds: u64, calls: &[Call]) -> Vec<Measured> {
+    let mut taken: Vec<(Vec<Duration>, Duration)> = vec![(Vec::new(), Duration::ZERO); calls.len()];
+    for _ in 0..seconds {
+        for (call, (lat, elapsed)) in calls.iter().zip(&mut taken) {
+            let (more, took) = sample(streams, Duration::from_secs(1), call).await;
+            lat.extend(more);
+            *elapsed += took;
+        }
     }
+    taken
+        .into_iter()
+        .map(|(lat, elapsed)| Measured::of(lat, elapsed))
+        .collect()
 }
 
 fn row(name: &str, m: &Measured, unit: &str) {
@@ -382,30 +421,28 @@ async fn run() {
         }
     };
     // Warm up (JWKS fetch, connections).
-    let _ = measure(4, 1, single(uncached.clone(), false, true)).await;
+    let _ = measure(4, 1, &call(single(uncached.clone(), false, true))).await;
 
+    // The single-call figures and their references take turns (see `take_turns`).
     let only = std::env::var("CREDMESH_BENCH_ONLY").unwrap_or_default();
     let want = |name: &str| only.is_empty() || only.split(',').any(|o| o.trim() == name);
-    let m_raw = if want("raw") {
-        Some(measure(streams, seconds, single(raw.clone(), false, false)).await)
-    } else {
-        None
-    };
-    let m_empty = if want("empty") {
-        Some(measure(streams, seconds, single(empty.clone(), true, false)).await)
-    } else {
-        None
-    };
-    let m_uncached = if want("uncached") {
-        Some(measure(streams, seconds, single(uncached.clone(), false, true)).await)
-    } else {
-        None
-    };
-    let m_cached = if want("cached") {
-        Some(measure(streams, seconds, single(cached.clone(), true, true)).await)
-    } else {
-        None
-    };
+    let singles = [
+        ("raw", call(single(raw.clone(), false, false))),
+        ("empty", call(single(empty.clone(), true, false))),
+        ("uncached", call(single(uncached.clone(), false, true))),
+        ("cached", call(single(cached.clone(), true, true))),
+    ];
+    let wanted: Vec<&(&str, Call)> = singles.iter().filter(|(name, _)| want(name)).collect();
+    let calls: Vec<Call> = wanted.iter().map(|(_, c)| c.clone()).collect();
+    let mut measured: HashMap<&str, Measured> = wanted
+        .iter()
+        .map(|(name, _)| *name)
+        .zip(take_turns(streams, seconds, &calls).await)
+        .collect();
+    let m_raw = measured.remove("raw");
+    let m_empty = measured.remove("empty");
+    let m_uncached = measured.remove("uncached");
+    let m_cached = measured.remove("cached");
     let batch = {
         let creds = creds.clone();
         let token = token.clone();
@@ -431,7 +468,7 @@ async fn run() {
         }
     };
     let batch_sigs = if want("batch") {
-        let m = measure(streams.min(16), seconds, batch).await;
+        let m = measure(streams.min(16), seconds, &call(batch)).await;
         Some(Measured {
             per_second: m.per_second * 256.0,
             p50: m.p50,
