@@ -46,18 +46,17 @@ impl MemoryStore {
     }
 
     pub(crate) fn get(&self, key: &str, now: Instant) -> Option<Vec<u8>> {
-        let value = {
-            let mut entries = self.lock();
-            match entries.get(key) {
-                Some(entry) if entry.is_live(now) => entry.value.clone(),
-                Some(_) => {
-                    entries.remove(key);
-                    return None;
-                }
-                None => return None,
+        let mut entries = self.lock();
+        let value = match entries.get(key) {
+            Some(entry) if entry.is_live(now) => Some(Arc::clone(&entry.value)),
+            Some(_) => {
+                entries.remove(key);
+                None
             }
+            None => None,
         };
-        Some(value.to_vec())
+        drop(entries);
+        value.map(|v| v.to_vec())
     }
 
     pub(crate) fn set(&self, key: &str, value: &[u8], ttl: Duration, now: Instant) {

@@ -8,7 +8,7 @@ use ed25519_dalek::pkcs8::spki::der::zeroize::{Zeroize, Zeroizing};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
-use crate::error::KeyError;
+use crate::{error::KeyError, hex::hex};
 
 /// The fixed DER prefix of an Ed25519 PKCS#8 v1 private key (RFC 8410 §7): SEQUENCE,
 /// version 0, AlgorithmIdentifier id-Ed25519 (1.3.101.112), OCTET STRING wrapping the
@@ -185,17 +185,6 @@ pub fn kid_for(region: &str, issuer_service: &str, public_key: &[u8; 32]) -> Str
     kid.push('-');
     kid.push_str(&hex(&digest[..8]));
     kid
-}
-
-/// Lowercase hex without a fallible formatter.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
 }
 
 #[cfg(test)]

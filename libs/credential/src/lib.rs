@@ -29,6 +29,7 @@
 mod compress;
 pub mod envelope;
 pub mod error;
+mod hex;
 pub mod keys;
 pub mod qr;
 pub mod sd_jwt;
@@ -41,6 +42,7 @@ pub use envelope::{
     sign_credential, sign_trust_list, signing_input,
 };
 pub use error::{FormatError, KeyError, OpenError, SignatureError, StatusListError, TrustError};
+pub use hex::{hex, push_hex};
 pub use keys::{IssuerKey, kid_for};
 pub use qr::{QR_PREFIX, from_qr, to_qr};
 pub use sd_jwt::SdJwtError;

@@ -8,6 +8,7 @@ use credmesh_auth::{Principal, PrincipalKind};
 use credmesh_credential::{
     Bitstring, VcOptions,
     envelope::sign_credential,
+    hex,
     keys::IssuerKey,
     status_list::sign_status_list,
     vcjwt::{status_list_vc_jwt, status_purpose_name, to_vc_jwt},
@@ -899,8 +900,4 @@ impl Certificates {
 /// An ISO date.
 pub fn iso(d: Date) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

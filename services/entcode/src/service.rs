@@ -7,6 +7,7 @@ use credmesh_cache::Cache;
 use credmesh_credential::{
     VerifyingKey,
     envelope::{Context, check_signature, sign_credential},
+    hex,
     keys::IssuerKey,
     qr::{from_qr, to_qr},
     sd_jwt,
@@ -22,7 +23,7 @@ use credmesh_store::idempotency::{IdempotencyKey, Outcome as Idempotent};
 
 use crate::{
     domain::{
-        code::{self, hex},
+        code,
         scenario::{self, Draft, Scenario},
     },
     error::EntcodeError,

@@ -12,7 +12,9 @@ use std::{
 };
 
 use credmesh_cache::Cache;
-use credmesh_credential::{Outcome, Policy, Presented, Verification, stage, verify_batch};
+use credmesh_credential::{
+    Outcome, Policy, Presented, Verification, push_hex, stage, verify_batch,
+};
 use credmesh_proto::{
     credential::v1::{CredentialKind, VerificationOutcome},
     prost::Message as _,
@@ -580,17 +582,6 @@ fn result_key(version: u64, bytes: &[u8]) -> String {
     key
 }
 
-/// Appends `bytes` in lowercase hex (on every request's path: `write!` per byte cost more
-/// than the hash it prints).
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.reserve(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0x0f)]));
-    }
-}
-
 /// Audit rows written in one transaction at most.
 const AUDIT_BATCH: usize = 512;
 
@@ -647,8 +638,5 @@ mod tests {
             expected.push_str(&format!("{b:02x}"));
         }
         assert_eq!(result_key(255, b"credential"), expected);
-        let mut s = String::new();
-        push_hex(&mut s, &[0x00, 0x0f, 0xa0, 0xff]);
-        assert_eq!(s, "000fa0ff");
     }
 }

@@ -12,6 +12,7 @@
 //! **A presentation** discloses one scenario's fields, lives minutes, and carries a
 //! random 16-byte nonce, recorded when first verified so that a second use is refused.
 
+use credmesh_credential::hex;
 use credmesh_proto::credential::v1::{Claim, Credential, CredentialKind};
 use credmesh_uscc::Region;
 
@@ -49,11 +50,6 @@ pub fn code(region: Region, uscc: &str, registered_at: i64) -> Credential {
         version: 1,
         nonce: Vec::new(),
     }
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A presentation of `scenario` (name and version) by `uscc` disclosing `claims`, valid
