@@ -109,7 +109,13 @@ impl Db {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(options.acquire_timeout)
                 .foreign_keys(true);
+            // No ping before a connection is handed out: a SQLite connection is a file
+            // handle in this process and cannot have been dropped by a server, and the
+            // ping is one more round trip to the connection's worker thread on every
+            // acquire, which a one-statement write paid twice. sqlx still tests a connection
+            // when it is returned, and a broken one fails its statement like any error.
             let pool = SqlitePoolOptions::new()
+                .test_before_acquire(false)
                 .max_connections(options.max_connections)
                 .acquire_timeout(options.acquire_timeout)
                 .connect_with(connect)

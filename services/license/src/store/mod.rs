@@ -676,20 +676,23 @@ macro_rules! write_at_once {
     };
 }
 
-/// Runs one statement answering one row as a transaction of its own: in autocommit on
-/// PostgreSQL, inside `BEGIN IMMEDIATE` … `COMMIT` on SQLite (see
-/// `credmesh_store::begin_sqlite_write` for why). Evaluates to `Result<Row, sqlx::Error>`.
+/// Runs one statement answering one row as a transaction of its own, in autocommit.
+/// Evaluates to `Result<Row, sqlx::Error>`.
+///
+/// On SQLite a statement that writes takes the write lock when it starts (waiting in the
+/// busy handler like `BEGIN IMMEDIATE`), so it cannot meet the stale-snapshot `SQLITE_BUSY`
+/// of a transaction that reads first. Its rows are all read (`fetch_all`): an autocommit
+/// statement commits when it has run to the end, and one left at its first row would
+/// hold the write lock until the connection reused the statement.
 macro_rules! fetch_alone {
     (postgres, $pool:expr, $query:expr) => {
         $query.fetch_one($pool).await
     };
     (sqlite, $pool:expr, $query:expr) => {
-        async {
-            let mut tx = credmesh_store::begin_sqlite_write($pool).await?;
-            let row = $query.fetch_one(&mut *tx).await?;
-            tx.commit().await.map(|()| row)
-        }
-        .await
+        $query
+            .fetch_all($pool)
+            .await
+            .and_then(|rows| rows.into_iter().next().ok_or(sqlx::Error::RowNotFound))
     };
 }
 
