@@ -12,9 +12,9 @@
 //! presentations (no status list), signed by a key registered in a real identity
 //! service started in-process. The four single-call measurements take turns in
 //! one-second slices, so each figure and its reference see the same machine. Settings:
-//! `CREDMESH_BENCH_SECONDS` per measurement (default 3), `CREDMESH_BENCH_STREAMS` (default 64), `CREDMESH_BENCH_ONLY` a
-//! comma-separated subset of `empty,raw,uncached,cached,batch` to measure (default all;
-//! for profiling one path).
+//! `CREDMESH_BENCH_SECONDS` per measurement (default 3), `CREDMESH_BENCH_STREAMS`
+//! (default 64), `CREDMESH_BENCH_ONLY` a comma-separated subset of
+//! `empty,raw,uncached,cached,batch` to measure (default all; for profiling one path).
 //!
 //! Run: `cargo bench -p credmesh-verify --bench verify`.
 
