@@ -4,7 +4,9 @@
 //!   credential (what decoding, key lookup, checks and status add);
 //! - [`verify`] of a VC-JWT vs `jsonwebtoken::decode` of the same token;
 //! - one status-list lookup in a 1,000,000-bit list;
-//! - [`verify_batch`] of 64 credentials vs 64 single [`verify`] calls.
+//! - [`verify_batch`] of 64 credentials vs 64 single [`verify`] calls;
+//! - issuing: [`sign_credential`], [`to_vc_jwt`] and [`to_qr`] of one credential, what
+//!   an issuing service spends on the three forms of every credential it answers.
 //!
 //! Run with `cargo bench -p credmesh-credential --bench credential -- --quick`.
 
@@ -268,11 +270,29 @@ fn batch(c: &mut Criterion) {
     g.finish();
 }
 
+fn issue(c: &mut Criterion) {
+    let f = fixture();
+    let credential = credential(42);
+    let env = sign_credential(&credential, &f.key);
+    let options = VcOptions {
+        status_base_url: "https://verify.sh.example".into(),
+    };
+    let mut g = c.benchmark_group("issue");
+    g.bench_function("sign_credential", |b| {
+        b.iter(|| sign_credential(black_box(&credential), &f.key))
+    });
+    g.bench_function("to_vc_jwt", |b| {
+        b.iter(|| to_vc_jwt(black_box(&credential), &f.key, &options))
+    });
+    g.bench_function("to_qr", |b| b.iter(|| to_qr(black_box(&env))));
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = native, vc_jwt, status_lookup, national_scale, batch
+    targets = native, vc_jwt, status_lookup, national_scale, batch, issue
 }
 criterion_main!(benches);

@@ -6,11 +6,12 @@
 //! invariant in one place. Decompression is always bounded: the output is read through
 //! `take(max + 1)` so a zip bomb costs at most `max + 1` bytes before it is refused.
 
+use std::cell::RefCell;
 use std::io::{self, Read, Write};
 
-use flate2::Compression;
 use flate2::read::{GzDecoder, ZlibDecoder};
-use flate2::write::{GzEncoder, ZlibEncoder};
+use flate2::write::GzEncoder;
+use flate2::{Compress, Compression, FlushCompress, Status};
 
 /// Unwraps the result of an encoder writing into a `Vec<u8>`.
 fn in_memory<T>(result: io::Result<T>) -> T {
@@ -21,11 +22,32 @@ fn in_memory<T>(result: io::Result<T>) -> T {
     }
 }
 
+thread_local! {
+    /// Each thread's zlib compressor, reset before every use. A new one allocates and
+    /// zeroes a few hundred kilobytes of tables, which cost more than compressing a
+    /// credential; every answer of an issuing service carries a QR form.
+    static ZLIB: RefCell<Compress> = RefCell::new(Compress::new(Compression::best(), true));
+}
+
 /// zlib (RFC 1950) at the best ratio: QR capacity matters more than microseconds.
 pub(crate) fn zlib(data: &[u8]) -> Vec<u8> {
-    let mut enc = ZlibEncoder::new(Vec::with_capacity(data.len() / 2 + 16), Compression::best());
-    in_memory(enc.write_all(data));
-    in_memory(enc.finish())
+    ZLIB.with_borrow_mut(|z| {
+        // Reset first, so a compression that panicked part way leaves nothing behind.
+        z.reset();
+        let mut out = Vec::with_capacity(data.len() / 2 + 64);
+        loop {
+            let read = usize::try_from(z.total_in()).unwrap_or(usize::MAX);
+            let rest = data.get(read..).unwrap_or_default();
+            match in_memory(
+                z.compress_vec(rest, &mut out, FlushCompress::Finish)
+                    .map_err(io::Error::other),
+            ) {
+                Status::StreamEnd => return out,
+                // The output is full: give it room and go on.
+                Status::Ok | Status::BufError => out.reserve(out.capacity().max(64)),
+            }
+        }
+    })
 }
 
 /// GZIP (RFC 1952) at the default level, as W3C Bitstring Status List requires.
@@ -82,6 +104,28 @@ mod tests {
         let data = b"credmesh credmesh credmesh".repeat(50);
         assert_eq!(unzlib(&zlib(&data), data.len()).unwrap(), data);
         assert_eq!(gunzip(&gzip(&data), data.len()).unwrap(), data);
+    }
+
+    #[test]
+    fn the_reused_compressor_answers_as_a_new_one_would() {
+        use flate2::write::ZlibEncoder;
+        // Inputs of different sizes one after another on one thread, the 1 MiB one
+        // needing the output grown part way: each is what a new encoder writes.
+        let inputs = [
+            b"credmesh ".repeat(200),
+            (0..=255u8).cycle().take(5000).collect(),
+            vec![0u8; 1 << 20],
+            b"x".to_vec(),
+            Vec::new(),
+        ];
+        for data in &inputs {
+            let mut fresh = ZlibEncoder::new(Vec::new(), Compression::best());
+            fresh.write_all(data).unwrap();
+            let expected = fresh.finish().unwrap();
+            let reused = zlib(data);
+            assert_eq!(reused, expected);
+            assert_eq!(unzlib(&reused, data.len()).unwrap(), *data);
+        }
     }
 
     #[test]
