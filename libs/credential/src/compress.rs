@@ -109,10 +109,20 @@ mod tests {
     #[test]
     fn the_reused_compressor_answers_as_a_new_one_would() {
         use flate2::write::ZlibEncoder;
-        // Inputs of different sizes one after another on one thread, the 1 MiB one
-        // needing the output grown part way: each is what a new encoder writes.
+        // Inputs of different sizes one after another on one thread: each is what a new
+        // encoder writes. The incompressible one needs the output grown part way.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let noise: Vec<u8> = (0..64 * 1024)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()[0]
+            })
+            .collect();
         let inputs = [
             b"credmesh ".repeat(200),
+            noise,
             (0..=255u8).cycle().take(5000).collect(),
             vec![0u8; 1 << 20],
             b"x".to_vec(),
