@@ -14,12 +14,17 @@
 //! - **EstablishEnterprise**: issuance of a new business license per call (validation,
 //!   two signatures, the register rows, the audit entry, one transaction).
 //!
-//! Each beside a reference measured in this run with the same client, the same
-//! concurrency and the same duration: an empty tonic RPC and a bare tonic server doing
-//! one raw Ed25519 verify per request (both in this process, on their own runtime), and
-//! a raw INSERT of a license-sized row per transaction on the same database kind.
-//! Goals (issue #10): uncached ≥ 0.9× the raw-verify server, cached ≥ 0.8× the empty RPC,
-//! issuance ≥ 0.5× raw INSERTs.
+//! Each beside a reference measured in this run with the same concurrency and the same
+//! duration: an empty tonic RPC and a bare tonic server doing one raw Ed25519 verify per
+//! request (both in this process, on their own runtime, driven by the same client), and
+//! a raw INSERT of a license-sized row per transaction on the same database kind (a loop
+//! in this process, no transport). Goals (issue #10): uncached ≥ 0.9× the raw-verify
+//! server, cached ≥ 0.8× the empty RPC, issuance ≥ 0.5× raw INSERTs.
+//!
+//! Issuance is also shown beside a bare tonic server whose EstablishEnterprise does one
+//! raw INSERT of the request's row and answers an issued credential (the same client,
+//! request and answer size): the raw INSERT loop pays no gRPC, so this second reference
+//! tells the transport's share from the issuing work's. It has no goal of its own.
 //!
 //! The machine runs the client, the servers and the database together: on a 2-core
 //! machine the ratios, not the absolute rates, are the figures to steer by.
@@ -61,7 +66,11 @@ use credmesh_e2e::{authed, establishment, free_port, serve, wait_serving, write_
 use credmesh_proto::{
     credential::v1::{Claim, Credential, CredentialKind},
     identity::v1::{self as ipb, identity_service_client::IdentityServiceClient},
-    license::v1::license_service_client::LicenseServiceClient,
+    license::v1::{
+        self as lpb,
+        license_service_client::LicenseServiceClient,
+        license_service_server::{LicenseService, LicenseServiceServer},
+    },
     verify::v1::{
         PresentedCredential, VerifyRequest, presented_credential::Form,
         verify_service_client::VerifyServiceClient,
@@ -70,7 +79,7 @@ use credmesh_proto::{
 use credmesh_store::{Db, DbOptions};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
-use tonic::{Request, transport::Channel};
+use tonic::{Request, Response, Status, transport::Channel};
 
 fn setting(key: &str, default: u64) -> u64 {
     std::env::var(key)
@@ -304,21 +313,55 @@ const RAW_TABLE: &str = "CREATE TABLE bench_raw (
 const RAW_INSERT: &str = "INSERT INTO bench_raw VALUES ($1, 1, $2, TRUE, $3, $4, $5, $6, \
      $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
 
+/// The license fields of a raw row.
+struct RawRow<'a> {
+    uscc: &'a str,
+    name: &'a str,
+    entity_type: &'a str,
+    legal_representative: &'a str,
+    capital: &'a str,
+    establishment_date: &'a str,
+    domicile: &'a str,
+    business_scope: &'a str,
+    authority: &'a str,
+}
+
+/// The row the raw INSERT loop writes, `R` and the row's number as its code.
+const SAMPLE_ROW: RawRow<'static> = RawRow {
+    uscc: "",
+    name: "上海测试科技有限公司",
+    entity_type: "有限责任公司（自然人投资或控股）",
+    legal_representative: "李四",
+    capital: "1000000.00",
+    establishment_date: "2021-03-01",
+    domicile: "上海市黄浦区示例路2号",
+    business_scope: "软件开发。",
+    authority: "11310000MB2F10003D",
+};
+
+/// INSERTs `$row` as row number `$k` (its code `R…` when the row has none), with an
+/// issued license's `$envelope` and `$jwt`; evaluates to `Result<(), sqlx::Error>`.
 macro_rules! raw_insert {
-    ($pool:expr, $k:expr, $envelope:expr, $jwt:expr) => {
+    ($pool:expr, $row:expr, $k:expr, $envelope:expr, $jwt:expr) => {{
+        let row: &RawRow<'_> = $row;
+        let k: u64 = $k;
         sqlx::query(RAW_INSERT)
-            .bind(format!("R{:017}", $k))
-            .bind(format!("raw-license-{}", $k))
-            .bind("上海测试科技有限公司")
-            .bind("有限责任公司（自然人投资或控股）")
-            .bind("李四")
-            .bind("1000000.00")
-            .bind("2021-03-01")
-            .bind("上海市黄浦区示例路2号")
-            .bind("软件开发。")
-            .bind("11310000MB2F10003D")
-            .bind(($k / 131_072) as i64)
-            .bind(($k % 131_072) as i64)
+            .bind(if row.uscc.is_empty() {
+                format!("R{k:017}")
+            } else {
+                row.uscc.to_owned()
+            })
+            .bind(format!("raw-license-{k}"))
+            .bind(row.name)
+            .bind(row.entity_type)
+            .bind(row.legal_representative)
+            .bind(row.capital)
+            .bind(row.establishment_date)
+            .bind(row.domicile)
+            .bind(row.business_scope)
+            .bind(row.authority)
+            .bind((k / 131_072) as i64)
+            .bind((k % 131_072) as i64)
             .bind("SH-license-0123456789abcdef")
             .bind($envelope.to_vec())
             .bind($jwt.to_string())
@@ -327,7 +370,19 @@ macro_rules! raw_insert {
             .execute($pool)
             .await
             .map(drop)
-    };
+    }};
+}
+
+/// Creates the raw table in `db`.
+async fn raw_table(db: &Db) {
+    match db {
+        Db::Sqlite(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(RAW_TABLE.replace("BYTEA", "BLOB")))
+            .execute(p)
+            .await
+            .map(drop)
+            .unwrap(),
+        Db::Postgres(p) => sqlx::raw_sql(RAW_TABLE).execute(p).await.map(drop).unwrap(),
+    }
 }
 
 /// Raw INSERTs at `url` (a fresh database), each its own transaction, with the same
@@ -340,22 +395,15 @@ async fn raw_inserts(
     jwt: Arc<str>,
 ) -> Measured {
     let db = Db::connect(url, &DbOptions::default()).await.unwrap();
-    match &db {
-        Db::Sqlite(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(RAW_TABLE.replace("BYTEA", "BLOB")))
-            .execute(p)
-            .await
-            .map(drop)
-            .unwrap(),
-        Db::Postgres(p) => sqlx::raw_sql(RAW_TABLE).execute(p).await.map(drop).unwrap(),
-    }
+    raw_table(&db).await;
     let db2 = db.clone();
     let m = drive(concurrency, seconds, move |k| {
         let db = db2.clone();
         let (envelope, jwt) = (envelope.clone(), jwt.clone());
         async move {
             let r = match &db {
-                Db::Sqlite(p) => raw_insert!(p, k, envelope, jwt),
-                Db::Postgres(p) => raw_insert!(p, k, envelope, jwt),
+                Db::Sqlite(p) => raw_insert!(p, &SAMPLE_ROW, k, envelope, jwt),
+                Db::Postgres(p) => raw_insert!(p, &SAMPLE_ROW, k, envelope, jwt),
             };
             match r {
                 Ok(()) => Outcome::Ok,
@@ -365,6 +413,241 @@ async fn raw_inserts(
     })
     .await;
     db.close().await;
+    m
+}
+
+// ---------------------------------------------------------------------------------------
+// The raw-INSERT tonic server: the issuance reference that pays the same transport.
+
+/// A bare tonic `LicenseService` whose `EstablishEnterprise` does one raw INSERT of the
+/// request's license row and answers with an issued license's credential (so the answer
+/// is as large), and nothing else: no token, validation, signatures, QR, register row,
+/// audit entry or idempotency record. It is to issuance what the raw-verify server is to
+/// Verify: the floor of the call over gRPC, where the raw INSERT loop has no transport.
+#[derive(Clone)]
+struct RawInsertServer {
+    db: Db,
+    credential: Arc<lpb::SignedCredential>,
+    envelope: Arc<Vec<u8>>,
+    next: Arc<AtomicU64>,
+}
+
+/// The answer of the reference's other RPCs.
+fn reference_only<T>() -> Result<Response<T>, Status> {
+    Err(Status::unimplemented(
+        "a reference server answers EstablishEnterprise only",
+    ))
+}
+
+#[tonic::async_trait]
+impl LicenseService for RawInsertServer {
+    async fn establish_enterprise(
+        &self,
+        request: Request<lpb::EstablishEnterpriseRequest>,
+    ) -> Result<Response<lpb::EstablishEnterpriseResponse>, Status> {
+        let r = request.into_inner();
+        let k = self.next.fetch_add(1, Ordering::Relaxed);
+        let capital = r.registered_capital.clone().unwrap_or_default();
+        let row = RawRow {
+            uscc: &r.uscc,
+            name: &r.name,
+            entity_type: &r.entity_type,
+            legal_representative: &r.legal_representative,
+            capital: &capital.amount,
+            establishment_date: &r.establishment_date,
+            domicile: &r.domicile,
+            business_scope: &r.business_scope,
+            authority: &r.registration_authority,
+        };
+        let (envelope, jwt) = (&self.envelope, &self.credential.vc_jwt);
+        match &self.db {
+            Db::Sqlite(p) => raw_insert!(p, &row, k, envelope, jwt),
+            Db::Postgres(p) => raw_insert!(p, &row, k, envelope, jwt),
+        }
+        .map_err(|e| Status::internal(e.to_string()))?;
+        let license_id = format!("raw-license-{k}");
+        let at = now();
+        Ok(Response::new(lpb::EstablishEnterpriseResponse {
+            enterprise: Some(lpb::Enterprise {
+                uscc: r.uscc.clone(),
+                name: r.name.clone(),
+                state: lpb::EnterpriseState::Active as i32,
+                current_version: 1,
+                registration_authority: r.registration_authority.clone(),
+                license_id: license_id.clone(),
+                created_at: at,
+                updated_at: at,
+                ..Default::default()
+            }),
+            license: Some(lpb::LicenseVersion {
+                uscc: r.uscc,
+                version: 1,
+                license_id,
+                status: lpb::VersionStatus::Current as i32,
+                content: Some(lpb::LicenseContent {
+                    name: r.name,
+                    entity_type: r.entity_type,
+                    legal_representative: r.legal_representative,
+                    registered_capital: Some(capital),
+                    establishment_date: r.establishment_date,
+                    business_term: r.business_term,
+                    domicile: r.domicile,
+                    business_scope: r.business_scope,
+                    registration_authority: r.registration_authority,
+                    ..Default::default()
+                }),
+                issued_at: at,
+                credential: Some((*self.credential).clone()),
+                ..Default::default()
+            }),
+        }))
+    }
+
+    async fn amend_license(
+        &self,
+        _: Request<lpb::AmendLicenseRequest>,
+    ) -> Result<Response<lpb::AmendLicenseResponse>, Status> {
+        reference_only()
+    }
+
+    async fn deregister_enterprise(
+        &self,
+        _: Request<lpb::DeregisterEnterpriseRequest>,
+    ) -> Result<Response<lpb::DeregisterEnterpriseResponse>, Status> {
+        reference_only()
+    }
+
+    async fn revoke_license(
+        &self,
+        _: Request<lpb::RevokeLicenseRequest>,
+    ) -> Result<Response<lpb::RevokeLicenseResponse>, Status> {
+        reference_only()
+    }
+
+    async fn get_license(
+        &self,
+        _: Request<lpb::GetLicenseRequest>,
+    ) -> Result<Response<lpb::GetLicenseResponse>, Status> {
+        reference_only()
+    }
+
+    async fn get_license_version(
+        &self,
+        _: Request<lpb::GetLicenseVersionRequest>,
+    ) -> Result<Response<lpb::GetLicenseVersionResponse>, Status> {
+        reference_only()
+    }
+
+    async fn list_license_versions(
+        &self,
+        _: Request<lpb::ListLicenseVersionsRequest>,
+    ) -> Result<Response<lpb::ListLicenseVersionsResponse>, Status> {
+        reference_only()
+    }
+
+    async fn get_enterprise_history(
+        &self,
+        _: Request<lpb::GetEnterpriseHistoryRequest>,
+    ) -> Result<Response<lpb::GetEnterpriseHistoryResponse>, Status> {
+        reference_only()
+    }
+
+    async fn list_enterprises(
+        &self,
+        _: Request<lpb::ListEnterprisesRequest>,
+    ) -> Result<Response<lpb::ListEnterprisesResponse>, Status> {
+        reference_only()
+    }
+
+    async fn get_status_list(
+        &self,
+        _: Request<lpb::GetStatusListRequest>,
+    ) -> Result<Response<lpb::GetStatusListResponse>, Status> {
+        reference_only()
+    }
+}
+
+/// EstablishEnterprise calls through `client` (with `token` when given), the `n`-th
+/// enterprise's code on the `n`-th call.
+fn issue_call(
+    client: LicenseServiceClient<Channel>,
+    token: Option<Arc<str>>,
+) -> impl Fn(u64) -> std::pin::Pin<Box<dyn Future<Output = Outcome> + Send>> + Send + Sync + 'static
+{
+    move |n: u64| {
+        let mut client = client.clone();
+        let token = token.clone();
+        Box::pin(async move {
+            let body = establishment(&uscc(n + 1));
+            let mut req = match &token {
+                Some(t) => authed(body, t),
+                None => Request::new(body),
+            };
+            req.set_timeout(Duration::from_secs(30));
+            match client.establish_enterprise(req).await {
+                Ok(_) => Outcome::Ok,
+                Err(s) => Outcome::Failed(format!("{:?}: {}", s.code(), s.message())),
+            }
+        })
+    }
+}
+
+/// Issuance against a [`RawInsertServer`] on a fresh database at `url`, served from a
+/// runtime of its own (as the other references) and stopped before returning; `issued`
+/// is an issued license's credential, for the row and answer sizes.
+async fn raw_insert_server(
+    url: &str,
+    concurrency: u64,
+    seconds: f64,
+    issued: lpb::SignedCredential,
+) -> Measured {
+    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let url = url.to_owned();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let db = Db::connect(&url, &DbOptions::default()).await.unwrap();
+            raw_table(&db).await;
+            let envelope = issued
+                .envelope
+                .as_ref()
+                .map(encode_envelope)
+                .unwrap_or_default();
+            let server = RawInsertServer {
+                db: db.clone(),
+                credential: Arc::new(issued),
+                envelope: Arc::new(envelope),
+                next: Arc::default(),
+            };
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addr_tx
+                .send(listener.local_addr().unwrap().to_string())
+                .unwrap();
+            tonic::transport::Server::builder()
+                .add_service(LicenseServiceServer::new(server))
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    async {
+                        let _ = stop_rx.await;
+                    },
+                )
+                .await
+                .unwrap();
+            db.close().await;
+        });
+    });
+    let addr = addr_rx.await.unwrap();
+    let client = LicenseServiceClient::new(channel(&addr).await);
+    let m = drive(concurrency, seconds, issue_call(client, None)).await;
+    let _ = stop_tx.send(());
+    tokio::task::spawn_blocking(move || thread.join().unwrap())
+        .await
+        .unwrap();
     m
 }
 
@@ -451,14 +734,14 @@ fn uscc(n: u64) -> String {
 }
 
 /// One configuration: starts identity, license and verify, measures the three loads,
-/// stops them. Returns the loads and (for the raw INSERT reference) an issued license's
-/// envelope and VC-JWT.
+/// stops them. Returns the loads and (for the raw INSERT references) an issued license's
+/// credential.
 async fn run_config(
     f: &Fixture,
     backend: Backend,
     cache: CacheKind,
     dbs: &mut Databases,
-) -> (Vec<(&'static str, Measured)>, Vec<u8>, String) {
+) -> (Vec<(&'static str, Measured)>, lpb::SignedCredential) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (anchor, anchor_file) = write_key(d, "anchor.pem");
@@ -678,27 +961,11 @@ async fn run_config(
         )
         .await,
     ));
-    let issue = {
-        let licenses = licenses.clone();
-        move |n: u64| {
-            let mut licenses = licenses.clone();
-            let op = op.clone();
-            async move {
-                let mut req = authed(establishment(&uscc(n + 1)), &op);
-                req.set_timeout(Duration::from_secs(30));
-                match licenses.establish_enterprise(req).await {
-                    Ok(_) => Outcome::Ok,
-                    Err(s) => Outcome::Failed(format!("{:?}: {}", s.code(), s.message())),
-                }
-            }
-        }
-    };
-    loads.push(("issuance", drive(f.concurrency, f.seconds, issue).await));
-    let envelope = issued
-        .envelope
-        .map(|e| encode_envelope(&e))
-        .unwrap_or_default();
-    (loads, envelope, issued.vc_jwt)
+    loads.push((
+        "issuance",
+        drive(f.concurrency, f.seconds, issue_call(licenses, Some(op))).await,
+    ));
+    (loads, issued)
 }
 
 /// Distinct presentations of `issuer`, valid for a day, without a nonce (multi-use, so
@@ -807,6 +1074,7 @@ async fn run() -> i32 {
     let mut dbs = Databases::default();
     let mut configs = Vec::new();
     let mut raw_inserts_done: Vec<(Backend, Measured)> = Vec::new();
+    let mut raw_servers_done: Vec<(Backend, Measured)> = Vec::new();
     let mut measured_configs = Vec::new();
     for (backend, cache) in [
         (Backend::Sqlite, CacheKind::Memory),
@@ -829,15 +1097,24 @@ async fn run() -> i32 {
             continue;
         }
         eprintln!("{name}: starting identity, license and verify");
-        let (loads, envelope, jwt) = run_config(&fixture, backend, cache, &mut dbs).await;
+        let (loads, issued) = run_config(&fixture, backend, cache, &mut dbs).await;
         if !raw_inserts_done.iter().any(|(b, _)| *b == backend) {
             let dir = tempfile::tempdir().unwrap();
-            let url = match backend {
-                Backend::Sqlite => format!("sqlite://{}/raw.db", dir.path().display()),
+            let mut url = async |name: &str| match backend {
+                Backend::Sqlite => format!("sqlite://{}/{name}.db", dir.path().display()),
                 Backend::Postgres => dbs.fresh().await,
             };
-            let m = raw_inserts(&url, concurrency, seconds, Arc::new(envelope), jwt.into()).await;
+            let (loop_url, server_url) = (url("raw").await, url("raw-server").await);
+            let envelope = issued
+                .envelope
+                .as_ref()
+                .map(encode_envelope)
+                .unwrap_or_default();
+            let jwt: Arc<str> = issued.vc_jwt.as_str().into();
+            let m = raw_inserts(&loop_url, concurrency, seconds, Arc::new(envelope), jwt).await;
             raw_inserts_done.push((backend, m));
+            let m = raw_insert_server(&server_url, concurrency, seconds, issued).await;
+            raw_servers_done.push((backend, m));
         }
         configs.push(json!({
             "name": name,
@@ -850,11 +1127,14 @@ async fn run() -> i32 {
     }
     dbs.drop_all().await;
 
-    let raw_insert_of = |b: Backend| {
-        raw_inserts_done
-            .iter()
+    let of = |done: &[(Backend, Measured)], b: Backend| {
+        done.iter()
             .find(|(x, _)| *x == b)
-            .map(|(_, m)| m)
+            .map(|(_, m)| m.per_second())
+    };
+    let backend_name = |b: Backend| match b {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgresql",
     };
     println!(
         "\n| configuration ({concurrency} streams, {seconds} s each) | load | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | reference | ratio | goal |"
@@ -865,24 +1145,21 @@ async fn run() -> i32 {
     for (b, m) in &raw_inserts_done {
         print_row(
             "reference",
-            &format!(
-                "raw INSERT, {}",
-                if *b == Backend::Sqlite {
-                    "sqlite"
-                } else {
-                    "postgresql"
-                }
-            ),
+            &format!("raw INSERT, {}", backend_name(*b)),
             m,
             None,
         );
+    }
+    for (b, m) in &raw_servers_done {
+        let load = format!("raw-INSERT tonic server, {}", backend_name(*b));
+        print_row("reference", &load, m, None);
     }
     for (name, backend, loads) in &measured_configs {
         for (load, m) in loads {
             let reference = match *load {
                 "verify_distinct" => Some(("raw-verify server", m_raw.per_second(), 0.9)),
                 "verify_cached" => Some(("empty RPC", m_empty.per_second(), 0.8)),
-                _ => raw_insert_of(*backend).map(|r| ("raw INSERT", r.per_second(), 0.5)),
+                _ => of(&raw_inserts_done, *backend).map(|r| ("raw INSERT", r, 0.5)),
             };
             let label = match *load {
                 "verify_distinct" => "Verify, distinct credentials (uncached)",
@@ -890,6 +1167,15 @@ async fn run() -> i32 {
                 _ => "EstablishEnterprise (issuance)",
             };
             print_row(name, label, m, reference);
+            // Beside the reference that pays the same transport (no goal of its own).
+            if *load == "issuance"
+                && let Some(r) = of(&raw_servers_done, *backend)
+            {
+                println!(
+                    "|  | … vs the raw-INSERT tonic server |  |  |  |  |  |  | raw-INSERT server | {:.2}× | reference only |",
+                    m.per_second() / r
+                );
+            }
             if let Some(e) = &m.first_error {
                 println!("|  | first error: {} |||||||||", e.replace('|', "/"));
             }
@@ -903,10 +1189,10 @@ async fn run() -> i32 {
         "references": {
             "empty_rpc": m_empty.to_json(),
             "raw_verify_server": m_raw.to_json(),
-            "raw_insert": raw_inserts_done.iter().map(|(b, m)| (
-                if *b == Backend::Sqlite { "sqlite".to_string() } else { "postgresql".to_string() },
-                m.to_json(),
-            )).collect::<serde_json::Map<_, _>>(),
+            "raw_insert": raw_inserts_done.iter().map(|(b, m)| (backend_name(*b).to_string(), m.to_json()))
+                .collect::<serde_json::Map<_, _>>(),
+            "raw_insert_server": raw_servers_done.iter().map(|(b, m)| (backend_name(*b).to_string(), m.to_json()))
+                .collect::<serde_json::Map<_, _>>(),
         },
         "configurations": configs,
     });
