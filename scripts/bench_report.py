@@ -194,8 +194,8 @@ def instructions_section():
         return data, lines + [f"not measured: {data['skipped']}"], 0
     lines += [f"{data.get('tool', '')}; only the measured loop is collected (`--toggle-collect`), "
               "so the counts repeat run to run on a busy machine. Reference: raw ed25519-dalek "
-              "strict verify of the same signed bytes.", "",
-              "| path | instructions/op | raw verify instructions/op | ratio | goal | met |",
+              "strict verify of the same signed bytes, unless the figure names another.", "",
+              "| path | instructions/op | reference instructions/op | ratio | goal | met |",
               "|---|---|---|---|---|---|"]
     count = 0
     for p in data.get("pairs", []):

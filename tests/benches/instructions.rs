@@ -7,7 +7,8 @@
 //! - `raw_verify`, `native`: raw ed25519-dalek strict verify of a native credential's
 //!   signed bytes, and [`verify`] of the whole credential (decoding, trust lookup, checks,
 //!   the status lookup in a 1,000,000-bit list);
-//! - `raw_verify_jwt`, `vc_jwt`: the same for the VC-JWT form;
+//! - `raw_verify_jwt`, `vc_jwt`: the same for the VC-JWT form, and `jsonwebtoken_jwt`:
+//!   `jsonwebtoken::decode` of the same token (key decoded once, as the criterion bench);
 //! - `raw_verify_token`, `token_first`, `token_cached`: an access token's signature, its
 //!   validation the first time it is seen (`n` distinct tokens) and again (one token);
 //! - `status_lookup`: one status-list lookup.
@@ -108,6 +109,7 @@ const PATHS: &[&str] = &[
     "native",
     "raw_verify_jwt",
     "vc_jwt",
+    "jsonwebtoken_jwt",
     "raw_verify_token",
     "token_first",
     "token_cached",
@@ -158,7 +160,7 @@ fn main() {
                 ));
             })
         }
-        "raw_verify_jwt" | "vc_jwt" => {
+        "raw_verify_jwt" | "vc_jwt" | "jsonwebtoken_jwt" => {
             let token = to_vc_jwt(
                 &credential(42),
                 &f.key,
@@ -166,7 +168,18 @@ fn main() {
                     status_base_url: "https://verify.sh.example".into(),
                 },
             );
-            if path == "raw_verify_jwt" {
+            if path == "jsonwebtoken_jwt" {
+                use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+                let key = DecodingKey::from_ed_der(&f.key.public_key_bytes());
+                let mut validation = Validation::new(Algorithm::EdDSA);
+                validation.validate_aud = false;
+                assert!(decode::<serde_json::Value>(&token, &key, &validation).is_ok());
+                Box::new(move || {
+                    assert!(
+                        decode::<serde_json::Value>(black_box(&token), &key, &validation).is_ok()
+                    );
+                })
+            } else if path == "raw_verify_jwt" {
                 let (message, signature) = jws_parts(&token);
                 Box::new(move || {
                     assert!(
