@@ -445,9 +445,9 @@ impl LicenseService for RawInsertServer {
         &self,
         request: Request<lpb::EstablishEnterpriseRequest>,
     ) -> Result<Response<lpb::EstablishEnterpriseResponse>, Status> {
-        let r = request.into_inner();
+        let mut r = request.into_inner();
         let k = self.next.fetch_add(1, Ordering::Relaxed);
-        let capital = r.registered_capital.clone().unwrap_or_default();
+        let capital = r.registered_capital.take().unwrap_or_default();
         let row = RawRow {
             uscc: &r.uscc,
             name: &r.name,
@@ -594,12 +594,14 @@ fn issue_call(
 
 /// Issuance against a [`RawInsertServer`] on a fresh database at `url`, served from a
 /// runtime of its own (as the other references) and stopped before returning; `issued`
-/// is an issued license's credential, for the row and answer sizes.
+/// is an issued license's credential and `envelope` its encoded envelope, for the row and
+/// answer sizes.
 async fn raw_insert_server(
     url: &str,
     concurrency: u64,
     seconds: f64,
     issued: lpb::SignedCredential,
+    envelope: Arc<Vec<u8>>,
 ) -> Measured {
     let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -613,15 +615,10 @@ async fn raw_insert_server(
         rt.block_on(async move {
             let db = Db::connect(&url, &DbOptions::default()).await.unwrap();
             raw_table(&db).await;
-            let envelope = issued
-                .envelope
-                .as_ref()
-                .map(encode_envelope)
-                .unwrap_or_default();
             let server = RawInsertServer {
                 db: db.clone(),
                 credential: Arc::new(issued),
-                envelope: Arc::new(envelope),
+                envelope,
                 next: Arc::default(),
             };
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -1105,15 +1102,17 @@ async fn run() -> i32 {
                 Backend::Postgres => dbs.fresh().await,
             };
             let (loop_url, server_url) = (url("raw").await, url("raw-server").await);
-            let envelope = issued
-                .envelope
-                .as_ref()
-                .map(encode_envelope)
-                .unwrap_or_default();
+            let envelope = Arc::new(
+                issued
+                    .envelope
+                    .as_ref()
+                    .map(encode_envelope)
+                    .unwrap_or_default(),
+            );
             let jwt: Arc<str> = issued.vc_jwt.as_str().into();
-            let m = raw_inserts(&loop_url, concurrency, seconds, Arc::new(envelope), jwt).await;
+            let m = raw_inserts(&loop_url, concurrency, seconds, envelope.clone(), jwt).await;
             raw_inserts_done.push((backend, m));
-            let m = raw_insert_server(&server_url, concurrency, seconds, issued).await;
+            let m = raw_insert_server(&server_url, concurrency, seconds, issued, envelope).await;
             raw_servers_done.push((backend, m));
         }
         configs.push(json!({
