@@ -77,7 +77,7 @@ pub struct OutcomeLabels {
     /// Credential kind, or `unknown` when it could not be read.
     pub kind: &'static str,
     /// Issuing region, or `unknown`.
-    pub region: String,
+    pub region: &'static str,
     /// The outcome (`valid`, `revoked`, …).
     pub outcome: &'static str,
 }
@@ -112,7 +112,7 @@ pub struct RateLimitedLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RegionLabel {
     /// SH, JS, ZJ or AH.
-    pub region: String,
+    pub region: &'static str,
 }
 
 /// The verify gateway's domain metrics ([`Metrics::verify`]). Clones share state.

@@ -189,6 +189,7 @@ pub fn entry(row: AuditRow) -> VerificationAuditEntry {
         reason: row.reason,
         issuer: row.issuer,
         verified_at: row.verified_at,
+        count: u32::try_from(row.count.max(1)).unwrap_or(u32::MAX),
     }
 }
 
@@ -302,6 +303,7 @@ mod tests {
                 issuer: String::new(),
                 verified_at: 10,
                 kind: String::new(),
+                count: 1,
             },
             cursor: AuditCursor {
                 verified_at: 10,

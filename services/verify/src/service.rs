@@ -102,10 +102,13 @@ pub struct Gateway {
 }
 
 /// The regions a metric label may name; anything else is `unknown`.
-fn region_label(region: &str) -> String {
+fn region_label(region: &str) -> &'static str {
     match region {
-        "SH" | "JS" | "ZJ" | "AH" => region.to_owned(),
-        _ => "unknown".to_owned(),
+        "SH" => "SH",
+        "JS" => "JS",
+        "ZJ" => "ZJ",
+        "AH" => "AH",
+        _ => "unknown",
     }
 }
 
@@ -133,7 +136,7 @@ impl Gateway {
                         })
                         .set(now.saturating_sub(r.fetched_at));
                 }
-                let mut oldest: std::collections::HashMap<String, i64> = Default::default();
+                let mut oldest: std::collections::HashMap<&'static str, i64> = Default::default();
                 for (list_id, updated_at) in g.status.read().last_updates() {
                     let region = region_label(list_id.split('/').next().unwrap_or_default());
                     let age = now.saturating_sub(updated_at);
@@ -443,6 +446,7 @@ impl Gateway {
                     issuer: r.issuer.clone(),
                     verified_at: now,
                     kind: crate::audit::kind_column(r.kind),
+                    count: 1,
                 };
                 if self.audit.try_send(row).is_err() {
                     tracing::warn!(
@@ -619,10 +623,14 @@ async fn audit_writer(mut rx: mpsc::Receiver<AuditRow>, store: Arc<dyn VerifySto
                 Ok(_) => {}
             }
         }
-        if let Err(err) = store.record(&batch).await {
-            tracing::error!(error = %format!("{err:#}"), rows = batch.len(), "audit rows not written");
+        let rows = crate::store::collapse(std::mem::replace(
+            &mut batch,
+            Vec::with_capacity(AUDIT_BATCH),
+        ));
+        if let Err(err) = store.record(&rows).await {
+            let verifications: i64 = rows.iter().map(|r| r.count).sum();
+            tracing::error!(error = %format!("{err:#}"), rows = rows.len(), verifications, "audit rows not written");
         }
-        batch.clear();
     }
 }
 

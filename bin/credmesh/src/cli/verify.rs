@@ -178,8 +178,13 @@ async fn audit(args: AuditArgs) -> anyhow::Result<()> {
             if session.json {
                 println!("{json}");
             } else {
+                let times = if e.count > 1 {
+                    format!(" ×{}", e.count)
+                } else {
+                    String::new()
+                };
                 println!(
-                    "{}  {:<20} {:<15} {:<18} {:<17} {:<14} {}",
+                    "{}  {:<20} {:<15} {:<18} {:<17} {:<14} {}{times}",
                     rfc3339(e.verified_at),
                     e.client_id,
                     json["outcome"].as_str().unwrap_or("?"),

@@ -203,6 +203,7 @@ pub fn audit_entry_json(e: &VerificationAuditEntry) -> Value {
         "reason": e.reason,
         "issuer": e.issuer,
         "verified_at": e.verified_at,
+        "count": e.count.max(1),
     })
 }
 

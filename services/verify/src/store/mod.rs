@@ -26,6 +26,63 @@ pub struct AuditRow {
     pub verified_at: i64,
     /// The credential kind's name ("business_license", …), empty when unknown.
     pub kind: String,
+    /// How many identical verifications the row stands for (at least 1): see
+    /// [`collapse`].
+    #[sqlx(rename = "verifications")]
+    pub count: i64,
+}
+
+impl AuditRow {
+    /// Whether `self` and `other` record the same thing, their counts aside.
+    fn same(&self, other: &AuditRow) -> bool {
+        self.verified_at == other.verified_at
+            && self.client_id == other.client_id
+            && self.credential_id == other.credential_id
+            && self.outcome == other.outcome
+            && self.reason == other.reason
+            && self.issuer == other.issuer
+            && self.kind == other.kind
+    }
+
+    fn hash_key(&self, state: &impl std::hash::BuildHasher) -> u64 {
+        state.hash_one((
+            self.verified_at,
+            &self.client_id,
+            &self.credential_id,
+            &self.outcome,
+            &self.reason,
+            &self.issuer,
+            &self.kind,
+        ))
+    }
+}
+
+/// `rows` with identical rows (all but their counts equal: the same partner, credential,
+/// kind, outcome, reason and issuer in the same second) made one, counting all; in
+/// order of first appearance. Such rows cannot be told apart, so nothing is lost, and a
+/// partner verifying the same credential in a loop writes a row per second, not per
+/// call.
+pub fn collapse(rows: Vec<AuditRow>) -> Vec<AuditRow> {
+    if rows.len() < 2 {
+        return rows;
+    }
+    let state = std::hash::RandomState::new();
+    let mut first: std::collections::HashMap<u64, usize> =
+        std::collections::HashMap::with_capacity(rows.len());
+    let mut out: Vec<AuditRow> = Vec::with_capacity(rows.len());
+    for row in rows {
+        let slot = first.entry(row.hash_key(&state));
+        if let std::collections::hash_map::Entry::Occupied(at) = &slot
+            && out[*at.get()].same(&row)
+        {
+            out[*at.get()].count += row.count;
+            continue;
+        }
+        // A new row (or, rarely, another row with the same hash: kept apart).
+        slot.or_insert(out.len());
+        out.push(row);
+    }
+    out
 }
 
 /// Which audit rows to list: every filter left empty matches everything.
@@ -127,10 +184,10 @@ macro_rules! impl_verify_store {
                 use anyhow::Context as _;
                 let mut tx = self.pool.begin().await.context("starting the audit write")?;
                 // Multi-row INSERTs: one statement per chunk, not one round trip per row
-                // (7 binds a row stays far below either database's parameter limit).
+                // (8 binds a row stays far below either database's parameter limit).
                 for chunk in rows.chunks(AUDIT_ROWS_PER_INSERT) {
                     let mut insert = sqlx::QueryBuilder::new(
-                        "INSERT INTO verify_audit (client_id, credential_id, outcome, reason, issuer, verified_at, kind) ",
+                        "INSERT INTO verify_audit (client_id, credential_id, outcome, reason, issuer, verified_at, kind, verifications) ",
                     );
                     insert.push_values(chunk, |mut b, r| {
                         b.push_bind(&r.client_id)
@@ -139,7 +196,8 @@ macro_rules! impl_verify_store {
                             .push_bind(&r.reason)
                             .push_bind(&r.issuer)
                             .push_bind(r.verified_at)
-                            .push_bind(&r.kind);
+                            .push_bind(&r.kind)
+                            .push_bind(r.count.max(1));
                     });
                     insert
                         .build()
@@ -162,7 +220,7 @@ macro_rules! impl_verify_store {
                     id: i64::MAX,
                 });
                 let rows = sqlx::query_as::<_, AuditRowWithId>(concat!(
-                    "SELECT id, client_id, credential_id, outcome, reason, issuer, verified_at, kind ",
+                    "SELECT id, client_id, credential_id, outcome, reason, issuer, verified_at, kind, verifications ",
                     "FROM verify_audit ",
                     "WHERE ($1 = '' OR client_id = $2) ",
                     "AND verified_at >= $3 AND verified_at < $4 ",
@@ -203,3 +261,87 @@ macro_rules! impl_verify_store {
 
 impl_verify_store!(SqliteVerifyStore, sqlite);
 impl_verify_store!(PgVerifyStore, postgresql);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(client: &str, credential: &str, outcome: &str, at: i64) -> AuditRow {
+        AuditRow {
+            client_id: client.into(),
+            credential_id: credential.into(),
+            outcome: outcome.into(),
+            reason: outcome.to_uppercase(),
+            issuer: "SH/license".into(),
+            verified_at: at,
+            kind: "business_license".into(),
+            count: 1,
+        }
+    }
+
+    #[test]
+    fn identical_rows_become_one_counting_all_in_order_of_first_appearance() {
+        let a = row("bank-a", "lic-1", "valid", 100);
+        let rows = vec![
+            a.clone(),
+            row("bank-b", "lic-1", "valid", 100),
+            a.clone(),
+            row("bank-a", "lic-1", "revoked", 100),
+            a.clone(),
+            row("bank-a", "lic-1", "valid", 101),
+            AuditRow {
+                count: 4,
+                ..a.clone()
+            },
+        ];
+        let out = collapse(rows);
+        let seen: Vec<(&str, &str, i64, i64)> = out
+            .iter()
+            .map(|r| {
+                (
+                    r.client_id.as_str(),
+                    r.outcome.as_str(),
+                    r.verified_at,
+                    r.count,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("bank-a", "valid", 100, 7),
+                ("bank-b", "valid", 100, 1),
+                ("bank-a", "revoked", 100, 1),
+                ("bank-a", "valid", 101, 1),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_field_but_the_count_tells_rows_apart() {
+        let a = row("bank-a", "lic-1", "valid", 100);
+        let variants = [
+            AuditRow {
+                credential_id: "lic-2".into(),
+                ..a.clone()
+            },
+            AuditRow {
+                reason: "OTHER".into(),
+                ..a.clone()
+            },
+            AuditRow {
+                issuer: "JS/license".into(),
+                ..a.clone()
+            },
+            AuditRow {
+                kind: "certificate".into(),
+                ..a.clone()
+            },
+        ];
+        for v in variants {
+            assert_eq!(collapse(vec![a.clone(), v.clone()]), vec![a.clone(), v]);
+        }
+        assert_eq!(collapse(vec![a.clone()]), vec![a]);
+        assert!(collapse(Vec::new()).is_empty());
+    }
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use credmesh_proto::{
     credential::v1::{CredentialKind, VerificationOutcome},
-    verify::v1::{ListVerificationAuditRequest, ListVerificationAuditResponse},
+    verify::v1::{BatchVerifyRequest, ListVerificationAuditRequest, ListVerificationAuditResponse},
 };
 use tonic::Code;
 
@@ -24,10 +24,11 @@ impl Gateway {
             .map(|r| r.into_inner())
     }
 
-    /// Waits until the background writer has stored `n` rows for `client`.
-    async fn wait_for_audit(&self, client: &str, n: usize) {
+    /// Waits until the background writer has recorded `n` verifications for `client`.
+    async fn wait_for_audit(&self, client: &str, n: i64) {
         for _ in 0..200 {
-            if self.gateway.audit_for(client, 100).await.unwrap().len() >= n {
+            let rows = self.gateway.audit_for(client, 100).await.unwrap();
+            if rows.iter().map(|r| r.count).sum::<i64>() >= n {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -75,13 +76,14 @@ async fn partners_read_their_own_audit_and_operators_everyones_filtered_and_page
         let v = sh.establish(1).await;
         let qr = license_qr(&v);
 
-        // T0: bank-a verifies the license; T0+10: bank-a sends garbage; T0+20: bank-b
-        // verifies the license twice.
+        // T0: bank-a verifies the license; T0+10: bank-a sends garbage; T0+20 and T0+21:
+        // bank-b verifies the license.
         gw.verify_text(&bank_a, &qr).await;
         clock.advance(10);
         gw.verify_text(&bank_a, "not a credential").await;
         clock.advance(10);
         gw.verify_text(&bank_b, &qr).await;
+        clock.advance(1);
         gw.verify_text(&bank_b, &qr).await;
         gw.wait_for_audit("bank-a", 2).await;
         gw.wait_for_audit("bank-b", 2).await;
@@ -119,7 +121,8 @@ async fn partners_read_their_own_audit_and_operators_everyones_filtered_and_page
         let everyone = gw.audit(&operator, all()).await.unwrap();
         assert_eq!(everyone.entries.len(), 4, "{backend:?}");
         let times: Vec<i64> = everyone.entries.iter().map(|e| e.verified_at).collect();
-        assert_eq!(times, [T0 + 20, T0 + 20, T0 + 10, T0]);
+        assert_eq!(times, [T0 + 21, T0 + 20, T0 + 10, T0]);
+        assert!(everyone.entries.iter().all(|e| e.count == 1));
         assert_eq!(gw.audit(&operator, other).await.unwrap().entries.len(), 2);
 
         // Filters: outcome, kind, time range.
@@ -206,6 +209,57 @@ async fn partners_read_their_own_audit_and_operators_everyones_filtered_and_page
 }
 
 #[tokio::test]
+async fn identical_verifications_in_one_second_are_one_entry_with_their_count() {
+    for backend in BOTH {
+        let clock = credmesh_runtime::ManualClock::new(T0);
+        let sh = spawn_region("SH", backend, clock.clone()).await;
+        let gw = spawn_gateway(&sh, &[], backend, Options::default()).await;
+        let bank = sh.partner("bank-loop").await;
+        let v = sh.establish(2).await;
+        let qr = license_qr(&v);
+
+        // Three in one BatchVerify (their rows reach the writer together), then two more
+        // single calls in the same second, and one different answer.
+        let batch = BatchVerifyRequest {
+            credentials: vec![text(&qr).unwrap(); 3],
+        };
+        let results = gw
+            .client
+            .clone()
+            .batch_verify(with_token(batch, &bank))
+            .await
+            .unwrap()
+            .into_inner()
+            .results;
+        assert!(results.iter().all(|r| r.reason == "VALID"), "{results:?}");
+        gw.verify_text(&bank, &qr).await;
+        gw.verify_text(&bank, &qr).await;
+        gw.verify_text(&bank, "not a credential").await;
+        gw.wait_for_audit("bank-loop", 6).await;
+
+        let entries = gw.audit(&bank, all()).await.unwrap().entries;
+        let valid: Vec<_> = entries
+            .iter()
+            .filter(|e| e.outcome == VerificationOutcome::Valid as i32)
+            .collect();
+        // Nothing is lost: the counts add up to the five verifications...
+        assert_eq!(valid.iter().map(|e| e.count).sum::<u32>(), 5, "{entries:?}");
+        // ...and the batch's three (written together) are one entry.
+        assert!(valid.len() <= 3, "{backend:?}: {entries:?}");
+        assert!(valid.iter().any(|e| e.count >= 3), "{entries:?}");
+        assert!(valid.iter().all(|e| e.verified_at == T0
+            && e.credential_id == v.license_id
+            && e.client_id == "bank-loop"));
+        let malformed: Vec<_> = entries
+            .iter()
+            .filter(|e| e.outcome == VerificationOutcome::Malformed as i32)
+            .collect();
+        assert_eq!(malformed.len(), 1);
+        assert_eq!(malformed[0].count, 1);
+    }
+}
+
+#[tokio::test]
 async fn the_audit_is_served_as_json_with_the_same_rules() {
     let clock = credmesh_runtime::ManualClock::new(T0);
     let sh = spawn_region("SH", Backend::Sqlite, clock.clone()).await;
@@ -229,6 +283,7 @@ async fn the_audit_is_served_as_json_with_the_same_rules() {
     assert_eq!(entries[0]["client_id"], "bank-json");
     assert_eq!(entries[0]["outcome"], "valid");
     assert_eq!(entries[0]["kind"], "business_license");
+    assert_eq!(entries[0]["count"], 1);
 
     let (code, body) = get(format!("{base}?client_id=bank-other"), bank.clone()).await;
     assert_eq!(code, 403, "{body}");
