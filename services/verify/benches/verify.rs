@@ -7,6 +7,11 @@
 //! Goals (issue 7): uncached ≥ 0.9× the raw-verify server; cached ≥ 0.8× the empty
 //! RPC; BatchVerify ≥ 2× single-verify signatures per second.
 //!
+//! A third reference, for reading the cached figure, is the empty RPC called with the
+//! partner's bearer token, as every Verify call is: h2 never indexes an `authorization`
+//! header, so each call Huffman-codes the whole token on both sides, which the bare empty
+//! RPC does not pay. It is reported beside the goal, not instead of it.
+//!
 //! The gateway runs behind the full serving stack (auth with a real identity token,
 //! limits, metrics, tracing); the references are bare tonic. Credentials are
 //! presentations (no status list), signed by a key registered in a real identity
@@ -14,7 +19,7 @@
 //! one-second slices, so each figure and its reference see the same machine. Settings:
 //! `CREDMESH_BENCH_SECONDS` per measurement (default 3), `CREDMESH_BENCH_STREAMS`
 //! (default 64), `CREDMESH_BENCH_ONLY` a comma-separated subset of
-//! `empty,raw,uncached,cached,batch` to measure (default all; for profiling one path).
+//! `empty,empty_token,raw,uncached,cached,batch` to measure (default all; for profiling one path).
 //!
 //! Run: `cargo bench -p credmesh-verify --bench verify`.
 
@@ -390,7 +395,10 @@ async fn run() {
     })
     .await;
 
-    let single = |client: VerifyServiceClient<Channel>, repeated: bool, auth: bool| {
+    // One Verify call: on one repeated credential or on distinct ones, with the partner's
+    // token or without, checking that the answer is VALID or not (the references answer
+    // nothing).
+    let single = |client: VerifyServiceClient<Channel>, repeated: bool, auth: bool, check: bool| {
         let creds = creds.clone();
         let token = token.clone();
         move |i: u64| {
@@ -414,23 +422,30 @@ async fn run() {
                     Request::new(msg)
                 };
                 let r = client.verify(req).await.unwrap().into_inner();
-                if auth {
+                if check {
                     assert_eq!(r.result.unwrap().reason, "VALID");
                 }
             }
         }
     };
     // Warm up (JWKS fetch, connections).
-    let _ = measure(4, 1, &call(single(uncached.clone(), false, true))).await;
+    let _ = measure(4, 1, &call(single(uncached.clone(), false, true, true))).await;
 
     // The single-call figures and their references take turns (see `take_turns`).
     let only = std::env::var("CREDMESH_BENCH_ONLY").unwrap_or_default();
     let want = |name: &str| only.is_empty() || only.split(',').any(|o| o.trim() == name);
     let singles = [
-        ("raw", call(single(raw.clone(), false, false))),
-        ("empty", call(single(empty.clone(), true, false))),
-        ("uncached", call(single(uncached.clone(), false, true))),
-        ("cached", call(single(cached.clone(), true, true))),
+        ("raw", call(single(raw.clone(), false, false, false))),
+        ("empty", call(single(empty.clone(), true, false, false))),
+        (
+            "empty_token",
+            call(single(empty.clone(), true, true, false)),
+        ),
+        (
+            "uncached",
+            call(single(uncached.clone(), false, true, true)),
+        ),
+        ("cached", call(single(cached.clone(), true, true, true))),
     ];
     let wanted: Vec<&(&str, Call)> = singles.iter().filter(|(name, _)| want(name)).collect();
     let calls: Vec<Call> = wanted.iter().map(|(_, c)| c.clone()).collect();
@@ -443,6 +458,7 @@ async fn run() {
     let m_empty = measured.remove("empty");
     let m_uncached = measured.remove("uncached");
     let m_cached = measured.remove("cached");
+    let m_empty_token = measured.remove("empty_token");
     let batch = {
         let creds = creds.clone();
         let token = token.clone();
@@ -482,6 +498,11 @@ async fn run() {
     println!("|---|---|---|---|");
     let rows = [
         ("reference: empty tonic RPC", &m_empty, "req"),
+        (
+            "reference: empty tonic RPC with the partner's token",
+            &m_empty_token,
+            "req",
+        ),
         ("reference: raw ed25519 verify server", &m_raw, "req"),
         (
             "Verify, distinct credentials (uncached)",
@@ -501,9 +522,11 @@ async fn run() {
         _ => "not measured".to_owned(),
     };
     println!(
-        "\ngoals: uncached/raw = {} (≥ 0.9), cached/empty = {} (≥ 0.8), batch/single signatures = {} (≥ 2)",
+        "\ngoals: uncached/raw = {} (≥ 0.9), cached/empty = {} (≥ 0.8), batch/single signatures = {} (≥ 2); \
+         reference only: cached/empty with the token = {}",
         ratio(&m_uncached, &m_raw),
         ratio(&m_cached, &m_empty),
         ratio(&batch_sigs, &m_uncached),
+        ratio(&m_cached, &m_empty_token),
     );
 }
