@@ -10,10 +10,15 @@
 //! whose signature verified is remembered (by the SHA-256 of its text, never the text)
 //! with its claims and the [`Principal`] built from them: the next call skips the
 //! Ed25519 check, the most expensive step, and shares that principal instead of building
-//! another. Every call still checks that the signing key is installed (a key dropped from
-//! the key set invalidates its tokens at once), the expiry, and the deny lists.
+//! another. Every call still checks the expiry, and that the signing key is installed (a
+//! key dropped from the key set invalidates its tokens at once) and the deny lists do not
+//! name the client or the token. Those last two change rarely, so the validator counts
+//! their changes (a generation) and a remembered token records the generation it was
+//! last checked against: while nothing changed, the answer cannot have either, and the
+//! call skips the lookups.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;
 
@@ -33,6 +38,8 @@ struct Remembered {
     kid: String,
     claims: AccessClaims,
     principal: Arc<Principal>,
+    /// The validator's generation when the key and the deny lists last passed.
+    checked: AtomicU64,
 }
 
 /// The current time in Unix seconds; injected so tests move time instead of sleeping.
@@ -122,6 +129,8 @@ pub struct TokenValidator {
     denied_tokens: RwLock<HashMap<String, i64>>,
     /// Tokens whose signature verified, by the SHA-256 of the token.
     verified: RwLock<HashMap<[u8; 32], Arc<Remembered>>>,
+    /// Counts changes of the key set and the deny lists (see the module's notes).
+    generation: AtomicU64,
     /// Dropped with the validator, which wakes and ends the refresh task at once.
     alive: watch::Sender<()>,
 }
@@ -152,6 +161,7 @@ impl TokenValidator {
             denied_clients: RwLock::new(HashSet::new()),
             denied_tokens: RwLock::new(HashMap::new()),
             verified: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
             alive: watch::channel(()).0,
         })
     }
@@ -165,12 +175,20 @@ impl TokenValidator {
     /// validity period and the deny lists.
     pub async fn validate(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
         let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        // Read before any check, so a change during them makes the next call look again.
+        let generation = self.generation.load(Ordering::Acquire);
         let remembered = read(&self.verified).get(&digest).cloned();
-        if let Some(known) = remembered
-            && read(&self.keys).contains_key(&known.kid)
-        {
-            self.check_claims(&known.claims)?;
-            return Ok(known.principal.clone());
+        if let Some(known) = remembered {
+            if known.checked.load(Ordering::Relaxed) == generation {
+                // Issuer and audience passed before and cannot change; only time can.
+                self.check_time(&known.claims)?;
+                return Ok(known.principal.clone());
+            }
+            if read(&self.keys).contains_key(&known.kid) {
+                self.check_claims(&known.claims)?;
+                known.checked.store(generation, Ordering::Relaxed);
+                return Ok(known.principal.clone());
+            }
         }
         let header = jsonwebtoken::decode_header(token).map_err(jwt_error)?;
         if header.alg != Algorithm::EdDSA {
@@ -195,6 +213,7 @@ impl TokenValidator {
                 kid,
                 claims,
                 principal: principal.clone(),
+                checked: AtomicU64::new(generation),
             },
         );
         Ok(principal)
@@ -254,18 +273,27 @@ impl TokenValidator {
     /// Refuses every token of `client_id` from now on, even unexpired ones.
     pub fn deny_client(&self, client_id: &str) {
         write(&self.denied_clients).insert(client_id.to_owned());
+        self.changed();
         tracing::info!(client_id, "client denied");
     }
 
     /// Accepts tokens of `client_id` again.
     pub fn allow_client(&self, client_id: &str) {
         write(&self.denied_clients).remove(client_id);
+        self.changed();
     }
 
     /// Refuses the token with this `jti` for `denied_token_retention`.
     pub fn deny_token(&self, jti: &str) {
         let now = (self.config.clock)();
         write(&self.denied_tokens).insert(jti.to_owned(), now);
+        self.changed();
+    }
+
+    /// Marks the key set or a deny list changed: remembered tokens are checked again.
+    /// Called after the change is made, so a call that sees the new generation sees it.
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     fn verify_with_known_key(
@@ -289,6 +317,18 @@ impl TokenValidator {
                 found: claims.aud.clone(),
             });
         }
+        self.check_time(claims)?;
+        if read(&self.denied_clients).contains(&claims.sub) {
+            return Err(AuthError::ClientDisabled(claims.sub.clone()));
+        }
+        if read(&self.denied_tokens).contains_key(&claims.jti) {
+            return Err(AuthError::TokenRevoked);
+        }
+        Ok(())
+    }
+
+    /// Checks the time window, with the configured leeway.
+    fn check_time(&self, claims: &AccessClaims) -> Result<(), AuthError> {
         let now = (self.config.clock)();
         let leeway = secs(self.config.leeway);
         if claims.exp.saturating_add(leeway) < now {
@@ -296,12 +336,6 @@ impl TokenValidator {
         }
         if claims.nbf.saturating_sub(leeway) > now {
             return Err(AuthError::NotYetValid);
-        }
-        if read(&self.denied_clients).contains(&claims.sub) {
-            return Err(AuthError::ClientDisabled(claims.sub.clone()));
-        }
-        if read(&self.denied_tokens).contains_key(&claims.jti) {
-            return Err(AuthError::TokenRevoked);
         }
         Ok(())
     }
@@ -339,6 +373,9 @@ impl TokenValidator {
         let mut keys = write(&self.keys);
         let changed = keys.len() != fresh.len() || fresh.keys().any(|k| !keys.contains_key(k));
         *keys = fresh;
+        drop(keys);
+        self.changed();
+        let keys = read(&self.keys);
         if changed {
             let kids: Vec<&str> = keys.keys().map(String::as_str).collect();
             tracing::info!(?kids, "installed token signing keys");
@@ -705,9 +742,41 @@ mod tests {
         ));
         v.allow_client("c");
         v.validate(&token).await.unwrap();
+        v.validate(&token).await.unwrap();
 
         clock.set(NOW + 10_000);
         assert!(matches!(v.validate(&token).await, Err(AuthError::Expired)));
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_meets_every_later_change_at_its_next_call() {
+        let (a, b) = (signer("sh-1", 1), signer("sh-2", 2));
+        let clock = TestClock::at(NOW);
+        let source = jwks_of(&[&a, &b]);
+        let v = validator(source.clone(), &clock);
+        let claims = claims("c", "s");
+        let token = a.sign(&claims).unwrap();
+        let other = b.sign(&crate::test_support::claims("d", "s")).unwrap();
+        // Verified, then answered from memory (the fast path) a few times.
+        for _ in 0..3 {
+            v.validate(&token).await.unwrap();
+            v.validate(&other).await.unwrap();
+        }
+
+        // Its token id denied: refused at once, though nothing else changed.
+        v.deny_token(&claims.jti);
+        assert!(matches!(
+            v.validate(&token).await,
+            Err(AuthError::TokenRevoked)
+        ));
+        v.validate(&other).await.unwrap();
+
+        // Its key dropped from the key set: refused at once; the other key's token not.
+        source.replace(Jwks::new([b.jwk()]));
+        v.refresh().await.unwrap();
+        assert!(v.validate(&token).await.is_err());
+        v.validate(&other).await.unwrap();
+        v.validate(&other).await.unwrap();
     }
 
     #[tokio::test]
