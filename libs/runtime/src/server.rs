@@ -286,21 +286,10 @@ impl Server {
             .merge(ops)
             .layer(DefaultBodyLimit::max(config.http_body_limit));
 
-        let app = http.fallback_service(tower::service_fn(move |req: Request<Body>| {
-            let grpc = grpc.clone();
-            async move {
-                let is_grpc = req
-                    .headers()
-                    .get(header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|ct| ct.starts_with("application/grpc"));
-                if is_grpc {
-                    grpc.oneshot(req).await
-                } else {
-                    Ok::<_, Infallible>((StatusCode::NOT_FOUND, "not found\n").into_response())
-                }
-            }
-        }));
+        let app = Dispatch {
+            grpc,
+            http: http.fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") }),
+        };
 
         let readiness = tokio::spawn(readiness_loop(
             health.clone(),
@@ -478,9 +467,44 @@ impl From<&ServerConfig> for Connections {
 
 /// Accepts connections on `listener` until `stop` turns true, then lets open
 /// connections finish their calls (at most 30 s) before returning.
+/// Sends gRPC requests (by content type) to the gRPC router and everything else to the
+/// HTTP one. Deciding first keeps gRPC calls, the hot path, out of the HTTP router's
+/// path matching and its boxed fallback.
+#[derive(Clone)]
+struct Dispatch {
+    grpc: Router,
+    http: Router,
+}
+
+impl tower::Service<Request<Body>> for Dispatch {
+    type Response = axum::response::Response;
+    type Error = Infallible;
+    type Future = axum::routing::future::RouteFuture<Infallible>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        // Routers are always ready.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let is_grpc = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|ct| ct.as_bytes().starts_with(b"application/grpc"));
+        if is_grpc {
+            self.grpc.call(req)
+        } else {
+            self.http.call(req)
+        }
+    }
+}
+
 async fn serve_listener(
     listener: TcpListener,
-    app: Router,
+    app: Dispatch,
     connections: Arc<Connections>,
     mut stop: watch::Receiver<bool>,
 ) {
