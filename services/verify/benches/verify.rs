@@ -10,7 +10,9 @@
 //! A third reference, for reading the cached figure, is the empty RPC called with the
 //! partner's bearer token, as every Verify call is: h2 never indexes an `authorization`
 //! header, so each call Huffman-codes the whole token on both sides, which the bare empty
-//! RPC does not pay. It is reported beside the goal, not instead of it.
+//! RPC does not pay. It is reported beside the goal, not instead of it. A fourth, the
+//! same empty RPC behind credmesh's serving stack (tracing, metrics, limits, auth, rate
+//! limit), splits what remains between the stack and the gateway's handler.
 //!
 //! The gateway runs behind the full serving stack (auth with a real identity token,
 //! limits, metrics, tracing); the references are bare tonic. Credentials are
@@ -19,7 +21,7 @@
 //! one-second slices, so each figure and its reference see the same machine. Settings:
 //! `CREDMESH_BENCH_SECONDS` per measurement (default 3), `CREDMESH_BENCH_STREAMS`
 //! (default 64), `CREDMESH_BENCH_ONLY` a comma-separated subset of
-//! `empty,empty_token,raw,uncached,cached,batch` to measure (default all; for profiling one path).
+//! `empty,empty_token,stack,raw,uncached,cached,batch` to measure (default all; for profiling one path).
 //!
 //! Run: `cargo bench -p credmesh-verify --bench verify`.
 
@@ -46,10 +48,10 @@ use credmesh_proto::{
     identity::v1::{self as ipb, identity_service_client::IdentityServiceClient},
     verify::v1::{
         BatchVerifyRequest, PresentedCredential, VerifyRequest, presented_credential::Form,
-        verify_service_client::VerifyServiceClient,
+        verify_service_client::VerifyServiceClient, verify_service_server::VerifyServiceServer,
     },
 };
-use credmesh_runtime::{Clock as _, Server, ServerConfig, SystemClock};
+use credmesh_runtime::{Clock as _, Server, ServerConfig, ServiceParts, SystemClock};
 use credmesh_store::{Db, DbOptions};
 use credmesh_telemetry::metrics::Metrics;
 use futures::future::BoxFuture;
@@ -394,6 +396,44 @@ async fn run() {
         empty: true,
     })
     .await;
+    // The same empty RPC behind credmesh's serving stack (tracing, metrics, limits, auth
+    // with the partner's token, rate limit, normalize), as Verify is served: what the
+    // stack costs, apart from the gateway's own work.
+    let stacked = {
+        let validator = TokenValidator::new(
+            Arc::new(GrpcJwksSource::new(
+                credmesh_verify::federation::channel(&format!("http://{id_addr}")).unwrap(),
+            )),
+            ValidatorConfig::new(
+                credmesh_auth::issuer_for_region("SH"),
+                ["verify", "credmesh"],
+            ),
+        );
+        let key = issuer.verifying_key();
+        let parts = ServiceParts {
+            name: "verify",
+            grpc_names: vec![credmesh_verify::GRPC_NAME],
+            mount: Box::new(move |routes| {
+                routes.add_service(VerifyServiceServer::new(RawVerify { key, empty: true }));
+            }),
+            http: axum::Router::new(),
+            policy: credmesh_verify::access_policy(),
+            readiness: Vec::new(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(
+            Server::new(server_config.clone(), Metrics::new(), validator)
+                .with_service(parts)
+                .serve(vec![listener], std::future::pending()),
+        );
+        let ch = Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        VerifyServiceClient::new(ch)
+    };
 
     // One Verify call: on one repeated credential or on distinct ones, with the partner's
     // token or without, checking that the answer is VALID or not (the references answer
@@ -441,6 +481,7 @@ async fn run() {
             "empty_token",
             call(single(empty.clone(), true, true, false)),
         ),
+        ("stack", call(single(stacked.clone(), true, true, false))),
         (
             "uncached",
             call(single(uncached.clone(), false, true, true)),
@@ -459,6 +500,7 @@ async fn run() {
     let m_uncached = measured.remove("uncached");
     let m_cached = measured.remove("cached");
     let m_empty_token = measured.remove("empty_token");
+    let m_stack = measured.remove("stack");
     let batch = {
         let creds = creds.clone();
         let token = token.clone();
@@ -503,6 +545,11 @@ async fn run() {
             &m_empty_token,
             "req",
         ),
+        (
+            "reference: empty RPC behind credmesh's serving stack",
+            &m_stack,
+            "req",
+        ),
         ("reference: raw ed25519 verify server", &m_raw, "req"),
         (
             "Verify, distinct credentials (uncached)",
@@ -523,10 +570,11 @@ async fn run() {
     };
     println!(
         "\ngoals: uncached/raw = {} (≥ 0.9), cached/empty = {} (≥ 0.8), batch/single signatures = {} (≥ 2); \
-         reference only: cached/empty with the token = {}",
+         reference only: cached/empty with the token = {}, cached/empty behind the stack = {}",
         ratio(&m_uncached, &m_raw),
         ratio(&m_cached, &m_empty),
         ratio(&batch_sigs, &m_uncached),
         ratio(&m_cached, &m_empty_token),
+        ratio(&m_cached, &m_stack),
     );
 }
