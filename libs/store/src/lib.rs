@@ -57,6 +57,10 @@ impl Backend {
     }
 }
 
+/// A PostgreSQL connection idle in the pool at least this long is pinged before it is
+/// handed out (see [`Db::connect`]); one in steady use is not.
+pub const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// Pool settings; every value has a default that suits a small service.
 #[derive(Clone, Debug)]
 pub struct DbOptions {
@@ -125,7 +129,22 @@ impl Db {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let connect = PgConnectOptions::from_str(url)
                 .with_context(|| format!("invalid postgres url {}", redact_url(url)))?;
+            // A ping before a connection is handed out only when it sat idle a while.
+            // sqlx pings every connection when it comes back to the pool, so one in
+            // steady use was checked moments ago; pinging again on every acquire was one
+            // more round trip to the server per transaction. One idle for longer may have
+            // been dropped by the server, a proxy or a restart: it is pinged, and if that
+            // fails it is closed and acquire takes another or opens a new one.
             let pool = PgPoolOptions::new()
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .max_connections(options.max_connections)
                 .acquire_timeout(options.acquire_timeout)
                 .connect_with(connect)
