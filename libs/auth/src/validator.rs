@@ -373,13 +373,12 @@ impl TokenValidator {
         let mut keys = write(&self.keys);
         let changed = keys.len() != fresh.len() || fresh.keys().any(|k| !keys.contains_key(k));
         *keys = fresh;
-        drop(keys);
-        self.changed();
-        let keys = read(&self.keys);
         if changed {
             let kids: Vec<&str> = keys.keys().map(String::as_str).collect();
             tracing::info!(?kids, "installed token signing keys");
         }
+        drop(keys);
+        self.changed();
         Ok(())
     }
 

@@ -173,6 +173,44 @@ async fn serve_reference(svc: RawVerify) -> VerifyServiceClient<Channel> {
     VerifyServiceClient::new(ch)
 }
 
+/// Serves `parts` behind credmesh's serving stack on `listener` (a loopback port when
+/// none is given); a channel to it.
+async fn serve_stack(
+    config: ServerConfig,
+    validator: Arc<TokenValidator>,
+    parts: ServiceParts,
+    listener: Option<tokio::net::TcpListener>,
+) -> Channel {
+    let listener = match listener {
+        Some(l) => l,
+        None => tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    };
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        Server::new(config, Metrics::new(), validator)
+            .with_service(parts)
+            .serve(vec![listener], std::future::pending()),
+    );
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// A validator of SH's partner tokens, with keys from the identity service at `url`.
+fn partner_validator(url: &str) -> Arc<TokenValidator> {
+    TokenValidator::new(
+        Arc::new(GrpcJwksSource::new(
+            credmesh_verify::federation::channel(url).unwrap(),
+        )),
+        ValidatorConfig::new(
+            credmesh_auth::issuer_for_region("SH"),
+            ["verify", "credmesh"],
+        ),
+    )
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -232,17 +270,15 @@ async fn run() {
     let identity = credmesh_identity::build(&config, db, Arc::new(SystemClock), &server_config)
         .await
         .unwrap();
-    tokio::spawn(
-        Server::new(server_config.clone(), Metrics::new(), identity.validator)
-            .with_service(identity.parts)
-            .serve(vec![id_listener], std::future::pending()),
+    let mut id = IdentityServiceClient::new(
+        serve_stack(
+            server_config.clone(),
+            identity.validator,
+            identity.parts,
+            Some(id_listener),
+        )
+        .await,
     );
-    let ch = Channel::from_shared(format!("http://{id_addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut id = IdentityServiceClient::new(ch);
     let token_for = |client: &str, key: &IssuerKey| {
         let assertion =
             credmesh_auth::client_assertion(client, key.signing_key(), SystemClock.now()).unwrap();
@@ -350,15 +386,7 @@ async fn run() {
             .unwrap();
             let db = Db::connect(&db_url, &DbOptions::default()).await.unwrap();
             db.migrate(credmesh_verify::migrations()).await.unwrap();
-            let validator = TokenValidator::new(
-                Arc::new(GrpcJwksSource::new(
-                    credmesh_verify::federation::channel(&config.identity_url).unwrap(),
-                )),
-                ValidatorConfig::new(
-                    credmesh_auth::issuer_for_region("SH"),
-                    ["verify", "credmesh"],
-                ),
-            );
+            let validator = partner_validator(&config.identity_url);
             let built = credmesh_verify::build(
                 &config,
                 db,
@@ -369,18 +397,7 @@ async fn run() {
             .await
             .unwrap();
             assert!(built.gateway.refresh_trust().await.is_empty());
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            tokio::spawn(
-                Server::new(server_config, Metrics::new(), validator)
-                    .with_service(built.parts)
-                    .serve(vec![listener], std::future::pending()),
-            );
-            let ch = Channel::from_shared(format!("http://{addr}"))
-                .unwrap()
-                .connect()
-                .await
-                .unwrap();
+            let ch = serve_stack(server_config, validator, built.parts, None).await;
             (VerifyServiceClient::new(ch), built.gateway)
         }
     };
@@ -400,15 +417,7 @@ async fn run() {
     // with the partner's token, rate limit, normalize), as Verify is served: what the
     // stack costs, apart from the gateway's own work.
     let stacked = {
-        let validator = TokenValidator::new(
-            Arc::new(GrpcJwksSource::new(
-                credmesh_verify::federation::channel(&format!("http://{id_addr}")).unwrap(),
-            )),
-            ValidatorConfig::new(
-                credmesh_auth::issuer_for_region("SH"),
-                ["verify", "credmesh"],
-            ),
-        );
+        let validator = partner_validator(&format!("http://{id_addr}"));
         let key = issuer.verifying_key();
         let parts = ServiceParts {
             name: "verify",
@@ -420,19 +429,7 @@ async fn run() {
             policy: credmesh_verify::access_policy(),
             readiness: Vec::new(),
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(
-            Server::new(server_config.clone(), Metrics::new(), validator)
-                .with_service(parts)
-                .serve(vec![listener], std::future::pending()),
-        );
-        let ch = Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        VerifyServiceClient::new(ch)
+        VerifyServiceClient::new(serve_stack(server_config.clone(), validator, parts, None).await)
     };
 
     // One Verify call: on one repeated credential or on distinct ones, with the partner's

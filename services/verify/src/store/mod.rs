@@ -33,19 +33,10 @@ pub struct AuditRow {
 }
 
 impl AuditRow {
-    /// Whether `self` and `other` record the same thing, their counts aside.
-    fn same(&self, other: &AuditRow) -> bool {
-        self.verified_at == other.verified_at
-            && self.client_id == other.client_id
-            && self.credential_id == other.credential_id
-            && self.outcome == other.outcome
-            && self.reason == other.reason
-            && self.issuer == other.issuer
-            && self.kind == other.kind
-    }
-
-    fn hash_key(&self, state: &impl std::hash::BuildHasher) -> u64 {
-        state.hash_one((
+    /// Everything the row records but its count.
+    #[allow(clippy::type_complexity)]
+    fn key(&self) -> (i64, &str, &str, &str, &str, &str, &str) {
+        (
             self.verified_at,
             &self.client_id,
             &self.credential_id,
@@ -53,7 +44,7 @@ impl AuditRow {
             &self.reason,
             &self.issuer,
             &self.kind,
-        ))
+        )
     }
 }
 
@@ -66,23 +57,32 @@ pub fn collapse(rows: Vec<AuditRow>) -> Vec<AuditRow> {
     if rows.len() < 2 {
         return rows;
     }
-    let state = std::hash::RandomState::new();
-    let mut first: std::collections::HashMap<u64, usize> =
-        std::collections::HashMap::with_capacity(rows.len());
-    let mut out: Vec<AuditRow> = Vec::with_capacity(rows.len());
-    for row in rows {
-        let slot = first.entry(row.hash_key(&state));
-        if let std::collections::hash_map::Entry::Occupied(at) = &slot
-            && out[*at.get()].same(&row)
-        {
-            out[*at.get()].count += row.count;
-            continue;
+    // Per row: the counts of later copies added to it, or `None` for a copy.
+    let mut totals: Vec<Option<i64>> = Vec::with_capacity(rows.len());
+    let mut first = std::collections::HashMap::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        match first.entry(row.key()) {
+            std::collections::hash_map::Entry::Occupied(at) => {
+                let total: &mut Option<i64> = &mut totals[*at.get()];
+                *total = total.map(|t| t + row.count);
+                totals.push(None);
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(i);
+                totals.push(Some(row.count));
+            }
         }
-        // A new row (or, rarely, another row with the same hash: kept apart).
-        slot.or_insert(out.len());
-        out.push(row);
     }
-    out
+    drop(first);
+    rows.into_iter()
+        .zip(totals)
+        .filter_map(|(row, total)| {
+            Some(AuditRow {
+                count: total?,
+                ..row
+            })
+        })
+        .collect()
 }
 
 /// Which audit rows to list: every filter left empty matches everything.
