@@ -20,7 +20,7 @@ use credmesh_store::{
     audit::{AuditEntry, AuditLog as _},
     idempotency::{Claim, IdempotencyKey, IdempotencyStore as _, Outcome},
     is_unique_violation,
-    sqlx::{self, PgPool, SqlitePool},
+    sqlx::{self, PgPool},
 };
 
 use crate::{
@@ -154,7 +154,7 @@ pub fn for_db(db: &Db) -> Arc<dyn ScenarioStore> {
 /// SQLite implementation.
 #[derive(Debug, Clone)]
 pub struct SqliteScenarioStore {
-    pool: SqlitePool,
+    pool: credmesh_store::SqliteDatabase,
 }
 
 /// PostgreSQL implementation.
