@@ -10,7 +10,6 @@
 //!
 //! # Layout
 //! - [`Db`]: the pool, chosen from the URL; migrations ([`ServiceMigrations`]).
-//! - [`sqlite`]: SQLite reads through the pool and writes through one connection.
 //! - [`idempotency`]: retried mutations answer the first result, never act twice.
 //! - [`audit`]: the append-only audit log (who, when, what), written in the same
 //!   transaction as the change it records.
@@ -25,7 +24,6 @@ pub mod fault;
 pub mod idempotency;
 pub mod page;
 pub mod requests;
-pub mod sqlite;
 
 use std::{str::FromStr, time::Duration};
 
@@ -33,10 +31,11 @@ use anyhow::Context as _;
 use sqlx::{
     migrate::Migrator,
     postgres::{PgConnectOptions, PgPool, PgPoolOptions},
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    },
 };
 
-pub use sqlite::{SqliteDatabase, SqliteWrite, SqliteWriter};
 pub use sqlx;
 
 /// Which database a pool talks to.
@@ -96,8 +95,8 @@ pub struct ServiceMigrations {
 /// A connection pool to one service's database.
 #[derive(Clone, Debug)]
 pub enum Db {
-    /// SQLite: a read pool and one write connection.
-    Sqlite(SqliteDatabase),
+    /// SQLite pool.
+    Sqlite(SqlitePool),
     /// PostgreSQL pool.
     Postgres(PgPool),
 }
@@ -123,14 +122,10 @@ impl Db {
                 .test_before_acquire(false)
                 .max_connections(options.max_connections)
                 .acquire_timeout(options.acquire_timeout)
-                .connect_with(connect.clone())
+                .connect_with(connect)
                 .await
                 .with_context(|| format!("opening sqlite database {}", redact_url(url)))?;
-            Ok(Db::Sqlite(SqliteDatabase::new(
-                pool,
-                connect,
-                options.acquire_timeout,
-            )))
+            Ok(Db::Sqlite(pool))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let connect = PgConnectOptions::from_str(url)
                 .with_context(|| format!("invalid postgres url {}", redact_url(url)))?;
@@ -179,8 +174,7 @@ impl Db {
             postgres: mut own_postgres,
         } = service;
         match self {
-            Db::Sqlite(db) => {
-                let pool = db.pool();
+            Db::Sqlite(pool) => {
                 let mut common = sqlx::migrate!("./migrations/sqlite");
                 common.set_ignore_missing(true);
                 common.run(pool).await.context("common sqlite migrations")?;
@@ -210,7 +204,7 @@ impl Db {
     /// A cheap round trip, for readiness.
     pub async fn ping(&self) -> anyhow::Result<()> {
         match self {
-            Db::Sqlite(db) => sqlx::query("SELECT 1").execute(db).await.map(drop),
+            Db::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
             Db::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop),
         }
         .context("database ping")
@@ -219,18 +213,20 @@ impl Db {
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
         match self {
-            Db::Sqlite(db) => db.close().await,
+            Db::Sqlite(pool) => pool.close().await,
             Db::Postgres(pool) => pool.close().await,
         }
     }
 }
 
-/// Starts a write transaction on SQLite's write connection with `BEGIN IMMEDIATE`,
-/// taking the write lock up front: a deferred transaction that reads and then writes
-/// can fail with `SQLITE_BUSY` when another writer got in between, which would surface
-/// as a spurious error under concurrent requests. See [`sqlite`].
-pub async fn begin_sqlite_write(db: &SqliteDatabase) -> Result<SqliteWrite, sqlx::Error> {
-    db.begin_write().await
+/// Starts a write transaction on SQLite with `BEGIN IMMEDIATE`, taking the write lock
+/// up front: a deferred transaction that reads and then writes can fail with
+/// `SQLITE_BUSY` when another writer got in between, which would surface as a spurious
+/// error under concurrent requests.
+pub async fn begin_sqlite_write(
+    pool: &SqlitePool,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
 }
 
 /// Starts a PostgreSQL transaction (read committed; the repository takes row locks

@@ -49,7 +49,7 @@ async fn the_rebuilt_common_tables_keep_rows_rules_and_service_triggers() {
             .cloned()
             .collect(),
     );
-    old.run(pool.pool()).await.unwrap();
+    old.run(pool).await.unwrap();
     sqlx::raw_sql(SERVICE_TRIGGER).execute(pool).await.unwrap();
     sqlx::raw_sql(
         "INSERT INTO writes VALUES ('k1', 't1'); INSERT INTO writes VALUES ('k2', 't2');",

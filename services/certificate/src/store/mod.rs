@@ -23,7 +23,7 @@ use credmesh_store::{
     Db,
     audit::{AuditEntry, AuditLog as _, AuditRecord},
     idempotency::{Claim, IdempotencyStore as _, Outcome},
-    sqlx::{self, PgPool},
+    sqlx::{self, PgPool, SqlitePool},
 };
 use credmesh_uscc::Uscc;
 pub use records::*;
@@ -152,7 +152,7 @@ pub fn for_db(db: &Db) -> Arc<dyn CertificateStore> {
 /// SQLite implementation.
 #[derive(Debug, Clone)]
 pub struct SqliteCertificateStore {
-    pool: credmesh_store::SqliteDatabase,
+    pool: SqlitePool,
 }
 
 /// PostgreSQL implementation.

@@ -20,7 +20,7 @@ use credmesh_store::{
     audit::{AuditEntry, AuditLog as _},
     idempotency::{Claim, IdempotencyKey, IdempotencyStore as _, Outcome},
     is_unique_violation,
-    sqlx::{self, PgPool},
+    sqlx::{self, PgPool, SqlitePool},
 };
 
 use crate::{
@@ -154,7 +154,7 @@ pub fn for_db(db: &Db) -> Arc<dyn ScenarioStore> {
 /// SQLite implementation.
 #[derive(Debug, Clone)]
 pub struct SqliteScenarioStore {
-    pool: credmesh_store::SqliteDatabase,
+    pool: SqlitePool,
 }
 
 /// PostgreSQL implementation.

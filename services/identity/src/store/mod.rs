@@ -8,7 +8,7 @@ use credmesh_store::{
     Db,
     audit::{AuditEntry, AuditLog as _},
     idempotency::{Claim, IdempotencyKey, IdempotencyStore as _, Outcome},
-    sqlx::{self, PgPool},
+    sqlx::{self, PgPool, SqlitePool},
 };
 use credmesh_uscc::Uscc;
 use std::sync::Arc;
@@ -166,7 +166,7 @@ pub fn for_db(db: &Db) -> Arc<dyn IdentityStore> {
 /// SQLite implementation.
 #[derive(Debug, Clone)]
 pub struct SqliteIdentityStore {
-    pool: credmesh_store::SqliteDatabase,
+    pool: SqlitePool,
 }
 
 /// PostgreSQL implementation.

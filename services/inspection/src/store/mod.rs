@@ -21,7 +21,7 @@ use credmesh_store::{
     Db,
     audit::{AuditEntry, AuditLog as _},
     idempotency::{Claim, IdempotencyKey, IdempotencyStore as _, Outcome},
-    sqlx::{self, PgPool},
+    sqlx::{self, PgPool, SqlitePool},
 };
 
 use crate::{
@@ -485,7 +485,7 @@ pub fn for_db(db: &Db) -> Arc<dyn InspectionStore> {
 /// SQLite implementation.
 #[derive(Debug, Clone)]
 pub struct SqliteInspectionStore {
-    pool: credmesh_store::SqliteDatabase,
+    pool: SqlitePool,
 }
 
 /// PostgreSQL implementation.
@@ -738,7 +738,7 @@ macro_rules! impl_inspection_store {
             /// Inserts the enterprise's row if missing and locks it.
             #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn lock_enterprise(
-                tx: &mut <$store as DbOf>::Write,
+                tx: &mut sqlx::Transaction<'static, <$store as DbOf>::Database>,
                 uscc: &str,
                 name: &str,
                 now: i64,
@@ -793,7 +793,7 @@ macro_rules! impl_inspection_store {
             #[allow(clippy::too_many_arguments)]
             #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn facts(
-                tx: &mut <$store as DbOf>::Write,
+                tx: &mut sqlx::Transaction<'static, <$store as DbOf>::Database>,
                 uscc: &str,
                 department: &str,
                 items: &[String],
@@ -900,7 +900,7 @@ macro_rules! impl_inspection_store {
             /// Whether `department` inspected `uscc` within a year before `start`.
             #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn is_repeat(
-                tx: &mut <$store as DbOf>::Write,
+                tx: &mut sqlx::Transaction<'static, <$store as DbOf>::Database>,
                 uscc: &str,
                 department: &str,
                 start: i64,
@@ -920,7 +920,7 @@ macro_rules! impl_inspection_store {
 
             #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn insert_party(
-                tx: &mut <$store as DbOf>::Write,
+                tx: &mut sqlx::Transaction<'static, <$store as DbOf>::Database>,
                 id: &str,
                 position: usize,
                 p: &ParticipantRecord,
@@ -1611,19 +1611,15 @@ macro_rules! impl_inspection_store {
     };
 }
 
-/// The sqlx database of a store and its write transaction, so the macro can name
-/// executors generically.
+/// The sqlx database of a store, so the macro can name executors generically.
 trait DbOf {
     type Database: sqlx::Database;
-    type Write;
 }
 impl DbOf for SqliteInspectionStore {
     type Database = sqlx::Sqlite;
-    type Write = credmesh_store::SqliteWrite;
 }
 impl DbOf for PgInspectionStore {
     type Database = sqlx::Postgres;
-    type Write = sqlx::Transaction<'static, sqlx::Postgres>;
 }
 
 impl_inspection_store!(

@@ -55,7 +55,7 @@ use credmesh_store::{
     Db,
     audit::{AuditEntry, AuditLog as _, AuditRecord},
     idempotency::{Claim, IdempotencyKey, IdempotencyStore as _, Outcome},
-    sqlx::{self, PgPool},
+    sqlx::{self, PgPool, SqlitePool},
 };
 use credmesh_uscc::Uscc;
 
@@ -320,7 +320,7 @@ pub fn for_db(db: &Db) -> Arc<dyn LicenseStore> {
 /// SQLite implementation.
 #[derive(Debug, Clone)]
 pub struct SqliteLicenseStore {
-    pool: credmesh_store::SqliteDatabase,
+    pool: SqlitePool,
     alloc: Arc<Allocator>,
 }
 
@@ -671,17 +671,8 @@ macro_rules! establish_sql {
 /// autocommit, so one transaction and, on SQLite, one wake-up of the connection's worker
 /// thread. Evaluates to `Result<(), sqlx::Error>`.
 macro_rules! write_at_once {
-    (postgres, $db:expr, $query:expr) => {
-        $query.execute($db).await.map(drop)
-    };
-    (sqlite, $db:expr, $query:expr) => {
-        match $db.writer().await {
-            Ok(mut writer) => {
-                let written = $query.execute(&mut *writer).await.map(drop);
-                writer.keep_if_sound(written)
-            }
-            Err(err) => Err(err),
-        }
+    ($pool:expr, $query:expr) => {
+        $query.execute($pool).await.map(drop)
     };
 }
 
@@ -697,16 +688,11 @@ macro_rules! fetch_alone {
     (postgres, $pool:expr, $query:expr) => {
         $query.fetch_one($pool).await
     };
-    (sqlite, $db:expr, $query:expr) => {
-        match $db.writer().await {
-            Ok(mut writer) => {
-                let rows = $query.fetch_all(&mut *writer).await;
-                writer
-                    .keep_if_sound(rows)
-                    .and_then(|rows| rows.into_iter().next().ok_or(sqlx::Error::RowNotFound))
-            }
-            Err(err) => Err(err),
-        }
+    (sqlite, $pool:expr, $query:expr) => {
+        $query
+            .fetch_all($pool)
+            .await
+            .and_then(|rows| rows.into_iter().next().ok_or(sqlx::Error::RowNotFound))
     };
 }
 
@@ -902,7 +888,7 @@ macro_rules! impl_license_store {
                         .bind(answer.as_slice()),
                     _ => query,
                 };
-                match write_at_once!($dialect, &self.pool, query) {
+                match write_at_once!(&self.pool, query) {
                     Ok(()) => Ok(Outcome::Done(issued)),
                     Err(err) if credmesh_store::is_unique_violation(&err) => {
                         // Either the request was made before (its answer is stored) or

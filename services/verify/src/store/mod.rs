@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use credmesh_store::{
     Db,
-    sqlx::{self, PgPool},
+    sqlx::{self, PgPool, SqlitePool},
 };
 
 /// One audited verification: who asked, about which credential, what was answered.
@@ -163,7 +163,7 @@ pub fn for_db(db: &Db) -> Arc<dyn VerifyStore> {
 /// SQLite implementation.
 #[derive(Debug, Clone)]
 pub struct SqliteVerifyStore {
-    pool: credmesh_store::SqliteDatabase,
+    pool: SqlitePool,
 }
 
 /// PostgreSQL implementation.
@@ -176,13 +176,13 @@ pub struct PgVerifyStore {
 const AUDIT_ROWS_PER_INSERT: usize = 256;
 
 macro_rules! impl_verify_store {
-    ($store:ident, $begin:path, $dialect:tt) => {
+    ($store:ident, $dialect:tt) => {
         #[async_trait]
         impl VerifyStore for $store {
             #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect)), rows = rows.len()))]
             async fn record(&self, rows: &[AuditRow]) -> anyhow::Result<()> {
                 use anyhow::Context as _;
-                let mut tx = $begin(&self.pool).await.context("starting the audit write")?;
+                let mut tx = self.pool.begin().await.context("starting the audit write")?;
                 // Multi-row INSERTs: one statement per chunk, not one round trip per row
                 // (8 binds a row stays far below either database's parameter limit).
                 for chunk in rows.chunks(AUDIT_ROWS_PER_INSERT) {
@@ -259,16 +259,8 @@ macro_rules! impl_verify_store {
     };
 }
 
-impl_verify_store!(
-    SqliteVerifyStore,
-    credmesh_store::begin_sqlite_write,
-    sqlite
-);
-impl_verify_store!(
-    PgVerifyStore,
-    credmesh_store::begin_postgres_write,
-    postgresql
-);
+impl_verify_store!(SqliteVerifyStore, sqlite);
+impl_verify_store!(PgVerifyStore, postgresql);
 
 #[cfg(test)]
 mod tests {
