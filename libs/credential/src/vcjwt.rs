@@ -183,24 +183,33 @@ impl Json {
 fn push_json_string(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            c if u32::from(c) < 0x20 => {
-                let b = u32::from(c) as usize;
-                out.push_str("\\u00");
-                out.push(char::from(HEX[b >> 4]));
-                out.push(char::from(HEX[b & 0xf]));
-            }
-            c => out.push(c),
+    // Runs that need no escape are copied whole. Every byte of a multi-byte UTF-8
+    // character is >= 0x80, so the bytes that need one are all ASCII, and slicing at
+    // them stays on character boundaries.
+    let mut run = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&s[run..i]);
+        run = i + 1;
+        if escape.is_empty() {
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push_str(escape);
         }
     }
+    out.push_str(&s[run..]);
     out.push('"');
 }
 
@@ -976,8 +985,10 @@ mod tests {
     #[test]
     fn json_strings_are_escaped_per_rfc_8259() {
         let mut out = String::new();
-        push_json_string(&mut out, "q\"b\\n\n\u{0}\u{1f}é");
+        let tricky = "q\"b\\n\n\u{0}\u{1f}é\r\t\u{08}\u{0c}上海静安\u{7f}\"";
+        push_json_string(&mut out, tricky);
         let back: String = serde_json::from_str(&out).unwrap();
-        assert_eq!(back, "q\"b\\n\n\u{0}\u{1f}é");
+        assert_eq!(back, tricky);
+        assert_eq!(out, serde_json::to_string(tricky).unwrap());
     }
 }
