@@ -19,8 +19,9 @@
 //! request (both in this process, on their own runtime, driven by the same client; each
 //! takes turns with its verify load in slices of a second, within the configuration), and
 //! a raw INSERT of a license-sized row per transaction on the same database kind (a loop
-//! in this process, no transport, after the first configuration on that database). Goals (issue #10): uncached ≥ 0.9× the raw-verify
-//! server, cached ≥ 0.8× the empty RPC, issuance ≥ 0.5× raw INSERTs.
+//! in this process, no transport, after the first configuration on that database).
+//! Goals (issue #10): uncached ≥ 0.9× the raw-verify server, cached ≥ 0.8× the empty
+//! RPC, issuance ≥ 0.5× raw INSERTs.
 //!
 //! Issuance is also shown beside a bare tonic server whose EstablishEnterprise does one
 //! raw INSERT of the request's row and answers an issued credential (the same client,
@@ -802,9 +803,6 @@ fn uscc(n: u64) -> String {
         .to_string()
 }
 
-/// One configuration: starts identity, license and verify, measures the three loads,
-/// stops them. Returns the loads and (for the raw INSERT references) an issued license's
-/// credential.
 /// Clients of the bare tonic reference servers (see [`start_references`]).
 struct References {
     empty: VerifyServiceClient<Channel>,
@@ -816,6 +814,9 @@ struct References {
 /// A load's figure and, for the verify loads, the reference it took turns with.
 type Load = (&'static str, Measured, Option<(&'static str, Measured)>);
 
+/// One configuration: starts identity, license and verify, measures the three loads
+/// (the verify ones taking turns with their references in `refs`), stops them. Returns
+/// the loads and (for the raw INSERT references) an issued license's credential.
 async fn run_config(
     f: &Fixture,
     backend: Backend,

@@ -465,8 +465,6 @@ impl From<&ServerConfig> for Connections {
     }
 }
 
-/// Accepts connections on `listener` until `stop` turns true, then lets open
-/// connections finish their calls (at most 30 s) before returning.
 /// Sends gRPC requests (by content type) to the gRPC router and everything else to the
 /// HTTP one. Deciding first keeps gRPC calls, the hot path, out of the HTTP router's
 /// path matching and its boxed fallback.
@@ -502,6 +500,8 @@ impl tower::Service<Request<Body>> for Dispatch {
     }
 }
 
+/// Accepts connections on `listener` until `stop` turns true, then lets open
+/// connections finish their calls (at most 30 s) before returning.
 async fn serve_listener(
     listener: TcpListener,
     app: Dispatch,

@@ -63,8 +63,10 @@ pub fn collapse(rows: Vec<AuditRow>) -> Vec<AuditRow> {
     for (i, row) in rows.iter().enumerate() {
         match first.entry(row.key()) {
             std::collections::hash_map::Entry::Occupied(at) => {
-                let total: &mut Option<i64> = &mut totals[*at.get()];
-                *total = total.map(|t| t + row.count);
+                // The first copy's total is always `Some`.
+                if let Some(total) = &mut totals[*at.get()] {
+                    *total += row.count;
+                }
                 totals.push(None);
             }
             std::collections::hash_map::Entry::Vacant(slot) => {
