@@ -27,19 +27,17 @@
 //!
 //! The hot path holds no lock across an await and makes no network call when the data
 //! is held: one read lock on the decoded status lists, one `Arc` clone of the trust
-//! snapshot, Ed25519 over the bytes as received (one batch equation for BatchVerify),
-//! one pipelined cache read for the result cache and, with Redis, result writes spawned
-//! off the request. Audit rows go through a bounded channel to a writer that batches
+//! snapshot, Ed25519 over the bytes as received (one batch equation for BatchVerify, and
+//! concurrent single calls batched together), and the result cache. With Redis a
+//! replica first looks in its own copies of the answers it stored or read (answers
+//! are keyed by the trust and status data they were made from, so a revocation reaching
+//! the replica ends them), then in Redis with one pipelined read; writes to Redis leave
+//! the request path. Audit rows go through a bounded channel to a writer that batches
 //! them into one transaction.
 //!
-//! Measured with `benches/verify.rs` (release, 2 cores shared with the references,
-//! 64 streams): uncached Verify 3.7k req/s (p50 17 ms) beside 12.8k for a bare tonic
-//! raw-verify server; cached 5.3k beside 20k for an empty bare RPC; BatchVerify of 256
-//! 31.7k signatures/s, 8.6× single Verify. The gap to the bare references is the
-//! serving stack every service shares (EdDSA token validation per call — a second
-//! signature check — tracing, metrics, limits) plus the audit insert; a cache of
-//! validated tokens in `credmesh-auth` and batching concurrent single calls into one
-//! batch equation are the next levers.
+//! `make bench` measures it (`benches/verify.rs` in process, `tests/benches/load.rs`
+//! against `credmesh serve` processes) beside a bare tonic raw-verify server and an
+//! empty bare RPC in the same run; `target/bench/report.md` has the latest figures.
 
 pub mod api;
 pub mod audit;

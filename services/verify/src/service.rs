@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use credmesh_cache::Cache;
+use credmesh_cache::{Cache, CacheOptions};
 use credmesh_credential::{
     Outcome, Policy, Presented, Verification, push_hex, stage, verify_batch,
 };
@@ -38,6 +38,10 @@ use crate::{
 
 /// The most credentials one BatchVerify may carry.
 pub const MAX_BATCH: usize = 256;
+
+/// How many answers a replica keeps in its own memory in front of a shared (Redis)
+/// result cache: about 10 MB of answers at most.
+pub const NEAR_RESULTS: usize = 16_384;
 
 /// A credential as received, owned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +91,11 @@ pub struct Gateway {
     status: Arc<StatusStore>,
     disputes: DisputeStore,
     cache: Cache,
+    /// With a shared (Redis) cache, this replica's own copies of the answers it stored
+    /// or read there: a credential scanned again answers without a round trip. Answer
+    /// keys name the trust and status data they were made from (`result_key`), so a
+    /// revocation reaching this replica changes the key and no copy outlives it.
+    near: Option<Cache>,
     clock: Arc<dyn Clock>,
     policy: Policy,
     settings: Settings,
@@ -168,6 +177,12 @@ impl Gateway {
             federation,
             status,
             disputes: DisputeStore::new(),
+            near: (cache.backend() != "memory").then(|| {
+                Cache::in_memory(CacheOptions {
+                    max_entries: NEAR_RESULTS,
+                    ..CacheOptions::default()
+                })
+            }),
             cache,
             clock,
             policy: Policy {
@@ -308,7 +323,7 @@ impl Gateway {
         let mut results: Vec<Option<VerificationResult>> = vec![None; inputs.len()];
         if caching {
             let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-            for (slot, hit) in results.iter_mut().zip(self.cache.get_many(&refs).await) {
+            for (slot, hit) in results.iter_mut().zip(self.stored_answers(&refs).await) {
                 // The TTL is also checked on this gateway's clock, so an answer never
                 // outlives its TTL even when the clocks of cache and gateway disagree.
                 let ttl = self.settings.result_ttl.as_secs() as i64;
@@ -490,14 +505,43 @@ impl Gateway {
         }
     }
 
+    /// The stored answers under `keys`, in order: from this replica's near copies
+    /// first, then from the shared cache in one round trip for the rest, which are kept
+    /// near from then on.
+    async fn stored_answers(&self, keys: &[&str]) -> Vec<Option<Vec<u8>>> {
+        let Some(near) = &self.near else {
+            return self.cache.get_many(keys).await;
+        };
+        let mut found = near.get_many(keys).await;
+        let missing: Vec<usize> = (0..keys.len()).filter(|&i| found[i].is_none()).collect();
+        if missing.is_empty() {
+            return found;
+        }
+        let refs: Vec<&str> = missing.iter().map(|&i| keys[i]).collect();
+        let shared = self.cache.get_many(&refs).await;
+        for (i, hit) in missing.into_iter().zip(shared) {
+            if let Some(bytes) = &hit {
+                near.set(keys[i], bytes, self.settings.result_ttl).await;
+            }
+            found[i] = hit;
+        }
+        found
+    }
+
     /// Stores answers in the result cache. In-process it is a map insert, done inline;
-    /// with Redis the writes leave the request path (a spawned task), so an uncached
-    /// verification costs one pipelined read, not a read and a write round trip.
+    /// with Redis the near copy is kept inline and the shared writes leave the request
+    /// path (a spawned task), so an uncached verification costs one pipelined read, not
+    /// a read and a write round trip.
     async fn remember(&self, entries: Vec<(String, Vec<u8>)>) {
         if entries.is_empty() {
             return;
         }
         let ttl = self.settings.result_ttl;
+        if let Some(near) = &self.near {
+            for (key, value) in &entries {
+                near.set(key, value, ttl).await;
+            }
+        }
         if self.cache.backend() == "memory" {
             for (key, value) in &entries {
                 self.cache.set(key, value, ttl).await;

@@ -66,6 +66,66 @@ async fn answers_stay_correct_while_redis_is_down_and_after_it_returns() {
 }
 
 #[tokio::test]
+async fn a_replica_answers_a_repeated_credential_from_its_own_copy_and_never_past_a_revocation() {
+    let mut redis = credmesh_testkit::redis::RedisServer::start().await.unwrap();
+    let clock = credmesh_runtime::ManualClock::new(T0);
+    let sh = spawn_region("SH", Backend::Sqlite, clock.clone()).await;
+    let gw = spawn_gateway(
+        &sh,
+        &[],
+        Backend::Sqlite,
+        Options {
+            cache_url: Some(redis.url()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let metrics = credmesh_telemetry::metrics::Metrics::new();
+    gw.gateway.export_metrics(&metrics);
+    let hits = || {
+        metrics
+            .verify()
+            .cache
+            .get_or_create(&credmesh_telemetry::metrics::CacheLabels {
+                cache: "result",
+                result: "hit",
+            })
+            .get()
+    };
+    let bank = sh.partner("bank-near").await;
+    // The first credential of a status list brings the list in, which changes the data
+    // answers are keyed by; the second credential's answer is kept under the data that
+    // stays.
+    let warm = license_qr(&sh.establish(1).await);
+    assert_outcome(
+        &gw.verify_text(&bank, &warm).await,
+        VerificationOutcome::Valid,
+    );
+    let qr = license_qr(&sh.establish(2).await);
+    assert_outcome(
+        &gw.verify_text(&bank, &qr).await,
+        VerificationOutcome::Valid,
+    );
+    assert_eq!(hits(), 0);
+
+    // With Redis gone, every read of it is a miss: a hit is the replica's own copy.
+    redis.stop().await;
+    clock.advance(2);
+    let again = gw.verify_text(&bank, &qr).await;
+    assert_outcome(&again, VerificationOutcome::Valid);
+    assert_eq!(hits(), 1, "answered from the replica's own copy");
+    assert_eq!(again.status.as_ref().map(|s| s.age_seconds), Some(2));
+
+    // A revocation this replica learns of ends the copy at once.
+    sh.revoke(2).await;
+    gw.gateway.refresh_status().await;
+    assert_outcome(
+        &gw.verify_text(&bank, &qr).await,
+        VerificationOutcome::Revoked,
+    );
+}
+
+#[tokio::test]
 async fn the_rate_limit_is_per_partner() {
     let clock = credmesh_runtime::ManualClock::new(T0);
     let sh = spawn_region("SH", Backend::Sqlite, clock).await;
