@@ -4,9 +4,15 @@ use credmesh_proto::credential::v1::VerificationOutcome;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn answers_stay_correct_while_redis_is_down_and_after_it_returns() {
-    let mut redis = credmesh_testkit::redis::RedisServer::start().await.unwrap();
+/// A region and its gateway caching in a Redis server of their own, which the test may
+/// stop and restart; the region's clock.
+async fn on_a_redis_of_its_own() -> (
+    credmesh_testkit::redis::RedisServer,
+    std::sync::Arc<credmesh_runtime::ManualClock>,
+    Region,
+    Gateway,
+) {
+    let redis = credmesh_testkit::redis::RedisServer::start().await.unwrap();
     let clock = credmesh_runtime::ManualClock::new(T0);
     let sh = spawn_region("SH", Backend::Sqlite, clock.clone()).await;
     let gw = spawn_gateway(
@@ -19,6 +25,12 @@ async fn answers_stay_correct_while_redis_is_down_and_after_it_returns() {
         },
     )
     .await;
+    (redis, clock, sh, gw)
+}
+
+#[tokio::test]
+async fn answers_stay_correct_while_redis_is_down_and_after_it_returns() {
+    let (mut redis, _clock, sh, gw) = on_a_redis_of_its_own().await;
     let bank = sh.partner("bank-redis").await;
     let keep = license_qr(&sh.establish(1).await);
     let revoke = license_qr(&sh.establish(2).await);
@@ -67,19 +79,7 @@ async fn answers_stay_correct_while_redis_is_down_and_after_it_returns() {
 
 #[tokio::test]
 async fn a_replica_answers_a_repeated_credential_from_its_own_copy_and_never_past_a_revocation() {
-    let mut redis = credmesh_testkit::redis::RedisServer::start().await.unwrap();
-    let clock = credmesh_runtime::ManualClock::new(T0);
-    let sh = spawn_region("SH", Backend::Sqlite, clock.clone()).await;
-    let gw = spawn_gateway(
-        &sh,
-        &[],
-        Backend::Sqlite,
-        Options {
-            cache_url: Some(redis.url()),
-            ..Options::default()
-        },
-    )
-    .await;
+    let (mut redis, clock, sh, gw) = on_a_redis_of_its_own().await;
     let metrics = credmesh_telemetry::metrics::Metrics::new();
     gw.gateway.export_metrics(&metrics);
     let hits = || {
