@@ -537,23 +537,22 @@ impl Gateway {
             return;
         }
         let ttl = self.settings.result_ttl;
-        if let Some(near) = &self.near {
-            for (key, value) in &entries {
-                near.set(key, value, ttl).await;
-            }
-        }
-        if self.cache.backend() == "memory" {
+        // A near copy exists exactly when the shared cache is Redis.
+        let Some(near) = &self.near else {
             for (key, value) in &entries {
                 self.cache.set(key, value, ttl).await;
             }
-        } else {
-            let cache = self.cache.clone();
-            tokio::spawn(async move {
-                for (key, value) in &entries {
-                    cache.set(key, value, ttl).await;
-                }
-            });
+            return;
+        };
+        for (key, value) in &entries {
+            near.set(key, value, ttl).await;
         }
+        let cache = self.cache.clone();
+        tokio::spawn(async move {
+            for (key, value) in &entries {
+                cache.set(key, value, ttl).await;
+            }
+        });
     }
 
     fn may_refresh_on_demand(&self) -> bool {
