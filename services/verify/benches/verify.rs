@@ -220,6 +220,16 @@ fn main() {
 }
 
 async fn run() {
+    // The telemetry `credmesh serve` installs (logs at `warn`, as the load generator runs
+    // it; spans tracked for trace ids; no exporter). Without a subscriber every span of
+    // the serving stack would be inert, and the figures would leave out what a deployed
+    // gateway pays for them. The references' tonic, h2 and hyper spans stay off, as they
+    // do in production.
+    let _telemetry = credmesh_telemetry::init(
+        "verify",
+        &HashMap::from([("RUST_LOG".to_owned(), "warn".to_owned())]),
+    )
+    .unwrap();
     let seconds = setting("CREDMESH_BENCH_SECONDS", 3);
     let streams = setting("CREDMESH_BENCH_STREAMS", 64);
     let dir = tempfile::tempdir().unwrap();
