@@ -128,7 +128,9 @@ mod tests {
                     .event_format(JsonWithTrace::new())
                     .with_writer(move || writer.clone()),
             )
-            .with(tracing_opentelemetry::layer());
+            .with(crate::init::spans_layer(
+                opentelemetry::trace::noop::NoopTracer::new(),
+            ));
 
         let remote = TraceContextPropagator::new().extract(&std::collections::HashMap::from([(
             "traceparent".to_owned(),

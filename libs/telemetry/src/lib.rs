@@ -33,6 +33,7 @@
 
 pub mod body;
 mod grpc;
+mod ids;
 mod init;
 mod json;
 pub mod metrics;
