@@ -128,9 +128,7 @@ mod tests {
                     .event_format(JsonWithTrace::new())
                     .with_writer(move || writer.clone()),
             )
-            .with(crate::init::spans_layer(
-                opentelemetry::trace::noop::NoopTracer::new(),
-            ));
+            .with(tracing_opentelemetry::layer());
 
         let remote = TraceContextPropagator::new().extract(&std::collections::HashMap::from([(
             "traceparent".to_owned(),
@@ -151,7 +149,7 @@ mod tests {
 
         let line = &lines[1];
         assert_eq!(line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
-        // No exporter: the span carries its parent's context through unchanged.
+        // The layer's no-op tracer: the span carries its parent's context through unchanged.
         assert_eq!(line["span_id"], "00f067aa0ba902b7");
         assert_eq!(line["message"], "handled");
         assert_eq!(line["uscc"], "91350100M000100Y43");
