@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, Either};
 use http::HeaderMap;
 use tonic::server::NamedService;
 use tower::{Layer, Service};
@@ -65,42 +65,81 @@ where
 {
     type Response = http::Response<ResBody>;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+    /// The service's own future when the decision needed no waiting (a token this
+    /// process has seen, or a refusal); boxed only when a key set must be fetched first.
+    type Future = Either<S::Future, BoxFuture<'static, Result<Self::Response, Self::Error>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        // The clone may not be ready; keep the one poll_ready was called on.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let shared = self.shared.clone();
-        Box::pin(async move {
-            let decision = shared.authorize(req.uri().path(), req.headers()).await;
-            match decision {
-                Ok(Some(principal)) => {
+        let decided = match self.shared.begin(req.uri().path(), req.headers()) {
+            Step::Decided(decision) => Some(decision),
+            Step::Validate { token, access } => self
+                .shared
+                .validator
+                .validate_now(token)
+                .map(|validated| self.shared.finish(req.uri().path(), access, validated)),
+        };
+        match decided {
+            Some(Ok(principal)) => {
+                if let Some(principal) = principal {
                     req.extensions_mut().insert(principal);
-                    inner.call(req).await
                 }
-                Ok(None) => inner.call(req).await,
-                Err(err) => {
-                    tracing::debug!(
-                        method = req.uri().path(),
-                        reason = err.reason(),
-                        "refused a call"
-                    );
-                    Ok(err.to_status().into_http())
-                }
+                // Called here, on the service poll_ready was called on.
+                Either::Left(self.inner.call(req))
             }
-        })
+            Some(Err(err)) => {
+                let refused = refusal(&req, &err);
+                Either::Right(Box::pin(async move { Ok(refused) }))
+            }
+            None => {
+                // The clone may not be ready; keep the one poll_ready was called on.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let shared = self.shared.clone();
+                Either::Right(Box::pin(async move {
+                    match shared.authorize(req.uri().path(), req.headers()).await {
+                        Ok(principal) => {
+                            if let Some(principal) = principal {
+                                req.extensions_mut().insert(principal);
+                            }
+                            inner.call(req).await
+                        }
+                        Err(err) => Ok(refusal(&req, &err)),
+                    }
+                }))
+            }
+        }
     }
+}
+
+/// The answer to a refused call (logged at debug: refusals are the caller's business).
+fn refusal<B, ResBody: Default>(
+    req: &http::Request<B>,
+    err: &AuthError,
+) -> http::Response<ResBody> {
+    tracing::debug!(
+        method = req.uri().path(),
+        reason = err.reason(),
+        "refused a call"
+    );
+    err.to_status().into_http()
 }
 
 /// Lets one wrapped service be added to tonic `Routes` on its own:
 /// `routes.add_service(auth_layer.layer(LicenseServiceServer::new(svc)))`.
 impl<S: NamedService> NamedService for AuthService<S> {
     const NAME: &'static str = S::NAME;
+}
+
+/// Where authorising a call stands before its token is validated.
+enum Step<'a> {
+    /// Decided without the token: refused, or a public method called without one.
+    Decided(Result<Option<Arc<Principal>>, AuthError>),
+    /// The token to validate, and the access the method asks for.
+    Validate { token: &'a str, access: &'a Access },
 }
 
 impl Shared {
@@ -111,27 +150,51 @@ impl Shared {
         path: &str,
         headers: &HeaderMap,
     ) -> Result<Option<Arc<Principal>>, AuthError> {
+        match self.begin(path, headers) {
+            Step::Decided(decision) => decision,
+            Step::Validate { token, access } => {
+                let validated = self.validator.validate(token).await;
+                self.finish(path, access, validated)
+            }
+        }
+    }
+
+    /// The method's access and the call's token.
+    fn begin<'a>(&'a self, path: &str, headers: &'a HeaderMap) -> Step<'a> {
         let Some(access) = self.policy.lookup(path) else {
             if !credmesh_proto::is_published_method(path) {
-                return Err(AuthError::UnknownMethod(path.chars().take(200).collect()));
+                return Step::Decided(Err(AuthError::UnknownMethod(
+                    path.chars().take(200).collect(),
+                )));
             }
             // A published method without a policy entry is a deployment fault: say so.
             tracing::warn!(
                 method = path,
                 "refused a method missing from the access policy"
             );
-            return Err(AuthError::MethodNotInPolicy(path.to_owned()));
+            return Step::Decided(Err(AuthError::MethodNotInPolicy(path.to_owned())));
         };
-        let token = bearer_token(headers);
-        if *access == Access::Public {
-            // A token is optional here; a valid one still tells the handler who calls.
-            return Ok(match token {
-                Ok(Some(token)) => self.validator.validate(token).await.ok(),
-                _ => None,
-            });
+        match bearer_token(headers) {
+            Ok(Some(token)) => Step::Validate { token, access },
+            // A token is optional on a public method; a malformed one is ignored there.
+            Ok(None) | Err(_) if *access == Access::Public => Step::Decided(Ok(None)),
+            Ok(None) => Step::Decided(Err(AuthError::MissingToken)),
+            Err(err) => Step::Decided(Err(err)),
         }
-        let token = token?.ok_or(AuthError::MissingToken)?;
-        let principal = self.validator.validate(token).await?;
+    }
+
+    /// The decision once the token was validated.
+    fn finish(
+        &self,
+        path: &str,
+        access: &Access,
+        validated: Result<Arc<Principal>, AuthError>,
+    ) -> Result<Option<Arc<Principal>>, AuthError> {
+        if *access == Access::Public {
+            // A valid token still tells the handler who calls.
+            return Ok(validated.ok());
+        }
+        let principal = validated?;
         if let Err(err) = access.check(&principal) {
             tracing::info!(
                 method = path,
@@ -306,6 +369,41 @@ mod tests {
         let response = service.oneshot(request(GET, Some(&token))).await.unwrap();
         assert!(response.headers().get("grpc-status").is_none());
         assert_eq!(response.headers()["x-client-id"], "svc-license-ui");
+    }
+
+    #[tokio::test]
+    async fn calls_after_the_key_set_is_loaded_are_decided_at_once_with_the_same_answers() {
+        let (mut service, signer) = stack();
+        let token = signer
+            .sign(&claims("svc-license-ui", "license.read"))
+            .unwrap();
+        // The first call fetches the key set (the waiting path); the next ones find the
+        // key, or the remembered token, and call the inner service directly.
+        for call in 0..3 {
+            let response = service
+                .ready()
+                .await
+                .unwrap()
+                .call(request(GET, Some(&token)))
+                .await
+                .unwrap();
+            assert!(
+                response.headers().get("grpc-status").is_none(),
+                "call {call}"
+            );
+            assert_eq!(response.headers()["x-client-id"], "svc-license-ui");
+            let refused = service
+                .ready()
+                .await
+                .unwrap()
+                .call(request(ISSUE, Some(&token)))
+                .await
+                .unwrap();
+            assert_eq!(status_of(&refused).code(), Code::PermissionDenied);
+        }
+        let fresh = signer.sign(&claims("svc-other", "license.read")).unwrap();
+        let response = service.oneshot(request(GET, Some(&fresh))).await.unwrap();
+        assert_eq!(response.headers()["x-client-id"], "svc-other");
     }
 
     #[tokio::test]

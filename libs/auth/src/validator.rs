@@ -174,6 +174,25 @@ impl TokenValidator {
     /// The caller a token speaks for, after checking signature, issuer, audience,
     /// validity period and the deny lists.
     pub async fn validate(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
+        if let Some(decided) = self.validate_now(token) {
+            return decided;
+        }
+        // The token names a key this validator does not hold: fetch the key set (at
+        // most every `min_refetch_interval`), then verify with what it brought.
+        let generation = self.generation.load(Ordering::Acquire);
+        let kid = key_id(token)?;
+        self.refetch_for_unknown(&kid).await?;
+        let claims = self
+            .verify_with_known_key(token, &kid)
+            .ok_or_else(|| AuthError::UnknownKey(echoable(&kid)))??;
+        self.accept(token, kid, claims, generation)
+    }
+
+    /// [`validate`](Self::validate) without waiting: the answer, or `None` when the
+    /// token names a key this validator does not hold yet, which only `validate` can
+    /// fetch. A remembered token costs a hash and a map lookup; any other token one
+    /// signature check.
+    pub fn validate_now(&self, token: &str) -> Option<Result<Arc<Principal>, AuthError>> {
         let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
         // Read before any check, so a change during them makes the next call look again.
         let generation = self.generation.load(Ordering::Acquire);
@@ -181,34 +200,42 @@ impl TokenValidator {
         if let Some(known) = remembered {
             if known.checked.load(Ordering::Relaxed) == generation {
                 // Issuer and audience passed before and cannot change; only time can.
-                self.check_time(&known.claims)?;
-                return Ok(known.principal.clone());
+                return Some(
+                    self.check_time(&known.claims)
+                        .map(|()| known.principal.clone()),
+                );
             }
             if read(&self.keys).contains_key(&known.kid) {
-                self.check_claims(&known.claims)?;
-                known.checked.store(generation, Ordering::Relaxed);
-                return Ok(known.principal.clone());
+                return Some(self.check_claims(&known.claims).map(|()| {
+                    known.checked.store(generation, Ordering::Relaxed);
+                    known.principal.clone()
+                }));
             }
         }
-        let header = jsonwebtoken::decode_header(token).map_err(jwt_error)?;
-        if header.alg != Algorithm::EdDSA {
-            return Err(AuthError::Malformed("algorithm is not EdDSA".into()));
-        }
-        let kid = header
-            .kid
-            .ok_or_else(|| AuthError::Malformed("header names no key id".into()))?;
-        let claims = match self.verify_with_known_key(token, &kid) {
-            Some(verified) => verified?,
-            None => {
-                self.refetch_for_unknown(&kid).await?;
-                self.verify_with_known_key(token, &kid)
-                    .ok_or_else(|| AuthError::UnknownKey(echoable(&kid)))??
-            }
+        let kid = match key_id(token) {
+            Ok(kid) => kid,
+            Err(err) => return Some(Err(err)),
         };
+        let claims = match self.verify_with_known_key(token, &kid)? {
+            Ok(claims) => claims,
+            Err(err) => return Some(Err(err)),
+        };
+        Some(self.accept(token, kid, claims, generation))
+    }
+
+    /// Checks the claims of a token whose signature verified and remembers it, checked
+    /// as of `generation`.
+    fn accept(
+        &self,
+        token: &str,
+        kid: String,
+        claims: AccessClaims,
+        generation: u64,
+    ) -> Result<Arc<Principal>, AuthError> {
         self.check_claims(&claims)?;
         let principal = Arc::new(Principal::from(claims.clone()));
         self.remember(
-            digest,
+            sha2::Sha256::digest(token.as_bytes()).into(),
             Remembered {
                 kid,
                 claims,
@@ -415,6 +442,18 @@ fn verify_compact(token: &str, key: &VerifyingKey) -> Result<AccessClaims, AuthE
 
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// The key id in a token's header; the token is refused unless it is signed with EdDSA
+/// and names its key.
+fn key_id(token: &str) -> Result<String, AuthError> {
+    let header = jsonwebtoken::decode_header(token).map_err(jwt_error)?;
+    if header.alg != Algorithm::EdDSA {
+        return Err(AuthError::Malformed("algorithm is not EdDSA".into()));
+    }
+    header
+        .kid
+        .ok_or_else(|| AuthError::Malformed("header names no key id".into()))
 }
 
 fn echoable(kid: &str) -> String {

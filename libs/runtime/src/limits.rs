@@ -87,12 +87,11 @@ where
             .and_then(|v| v.to_str().ok())
             .and_then(parse_grpc_timeout)
             .map_or(self.max_timeout, |t| t.min(self.max_timeout));
-        // Take the service that was driven to readiness, leave a fresh clone behind.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // Called here, on the service poll_ready was called on; it runs when polled.
+        let call = self.inner.call(req);
         Box::pin(async move {
             let _permit = permit;
-            match tokio::time::timeout(timeout, inner.call(req)).await {
+            match tokio::time::timeout(timeout, call).await {
                 Ok(result) => result,
                 Err(_) => Ok(status::error(
                     Code::DeadlineExceeded,

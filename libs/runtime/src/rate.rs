@@ -27,6 +27,7 @@
 use std::{
     collections::HashMap,
     convert::Infallible,
+    future::{Ready, ready},
     hash::BuildHasher,
     net::{IpAddr, Ipv6Addr, SocketAddr},
     sync::{Arc, Mutex, PoisonError},
@@ -38,7 +39,7 @@ use axum::{body::Body, extract::ConnectInfo, response::IntoResponse};
 use credmesh_auth::{Principal, TokenValidator};
 use credmesh_proto::status;
 use credmesh_telemetry::metrics::{Metrics, RateLimitedLabels};
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, Either};
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use prometheus_client::metrics::{counter::Counter, family::Family};
 use tokio::time::Instant;
@@ -458,15 +459,14 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+    /// The service's own future, or the refusal.
+    type Future = Either<S::Future, Ready<Result<Response<Body>, Infallible>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
         let service = req
             .uri()
             .path()
@@ -477,14 +477,15 @@ where
         if let Some(limiter) = self.by_service.get(service) {
             let caller = Caller::of(req.extensions());
             if let Err(refused) = limiter.check(&caller, 1) {
-                return Box::pin(async move { Ok(refused.to_status().into_http()) });
+                return Either::Right(ready(Ok(refused.to_status().into_http())));
             }
             req.extensions_mut().insert(RateCharge {
                 limiter: limiter.clone(),
                 caller,
             });
         }
-        Box::pin(inner.call(req))
+        // Called here, on the service poll_ready was called on: no clone per call.
+        Either::Left(self.inner.call(req))
     }
 }
 
