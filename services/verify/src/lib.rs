@@ -142,6 +142,7 @@ pub struct Built {
 
 /// Verifies scanned QR text (or a VC-JWT or SD-JWT) as the public scan page `/v/{qr}` does: no
 /// caller, no rate limit, no audit; the same answer a partner gets.
+#[tracing::instrument(skip_all)]
 pub async fn verify_qr(gateway: &Gateway, text: &str) -> VerificationResult {
     gateway.verify_text(text).await
 }

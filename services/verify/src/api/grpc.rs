@@ -61,7 +61,7 @@ impl VerifyService for VerifyApi {
         }))
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(skip_all, fields(count = tracing::field::Empty))]
     async fn batch_verify(
         &self,
         request: Request<BatchVerifyRequest>,
@@ -69,6 +69,7 @@ impl VerifyService for VerifyApi {
         let client = Principal::from_request(&request)?.client_id.clone();
         let charge = RateCharge::of(request.extensions());
         let credentials = request.into_inner().credentials;
+        tracing::Span::current().record("count", credentials.len());
         if credentials.is_empty() || credentials.len() > MAX_BATCH {
             return Err(VerifyError::invalid(
                 "BATCH_SIZE",

@@ -304,6 +304,7 @@ fn to_input(c: CredentialJson, field: &str) -> Result<Input, VerifyError> {
     }
 }
 
+#[tracing::instrument(skip_all)]
 async fn verify(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let outcome = async {
         let client = authenticate(&state, &headers).await?;
@@ -317,6 +318,7 @@ async fn verify(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
     }
 }
 
+#[tracing::instrument(skip_all, fields(count = tracing::field::Empty))]
 async fn verify_batch(
     State(state): State<AppState>,
     charge: Option<Extension<RateCharge>>,
@@ -326,6 +328,7 @@ async fn verify_batch(
     let outcome = async {
         let client = authenticate(&state, &headers).await?;
         let inputs = parse_batch_body(&body)?;
+        tracing::Span::current().record("count", inputs.len());
         RateCharge::items(charge.as_ref().map(|Extension(c)| c), inputs.len())?;
         Ok(state.gateway.verify_many(Some(&client), &inputs).await)
     }
