@@ -8,10 +8,12 @@
 //! `BEGIN IMMEDIATE`), so changes to one enterprise are serialised and each sees the last
 //! committed version. An amendment then, in one transaction: clears `is_current` on
 //! version N and sets its revocation and superseded status bits, inserts version N+1
-//! with `is_current` set, and moves the register's `current_version` pointer. A partial
-//! unique index (`… (uscc) WHERE is_current`) refuses a second current version even if
-//! code were wrong, and since the old flag is cleared and the new one set in the same
-//! commit, no reader ever sees none.
+//! with `is_current` set, and moves the register's `current_version` pointer. A second
+//! current version is refused even if code were wrong: by a partial unique index
+//! (`… (uscc) WHERE is_current`) on PostgreSQL, and on SQLite, whose writers take turns,
+//! by triggers that look for a current version before one is written (migration 0103).
+//! Since the old flag is cleared and the new one set in the same commit, no reader ever
+//! sees none.
 //!
 //! Locks are always taken in one order (idempotency key, enterprise) so concurrent
 //! transactions cannot deadlock.

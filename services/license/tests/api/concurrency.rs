@@ -99,6 +99,67 @@ async fn concurrent_amendments_leave_exactly_one_current_version_and_a_gapless_c
     }
 }
 
+/// The database itself refuses a second current version, whatever the code does: a
+/// partial unique index on PostgreSQL, triggers on SQLite (migration 0103).
+#[tokio::test]
+async fn the_database_refuses_a_second_current_version() {
+    for backend in BOTH {
+        let app = spawn_app(backend).await;
+        let dept = app.department("sh-jingan", JINGAN).await;
+        let uscc = sh_uscc("310106", 8);
+        app.establish(&dept, restaurant(&uscc)).await.unwrap();
+        let db = app.license_db().await;
+        // Version 1 again as version 2, current, on a status entry of its own.
+        const COPY: &str = "INSERT INTO license_versions SELECT uscc, 2, license_id || '-copy', \
+            TRUE, name, entity_type, legal_representative, rep_id_salt, rep_id_hash, \
+            capital_amount, capital_currency, establishment_date, term_start, term_end, \
+            domicile, business_scope, authority, issue_date, list_no + 1000000, list_index, kid, \
+            envelope, vc_jwt, issued_at, issued_by, superseded_at, revoked_at \
+            FROM license_versions WHERE uscc = $1 AND version = 1";
+        // Version 1 made current again after it was cleared and version 2 took over.
+        const CLEAR: &str =
+            "UPDATE license_versions SET is_current = FALSE WHERE uscc = $1 AND version = 1";
+        const SET: &str =
+            "UPDATE license_versions SET is_current = TRUE WHERE uscc = $1 AND version = 1";
+        macro_rules! check {
+            ($pool:expr) => {{
+                let copied = sqlx::query(COPY).bind(&uscc).execute($pool).await;
+                assert!(
+                    copied.is_err(),
+                    "{backend:?}: a second current version was written"
+                );
+                let mut tx = $pool.begin().await.unwrap();
+                sqlx::query(CLEAR)
+                    .bind(&uscc)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                sqlx::query(COPY)
+                    .bind(&uscc)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                let set = sqlx::query(SET).bind(&uscc).execute(&mut *tx).await;
+                assert!(
+                    set.is_err(),
+                    "{backend:?}: an old version became current again"
+                );
+                drop(tx);
+            }};
+        }
+        match &db {
+            Db::Sqlite(p) => check!(p),
+            Db::Postgres(p) => check!(p),
+        }
+        assert_eq!(
+            version_rows(&db, &uscc).await,
+            vec![(1, true, 0)],
+            "{backend:?}: nothing of the refused writes stays"
+        );
+        db.close().await;
+    }
+}
+
 #[tokio::test]
 async fn concurrent_establishments_get_distinct_status_entries_and_serials() {
     const TASKS: u32 = 12;
