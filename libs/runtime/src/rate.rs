@@ -532,35 +532,64 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+    /// The route's own future, or the refusal; boxed only when the caller's token names
+    /// a key not fetched yet.
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response<Body>, Infallible>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        // Validation is remembered per token, so the route's own check costs a lookup.
+        let client = match credmesh_auth::bearer_token(req.headers()) {
+            Ok(Some(token)) => self.layer.validator.validate_now(token).map(Result::ok),
+            _ => Some(None),
+        };
+        if let Some(client) = client {
+            return match self.layer.charge(&mut req, client) {
+                // Called here, on the service poll_ready was called on.
+                Ok(()) => Either::Left(self.inner.call(req)),
+                Err(refused) => Either::Right(Box::pin(ready(Ok(refused.to_http())))),
+            };
+        }
+        // The keys must be fetched first: wait for them on the service that was driven
+        // to readiness, leaving a fresh clone behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
-        Box::pin(async move {
-            // Validation is remembered per token, so the route's own check costs a lookup.
+        Either::Right(Box::pin(async move {
             let client = match credmesh_auth::bearer_token(req.headers()) {
                 Ok(Some(token)) => layer.validator.validate(token).await.ok(),
                 _ => None,
             };
-            let caller = match client {
-                Some(principal) => Caller::Client(principal.client_id.clone()),
-                None => Caller::of(req.extensions()),
-            };
-            if let Err(refused) = layer.limiter.check(&caller, 1) {
-                return Ok(refused.to_http());
+            match layer.charge(&mut req, client) {
+                Ok(()) => inner.call(req).await,
+                Err(refused) => Ok(refused.to_http()),
             }
-            req.extensions_mut().insert(RateCharge {
-                limiter: layer.limiter,
-                caller,
-            });
-            inner.call(req).await
-        })
+        }))
+    }
+}
+
+impl HttpRateLimitLayer {
+    /// Charges one call to its client (`client`, when its token is valid) or else to its
+    /// peer, and leaves the charge in the request for the route; why the limit refuses
+    /// it otherwise.
+    fn charge(
+        &self,
+        req: &mut Request<Body>,
+        client: Option<Arc<Principal>>,
+    ) -> Result<(), RateLimited> {
+        let caller = match client {
+            Some(principal) => Caller::Client(principal.client_id.clone()),
+            None => Caller::of(req.extensions()),
+        };
+        self.limiter.check(&caller, 1)?;
+        req.extensions_mut().insert(RateCharge {
+            limiter: self.limiter.clone(),
+            caller,
+        });
+        Ok(())
     }
 }
 
