@@ -7,6 +7,8 @@
 
 use std::{
     convert::Infallible,
+    future::{Future, Ready, ready},
+    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
     time::Duration,
@@ -14,9 +16,9 @@ use std::{
 
 use axum::body::Body;
 use credmesh_proto::status;
-use futures::future::BoxFuture;
+use futures::future::Either;
 use http::{Request, Response};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Code;
 use tower::{Layer, Service};
 
@@ -64,7 +66,9 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+    /// The call under its deadline and permit, or the refusal of an overloaded server:
+    /// no allocation per call.
+    type Future = Either<Limited<S::Future>, Ready<Result<Response<Body>, Infallible>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -72,14 +76,12 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            return Box::pin(async {
-                Ok(status::error(
-                    Code::ResourceExhausted,
-                    "SERVER_OVERLOADED",
-                    "the server is handling too many requests; retry with backoff",
-                )
-                .into_http())
-            });
+            return Either::Right(ready(Ok(status::error(
+                Code::ResourceExhausted,
+                "SERVER_OVERLOADED",
+                "the server is handling too many requests; retry with backoff",
+            )
+            .into_http())));
         };
         let timeout = req
             .headers()
@@ -88,19 +90,46 @@ where
             .and_then(parse_grpc_timeout)
             .map_or(self.max_timeout, |t| t.min(self.max_timeout));
         // Called here, on the service poll_ready was called on; it runs when polled.
-        let call = self.inner.call(req);
-        Box::pin(async move {
-            let _permit = permit;
-            match tokio::time::timeout(timeout, call).await {
-                Ok(result) => result,
-                Err(_) => Ok(status::error(
-                    Code::DeadlineExceeded,
-                    "DEADLINE_EXCEEDED",
-                    format!("the call did not finish within its deadline of {timeout:?}"),
-                )
-                .into_http()),
-            }
+        Either::Left(Limited {
+            call: tokio::time::timeout(timeout, self.inner.call(req)),
+            timeout,
+            _permit: permit,
         })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A call holding its permit until it answers, answered `DEADLINE_EXCEEDED` when it
+    /// runs past its deadline.
+    pub struct Limited<F> {
+        #[pin]
+        call: tokio::time::Timeout<F>,
+        timeout: Duration,
+        _permit: OwnedSemaphorePermit,
+    }
+}
+
+impl<F> Future for Limited<F>
+where
+    F: Future<Output = Result<Response<Body>, Infallible>>,
+{
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        match this.call.poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(answer)) => Poll::Ready(answer),
+            Poll::Ready(Err(_)) => Poll::Ready(Ok(status::error(
+                Code::DeadlineExceeded,
+                "DEADLINE_EXCEEDED",
+                format!(
+                    "the call did not finish within its deadline of {:?}",
+                    this.timeout
+                ),
+            )
+            .into_http())),
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use std::{
 
 use axum::body::Body;
 use credmesh_proto::status;
-use futures::future::BoxFuture;
+use futures::{FutureExt as _, future::Map};
 use http::{HeaderMap, Request, Response};
 use tonic::Code;
 use tower::{Layer, Service};
@@ -44,28 +44,34 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+    /// The service's own future, its answer rewritten on the way out: no allocation per
+    /// call.
+    type Future = Map<S::Future, fn(Answer) -> Answer>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let mut resp = fut.await?;
-            if let Some(replacement) = replacement(resp.headers()) {
-                let headers = resp.headers_mut();
-                headers.remove("grpc-status");
-                headers.remove("grpc-message");
-                headers.remove("grpc-status-details-bin");
-                if replacement.add_header(headers).is_err() {
-                    tracing::warn!("could not rewrite a transport error status");
-                }
-            }
-            Ok(resp)
-        })
+        self.inner.call(req).map(normalize as fn(Answer) -> Answer)
     }
+}
+
+type Answer = Result<Response<Body>, Infallible>;
+
+/// The answer with tonic's transport-level refusal, if it is one, replaced.
+fn normalize(answer: Answer) -> Answer {
+    let mut resp = answer?;
+    if let Some(replacement) = replacement(resp.headers()) {
+        let headers = resp.headers_mut();
+        headers.remove("grpc-status");
+        headers.remove("grpc-message");
+        headers.remove("grpc-status-details-bin");
+        if replacement.add_header(headers).is_err() {
+            tracing::warn!("could not rewrite a transport error status");
+        }
+    }
+    Ok(resp)
 }
 
 fn replacement(headers: &HeaderMap) -> Option<tonic::Status> {
