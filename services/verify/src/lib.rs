@@ -49,6 +49,7 @@ pub mod error;
 pub mod federation;
 pub mod fetch;
 pub mod offline;
+pub mod reads;
 pub mod service;
 pub mod status;
 pub mod store;

@@ -32,6 +32,7 @@ use crate::{
     disputes::DisputeStore,
     domain::answer::{self, Freshness},
     federation::Federation,
+    reads::SharedReads,
     status::{StatusStore, invalidated_list},
     store::{AuditRow, VerifyStore},
 };
@@ -96,6 +97,9 @@ pub struct Gateway {
     /// keys name the trust and status data they were made from (`result_key`), so a
     /// revocation reaching this replica changes the key and no copy outlives it.
     near: Option<Cache>,
+    /// Reads of the shared cache for single verifications, coalesced across concurrent
+    /// calls (with Redis only, as `near`).
+    shared_reads: Option<SharedReads>,
     clock: Arc<dyn Clock>,
     policy: Policy,
     settings: Settings,
@@ -177,6 +181,7 @@ impl Gateway {
             federation,
             status,
             disputes: DisputeStore::new(),
+            shared_reads: (cache.backend() != "memory").then(|| SharedReads::start(cache.clone())),
             near: (cache.backend() != "memory").then(|| {
                 Cache::in_memory(CacheOptions {
                     max_entries: NEAR_RESULTS,
@@ -519,7 +524,11 @@ impl Gateway {
             return found;
         }
         let refs: Vec<&str> = missing.iter().map(|&i| keys[i]).collect();
-        let shared = self.cache.get_many(&refs).await;
+        let shared = match (&self.shared_reads, refs.as_slice()) {
+            // A single Verify: read together with the other calls in flight.
+            (Some(reads), [key]) => vec![reads.get(key).await],
+            _ => self.cache.get_many(&refs).await,
+        };
         for (i, hit) in missing.into_iter().zip(shared) {
             if let Some(bytes) = &hit {
                 near.set(keys[i], bytes, self.settings.result_ttl).await;

@@ -169,3 +169,79 @@ async fn the_rate_limit_is_per_partner() {
     let err = gw.verify(&no_scope, text(&qr)).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied);
 }
+
+#[tokio::test]
+async fn concurrent_single_verifications_read_the_shared_answers_together() {
+    for redis in [
+        credmesh_testkit::redis::shared_url(),
+        credmesh_testkit::redis::shared_cluster_url(),
+    ] {
+        concurrent_reads_of_shared_answers(redis).await;
+    }
+}
+
+/// Replica `a` verifies credentials; replica `b` then gets them all at once, as single
+/// Verify calls. Its reads of the shared cache are coalesced into MGETs
+/// (`reads::SharedReads`); each call must still get its own credential's answer, from
+/// the shared cache and not by verifying again.
+async fn concurrent_reads_of_shared_answers(redis: String) {
+    const N: u32 = 40;
+    let clock = credmesh_runtime::ManualClock::new(T0);
+    let sh = spawn_region("SH", Backend::Sqlite, clock).await;
+    let options = Options {
+        cache_url: Some(redis.clone()),
+        cache_prefix: Some(credmesh_testkit::redis::unique_prefix()),
+        ..Options::default()
+    };
+    let a = spawn_gateway(&sh, &[], Backend::Sqlite, options.clone()).await;
+    let b = spawn_gateway(&sh, &[], Backend::Sqlite, options).await;
+    let bank = sh.partner("bank-together").await;
+    // One credential per replica brings the region's status list in (a credential both
+    // verified would be answered to the second from the first one's shared copy, before
+    // it held the list).
+    let warm_a = license_qr(&sh.establish(1).await);
+    let warm_b = license_qr(&sh.establish(2).await);
+    let mut licenses = Vec::new();
+    for n in 3..3 + N {
+        licenses.push(sh.establish(n).await);
+    }
+    for (gw, warm) in [(&a, &warm_a), (&b, &warm_b)] {
+        assert_outcome(
+            &gw.verify_text(&bank, warm).await,
+            VerificationOutcome::Valid,
+        );
+    }
+    for v in &licenses {
+        assert_outcome(
+            &a.verify_text(&bank, &license_qr(v)).await,
+            VerificationOutcome::Valid,
+        );
+    }
+    // `a` writes the shared copies off the request path.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
+    let metrics = credmesh_telemetry::metrics::Metrics::new();
+    b.gateway.export_metrics(&metrics);
+    let qrs: Vec<String> = licenses.iter().map(license_qr).collect();
+    let answers = futures::future::join_all(qrs.iter().map(|qr| b.verify_text(&bank, qr))).await;
+    for (v, answer) in licenses.iter().zip(&answers) {
+        assert_outcome(answer, VerificationOutcome::Valid);
+        assert_eq!(
+            answer.credential_id, v.license_id,
+            "{redis}: another call's answer"
+        );
+    }
+    let hits = metrics
+        .verify()
+        .cache
+        .get_or_create(&credmesh_telemetry::metrics::CacheLabels {
+            cache: "result",
+            result: "hit",
+        })
+        .get();
+    assert_eq!(
+        hits,
+        u64::from(N),
+        "{redis}: every answer from the shared cache"
+    );
+}
