@@ -185,7 +185,7 @@ impl TokenValidator {
         let claims = self
             .verify_with_known_key(token, &kid)
             .ok_or_else(|| AuthError::UnknownKey(echoable(&kid)))??;
-        self.accept(token, kid, claims, generation)
+        self.accept(digest_of(token), kid, claims, generation)
     }
 
     /// [`validate`](Self::validate) without waiting: the answer, or `None` when the
@@ -193,7 +193,7 @@ impl TokenValidator {
     /// fetch. A remembered token costs a hash and a map lookup; any other token one
     /// signature check.
     pub fn validate_now(&self, token: &str) -> Option<Result<Arc<Principal>, AuthError>> {
-        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let digest = digest_of(token);
         // Read before any check, so a change during them makes the next call look again.
         let generation = self.generation.load(Ordering::Acquire);
         let remembered = read(&self.verified).get(&digest).cloned();
@@ -220,14 +220,14 @@ impl TokenValidator {
             Ok(claims) => claims,
             Err(err) => return Some(Err(err)),
         };
-        Some(self.accept(token, kid, claims, generation))
+        Some(self.accept(digest, kid, claims, generation))
     }
 
-    /// Checks the claims of a token whose signature verified and remembers it, checked
-    /// as of `generation`.
+    /// Checks the claims of a token (by its digest) whose signature verified and
+    /// remembers it, checked as of `generation`.
     fn accept(
         &self,
-        token: &str,
+        digest: [u8; 32],
         kid: String,
         claims: AccessClaims,
         generation: u64,
@@ -235,7 +235,7 @@ impl TokenValidator {
         self.check_claims(&claims)?;
         let principal = Arc::new(Principal::from(claims.clone()));
         self.remember(
-            sha2::Sha256::digest(token.as_bytes()).into(),
+            digest,
             Remembered {
                 kid,
                 claims,
@@ -442,6 +442,11 @@ fn verify_compact(token: &str, key: &VerifyingKey) -> Result<AccessClaims, AuthE
 
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// What a verified token is remembered by.
+fn digest_of(token: &str) -> [u8; 32] {
+    sha2::Sha256::digest(token.as_bytes()).into()
 }
 
 /// The key id in a token's header; the token is refused unless it is signed with EdDSA

@@ -2,23 +2,18 @@
 //! hands its (message, signature, key) to a small pool of workers, which check whatever
 //! is pending as one Ed25519 batch (about half the cost per signature from 16 on).
 //!
-//! - **No added wait when idle**: a worker takes what has queued the moment it is free;
-//!   a lone request is checked at once (strictly, as a single verify). Under load, what
-//!   queues while the workers are busy becomes the next batch, up to `max_batch`.
-//! - **Failures are attributed**: a batch that fails is rechecked one signature at a
-//!   time ([`check_signatures`]), so a forged signature never makes an honest one fail
-//!   and never passes because honest ones surround it.
-//! - **Bounded**: the queue holds at most `queue` checks; past that a caller checks its
-//!   own signature inline rather than wait or grow the queue.
-//! - **Cancellation-safe**: a caller that goes away only drops the receiving end of its
-//!   answer; workers skip checks nobody waits for and never hold anything a caller owns.
-//!   If a worker is gone (its task ended), the caller checks its signature itself.
-//!   Workers end when the batcher is dropped.
+//! The pooling is [`crate::coalesce`]'s: no added wait when idle (a lone request is
+//! checked at once, strictly, as a single verify), a bounded queue, safe cancellation.
+//! A caller whose check could not be queued, or whose worker is gone, checks its
+//! signature inline. Failures are attributed: a batch that fails is rechecked one
+//! signature at a time ([`check_signatures`]), so a forged signature never makes an
+//! honest one fail and never passes because honest ones surround it.
 
-use std::sync::Arc;
+use std::{future::ready, sync::Arc};
 
 use credmesh_credential::{Signature, VerifyingKey, check_signatures};
-use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::coalesce::Coalescer;
 
 /// One signature to check.
 #[derive(Debug)]
@@ -34,12 +29,6 @@ impl Check {
             .verify_strict(&self.message, &self.signature)
             .is_ok()
     }
-}
-
-#[derive(Debug)]
-struct Job {
-    check: Arc<Check>,
-    answer: oneshot::Sender<bool>,
 }
 
 /// Sizes of a [`SignatureBatcher`].
@@ -69,18 +58,25 @@ impl Default for BatcherSettings {
 /// Checks signatures for concurrent callers in batches; see the module docs.
 #[derive(Debug, Clone)]
 pub struct SignatureBatcher {
-    queue: mpsc::Sender<Job>,
+    checks: Coalescer<Arc<Check>, bool>,
 }
 
 impl SignatureBatcher {
     /// Starts the workers on the current Tokio runtime.
     pub fn start(settings: BatcherSettings) -> Self {
-        let (queue, rx) = mpsc::channel(settings.queue.max(1));
-        let rx = Arc::new(Mutex::new(rx));
-        for _ in 0..settings.workers.max(1) {
-            tokio::spawn(work(rx.clone(), settings.max_batch.max(1)));
-        }
-        Self { queue }
+        let checks = Coalescer::start(
+            settings.workers,
+            settings.max_batch,
+            settings.queue,
+            |checks: Vec<Arc<Check>>| {
+                let items: Vec<(&[u8], Signature, VerifyingKey)> = checks
+                    .iter()
+                    .map(|c| (c.message.as_slice(), c.signature, c.key))
+                    .collect();
+                ready(check_signatures(&items))
+            },
+        );
+        Self { checks }
     }
 
     /// True when `signature` over `message` verifies under `key`: strict Ed25519 when
@@ -92,40 +88,10 @@ impl SignatureBatcher {
             signature,
             key,
         });
-        let (answer, answered) = oneshot::channel();
-        let job = Job {
-            check: check.clone(),
-            answer,
-        };
-        if self.queue.try_send(job).is_err() {
-            // Queue full (or the workers are gone): never wait, never queue unboundedly.
-            return check.strict();
-        }
-        match answered.await {
-            Ok(ok) => ok,
-            // The worker holding the job ended without answering.
-            Err(_) => check.strict(),
-        }
-    }
-}
-
-async fn work(rx: Arc<Mutex<mpsc::Receiver<Job>>>, max_batch: usize) {
-    let mut jobs = Vec::with_capacity(max_batch);
-    loop {
-        let received = rx.lock().await.recv_many(&mut jobs, max_batch).await;
-        if received == 0 {
-            return; // The batcher was dropped and the queue is drained.
-        }
-        // Callers that went away need no answer.
-        jobs.retain(|j| !j.answer.is_closed());
-        let items: Vec<(&[u8], Signature, VerifyingKey)> = jobs
-            .iter()
-            .map(|j| (j.check.message.as_slice(), j.check.signature, j.check.key))
-            .collect();
-        let answers = check_signatures(&items);
-        drop(items);
-        for (job, ok) in jobs.drain(..).zip(answers) {
-            let _ = job.answer.send(ok);
+        match self.checks.submit(check.clone()).await {
+            Some(ok) => ok,
+            // Not queued (queue full, workers gone) or not answered: never wait for it.
+            None => check.strict(),
         }
     }
 }

@@ -42,6 +42,7 @@
 pub mod api;
 pub mod audit;
 pub mod batcher;
+pub mod coalesce;
 pub mod config;
 pub mod disputes;
 pub mod domain;

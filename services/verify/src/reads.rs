@@ -3,30 +3,14 @@
 //! small pool of workers, which read whatever keys are pending with one MGET (one round
 //! trip and one command for Redis instead of one each).
 //!
-//! It follows [`crate::batcher`]:
-//! - **No added wait when idle**: a worker takes what has queued the moment it is free;
-//!   a lone key is read at once. Under load, what queues while the workers wait on Redis
-//!   becomes the next read, up to `max_keys`.
-//! - **Bounded**: the queue holds at most `queue` keys; past that a caller reads its own
-//!   key rather than wait or grow the queue.
-//! - **Cancellation-safe**: a caller that goes away only drops the receiving end of its
-//!   answer, and its key is skipped. If a worker is gone, the caller reads its key
-//!   itself. Workers end when the reader is dropped.
-//!
-//! Answers are what [`Cache::get_many`] gives: a Redis outage is a miss for every key of
-//! the read, never an error.
-
-use std::sync::Arc;
+//! The pooling is [`crate::coalesce`]'s: no added wait when idle, a bounded queue, safe
+//! cancellation. A caller whose key could not be queued, or whose worker is gone, reads
+//! its key itself. Answers are what [`Cache::get_many`] gives: a Redis outage is a miss
+//! for every key of the read, never an error.
 
 use credmesh_cache::Cache;
-use tokio::sync::{Mutex, mpsc, oneshot};
 
-/// One key to read.
-#[derive(Debug)]
-struct Read {
-    key: String,
-    answer: oneshot::Sender<Option<Vec<u8>>>,
-}
+use crate::coalesce::Coalescer;
 
 /// Workers reading at once (each one MGET in flight).
 const WORKERS: usize = 4;
@@ -40,57 +24,30 @@ const QUEUE: usize = 4096;
 #[derive(Debug, Clone)]
 pub struct SharedReads {
     cache: Cache,
-    queue: mpsc::Sender<Read>,
+    reads: Coalescer<String, Option<Vec<u8>>>,
 }
 
 impl SharedReads {
     /// Starts the workers on the current Tokio runtime.
     pub fn start(cache: Cache) -> Self {
-        let (queue, rx) = mpsc::channel(QUEUE);
-        let rx = Arc::new(Mutex::new(rx));
-        for _ in 0..WORKERS {
-            tokio::spawn(work(rx.clone(), cache.clone()));
-        }
-        Self { cache, queue }
+        let reader = cache.clone();
+        let reads = Coalescer::start(WORKERS, MAX_KEYS, QUEUE, move |keys: Vec<String>| {
+            let cache = reader.clone();
+            async move {
+                let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                cache.get_many(&keys).await
+            }
+        });
+        Self { cache, reads }
     }
 
     /// The value under `key` in the shared cache, read together with other callers'
     /// keys.
     pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
-        let (answer, answered) = oneshot::channel();
-        let read = Read {
-            key: key.to_owned(),
-            answer,
-        };
-        if self.queue.try_send(read).is_err() {
-            // Queue full (or the workers are gone): never wait, never queue unboundedly.
-            return self.cache.get(key).await;
-        }
-        match answered.await {
-            Ok(value) => value,
-            // The worker holding the read ended without answering.
-            Err(_) => self.cache.get(key).await,
-        }
-    }
-}
-
-async fn work(rx: Arc<Mutex<mpsc::Receiver<Read>>>, cache: Cache) {
-    let mut reads = Vec::with_capacity(MAX_KEYS);
-    loop {
-        let received = rx.lock().await.recv_many(&mut reads, MAX_KEYS).await;
-        if received == 0 {
-            return; // The reader was dropped and the queue is drained.
-        }
-        // Callers that went away need no answer.
-        reads.retain(|r| !r.answer.is_closed());
-        if reads.is_empty() {
-            continue;
-        }
-        let keys: Vec<&str> = reads.iter().map(|r| r.key.as_str()).collect();
-        let values = cache.get_many(&keys).await;
-        drop(keys);
-        for (read, value) in reads.drain(..).zip(values) {
-            let _ = read.answer.send(value);
+        match self.reads.submit(key.to_owned()).await {
+            Some(value) => value,
+            // Not queued (queue full, workers gone) or not answered: read it directly.
+            None => self.cache.get(key).await,
         }
     }
 }

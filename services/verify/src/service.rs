@@ -85,6 +85,19 @@ pub struct Settings {
     pub own_status_refresh: Duration,
 }
 
+/// What a replica keeps beside a shared (Redis) cache.
+#[derive(Debug)]
+struct Near {
+    /// Its own copies of the answers it stored or read there: a credential scanned
+    /// again answers without a round trip. Answer keys name the trust and status data
+    /// they were made from (`result_key`), so a revocation reaching this replica changes
+    /// the key and no copy outlives it.
+    copies: Cache,
+    /// Reads of the shared cache for single verifications, coalesced across concurrent
+    /// calls.
+    reads: SharedReads,
+}
+
 /// The verify gateway.
 #[derive(Debug)]
 pub struct Gateway {
@@ -92,14 +105,9 @@ pub struct Gateway {
     status: Arc<StatusStore>,
     disputes: DisputeStore,
     cache: Cache,
-    /// With a shared (Redis) cache, this replica's own copies of the answers it stored
-    /// or read there: a credential scanned again answers without a round trip. Answer
-    /// keys name the trust and status data they were made from (`result_key`), so a
-    /// revocation reaching this replica changes the key and no copy outlives it.
-    near: Option<Cache>,
-    /// Reads of the shared cache for single verifications, coalesced across concurrent
-    /// calls (with Redis only, as `near`).
-    shared_reads: Option<SharedReads>,
+    /// With a shared (Redis) cache: this replica's copies of answers and its coalesced
+    /// reads of the shared ones.
+    near: Option<Near>,
     clock: Arc<dyn Clock>,
     policy: Policy,
     settings: Settings,
@@ -181,12 +189,12 @@ impl Gateway {
             federation,
             status,
             disputes: DisputeStore::new(),
-            shared_reads: (cache.backend() != "memory").then(|| SharedReads::start(cache.clone())),
-            near: (cache.backend() != "memory").then(|| {
-                Cache::in_memory(CacheOptions {
+            near: (cache.backend() != "memory").then(|| Near {
+                copies: Cache::in_memory(CacheOptions {
                     max_entries: NEAR_RESULTS,
                     ..CacheOptions::default()
-                })
+                }),
+                reads: SharedReads::start(cache.clone()),
             }),
             cache,
             clock,
@@ -518,20 +526,22 @@ impl Gateway {
         let Some(near) = &self.near else {
             return self.cache.get_many(keys).await;
         };
-        let mut found = near.get_many(keys).await;
+        let mut found = near.copies.get_many(keys).await;
         let missing: Vec<usize> = (0..keys.len()).filter(|&i| found[i].is_none()).collect();
         if missing.is_empty() {
             return found;
         }
         let refs: Vec<&str> = missing.iter().map(|&i| keys[i]).collect();
-        let shared = match (&self.shared_reads, refs.as_slice()) {
+        let shared = match refs.as_slice() {
             // A single Verify: read together with the other calls in flight.
-            (Some(reads), [key]) => vec![reads.get(key).await],
+            [key] => vec![near.reads.get(key).await],
             _ => self.cache.get_many(&refs).await,
         };
         for (i, hit) in missing.into_iter().zip(shared) {
             if let Some(bytes) = &hit {
-                near.set(keys[i], bytes, self.settings.result_ttl).await;
+                near.copies
+                    .set(keys[i], bytes, self.settings.result_ttl)
+                    .await;
             }
             found[i] = hit;
         }
@@ -555,7 +565,7 @@ impl Gateway {
             return;
         };
         for (key, value) in &entries {
-            near.set(key, value, ttl).await;
+            near.copies.set(key, value, ttl).await;
         }
         let cache = self.cache.clone();
         tokio::spawn(async move {
