@@ -327,6 +327,44 @@ impl Cache {
         }
     }
 
+    /// Stores each `(key, value)` of `entries` for `ttl`, as [`Cache::set`] would one by
+    /// one. A standalone Redis gets them as one pipeline: one write, one round trip, one
+    /// read of its socket for all of them. A Redis Cluster takes a pipeline only when
+    /// every key hashes to one slot, so there they go as separate commands, sent at once.
+    /// When Redis cannot take them, the values are simply not cached (logged, counted).
+    pub async fn set_many(&self, entries: &[(&str, &[u8])], ttl: Duration) {
+        match &self.inner.backend {
+            Backend::Memory(store) => {
+                let now = Instant::now();
+                for (key, value) in entries {
+                    store.set(key, value, ttl, now);
+                }
+            }
+            Backend::Redis { remote, .. } if remote.is_cluster() || entries.len() < 2 => {
+                futures::future::join_all(
+                    entries.iter().map(|(key, value)| self.set(key, value, ttl)),
+                )
+                .await;
+            }
+            Backend::Redis { remote, .. } => {
+                let mut pipeline = redis::pipe();
+                let millis = ttl_millis(ttl);
+                for (key, value) in entries {
+                    pipeline
+                        .cmd("SET")
+                        .arg(self.key(key))
+                        .arg(*value)
+                        .arg("PX")
+                        .arg(millis)
+                        .ignore();
+                }
+                if let Err(error) = remote.pipeline::<()>(&pipeline, Retry::Once).await {
+                    self.failed("set_many", "not stored", &error);
+                }
+            }
+        }
+    }
+
     /// Removes `key` here. Other replicas' in-process state is not told: use
     /// [`Cache::invalidate`] for that.
     pub async fn delete(&self, key: &str) {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, ServerErrorKind};
+use redis::{Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, ServerErrorKind};
 use tokio::sync::watch;
 use tracing::Instrument as _;
 
@@ -117,20 +117,47 @@ impl Remote {
         cmd: &Cmd,
         retry: Retry,
     ) -> Result<T, CacheError> {
-        // A client span per command, with the OpenTelemetry database conventions' names.
-        let operation = match cmd.args_iter().next() {
-            Some(redis::Arg::Simple(name)) => std::str::from_utf8(name).unwrap_or("COMMAND"),
-            _ => "COMMAND",
-        };
+        self.send(Request::One(cmd), retry).await
+    }
+
+    /// Sends the commands of `pipeline` in one write and reads their answers in one
+    /// round trip, with [`Remote::query`]'s deadline, retry and breaker. Standalone only:
+    /// a cluster takes a pipeline only when all its keys hash to one slot, so callers
+    /// check [`Remote::is_cluster`] and send commands one by one there.
+    pub(crate) async fn pipeline<T: FromRedisValue>(
+        &self,
+        pipeline: &Pipeline,
+        retry: Retry,
+    ) -> Result<T, CacheError> {
+        self.send(Request::Many(pipeline), retry).await
+    }
+
+    /// Whether this is a Redis Cluster.
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self.conn, Conn::Cluster(_))
+    }
+
+    async fn send<T: FromRedisValue>(
+        &self,
+        request: Request<'_>,
+        retry: Retry,
+    ) -> Result<T, CacheError> {
+        // A client span per command or pipeline, with the OpenTelemetry database
+        // conventions' names.
+        let (operation, batch) = request.operation();
         let span = tracing::info_span!(
             "redis",
             otel.name = operation,
             otel.kind = "client",
             db.system.name = "redis",
             db.operation.name = operation,
+            db.operation.batch.size = batch,
             otel.status_code = tracing::field::Empty,
         );
-        let result = self.query_inner(cmd, retry).instrument(span.clone()).await;
+        let result = self
+            .query_inner(request, retry)
+            .instrument(span.clone())
+            .await;
         if result.is_err() {
             span.record("otel.status_code", "ERROR");
         }
@@ -139,14 +166,14 @@ impl Remote {
 
     async fn query_inner<T: FromRedisValue>(
         &self,
-        cmd: &Cmd,
+        request: Request<'_>,
         retry: Retry,
     ) -> Result<T, CacheError> {
         self.breaker.check()?;
         let attempts = async {
-            let mut result = self.attempt(cmd).await;
+            let mut result = self.attempt(request).await;
             if retry == Retry::Once && matches!(result, Err(Failure { broken: true, .. })) {
-                result = self.attempt(cmd).await;
+                result = self.attempt(request).await;
             }
             result
         };
@@ -180,13 +207,13 @@ impl Remote {
         }
     }
 
-    async fn attempt<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, Failure> {
+    async fn attempt<T: FromRedisValue>(&self, request: Request<'_>) -> Result<T, Failure> {
         match &self.conn {
             Conn::Standalone(manager) => {
                 // Cloning shares the one multiplexed connection. On a dropped connection the
                 // manager has already started reconnecting when the error reaches us.
                 let mut conn = manager.clone();
-                cmd.query_async(&mut conn).await.map_err(|e| {
+                request.run(&mut conn).await.map_err(|e| {
                     let broken = e.is_unrecoverable_error() || e.is_connection_dropped();
                     Failure {
                         error: unavailable(&e),
@@ -201,7 +228,7 @@ impl Remote {
                     broken: false,
                     unreachable: true,
                 })?;
-                match cmd.query_async(&mut conn).await {
+                match request.run(&mut conn).await {
                     Ok(value) => {
                         pool.succeeded();
                         Ok(value)
@@ -229,6 +256,40 @@ impl Remote {
                     }),
                 }
             }
+        }
+    }
+}
+
+/// What one query sends.
+#[derive(Clone, Copy)]
+enum Request<'a> {
+    /// One command.
+    One(&'a Cmd),
+    /// Several commands in one pipeline (not a transaction).
+    Many(&'a Pipeline),
+}
+
+impl Request<'_> {
+    /// The span's operation name and, for a pipeline, how many commands it holds.
+    fn operation(&self) -> (&str, Option<usize>) {
+        match self {
+            Request::One(cmd) => match cmd.args_iter().next() {
+                Some(redis::Arg::Simple(name)) => {
+                    (std::str::from_utf8(name).unwrap_or("COMMAND"), None)
+                }
+                _ => ("COMMAND", None),
+            },
+            Request::Many(pipeline) => ("PIPELINE", Some(pipeline.len())),
+        }
+    }
+
+    async fn run<T: FromRedisValue, C: redis::aio::ConnectionLike + Send>(
+        self,
+        conn: &mut C,
+    ) -> redis::RedisResult<T> {
+        match self {
+            Request::One(cmd) => cmd.query_async(conn).await,
+            Request::Many(pipeline) => pipeline.query_async(conn).await,
         }
     }
 }

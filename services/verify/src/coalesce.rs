@@ -1,7 +1,8 @@
 //! Does the work of concurrent callers together: each caller hands its item to a small
 //! pool of workers, which take whatever is pending and do it as one batch. The signature
-//! batcher ([`crate::batcher`]) and the shared-cache reads ([`crate::reads`]) are the two
-//! uses.
+//! batcher ([`crate::batcher`]) and the shared-cache reads and writes ([`crate::shared`])
+//! are the uses. A caller either waits for its item's answer ([`Coalescer::submit`]) or
+//! only hands the item over ([`Coalescer::post`]).
 //!
 //! - **No added wait when idle**: a worker takes what has queued the moment it is free;
 //!   a lone item is done at once. Under load, what queues while the workers are busy
@@ -18,10 +19,10 @@ use std::{future::Future, sync::Arc};
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-/// One caller's item and where its answer goes.
+/// One caller's item and where its answer goes (nowhere for a posted item).
 struct Job<I, O> {
     item: I,
-    answer: oneshot::Sender<O>,
+    answer: Option<oneshot::Sender<O>>,
 }
 
 /// Batches the items of concurrent callers; see the module docs.
@@ -68,8 +69,21 @@ impl<I: Send + 'static, O: Send + 'static> Coalescer<I, O> {
     /// queue is full or no worker answered, and the caller should do `item` itself.
     pub async fn submit(&self, item: I) -> Option<O> {
         let (answer, answered) = oneshot::channel();
-        self.queue.try_send(Job { item, answer }).ok()?;
+        self.queue
+            .try_send(Job {
+                item,
+                answer: Some(answer),
+            })
+            .ok()?;
         answered.await.ok()
+    }
+
+    /// Hands `item` to the workers without waiting for it to be done; it comes back
+    /// when the queue is full or the workers are gone, and the caller should do it itself.
+    pub fn post(&self, item: I) -> Result<(), I> {
+        self.queue
+            .try_send(Job { item, answer: None })
+            .map_err(|e| e.into_inner().item)
     }
 }
 
@@ -84,15 +98,17 @@ where
         if received == 0 {
             return; // The coalescer was dropped and the queue is drained.
         }
-        // Callers that went away need no answer.
-        jobs.retain(|j| !j.answer.is_closed());
+        // Callers that went away need no answer; posted items are always done.
+        jobs.retain(|j| j.answer.as_ref().is_none_or(|a| !a.is_closed()));
         if jobs.is_empty() {
             continue;
         }
-        let (items, answers): (Vec<I>, Vec<oneshot::Sender<O>>) =
+        let (items, answers): (Vec<I>, Vec<Option<oneshot::Sender<O>>>) =
             jobs.drain(..).map(|j| (j.item, j.answer)).unzip();
         for (answer, output) in answers.into_iter().zip(run(items).await) {
-            let _ = answer.send(output);
+            if let Some(answer) = answer {
+                let _ = answer.send(output);
+            }
         }
     }
 }

@@ -50,8 +50,8 @@ pub mod error;
 pub mod federation;
 pub mod fetch;
 pub mod offline;
-pub mod reads;
 pub mod service;
+pub mod shared;
 pub mod status;
 pub mod store;
 

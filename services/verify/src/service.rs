@@ -32,7 +32,7 @@ use crate::{
     disputes::DisputeStore,
     domain::answer::{self, Freshness},
     federation::Federation,
-    reads::SharedReads,
+    shared::{SharedReads, SharedWrites},
     status::{StatusStore, invalidated_list},
     store::{AuditRow, VerifyStore},
 };
@@ -96,6 +96,9 @@ struct Near {
     /// Reads of the shared cache for single verifications, coalesced across concurrent
     /// calls.
     reads: SharedReads,
+    /// Writes of new answers to the shared cache, off the request path and coalesced
+    /// across concurrent calls.
+    writes: SharedWrites,
 }
 
 /// The verify gateway.
@@ -195,6 +198,7 @@ impl Gateway {
                     ..CacheOptions::default()
                 }),
                 reads: SharedReads::start(cache.clone()),
+                writes: SharedWrites::start(cache.clone(), settings.result_ttl),
             }),
             cache,
             clock,
@@ -550,8 +554,8 @@ impl Gateway {
 
     /// Stores answers in the result cache. In-process it is a map insert, done inline;
     /// with Redis the near copy is kept inline and the shared writes leave the request
-    /// path (a spawned task), so an uncached verification costs one pipelined read, not
-    /// a read and a write round trip.
+    /// path (handed to [`SharedWrites`], which pipelines those of concurrent calls), so
+    /// an uncached verification costs one read, not a read and a write round trip.
     async fn remember(&self, entries: Vec<(String, Vec<u8>)>) {
         if entries.is_empty() {
             return;
@@ -564,15 +568,10 @@ impl Gateway {
             }
             return;
         };
-        for (key, value) in &entries {
-            near.copies.set(key, value, ttl).await;
+        for (key, value) in entries {
+            near.copies.set(&key, &value, ttl).await;
+            near.writes.put(key, value);
         }
-        let cache = self.cache.clone();
-        tokio::spawn(async move {
-            for (key, value) in &entries {
-                cache.set(key, value, ttl).await;
-            }
-        });
     }
 
     fn may_refresh_on_demand(&self) -> bool {

@@ -182,7 +182,7 @@ async fn concurrent_single_verifications_read_the_shared_answers_together() {
 
 /// Replica `a` verifies credentials; replica `b` then gets them all at once, as single
 /// Verify calls. Its reads of the shared cache are coalesced into MGETs
-/// (`reads::SharedReads`); each call must still get its own credential's answer, from
+/// (`shared::SharedReads`); each call must still get its own credential's answer, from
 /// the shared cache and not by verifying again.
 async fn concurrent_reads_of_shared_answers(redis: String) {
     const N: u32 = 40;
