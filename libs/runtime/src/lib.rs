@@ -21,10 +21,12 @@
 //! - [`status_http`]: the HTTP route every issuing service publishes its status lists on.
 //! - [`partners`]: the federation's partner file, read by identity and verify.
 //! - [`clock`]: the clock domain code takes, so tests move time instead of sleeping.
+//! - [`coalesce`]: the work of concurrent callers done together, in batches.
 //! - [`shutdown`]: the process shutdown signal.
 
 pub mod client;
 pub mod clock;
+pub mod coalesce;
 pub mod issuer_key;
 pub mod license;
 pub mod limits;

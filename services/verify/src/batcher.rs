@@ -2,7 +2,7 @@
 //! hands its (message, signature, key) to a small pool of workers, which check whatever
 //! is pending as one Ed25519 batch (about half the cost per signature from 16 on).
 //!
-//! The pooling is [`crate::coalesce`]'s: no added wait when idle (a lone request is
+//! The pooling is [`credmesh_runtime::coalesce`]'s: no added wait when idle (a lone request is
 //! checked at once, strictly, as a single verify), a bounded queue, safe cancellation.
 //! A caller whose check could not be queued, or whose worker is gone, checks its
 //! signature inline. Failures are attributed: a batch that fails is rechecked one
@@ -13,7 +13,7 @@ use std::{future::ready, sync::Arc};
 
 use credmesh_credential::{Signature, VerifyingKey, check_signatures};
 
-use crate::coalesce::Coalescer;
+use credmesh_runtime::coalesce::Coalescer;
 
 /// One signature to check.
 #[derive(Debug)]

@@ -42,7 +42,6 @@
 pub mod api;
 pub mod audit;
 pub mod batcher;
-pub mod coalesce;
 pub mod config;
 pub mod disputes;
 pub mod domain;

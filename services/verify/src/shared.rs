@@ -11,7 +11,7 @@
 //!   pipeline on a standalone Redis (a cluster takes its commands one by one, sent at
 //!   once). The caller never waits for a write; a write that fails is a later miss.
 //!
-//! The pooling is [`crate::coalesce`]'s: no added wait when idle, a bounded queue, safe
+//! The pooling is [`credmesh_runtime::coalesce`]'s: no added wait when idle, a bounded queue, safe
 //! cancellation. A key that could not be queued, or whose worker is gone, is read or
 //! written by its caller on its own.
 
@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use credmesh_cache::Cache;
 
-use crate::coalesce::Coalescer;
+use credmesh_runtime::coalesce::Coalescer;
 
 /// Workers reading at once (each one MGET in flight).
 const WORKERS: usize = 4;

@@ -1,7 +1,7 @@
 //! Does the work of concurrent callers together: each caller hands its item to a small
-//! pool of workers, which take whatever is pending and do it as one batch. The signature
-//! batcher ([`crate::batcher`]) and the shared-cache reads and writes ([`crate::shared`])
-//! are the uses. A caller either waits for its item's answer ([`Coalescer::submit`]) or
+//! pool of workers, which take whatever is pending and do it as one batch. The verify
+//! gateway's signature batcher and shared-cache reads and writes, and the license
+//! store's group commit on SQLite, are the uses. A caller either waits for its item's answer ([`Coalescer::submit`]) or
 //! only hands the item over ([`Coalescer::post`]).
 //!
 //! - **No added wait when idle**: a worker takes what has queued the moment it is free;
@@ -68,14 +68,21 @@ impl<I: Send + 'static, O: Send + 'static> Coalescer<I, O> {
     /// The answer for `item`, done together with other callers' items; `None` when the
     /// queue is full or no worker answered, and the caller should do `item` itself.
     pub async fn submit(&self, item: I) -> Option<O> {
+        self.submit_or_return(item).await.ok().flatten()
+    }
+
+    /// Like [`Coalescer::submit`], but an item that could not be queued comes back
+    /// (`Err`), for a caller that cannot make it again; `Ok(None)` when it was queued and
+    /// no worker answered.
+    pub async fn submit_or_return(&self, item: I) -> Result<Option<O>, I> {
         let (answer, answered) = oneshot::channel();
         self.queue
             .try_send(Job {
                 item,
                 answer: Some(answer),
             })
-            .ok()?;
-        answered.await.ok()
+            .map_err(|e| e.into_inner().item)?;
+        Ok(answered.await.ok())
     }
 
     /// Hands `item` to the workers without waiting for it to be done; it comes back
