@@ -33,7 +33,9 @@
 //! entry with one statement, which commits by
 //! itself: on PostgreSQL data-modifying CTEs, so one round trip; on SQLite an insert into
 //! the `license_establishments` view whose trigger writes the rows (migration 0101), so
-//! one wake-up of the connection's worker thread. A registered code or a used idempotency key
+//! one wake-up of the connection's worker thread. On SQLite, establishments arriving
+//! together are committed together, each statement still atomic by itself
+//! ([`group`]). A registered code or a used idempotency key
 //! fails the write on a primary key, which rolls all of it back; the store then reads
 //! the idempotency record (a replay, or a conflict when the request differs) or reports
 //! the code as registered. A concurrent duplicate waits on the first one's uncommitted key
@@ -48,6 +50,7 @@
 //! written. Amendments and closures still store their encoded answers.
 
 pub mod allocator;
+pub mod group;
 
 use std::sync::Arc;
 
@@ -70,6 +73,7 @@ use crate::{
     error::LicenseError,
 };
 use allocator::Allocator;
+use group::GroupCommit;
 
 /// Who is making a change, for the audit log.
 #[derive(Clone, Copy, Debug)]
@@ -311,6 +315,7 @@ pub fn for_db(db: &Db) -> Arc<dyn LicenseStore> {
         Db::Sqlite(pool) => Arc::new(SqliteLicenseStore {
             pool: pool.clone(),
             alloc: Arc::default(),
+            group: GroupCommit::new(pool.clone()),
         }),
         Db::Postgres(pool) => Arc::new(PgLicenseStore {
             pool: pool.clone(),
@@ -324,6 +329,8 @@ pub fn for_db(db: &Db) -> Arc<dyn LicenseStore> {
 pub struct SqliteLicenseStore {
     pool: SqlitePool,
     alloc: Arc<Allocator>,
+    /// Establishments of concurrent callers, committed together.
+    group: GroupCommit,
 }
 
 /// PostgreSQL implementation.
@@ -669,12 +676,18 @@ macro_rules! establish_sql {
     };
 }
 
-/// Runs the whole write of an establishment ([`establish_sql!`]): one statement in
-/// autocommit, so one transaction and, on SQLite, one wake-up of the connection's worker
-/// thread. Evaluates to `Result<(), sqlx::Error>`.
+/// Runs the whole write of an establishment ([`establish_sql!`]): one statement that
+/// commits by itself. On PostgreSQL it runs in autocommit, one round trip; on SQLite it
+/// goes through the store's [`GroupCommit`], which runs it alone in autocommit when
+/// nothing else is pending (one wake-up of the connection's worker thread) and in one
+/// transaction with concurrent establishments otherwise. Evaluates to
+/// `Result<(), sqlx::Error>`.
 macro_rules! write_at_once {
-    ($pool:expr, $query:expr) => {
-        $query.execute($pool).await.map(drop)
+    (sqlite, $store:expr, $query:expr) => {
+        $store.group.write($query).await
+    };
+    (postgres, $store:expr, $query:expr) => {
+        $query.execute(&$store.pool).await.map(drop)
     };
 }
 
@@ -890,7 +903,7 @@ macro_rules! impl_license_store {
                         .bind(answer.as_slice()),
                     _ => query,
                 };
-                match write_at_once!(&self.pool, query) {
+                match write_at_once!($dialect, self, query) {
                     Ok(()) => Ok(Outcome::Done(issued)),
                     Err(err) if credmesh_store::is_unique_violation(&err) => {
                         // Either the request was made before (its answer is stored) or

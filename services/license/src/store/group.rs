@@ -1,0 +1,243 @@
+//! Group commit on SQLite: the establishments of concurrent callers, each one statement,
+//! written in one transaction.
+//!
+//! SQLite has one writer at a time. With one autocommit statement per establishment,
+//! concurrent callers queue for the write lock (sleeping in SQLite's busy handler
+//! between tries), and every commit writes each page it touched to the WAL again: the
+//! b-tree leaves that consecutive establishments share, the database header. Here one
+//! worker takes whatever establishments are pending and runs them in one
+//! `BEGIN IMMEDIATE … COMMIT`:
+//!
+//! - **Each statement stays atomic by itself.** A statement refused by a constraint (a
+//!   code already registered, an idempotency key used, one current version) is undone
+//!   alone by SQLite (all of credmesh's constraints and triggers abort the statement,
+//!   not the transaction), and the others of the batch go on. Its caller gets its own
+//!   error and takes the usual path (replay, conflict or "registered").
+//! - **Answers only after the commit.** A caller told "written" is committed. A failed
+//!   commit, or any failure other than a constraint (I/O, a full disk, the busy
+//!   timeout), rolls the whole batch back and fails every statement of it: nothing of
+//!   the batch was written, and retrying with the same idempotency key is safe.
+//! - **Nothing added when idle.** When no write is running, an establishment runs by
+//!   itself in autocommit in its caller's task, as it did before: no hand-over to
+//!   another task, no transaction statements around it. Only establishments that
+//!   arrive while a write is running queue for the worker, which takes them as batches
+//!   ([`credmesh_runtime::coalesce`]). The direct writes and the worker's batches take
+//!   turns on one async lock, so they wait for each other in a queue rather than in
+//!   SQLite's busy handler, which sleeps a millisecond and more between tries.
+//! - **Bounded.** Past [`QUEUE`] waiting establishments a caller writes its own
+//!   statement directly, as before.
+
+use std::sync::{Arc, OnceLock};
+
+use credmesh_runtime::coalesce::Coalescer;
+use credmesh_store::sqlx::{self, Sqlite, SqlitePool, query::Query, sqlite::SqliteArguments};
+
+/// One establishment's whole write: one statement that commits by itself.
+pub type Write = Query<'static, Sqlite, SqliteArguments>;
+
+/// The most establishments written in one transaction.
+const MAX_BATCH: usize = 64;
+/// The most establishments waiting for the worker.
+const QUEUE: usize = 4096;
+
+/// SQLite's primary result code for a constraint failure (`SQLITE_CONSTRAINT`): it ends
+/// the statement, not the transaction.
+const SQLITE_CONSTRAINT: i32 = 19;
+
+/// Writes establishments of concurrent callers together; see the module docs.
+#[derive(Debug, Clone)]
+pub struct GroupCommit {
+    pool: SqlitePool,
+    /// Held by whichever write runs: a caller's own, or a batch of the worker's.
+    turn: Arc<tokio::sync::Mutex<()>>,
+    /// Started on first use, on the caller's runtime.
+    worker: Arc<OnceLock<Coalescer<Write, Result<(), sqlx::Error>>>>,
+}
+
+impl GroupCommit {
+    /// Group commit on `pool`'s database.
+    pub fn new(pool: SqlitePool) -> Self {
+        Self {
+            pool,
+            turn: Arc::default(),
+            worker: Arc::default(),
+        }
+    }
+
+    /// Runs `write`, committed by the time this answers: alone, or in one transaction
+    /// with the writes of other callers pending at the same moment.
+    pub async fn write(&self, write: Write) -> Result<(), sqlx::Error> {
+        if let Ok(_turn) = self.turn.try_lock() {
+            // Nothing else is writing: write it now, alone.
+            return write.execute(&self.pool).await.map(drop);
+        }
+        let worker = self.worker.get_or_init(|| {
+            let (pool, turn) = (self.pool.clone(), self.turn.clone());
+            Coalescer::start(1, MAX_BATCH, QUEUE, move |writes: Vec<Write>| {
+                let (pool, turn) = (pool.clone(), turn.clone());
+                async move {
+                    let _turn = turn.lock().await;
+                    commit_together(&pool, writes).await
+                }
+            })
+        });
+        match worker.submit_or_return(write).await {
+            Ok(Some(result)) => result,
+            Ok(None) => Err(sqlx::Error::WorkerCrashed),
+            // The queue is full: write it directly.
+            Err(write) => write.execute(&self.pool).await.map(drop),
+        }
+    }
+}
+
+/// Runs `writes` in one transaction (a lone one in autocommit); each one's result.
+async fn commit_together(pool: &SqlitePool, writes: Vec<Write>) -> Vec<Result<(), sqlx::Error>> {
+    if writes.len() == 1 {
+        let mut writes = writes;
+        let write = writes.pop().expect("one write");
+        return vec![write.execute(pool).await.map(drop)];
+    }
+    let n = writes.len();
+    let mut tx = match credmesh_store::begin_sqlite_write(pool).await {
+        Ok(tx) => tx,
+        Err(e) => return failed_batch(n, &e),
+    };
+    let mut results = Vec::with_capacity(n);
+    for write in writes {
+        match write.execute(&mut *tx).await {
+            Ok(_) => results.push(Ok(())),
+            Err(e) if ends_statement_only(&e) => results.push(Err(e)),
+            Err(e) => {
+                // The transaction may be gone with it: nothing of the batch stays.
+                let _ = tx.rollback().await;
+                let mut answers = failed_batch(n, &e);
+                answers[results.len()] = Err(e);
+                return answers;
+            }
+        }
+    }
+    match tx.commit().await {
+        Ok(()) => results,
+        Err(e) => failed_batch(n, &e),
+    }
+}
+
+/// Whether `err` undid only the statement that met it: a constraint failure.
+fn ends_statement_only(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| code & 0xff == SQLITE_CONSTRAINT),
+        _ => false,
+    }
+}
+
+/// `n` failures for a batch that `err` stopped: nothing of it was written.
+fn failed_batch(n: usize, err: &sqlx::Error) -> Vec<Result<(), sqlx::Error>> {
+    (0..n)
+        .map(|_| {
+            Err(sqlx::Error::Io(std::io::Error::other(format!(
+                "written in one transaction with other establishments, which was not \
+                 committed: {err}"
+            ))))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use credmesh_store::{Db, DbOptions};
+
+    use super::*;
+
+    /// A fresh SQLite database with one table: `k` unique, `v` not negative.
+    async fn database() -> (tempfile::TempDir, SqlitePool) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/group.db", dir.path().display());
+        let Db::Sqlite(pool) = Db::connect(&url, &DbOptions::default()).await.unwrap() else {
+            unreachable!("a sqlite url")
+        };
+        sqlx::raw_sql("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER NOT NULL CHECK (v >= 0))")
+            .execute(&pool)
+            .await
+            .unwrap();
+        (dir, pool)
+    }
+
+    fn insert(k: &str, v: i64) -> Write {
+        sqlx::query("INSERT INTO t (k, v) VALUES ($1, $2)")
+            .bind(k.to_owned())
+            .bind(v)
+    }
+
+    async fn keys(pool: &SqlitePool) -> Vec<String> {
+        sqlx::query_scalar("SELECT k FROM t ORDER BY k")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    }
+
+    /// Writes submitted together (they queue while the worker takes the first).
+    async fn together(group: &GroupCommit, writes: Vec<Write>) -> Vec<Result<(), sqlx::Error>> {
+        futures::future::join_all(writes.into_iter().map(|w| group.write(w))).await
+    }
+
+    #[tokio::test]
+    async fn a_refused_write_is_undone_alone_and_the_others_are_committed() {
+        let (_dir, pool) = database().await;
+        let group = GroupCommit::new(pool.clone());
+        group.write(insert("a", 1)).await.unwrap();
+        let mut writes: Vec<Write> = (0..20).map(|i| insert(&format!("k{i:02}"), i)).collect();
+        writes.insert(5, insert("a", 2)); // registered already
+        writes.insert(9, insert("k03", 3)); // registered earlier in the same batch
+        writes.insert(12, insert("neg", -1)); // refused by the check
+        let results = together(&group, writes).await;
+        for (i, result) in results.iter().enumerate() {
+            match i {
+                5 | 9 => assert!(
+                    credmesh_store::is_unique_violation(result.as_ref().unwrap_err()),
+                    "write {i}: {result:?}"
+                ),
+                12 => assert!(result.is_err(), "write {i} broke the check"),
+                _ => assert!(result.is_ok(), "write {i}: {result:?}"),
+            }
+        }
+        let mut expected: Vec<String> = (0..20).map(|i| format!("k{i:02}")).collect();
+        expected.insert(0, "a".into());
+        assert_eq!(keys(&pool).await, expected);
+    }
+
+    #[tokio::test]
+    async fn a_write_failing_otherwise_takes_its_whole_batch_back() {
+        let (_dir, pool) = database().await;
+        let group = GroupCommit::new(pool.clone());
+        // The first write runs alone, in its caller's task; the others queue behind it
+        // and go as one batch.
+        let mut writes: Vec<Write> = (0..10).map(|i| insert(&format!("k{i}"), i)).collect();
+        writes.insert(
+            6,
+            sqlx::query("INSERT INTO missing (k) VALUES ($1)").bind("x"),
+        );
+        let results = together(&group, writes).await;
+        assert!(results[0].is_ok(), "the lone first write: {:?}", results[0]);
+        let error = results[6].as_ref().unwrap_err().to_string();
+        assert!(error.contains("no such table"), "{error}");
+        for (i, result) in results.iter().enumerate().skip(1) {
+            assert!(result.is_err(), "write {i} was reported written");
+        }
+        let other = results[3].as_ref().unwrap_err().to_string();
+        assert!(other.contains("not committed"), "{other}");
+        assert_eq!(
+            keys(&pool).await,
+            vec!["k0".to_string()],
+            "nothing of the batch stays"
+        );
+        // Writing works again afterwards.
+        group.write(insert("after", 1)).await.unwrap();
+        assert_eq!(
+            keys(&pool).await,
+            vec!["after".to_string(), "k0".to_string()]
+        );
+    }
+}
