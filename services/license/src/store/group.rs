@@ -31,6 +31,7 @@ use std::sync::{Arc, OnceLock};
 
 use credmesh_runtime::coalesce::Coalescer;
 use credmesh_store::sqlx::{self, Sqlite, SqlitePool, query::Query, sqlite::SqliteArguments};
+use tracing::Instrument as _;
 
 /// One establishment's whole write: one statement that commits by itself.
 pub type Write = Query<'static, Sqlite, SqliteArguments>;
@@ -75,10 +76,19 @@ impl GroupCommit {
             let (pool, turn) = (self.pool.clone(), self.turn.clone());
             Coalescer::start(1, MAX_BATCH, QUEUE, move |writes: Vec<Write>| {
                 let (pool, turn) = (pool.clone(), turn.clone());
+                // The batch's statements are traced under a span of its own: the
+                // callers' spans are in other tasks, one per establishment.
+                let span = tracing::info_span!(
+                    "group_commit",
+                    otel.kind = "client",
+                    db.system.name = "sqlite",
+                    db.operation.batch.size = writes.len(),
+                );
                 async move {
                     let _turn = turn.lock().await;
                     commit_together(&pool, writes).await
                 }
+                .instrument(span)
             })
         });
         match worker.submit_or_return(write).await {
