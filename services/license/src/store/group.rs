@@ -102,11 +102,10 @@ impl GroupCommit {
 
 /// Runs `writes` in one transaction (a lone one in autocommit); each one's result.
 async fn commit_together(pool: &SqlitePool, writes: Vec<Write>) -> Vec<Result<(), sqlx::Error>> {
-    if writes.len() == 1 {
-        let mut writes = writes;
-        let write = writes.pop().expect("one write");
-        return vec![write.execute(pool).await.map(drop)];
-    }
+    let writes = match <[Write; 1]>::try_from(writes) {
+        Ok([write]) => return vec![write.execute(pool).await.map(drop)],
+        Err(writes) => writes,
+    };
     let n = writes.len();
     let mut tx = match credmesh_store::begin_sqlite_write(pool).await {
         Ok(tx) => tx,
