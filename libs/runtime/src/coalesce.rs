@@ -1,15 +1,16 @@
 //! Does the work of concurrent callers together: each caller hands its item to a small
 //! pool of workers, which take whatever is pending and do it as one batch. The verify
 //! gateway's signature batcher and shared-cache reads and writes, and the license
-//! store's group commit on SQLite, are the uses. A caller either waits for its item's answer ([`Coalescer::submit`]) or
-//! only hands the item over ([`Coalescer::post`]).
+//! store's group commit on SQLite, are the uses. A caller either waits for its item's
+//! answer ([`Coalescer::submit`]) or only hands the item over ([`Coalescer::post`]).
 //!
 //! - **No added wait when idle**: a worker takes what has queued the moment it is free;
 //!   a lone item is done at once. Under load, what queues while the workers are busy
 //!   becomes the next batch, up to `max_batch`.
-//! - **Bounded**: the queue holds at most `queue` items; past that [`Coalescer::submit`]
-//!   answers `None` at once and the caller does its own item, rather than wait or grow
-//!   the queue.
+//! - **Bounded**: the queue holds at most `queue` items; past that the item is refused
+//!   at once ([`Coalescer::submit`] answers `None`, [`Coalescer::submit_or_return`] and
+//!   [`Coalescer::post`] give it back) and the caller does its own item, rather than
+//!   wait or grow the queue.
 //! - **Cancellation-safe**: a caller that goes away only drops the receiving end of its
 //!   answer; workers leave its item out and never hold anything a caller owns. If a
 //!   worker is gone (its task ended), `submit` answers `None` too. Workers end when the

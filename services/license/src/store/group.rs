@@ -70,7 +70,7 @@ impl GroupCommit {
     pub async fn write(&self, write: Write) -> Result<(), sqlx::Error> {
         if let Ok(_turn) = self.turn.try_lock() {
             // Nothing else is writing: write it now, alone.
-            return write.execute(&self.pool).await.map(drop);
+            return alone(&self.pool, write).await;
         }
         let worker = self.worker.get_or_init(|| {
             let (pool, turn) = (self.pool.clone(), self.turn.clone());
@@ -95,7 +95,7 @@ impl GroupCommit {
             Ok(Some(result)) => result,
             Ok(None) => Err(sqlx::Error::WorkerCrashed),
             // The queue is full: write it directly.
-            Err(write) => write.execute(&self.pool).await.map(drop),
+            Err(write) => alone(&self.pool, write).await,
         }
     }
 }
@@ -103,7 +103,7 @@ impl GroupCommit {
 /// Runs `writes` in one transaction (a lone one in autocommit); each one's result.
 async fn commit_together(pool: &SqlitePool, writes: Vec<Write>) -> Vec<Result<(), sqlx::Error>> {
     let writes = match <[Write; 1]>::try_from(writes) {
-        Ok([write]) => return vec![write.execute(pool).await.map(drop)],
+        Ok([write]) => return vec![alone(pool, write).await],
         Err(writes) => writes,
     };
     let n = writes.len();
@@ -129,6 +129,11 @@ async fn commit_together(pool: &SqlitePool, writes: Vec<Write>) -> Vec<Result<()
         Ok(()) => results,
         Err(e) => failed_batch(n, &e),
     }
+}
+
+/// Runs `write` by itself, in autocommit.
+async fn alone(pool: &SqlitePool, write: Write) -> Result<(), sqlx::Error> {
+    write.execute(pool).await.map(drop)
 }
 
 /// Whether `err` undid only the statement that met it: a constraint failure.
