@@ -36,6 +36,7 @@ pub mod rate;
 pub mod server;
 pub mod shutdown;
 pub mod status_http;
+pub mod status_lists;
 pub mod tls;
 pub mod trust;
 

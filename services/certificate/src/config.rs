@@ -41,6 +41,9 @@ pub struct CertificateConfig {
     pub calendar: WorkingCalendar,
     /// `CREDMESH_SEED_TYPES` (default `true`): register the built-in types at start.
     pub seed_types: bool,
+    /// `CREDMESH_STATUS_LIST_REFRESH_SECONDS` (default 60, 1–300): an unchanged status
+    /// list is signed again at most this often.
+    pub status_refresh_secs: i64,
 }
 
 fn dates(key: &str, value: Option<&str>) -> anyhow::Result<Vec<Date>> {
@@ -98,6 +101,9 @@ impl CertificateConfig {
             inspection_url: get("CREDMESH_INSPECTION_URL").map(str::to_string),
             calendar,
             seed_types,
+            status_refresh_secs: credmesh_runtime::status_lists::refresh_secs(get(
+                "CREDMESH_STATUS_LIST_REFRESH_SECONDS",
+            ))?,
         })
     }
 }

@@ -217,6 +217,7 @@ pub async fn build(
             credit,
             calendar: config.calendar.clone(),
             public_url: config.public_url.clone(),
+            status_refresh_secs: config.status_refresh_secs,
         },
     ));
     if config.seed_types {

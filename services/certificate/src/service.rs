@@ -6,18 +6,20 @@ use std::sync::Arc;
 
 use credmesh_auth::{Principal, PrincipalKind};
 use credmesh_credential::{
-    Bitstring, VcOptions,
+    VcOptions,
     envelope::sign_credential,
     hex,
     keys::IssuerKey,
-    status_list::sign_status_list,
-    vcjwt::{status_list_vc_jwt, status_purpose_name, to_vc_jwt},
+    vcjwt::{status_purpose_name, to_vc_jwt},
 };
 use credmesh_proto::{
-    credential::v1::{DisputeNotice, DisputedCredential, Envelope, StatusList},
+    credential::v1::{DisputeNotice, DisputedCredential, Envelope},
     prost::Message as _,
 };
-use credmesh_runtime::Clock;
+use credmesh_runtime::{
+    Clock,
+    status_lists::{ListRef, StatusLists},
+};
 use credmesh_store::idempotency::{IdempotencyKey, Outcome};
 use credmesh_uscc::{Region, Uscc};
 use sha2::{Digest as _, Sha256};
@@ -127,14 +129,7 @@ impl VersionSigner for Signer {
     }
 }
 
-/// A signed status list, in both published forms.
-#[derive(Clone, Debug)]
-pub struct PublishedList {
-    /// The native form.
-    pub envelope: Envelope,
-    /// The W3C `BitstringStatusListCredential` VC-JWT.
-    pub vc_jwt: String,
-}
+pub use credmesh_runtime::status_lists::PublishedList;
 
 /// What the service is built from besides its store.
 #[derive(Debug)]
@@ -155,6 +150,8 @@ pub struct Parts {
     pub calendar: WorkingCalendar,
     /// The public HTTP base URL.
     pub public_url: String,
+    /// How long an unchanged status list is handed out before it is signed again.
+    pub status_refresh_secs: i64,
 }
 
 /// The certificate service.
@@ -162,6 +159,9 @@ pub struct Parts {
 pub struct Certificates {
     store: Arc<dyn CertificateStore>,
     parts: Parts,
+    /// The signed status lists, signed again only when changed (every list's version
+    /// is the service's count of status changes: suspension can clear a bit).
+    lists: StatusLists,
     /// Where issued and revoked certificates are counted, once exported.
     counted: std::sync::OnceLock<credmesh_telemetry::metrics::CredentialMetrics>,
 }
@@ -179,9 +179,16 @@ fn parse_uscc(uscc: &str, field: &str) -> Result<Uscc, CertificateError> {
 impl Certificates {
     /// The service over `store`.
     pub fn new(store: Arc<dyn CertificateStore>, parts: Parts) -> Self {
+        let lists = StatusLists::new(
+            cred::issuer_id(parts.region),
+            LIST_SIZE,
+            STATUS_LIST_VALIDITY_SECS,
+            parts.status_refresh_secs,
+        );
         Certificates {
             store,
             parts,
+            lists,
             counted: std::sync::OnceLock::new(),
         }
     }
@@ -763,17 +770,13 @@ impl Certificates {
         )
     }
 
-    /// A status list, signed now by the current key.
-    ///
-    /// Deliberate simplification: lists are re-signed per request (a status list of
-    /// 131,072 bits compresses to a few hundred bytes and signs in microseconds). The
-    /// status change counter orders them; it could also key a cache of signed lists as
-    /// in the license service, if verifiers' polling ever shows up in profiles.
+    /// A status list, signed by the current key; signed again only when a status
+    /// changed, the key changed or the refresh interval passed.
     pub async fn status_list(
         &self,
         list_id: &str,
         purpose: i32,
-    ) -> Result<PublishedList, CertificateError> {
+    ) -> Result<Arc<PublishedList>, CertificateError> {
         let not_found = || CertificateError::StatusListNotFound(list_id.chars().take(64).collect());
         let n = cred::parse_list_id(self.parts.region, list_id).ok_or_else(not_found)?;
         let purpose_name = status_purpose_name(purpose).ok_or_else(|| {
@@ -788,38 +791,24 @@ impl Certificates {
             return Err(not_found());
         }
         // Read before the bits: a change landing in between only makes this list
-        // newer than its sequence says, never older.
+        // newer than its version says (it is signed again at the next request), never
+        // older.
         let changes = self.store.status_changes().await?;
-        let indexes = self.store.status_indexes(n, purpose).await?;
-        let mut bits = Bitstring::new(LIST_SIZE as usize);
-        for i in &indexes {
-            bits.set(*i, true).map_err(|e| {
-                CertificateError::Internal(anyhow::anyhow!("status index {i} of list {n}: {e}"))
-            })?;
-        }
         let now = self.now();
-        let list = StatusList {
-            list_id: list_id.to_string(),
-            issuer: cred::issuer_id(self.parts.region),
-            purpose,
-            encoded_list: bits.encode(),
-            size: LIST_SIZE,
-            updated_at: now,
-            // The change counter in the high bits, the signing time in the low bits: a
-            // changed list always replaces a cached copy, and an unchanged one re-signed
-            // later refreshes it (the license service's scheme).
-            sequence: (changes << 32) | (now as u64 & 0xFFFF_FFFF),
-        };
         let key = &self.parts.signer.key;
-        Ok(PublishedList {
-            envelope: sign_status_list(&list, key),
-            vc_jwt: status_list_vc_jwt(
-                &list,
-                &self.status_url(list_id, purpose_name),
-                now + STATUS_LIST_VALIDITY_SECS,
-                key,
-            ),
-        })
+        if let Some(signed) = self.lists.signed(n, purpose, changes, key.kid(), now) {
+            return Ok(signed);
+        }
+        let indexes = self.store.status_indexes(n, purpose).await?;
+        let list = ListRef {
+            list_id,
+            n,
+            purpose,
+            url: &self.status_url(list_id, purpose_name),
+        };
+        self.lists
+            .sign(list, changes, &indexes, key, now)
+            .map_err(CertificateError::Internal)
     }
 }
 

@@ -180,7 +180,9 @@ impl InspectionConfig {
             identity_url: get("CREDMESH_IDENTITY_URL").unwrap_or_else(|| "http://127.0.0.1:50051".into()),
             license_url: get("CREDMESH_LICENSE_URL").unwrap_or_else(|| "http://127.0.0.1:50051".into()),
             public_url: get("CREDMESH_PUBLIC_URL").unwrap_or_default(),
-            status_refresh_secs: number(get_ref, "CREDMESH_STATUS_LIST_REFRESH_SECONDS", 60, 1..=300)?,
+            status_refresh_secs: credmesh_runtime::status_lists::refresh_secs(
+                get_ref("CREDMESH_STATUS_LIST_REFRESH_SECONDS").as_deref(),
+            )?,
             policy,
         })
     }

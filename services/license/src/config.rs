@@ -4,6 +4,7 @@
 use std::{collections::HashMap, path::PathBuf};
 
 use anyhow::{Context as _, bail};
+use credmesh_runtime::status_lists;
 use credmesh_uscc::{LicenseId, Region, Uscc};
 
 use crate::domain::authority::{Authorities, SHANGHAI_MUNICIPAL};
@@ -79,13 +80,8 @@ impl LicenseConfig {
                 region.code()
             ),
         };
-        let status_refresh_secs = match get("CREDMESH_STATUS_LIST_REFRESH_SECONDS") {
-            None => 60,
-            Some(v) => match v.parse::<i64>() {
-                Ok(n) if (1..=300).contains(&n) => n,
-                _ => bail!("CREDMESH_STATUS_LIST_REFRESH_SECONDS must be 1 to 300, not '{v}'"),
-            },
-        };
+        let status_refresh_secs =
+            status_lists::refresh_secs(get("CREDMESH_STATUS_LIST_REFRESH_SECONDS"))?;
         Ok(LicenseConfig {
             region,
             database_url: get("DATABASE_URL")

@@ -1,25 +1,20 @@
 //! The license service's operations: authorise, validate, then the store, then the
 //! answer. The gRPC and HTTP adapters in `api` call these and only convert.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-};
+use std::sync::Arc;
 
 use credmesh_auth::{Principal, PrincipalKind};
 use credmesh_credential::{
-    Bitstring, VcOptions,
+    VcOptions,
     envelope::sign_credential,
     keys::IssuerKey,
-    status_list::sign_status_list,
-    vcjwt::{status_list_vc_jwt, status_purpose_name, to_vc_jwt},
+    vcjwt::{status_purpose_name, to_vc_jwt},
 };
-use credmesh_proto::{
-    credential::v1::{Envelope, StatusList},
-    prost::Message as _,
-    status::FieldViolation,
+use credmesh_proto::{prost::Message as _, status::FieldViolation};
+use credmesh_runtime::{
+    Clock,
+    status_lists::{ListRef, StatusLists},
 };
-use credmesh_runtime::Clock;
 use credmesh_store::{
     audit::AuditRecord,
     idempotency::{IdempotencyKey, Outcome},
@@ -147,20 +142,7 @@ impl VersionIssuer for Signer {
     }
 }
 
-/// A signed status list, in both published forms.
-#[derive(Clone, Debug)]
-pub struct PublishedList {
-    /// Set bits when it was made (the list's change counter).
-    pub count: u64,
-    /// The signing key.
-    pub kid: String,
-    /// When it was signed.
-    pub signed_at: i64,
-    /// The native form.
-    pub envelope: Envelope,
-    /// The W3C `BitstringStatusListCredential` VC-JWT.
-    pub vc_jwt: String,
-}
+pub use credmesh_runtime::status_lists::PublishedList;
 
 /// The license service.
 pub struct License {
@@ -171,8 +153,9 @@ pub struct License {
     pub(crate) authorities: Arc<Authorities>,
     pub(crate) registration: Arc<KeyRegistration>,
     pub(crate) public_url: String,
-    pub(crate) status_refresh_secs: i64,
-    lists: Mutex<HashMap<(u64, i32), Arc<PublishedList>>>,
+    /// The signed status lists, signed again only when changed (a list's version is
+    /// its count of set bits: bits are only ever set).
+    lists: StatusLists,
     /// Where issued and revoked licenses are counted, once [`License::export_metrics`] ran.
     metrics: std::sync::OnceLock<credmesh_telemetry::metrics::CredentialMetrics>,
 }
@@ -209,8 +192,12 @@ impl License {
             authorities,
             registration,
             public_url,
-            status_refresh_secs,
-            lists: Mutex::new(HashMap::new()),
+            lists: StatusLists::new(
+                cred::issuer_id(region),
+                LIST_SIZE,
+                STATUS_LIST_VALIDITY_SECS,
+                status_refresh_secs,
+            ),
             metrics: std::sync::OnceLock::new(),
         }
     }
@@ -566,49 +553,20 @@ impl License {
         }
         let count = self.store.status_count(n, purpose).await?;
         let now = self.clock.now();
-        let kid = self.signer.key.kid();
-        if let Ok(lists) = self.lists.lock()
-            && let Some(cached) = lists.get(&(n, purpose))
-            && cached.count == count
-            && cached.kid == kid
-            && (0..self.status_refresh_secs).contains(&(now - cached.signed_at))
-        {
-            return Ok(cached.clone());
+        let key = &self.signer.key;
+        if let Some(signed) = self.lists.signed(n, purpose, count, key.kid(), now) {
+            return Ok(signed);
         }
         let indexes = self.store.status_indexes(n, purpose).await?;
-        let mut bits = Bitstring::new(LIST_SIZE as usize);
-        for i in &indexes {
-            bits.set(*i, true).map_err(|e| {
-                LicenseError::Internal(anyhow::anyhow!("status index {i} of list {n}: {e}"))
-            })?;
-        }
-        let count = indexes.len() as u64;
-        let list = StatusList {
-            list_id: list_id.to_string(),
-            issuer: cred::issuer_id(self.region),
+        let list = ListRef {
+            list_id,
+            n,
             purpose,
-            encoded_list: bits.encode(),
-            size: LIST_SIZE,
-            updated_at: now,
-            sequence: (count << 32) | (now as u64 & 0xFFFF_FFFF),
+            url: &self.status_url(list_id, purpose_name),
         };
-        let key = &self.signer.key;
-        let published = Arc::new(PublishedList {
-            count,
-            kid: kid.to_string(),
-            signed_at: now,
-            envelope: sign_status_list(&list, key),
-            vc_jwt: status_list_vc_jwt(
-                &list,
-                &self.status_url(list_id, purpose_name),
-                now + STATUS_LIST_VALIDITY_SECS,
-                key,
-            ),
-        });
-        if let Ok(mut lists) = self.lists.lock() {
-            lists.insert((n, purpose), published.clone());
-        }
-        Ok(published)
+        self.lists
+            .sign(list, indexes.len() as u64, &indexes, key, now)
+            .map_err(LicenseError::Internal)
     }
 }
 

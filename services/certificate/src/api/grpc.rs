@@ -733,8 +733,8 @@ impl CertificateService for CertificateApi {
         let req = request.get_ref();
         let list = self.inner.status_list(&req.list_id, req.purpose).await?;
         Ok(Response::new(pb::GetStatusListResponse {
-            status_list: Some(list.envelope),
-            vc_jwt: list.vc_jwt,
+            status_list: Some(list.envelope.clone()),
+            vc_jwt: list.vc_jwt.clone(),
         }))
     }
 }
