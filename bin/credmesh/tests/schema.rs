@@ -1,0 +1,111 @@
+//! Every service's two schemas, SQLite and PostgreSQL, agree on which columns may hold
+//! NULL.
+//!
+//! Each service writes its schema twice, once per dialect, and the store's code assumes
+//! they are the same. A column NOT NULL on one side only lets a bug write a row there
+//! that the other backend refuses (a typo once made seven SQLite columns of the
+//! inspection service nullable: `INTEGERNOT NULL` is the type `INTEGERNOT`). Tables and
+//! columns that exist on one side only are left out: some differ by design (a view on
+//! SQLite where PostgreSQL uses a statement, a partial index in place of a trigger).
+//! On SQLite a primary-key column counts as NOT NULL, as it is on PostgreSQL: SQLite
+//! would accept a NULL there in a rowid table, a quirk of every such table, not of one.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use credmesh_store::{Db, DbOptions, ServiceMigrations, sqlx};
+use credmesh_testkit::{postgres, sqlite::SqliteDb};
+
+/// A service's `migrations` function.
+type Migrations = fn() -> ServiceMigrations;
+
+/// (table, column) → may hold NULL.
+type Nullability = BTreeMap<(String, String), bool>;
+
+async fn sqlite_columns(db: &Db) -> Nullability {
+    let Db::Sqlite(pool) = db else {
+        unreachable!("a SQLite URL gives a SQLite pool")
+    };
+    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT t.name, c.name, c.\"notnull\", c.pk \
+         FROM sqlite_schema t, pragma_table_info(t.name) c \
+         WHERE t.type = 'table' AND t.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+           AND t.name <> '_sqlx_migrations'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    rows.into_iter()
+        .map(|(table, column, not_null, pk)| ((table, column), not_null == 0 && pk == 0))
+        .collect()
+}
+
+async fn postgres_columns(db: &Db) -> Nullability {
+    let Db::Postgres(pool) = db else {
+        unreachable!("a PostgreSQL URL gives a PostgreSQL pool")
+    };
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT c.table_name::text, c.column_name::text, c.is_nullable::text \
+         FROM information_schema.columns c \
+         JOIN information_schema.tables t \
+           ON t.table_schema = c.table_schema AND t.table_name = c.table_name \
+         WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE' \
+           AND c.table_name <> '_sqlx_migrations'",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    rows.into_iter()
+        .map(|(table, column, nullable)| ((table, column), nullable == "YES"))
+        .collect()
+}
+
+async fn migrated(url: &str, migrations: ServiceMigrations) -> Db {
+    let db = Db::connect(url, &DbOptions::default()).await.unwrap();
+    db.migrate(migrations).await.unwrap();
+    db
+}
+
+#[tokio::test]
+async fn sqlite_and_postgres_schemas_agree_on_which_columns_may_be_null() {
+    let services: [(&str, Migrations); 6] = [
+        ("identity", credmesh_identity::migrations),
+        ("license", credmesh_license::migrations),
+        ("entcode", credmesh_entcode::migrations),
+        ("certificate", credmesh_certificate::migrations),
+        ("inspection", credmesh_inspection::migrations),
+        ("verify", credmesh_verify::migrations),
+    ];
+    let mut differences = Vec::new();
+    let mut compared = 0;
+    for (service, migrations) in services {
+        let file = SqliteDb::new().unwrap();
+        let lite = sqlite_columns(&migrated(&file.url(), migrations()).await).await;
+        let pg_url = postgres::fresh_database().await.unwrap();
+        let pg = postgres_columns(&migrated(&pg_url, migrations()).await).await;
+        for (key, pg_nullable) in &pg {
+            let Some(lite_nullable) = lite.get(key) else {
+                continue;
+            };
+            compared += 1;
+            if lite_nullable != pg_nullable {
+                let side = |nullable: bool| if nullable { "NULL allowed" } else { "NOT NULL" };
+                differences.push(format!(
+                    "{service}: {}.{}: SQLite {}, PostgreSQL {}",
+                    key.0,
+                    key.1,
+                    side(*lite_nullable),
+                    side(*pg_nullable)
+                ));
+            }
+        }
+    }
+    // The comparison saw the schemas, not two empty sets.
+    assert!(compared > 100, "only {compared} columns compared");
+    assert!(
+        differences.is_empty(),
+        "the dialects disagree:\n{}",
+        differences.join("\n")
+    );
+}
