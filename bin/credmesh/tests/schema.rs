@@ -1,5 +1,5 @@
 //! Every service's two schemas, SQLite and PostgreSQL, agree on which columns may hold
-//! NULL.
+//! NULL and on what kind of value each holds (integer, text, bytes, boolean).
 //!
 //! Each service writes its schema twice, once per dialect, and the store's code assumes
 //! they are the same. A column NOT NULL on one side only lets a bug write a row there
@@ -20,15 +20,48 @@ use credmesh_testkit::{postgres, sqlite::SqliteDb};
 /// A service's `migrations` function.
 type Migrations = fn() -> ServiceMigrations;
 
-/// (table, column) → may hold NULL.
-type Nullability = BTreeMap<(String, String), bool>;
+/// (table, column) → (may hold NULL, kind of value).
+type Columns = BTreeMap<(String, String), (bool, Kind)>;
 
-async fn sqlite_columns(db: &Db) -> Nullability {
+/// What a column holds, as far as both dialects can say the same thing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Integer,
+    Text,
+    Bytes,
+    Boolean,
+    /// A type this test does not map; only ever equal to itself by name.
+    Other,
+}
+
+/// The kind of a SQLite declared type.
+fn sqlite_kind(declared: &str) -> Kind {
+    match declared.to_ascii_uppercase().as_str() {
+        "INTEGER" | "BIGINT" => Kind::Integer,
+        "TEXT" => Kind::Text,
+        "BLOB" => Kind::Bytes,
+        "BOOLEAN" => Kind::Boolean,
+        _ => Kind::Other,
+    }
+}
+
+/// The kind of a PostgreSQL `information_schema` data type.
+fn postgres_kind(data_type: &str) -> Kind {
+    match data_type {
+        "integer" | "bigint" | "smallint" => Kind::Integer,
+        "text" | "character varying" => Kind::Text,
+        "bytea" => Kind::Bytes,
+        "boolean" => Kind::Boolean,
+        _ => Kind::Other,
+    }
+}
+
+async fn sqlite_columns(db: &Db) -> Columns {
     let Db::Sqlite(pool) = db else {
         unreachable!("a SQLite URL gives a SQLite pool")
     };
-    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
-        "SELECT t.name, c.name, c.\"notnull\", c.pk \
+    let rows: Vec<(String, String, String, i64, i64)> = sqlx::query_as(
+        "SELECT t.name, c.name, c.type, c.\"notnull\", c.pk \
          FROM sqlite_schema t, pragma_table_info(t.name) c \
          WHERE t.type = 'table' AND t.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
            AND t.name <> '_sqlx_migrations'",
@@ -37,16 +70,20 @@ async fn sqlite_columns(db: &Db) -> Nullability {
     .await
     .unwrap();
     rows.into_iter()
-        .map(|(table, column, not_null, pk)| ((table, column), not_null == 0 && pk == 0))
+        .map(|(table, column, declared, not_null, pk)| {
+            let nullable = not_null == 0 && pk == 0;
+            ((table, column), (nullable, sqlite_kind(&declared)))
+        })
         .collect()
 }
 
-async fn postgres_columns(db: &Db) -> Nullability {
+async fn postgres_columns(db: &Db) -> Columns {
     let Db::Postgres(pool) = db else {
         unreachable!("a PostgreSQL URL gives a PostgreSQL pool")
     };
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
-        "SELECT c.table_name::text, c.column_name::text, c.is_nullable::text \
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT c.table_name::text, c.column_name::text, c.is_nullable::text, \
+                c.data_type::text \
          FROM information_schema.columns c \
          JOIN information_schema.tables t \
            ON t.table_schema = c.table_schema AND t.table_name = c.table_name \
@@ -57,7 +94,12 @@ async fn postgres_columns(db: &Db) -> Nullability {
     .await
     .unwrap();
     rows.into_iter()
-        .map(|(table, column, nullable)| ((table, column), nullable == "YES"))
+        .map(|(table, column, nullable, data_type)| {
+            (
+                (table, column),
+                (nullable == "YES", postgres_kind(&data_type)),
+            )
+        })
         .collect()
 }
 
@@ -68,7 +110,7 @@ async fn migrated(url: &str, migrations: ServiceMigrations) -> Db {
 }
 
 #[tokio::test]
-async fn sqlite_and_postgres_schemas_agree_on_which_columns_may_be_null() {
+async fn sqlite_and_postgres_schemas_agree_on_nullability_and_kinds() {
     let services: [(&str, Migrations); 6] = [
         ("identity", credmesh_identity::migrations),
         ("license", credmesh_license::migrations),
@@ -84,19 +126,23 @@ async fn sqlite_and_postgres_schemas_agree_on_which_columns_may_be_null() {
         let lite = sqlite_columns(&migrated(&file.url(), migrations()).await).await;
         let pg_url = postgres::fresh_database().await.unwrap();
         let pg = postgres_columns(&migrated(&pg_url, migrations()).await).await;
-        for (key, pg_nullable) in &pg {
-            let Some(lite_nullable) = lite.get(key) else {
+        for (key, &(pg_nullable, pg_kind)) in &pg {
+            let Some(&(lite_nullable, lite_kind)) = lite.get(key) else {
                 continue;
             };
             compared += 1;
+            let (table, column) = key;
             if lite_nullable != pg_nullable {
                 let side = |nullable: bool| if nullable { "NULL allowed" } else { "NOT NULL" };
                 differences.push(format!(
-                    "{service}: {}.{}: SQLite {}, PostgreSQL {}",
-                    key.0,
-                    key.1,
-                    side(*lite_nullable),
-                    side(*pg_nullable)
+                    "{service}: {table}.{column}: SQLite {}, PostgreSQL {}",
+                    side(lite_nullable),
+                    side(pg_nullable)
+                ));
+            }
+            if lite_kind != pg_kind || lite_kind == Kind::Other {
+                differences.push(format!(
+                    "{service}: {table}.{column}: SQLite holds {lite_kind:?}, PostgreSQL {pg_kind:?}"
                 ));
             }
         }
