@@ -1,13 +1,13 @@
-//! Every service's two schemas, SQLite and PostgreSQL, agree on which columns may hold
-//! NULL and on what kind of value each holds (integer, text, bytes, boolean).
+//! Every service's two schemas, SQLite and PostgreSQL, have the same tables and columns,
+//! agree on which columns may hold NULL, and on what kind of value each holds (integer,
+//! text, bytes, boolean).
 //!
 //! Each service writes its schema twice, once per dialect, and the store's code assumes
 //! they are the same. A column NOT NULL on one side only lets a bug write a row there
 //! that the other backend refuses (a typo once made seven SQLite columns of the
-//! inspection service nullable: `INTEGERNOT NULL` is the type `INTEGERNOT`). Tables and
-//! columns that exist on one side only are left out: some differ by design (a view on
-//! SQLite where PostgreSQL uses a statement, a partial index in place of a trigger).
-//! On SQLite a primary-key column counts as NOT NULL, as it is on PostgreSQL: SQLite
+//! inspection service nullable: `INTEGERNOT NULL` is the type `INTEGERNOT`). Views,
+//! indexes and triggers are not compared: those differ by design (a view on SQLite where
+//! PostgreSQL uses a statement, a trigger in place of a partial index). On SQLite a primary-key column counts as NOT NULL, as it is on PostgreSQL: SQLite
 //! would accept a NULL there in a rowid table, a quirk of every such table, not of one.
 
 #![allow(clippy::unwrap_used)]
@@ -126,8 +126,15 @@ async fn sqlite_and_postgres_schemas_agree_on_nullability_and_kinds() {
         let lite = sqlite_columns(&migrated(&file.url(), migrations()).await).await;
         let pg_url = postgres::fresh_database().await.unwrap();
         let pg = postgres_columns(&migrated(&pg_url, migrations()).await).await;
+        for (table, column) in lite.keys().filter(|key| !pg.contains_key(*key)) {
+            differences.push(format!("{service}: {table}.{column}: on SQLite only"));
+        }
         for (key, &(pg_nullable, pg_kind)) in &pg {
             let Some(&(lite_nullable, lite_kind)) = lite.get(key) else {
+                differences.push(format!(
+                    "{service}: {}.{}: on PostgreSQL only",
+                    key.0, key.1
+                ));
                 continue;
             };
             compared += 1;
