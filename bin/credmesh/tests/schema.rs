@@ -7,8 +7,9 @@
 //! that the other backend refuses (a typo once made seven SQLite columns of the
 //! inspection service nullable: `INTEGERNOT NULL` is the type `INTEGERNOT`). Views,
 //! indexes and triggers are not compared: those differ by design (a view on SQLite where
-//! PostgreSQL uses a statement, a trigger in place of a partial index). On SQLite a primary-key column counts as NOT NULL, as it is on PostgreSQL: SQLite
-//! would accept a NULL there in a rowid table, a quirk of every such table, not of one.
+//! PostgreSQL uses a statement, a trigger in place of a partial index). On SQLite a
+//! primary-key column counts as NOT NULL, as it is on PostgreSQL: SQLite would accept a
+//! NULL there in a rowid table, a quirk of every such table, not of one.
 
 #![allow(clippy::unwrap_used)]
 
