@@ -17,6 +17,7 @@
 //! - [`fault`]: which database failures are transient (answered `UNAVAILABLE`).
 //! - [`requests`]: the idempotency key, page tokens and replays of a gRPC request, as
 //!   statuses (one copy for every service's adapter).
+//! - [`status_bits`]: reading the status-list tables every issuing service keeps.
 
 pub mod audit;
 pub mod dialect;
@@ -24,6 +25,7 @@ pub mod fault;
 pub mod idempotency;
 pub mod page;
 pub mod requests;
+pub mod status_bits;
 
 use std::{str::FromStr, time::Duration};
 

@@ -1578,34 +1578,17 @@ macro_rules! impl_inspection_store {
 
             #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn allocated_entries(&self) -> Result<u64, InspectionError> {
-                let (n,): (i64,) = sqlx::query_as("SELECT next_index FROM status_allocator WHERE id = 1")
-                    .fetch_one(&self.pool)
-                    .await?;
-                Ok(n as u64)
+                Ok(credmesh_store::status_bits::$dialect::allocated_entries(&self.pool).await?)
             }
 
             #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn status_count(&self, list_no: u64, purpose: i32) -> Result<u64, InspectionError> {
-                let (n,): (i64,) = sqlx::query_as(
-                    "SELECT COUNT(*) FROM status_bits WHERE list_no = $1 AND purpose = $2",
-                )
-                .bind(list_no as i64)
-                .bind(i64::from(purpose))
-                .fetch_one(&self.pool)
-                .await?;
-                Ok(n as u64)
+                Ok(credmesh_store::status_bits::$dialect::count(&self.pool, list_no, purpose).await?)
             }
 
             #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
             async fn status_indexes(&self, list_no: u64, purpose: i32) -> Result<Vec<u64>, InspectionError> {
-                let rows: Vec<(i64,)> = sqlx::query_as(
-                    "SELECT list_index FROM status_bits WHERE list_no = $1 AND purpose = $2 ORDER BY list_index",
-                )
-                .bind(list_no as i64)
-                .bind(i64::from(purpose))
-                .fetch_all(&self.pool)
-                .await?;
-                Ok(rows.into_iter().map(|(i,)| i as u64).collect())
+                Ok(credmesh_store::status_bits::$dialect::indexes(&self.pool, list_no, purpose).await?)
             }
         }
     };
