@@ -442,3 +442,71 @@ async fn a_status_change_within_one_second_still_orders_the_signed_lists() {
         "{before} {suspended} {reinstated}"
     );
 }
+
+#[tokio::test]
+async fn an_unchanged_list_is_served_signed_once_until_a_change_or_its_refresh_interval() {
+    use credmesh_proto::{
+        credential::v1::{Envelope, StatusList, StatusPurpose},
+        prost::Message as _,
+    };
+    let app = spawn_app(Backend::Sqlite).await;
+    let uscc = sh_uscc(24);
+    app.establish(&uscc).await;
+    let dept = app.department("market", MARKET).await;
+    let c = app.issue(&dept, food_permit(&uscc)).await.unwrap();
+    let list = |app: &TestApp| {
+        let mut api = app.certificate.clone();
+        async move {
+            api.get_status_list(pb::GetStatusListRequest {
+                list_id: "SH/certificate/0".into(),
+                purpose: StatusPurpose::Revocation as i32,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status_list
+            .unwrap()
+        }
+    };
+    let unsigned = |env: &Envelope| StatusList::decode(env.payload.as_slice()).unwrap();
+    let first = list(&app).await;
+    app.clock.advance(30);
+    assert_eq!(
+        list(&app).await,
+        first,
+        "within the refresh interval the same signed list is served"
+    );
+    // A change is published at once, though the interval has not passed.
+    app.certificate
+        .clone()
+        .revoke_certificate(with_token(
+            pb::RevokeCertificateRequest {
+                serial: c.serial.clone(),
+                reason: "吊销".into(),
+                idempotency_key: String::new(),
+            },
+            &dept,
+        ))
+        .await
+        .unwrap();
+    let revoked = list(&app).await;
+    assert_ne!(revoked, first);
+    assert_eq!(
+        unsigned(&revoked).updated_at,
+        unsigned(&first).updated_at + 30
+    );
+    // Unchanged again: the next one is signed once the interval has passed.
+    app.clock.advance(59);
+    assert_eq!(list(&app).await, revoked);
+    app.clock.advance(1);
+    let refreshed = list(&app).await;
+    assert_eq!(
+        unsigned(&refreshed).updated_at,
+        unsigned(&revoked).updated_at + 60
+    );
+    assert!(unsigned(&refreshed).sequence > unsigned(&revoked).sequence);
+    assert_eq!(
+        unsigned(&refreshed).encoded_list,
+        unsigned(&revoked).encoded_list
+    );
+}
