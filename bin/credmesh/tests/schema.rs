@@ -1,6 +1,6 @@
 //! Every service's two schemas, SQLite and PostgreSQL, have the same tables and columns,
-//! agree on which columns may hold NULL, and on what kind of value each holds (integer,
-//! text, bytes, boolean).
+//! the same primary keys, and agree on which columns may hold NULL and on what kind of
+//! value each holds (integer, text, bytes, boolean).
 //!
 //! Each service writes its schema twice, once per dialect, and the store's code assumes
 //! they are the same. A column NOT NULL on one side only lets a bug write a row there
@@ -21,8 +21,9 @@ use credmesh_testkit::{postgres, sqlite::SqliteDb};
 /// A service's `migrations` function.
 type Migrations = fn() -> ServiceMigrations;
 
-/// (table, column) → (may hold NULL, kind of value).
-type Columns = BTreeMap<(String, String), (bool, Kind)>;
+/// (table, column) → (may hold NULL, kind of value, place in the primary key: 1, 2, …
+/// or 0 when not in it).
+type Columns = BTreeMap<(String, String), (bool, Kind, i64)>;
 
 /// What a column holds, as far as both dialects can say the same thing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,7 +74,7 @@ async fn sqlite_columns(db: &Db) -> Columns {
     rows.into_iter()
         .map(|(table, column, declared, not_null, pk)| {
             let nullable = not_null == 0 && pk == 0;
-            ((table, column), (nullable, sqlite_kind(&declared)))
+            ((table, column), (nullable, sqlite_kind(&declared), pk))
         })
         .collect()
 }
@@ -82,12 +83,18 @@ async fn postgres_columns(db: &Db) -> Columns {
     let Db::Postgres(pool) = db else {
         unreachable!("a PostgreSQL URL gives a PostgreSQL pool")
     };
-    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+    let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
         "SELECT c.table_name::text, c.column_name::text, c.is_nullable::text, \
-                c.data_type::text \
+                c.data_type::text, COALESCE(k.ordinal_position, 0)::bigint \
          FROM information_schema.columns c \
          JOIN information_schema.tables t \
            ON t.table_schema = c.table_schema AND t.table_name = c.table_name \
+         LEFT JOIN information_schema.table_constraints p \
+           ON p.table_schema = c.table_schema AND p.table_name = c.table_name \
+          AND p.constraint_type = 'PRIMARY KEY' \
+         LEFT JOIN information_schema.key_column_usage k \
+           ON k.constraint_schema = p.constraint_schema \
+          AND k.constraint_name = p.constraint_name AND k.column_name = c.column_name \
          WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE' \
            AND c.table_name <> '_sqlx_migrations'",
     )
@@ -95,11 +102,9 @@ async fn postgres_columns(db: &Db) -> Columns {
     .await
     .unwrap();
     rows.into_iter()
-        .map(|(table, column, nullable, data_type)| {
-            (
-                (table, column),
-                (nullable == "YES", postgres_kind(&data_type)),
-            )
+        .map(|(table, column, nullable, data_type, pk)| {
+            let kind = postgres_kind(&data_type);
+            ((table, column), (nullable == "YES", kind, pk))
         })
         .collect()
 }
@@ -111,7 +116,7 @@ async fn migrated(url: &str, migrations: ServiceMigrations) -> Db {
 }
 
 #[tokio::test]
-async fn sqlite_and_postgres_schemas_agree_on_nullability_and_kinds() {
+async fn sqlite_and_postgres_schemas_agree_on_columns_keys_nullability_and_kinds() {
     let services: [(&str, Migrations); 6] = [
         ("identity", credmesh_identity::migrations),
         ("license", credmesh_license::migrations),
@@ -130,8 +135,8 @@ async fn sqlite_and_postgres_schemas_agree_on_nullability_and_kinds() {
         for (table, column) in lite.keys().filter(|key| !pg.contains_key(*key)) {
             differences.push(format!("{service}: {table}.{column}: on SQLite only"));
         }
-        for (key, &(pg_nullable, pg_kind)) in &pg {
-            let Some(&(lite_nullable, lite_kind)) = lite.get(key) else {
+        for (key, &(pg_nullable, pg_kind, pg_pk)) in &pg {
+            let Some(&(lite_nullable, lite_kind, lite_pk)) = lite.get(key) else {
                 differences.push(format!(
                     "{service}: {}.{}: on PostgreSQL only",
                     key.0, key.1
@@ -146,6 +151,11 @@ async fn sqlite_and_postgres_schemas_agree_on_nullability_and_kinds() {
                     "{service}: {table}.{column}: SQLite {}, PostgreSQL {}",
                     side(lite_nullable),
                     side(pg_nullable)
+                ));
+            }
+            if lite_pk != pg_pk {
+                differences.push(format!(
+                    "{service}: {table}.{column}: primary-key place {lite_pk} on SQLite, {pg_pk} on PostgreSQL (0: not in it)"
                 ));
             }
             if lite_kind != pg_kind || lite_kind == Kind::Other {
