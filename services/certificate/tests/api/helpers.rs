@@ -10,7 +10,7 @@ use credmesh_credential::{
 use credmesh_identity::domain::client::Registration;
 use credmesh_proto::{
     certificate::v1::{self as pb, certificate_service_client::CertificateServiceClient},
-    credential::v1::StatusPurpose,
+    credential::v1::{Envelope, StatusPurpose},
     identity::v1::{self as ipb, identity_service_client::IdentityServiceClient},
     license::v1::{self as lpb, license_service_client::LicenseServiceClient},
 };
@@ -488,21 +488,25 @@ impl TestApp {
             StatusPurpose::Suspension,
             StatusPurpose::Superseded,
         ] {
-            let env = self
-                .certificate
-                .clone()
-                .get_status_list(pb::GetStatusListRequest {
-                    list_id: "SH/certificate/0".into(),
-                    purpose: purpose as i32,
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .status_list
-                .unwrap();
+            let env = self.status_list(purpose).await;
             cache.insert_signed(&env, &trust, 1 << 20).unwrap();
         }
         (trust, cache)
+    }
+
+    /// The certificate service's signed status list 0 for `purpose`, over gRPC.
+    pub async fn status_list(&self, purpose: StatusPurpose) -> Envelope {
+        self.certificate
+            .clone()
+            .get_status_list(pb::GetStatusListRequest {
+                list_id: "SH/certificate/0".into(),
+                purpose: purpose as i32,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status_list
+            .unwrap()
     }
 
     /// Verifies a certificate's signed credential as a relying party would.

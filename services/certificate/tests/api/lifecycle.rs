@@ -393,21 +393,9 @@ async fn a_status_change_within_one_second_still_orders_the_signed_lists() {
     app.establish(&uscc).await;
     let dept = app.department("market", MARKET).await;
     let c = app.issue(&dept, food_permit(&uscc)).await.unwrap();
-    let sequence = |app: &TestApp| {
-        let mut api = app.certificate.clone();
-        async move {
-            let env = api
-                .get_status_list(pb::GetStatusListRequest {
-                    list_id: "SH/certificate/0".into(),
-                    purpose: StatusPurpose::Suspension as i32,
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .status_list
-                .unwrap();
-            StatusList::decode(env.payload.as_slice()).unwrap().sequence
-        }
+    let sequence = async |app: &TestApp| {
+        let env = app.status_list(StatusPurpose::Suspension).await;
+        StatusList::decode(env.payload.as_slice()).unwrap().sequence
     };
     let before = sequence(&app).await;
     app.certificate
@@ -454,20 +442,7 @@ async fn an_unchanged_list_is_served_signed_once_until_a_change_or_its_refresh_i
     app.establish(&uscc).await;
     let dept = app.department("market", MARKET).await;
     let c = app.issue(&dept, food_permit(&uscc)).await.unwrap();
-    let list = |app: &TestApp| {
-        let mut api = app.certificate.clone();
-        async move {
-            api.get_status_list(pb::GetStatusListRequest {
-                list_id: "SH/certificate/0".into(),
-                purpose: StatusPurpose::Revocation as i32,
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status_list
-            .unwrap()
-        }
-    };
+    let list = async |app: &TestApp| app.status_list(StatusPurpose::Revocation).await;
     let unsigned = |env: &Envelope| StatusList::decode(env.payload.as_slice()).unwrap();
     let first = list(&app).await;
     app.clock.advance(30);
