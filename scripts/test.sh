@@ -14,6 +14,15 @@ export CREDMESH_PYTHON="$PWD/.tools/venv/bin/python"
 # make deps installed Chromium: the scan-page browser test must run, not skip.
 export CREDMESH_REQUIRE_CHROMIUM=1
 
+# A clean checkout (CI) builds everything once: incremental compilation's cache would
+# only cost time and about 3 GB of disk there. Every crate the workspace and the fuzz
+# targets need is fetched first, with more retries than cargo's default, so a registry
+# hiccup is retried where it happens instead of failing a build half an hour in.
+if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
+export CARGO_NET_RETRY="${CARGO_NET_RETRY:-10}"
+cargo fetch --locked
+cargo fetch --locked --manifest-path fuzz/Cargo.toml
+
 # The end-to-end tests run the real binary; test runners build only test targets.
 cargo build -p credmesh
 
