@@ -37,7 +37,7 @@ impl VerifyApi {
 pub fn input(credential: Option<PresentedCredential>, field: &str) -> Result<Input, VerifyError> {
     match credential.and_then(|c| c.form) {
         Some(Form::Envelope(bytes)) if !bytes.is_empty() => Ok(Input::Envelope(bytes)),
-        Some(Form::Text(text)) if !text.trim().is_empty() => Ok(Input::Text(text)),
+        Some(Form::Text(text)) if !super::blank(&text) => Ok(Input::Text(text)),
         _ => Err(VerifyError::invalid(
             "CREDENTIAL_MISSING",
             field,

@@ -162,7 +162,7 @@ struct AuditParams {
 }
 
 fn audit_request(p: AuditParams) -> Result<ListVerificationAuditRequest, VerifyError> {
-    let outcome = match p.outcome.as_deref().map(str::trim) {
+    let outcome = match p.outcome.as_deref() {
         None | Some("") => 0,
         Some(name) => audit::outcome_from_name(name).map(|o| o as i32).ok_or_else(|| {
             VerifyError::invalid(
@@ -172,7 +172,7 @@ fn audit_request(p: AuditParams) -> Result<ListVerificationAuditRequest, VerifyE
             )
         })?,
     };
-    let kind = match p.kind.as_deref().map(str::trim) {
+    let kind = match p.kind.as_deref() {
         None | Some("") => 0,
         Some(name) => audit::kind_from_name(name).map(|k| k as i32).ok_or_else(|| {
             VerifyError::invalid(
@@ -279,22 +279,35 @@ fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, VerifyError> {
     })
 }
 
+/// The credential of one JSON member: exactly one of `credential` and `envelope` set,
+/// and not blank. A member that is null counts as absent, as many JSON encoders write
+/// them.
 fn to_input(c: CredentialJson, field: &str) -> Result<Input, VerifyError> {
     match (c.credential, c.envelope) {
-        (Some(text), None) if !text.trim().is_empty() => Ok(Input::Text(text)),
-        (None, Some(b64)) => {
-            let t = b64.trim().trim_end_matches('=');
-            base64::engine::general_purpose::STANDARD_NO_PAD
+        (Some(text), None) if !super::blank(&text) => Ok(Input::Text(text)),
+        (None, Some(b64)) if !super::blank(&b64) => {
+            let t = b64
+                .trim_matches(|c: char| c.is_ascii_whitespace())
+                .trim_end_matches('=');
+            let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
                 .decode(t)
                 .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t))
-                .map(Input::Envelope)
                 .map_err(|_| {
                     VerifyError::invalid(
                         "INVALID_BASE64",
                         &format!("{field}.envelope"),
-                        "envelope must be base64",
+                        "envelope must be base64 (the standard or the url-safe alphabet, \
+                         padding optional)",
                     )
-                })
+                })?;
+            if bytes.is_empty() {
+                return Err(VerifyError::invalid(
+                    "CREDENTIAL_MISSING",
+                    &format!("{field}.envelope"),
+                    "envelope holds no bytes",
+                ));
+            }
+            Ok(Input::Envelope(bytes))
         }
         _ => Err(VerifyError::invalid(
             "CREDENTIAL_MISSING",
@@ -423,6 +436,31 @@ mod tests {
         assert_eq!(
             reason(parse_verify_body(br#"{"envelope":"!!"}"#)),
             "INVALID_BASE64"
+        );
+        // Blank or null members say nothing: never an empty native credential.
+        for body in [
+            r#"{"envelope":""}"#,
+            r#"{"envelope":" \n"}"#,
+            r#"{"credential":null,"envelope":""}"#,
+            r#"{"credential":null,"envelope":null}"#,
+            r#"{"credential":"","envelope":""}"#,
+            r#"{"envelope":"=="}"#,
+        ] {
+            assert_eq!(
+                reason(parse_verify_body(body.as_bytes())),
+                "CREDENTIAL_MISSING",
+                "{body}"
+            );
+        }
+        assert_eq!(
+            parse_verify_body(br#"{"credential":"CM1:X","envelope":null}"#).unwrap(),
+            Input::Text("CM1:X".into())
+        );
+        assert_eq!(
+            reason(parse_verify_body(
+                br#"{"credential":" ","envelope":"AQID"}"#
+            )),
+            "CREDENTIAL_MISSING"
         );
         assert_eq!(
             reason(parse_verify_body(br#"{"credential":"a","x":1}"#)),
