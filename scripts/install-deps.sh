@@ -76,7 +76,7 @@ if [ "$what" = test ] || [ "$what" = lint ] || [ "$what" = helm ]; then
       python3 -m venv .tools/venv
     }
   fi
-  if ! .tools/venv/bin/python -c 'import jwt, cryptography, sd_jwt, yaml, kubernetes_validate, promql_parser, prometheus_client, schemathesis' 2>/dev/null; then
+  if ! .tools/venv/bin/python -c 'import jwt, cryptography, sd_jwt, yaml, kubernetes_validate, promql_parser, prometheus_client, schemathesis, grpc, grpc_reflection' 2>/dev/null; then
     .tools/venv/bin/pip install -q --disable-pip-version-check -r tools/requirements.txt
   fi
 fi

@@ -423,3 +423,42 @@ async fn separate_serve_processes_on_postgresql_and_redis_verify_and_revoke_with
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// A partner in another language with nothing but the address: the official Python
+/// gRPC runtime builds VerifyService's types from server reflection and verifies the
+/// demo license (tools/interop/reflect_verify.py).
+#[tokio::test]
+async fn a_partner_verifies_through_grpc_reflection_alone_from_python() {
+    let dev = Dev::start().await.unwrap();
+    let token = banner_value(&dev.banner, "operator token");
+    let qr = banner_value(&dev.banner, "demo license of");
+    // The gateway may still be loading the trust list right after start.
+    let mut last = serde_json::Value::Null;
+    for _ in 0..50 {
+        let out = credmesh_e2e::interop("reflect_verify.py", &[&dev.grpc, &token, &qr])
+            .await
+            .unwrap();
+        last = serde_json::from_str(&out).unwrap();
+        if last["answer"]["result"]["outcome"] == "VERIFICATION_OUTCOME_VALID" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let result = &last["answer"]["result"];
+    assert_eq!(result["outcome"], "VERIFICATION_OUTCOME_VALID", "{last}");
+    assert_eq!(result["kind"], "CREDENTIAL_KIND_BUSINESS_LICENSE", "{last}");
+    assert_eq!(result["subject"], qr_subject(&dev.banner), "{last}");
+    assert_eq!(
+        last["methods"],
+        serde_json::json!(["BatchVerify", "ListVerificationAudit", "Verify"])
+    );
+}
+
+/// The USCC the banner's demo license line names.
+fn qr_subject(banner: &str) -> String {
+    let line = banner
+        .lines()
+        .find(|l| l.starts_with("demo license of"))
+        .unwrap();
+    line.split_whitespace().nth(3).unwrap().to_string()
+}
