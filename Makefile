@@ -2,7 +2,7 @@
 #
 #   make run    start every service in one process (credmesh dev) on 127.0.0.1:50051 / :8080
 #   make test   install what the tests need, start real PostgreSQL and Redis, run every test
-#   make lint   formatting, clippy with warnings as errors, buf lint of the protos
+#   make lint   formatting, clippy with warnings as errors, buf lint and breaking of the protos
 #   make bench  release build and benchmarks; the report lands in target/bench/
 
 SHELL := /usr/bin/env bash
@@ -33,11 +33,15 @@ test: deps ## run every test against real SQLite, PostgreSQL and Redis (standalo
 	@scripts/test.sh
 
 .PHONY: lint
-lint: deps ## rustfmt check, clippy -D warnings, buf lint
+lint: deps ## rustfmt check, clippy -D warnings, buf lint and buf breaking of the protos
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	cd proto && ../tools/node_modules/.bin/buf lint
+	@scripts/proto-contract.sh check
 	cd fuzz && $(CARGO) fmt -- --check
+
+.PHONY: proto-publish
+proto-publish: deps ## record the protos as published (proto/published.json): make test then refuses breaking them
+	@scripts/proto-contract.sh publish
 
 .PHONY: fmt
 fmt: ## format the code

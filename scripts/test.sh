@@ -40,5 +40,8 @@ if [ -n "${CI:-}" ]; then
   FUZZ_SECONDS="${FUZZ_SECONDS:-10}" scripts/fuzz.sh
 fi
 
+# The protos, the public contract: documented, and unbroken since published.
+scripts/proto-contract.sh check
+
 # The Helm chart and the plain manifests (make helm-test).
 scripts/helm-test.sh
