@@ -12,7 +12,7 @@ mod probe;
 mod profile;
 mod serve;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, process::ExitCode};
 
 use clap::Parser as _;
 
@@ -22,11 +22,49 @@ use clap::Parser as _;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let env: HashMap<String, String> = std::env::vars().collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
-    runtime.block_on(cli::run(args, env))
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(cli::run(args, env)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprint!("{}", report(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error as a person reads it: the sentence, then what caused it. Never a
+/// backtrace: a refused request or a bad setting is an answer, not a crash, also on a
+/// machine where `RUST_BACKTRACE` is set for the panics it is meant for.
+fn report(err: &anyhow::Error) -> String {
+    let mut out = format!("Error: {err}\n");
+    let mut causes = err.chain().skip(1).peekable();
+    if causes.peek().is_some() {
+        out.push_str("\nCaused by:\n");
+        for (i, cause) in causes.enumerate() {
+            out.push_str(&format!("    {i}: {cause}\n"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_reads_as_its_sentences_and_causes_without_a_backtrace() {
+        let err = anyhow::anyhow!("no such file").context("reading the key file k.pem");
+        assert_eq!(
+            report(&err),
+            "Error: reading the key file k.pem\n\nCaused by:\n    0: no such file\n"
+        );
+        assert_eq!(report(&anyhow::anyhow!("refused")), "Error: refused\n");
+    }
 }
