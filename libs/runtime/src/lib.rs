@@ -19,6 +19,7 @@
 //! - [`trust`]: the region's trust list, fetched from identity and checked.
 //! - [`license`]: whether an enterprise's license is in force, verified like a verifier.
 //! - [`status_http`]: the HTTP route every issuing service publishes its status lists on.
+//! - [`http_cache`]: public signed documents over HTTP with `ETag`, `304` and `Vary`.
 //! - [`partners`]: the federation's partner file, read by identity and verify.
 //! - [`clock`]: the clock domain code takes, so tests move time instead of sleeping.
 //! - [`coalesce`]: the work of concurrent callers done together, in batches.
@@ -27,6 +28,7 @@
 pub mod client;
 pub mod clock;
 pub mod coalesce;
+pub mod http_cache;
 pub mod issuer_key;
 pub mod license;
 pub mod limits;

@@ -6,7 +6,9 @@
 //! of them share one HTTP port in `credmesh dev` (and one ingress in Kubernetes) without
 //! their routes clashing. The default answer is the W3C `BitstringStatusListCredential`
 //! as a VC-JWT (`application/vc+jwt`); a client asking for `application/x-protobuf` gets
-//! the signed native `Envelope`. Both may be cached publicly for 30 seconds.
+//! the signed native `Envelope`. Both may be cached publicly for 30 seconds, carry an
+//! `ETag` and `Vary: Accept`, and a client holding the current one gets `304`
+//! ([`crate::http_cache`]).
 
 use std::sync::Arc;
 
@@ -22,6 +24,8 @@ use credmesh_proto::{
     prost::Message as _,
 };
 use futures::future::BoxFuture;
+
+use crate::http_cache::{self, Negotiated};
 
 /// How long a published list may be cached by anyone.
 const PUBLIC_CACHE: &str = "public, max-age=30";
@@ -105,26 +109,21 @@ async fn status_list<S: StatusListSource>(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/x-protobuf"));
     if wants_protobuf {
-        (
-            [
-                (
-                    header::CONTENT_TYPE,
-                    "application/x-protobuf; messageType=credmesh.credential.v1.Envelope",
-                ),
-                (header::CACHE_CONTROL, PUBLIC_CACHE),
-            ],
+        http_cache::public(
+            &headers,
+            "application/x-protobuf; messageType=credmesh.credential.v1.Envelope",
+            PUBLIC_CACHE,
+            Negotiated::ByAccept,
             document.envelope.encode_to_vec(),
         )
-            .into_response()
     } else {
-        (
-            [
-                (header::CONTENT_TYPE, "application/vc+jwt"),
-                (header::CACHE_CONTROL, PUBLIC_CACHE),
-            ],
+        http_cache::public(
+            &headers,
+            "application/vc+jwt",
+            PUBLIC_CACHE,
+            Negotiated::ByAccept,
             document.vc_jwt,
         )
-            .into_response()
     }
 }
 
@@ -209,6 +208,38 @@ mod tests {
         assert_eq!(
             get("/v1/status/SH/license/1/revocation", None).await.0,
             StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[tokio::test]
+    async fn each_form_has_its_own_tag_varies_by_accept_and_a_held_one_is_not_sent_again() {
+        let call = |accept: Option<&'static str>, tag: Option<String>| async move {
+            let mut request = Request::get("/v1/status/SH/license/0/revocation");
+            if let Some(accept) = accept {
+                request = request.header(header::ACCEPT, accept);
+            }
+            if let Some(tag) = tag {
+                request = request.header(header::IF_NONE_MATCH, tag);
+            }
+            routes("SH", "license", Arc::new(Lists))
+                .oneshot(request.body(Body::empty()).unwrap())
+                .await
+                .unwrap()
+        };
+        let tag = |r: &Response| r.headers()[header::ETAG].to_str().unwrap().to_owned();
+        let jwt = call(None, None).await;
+        let native = call(Some("application/x-protobuf"), None).await;
+        assert_ne!(tag(&jwt), tag(&native));
+        for r in [&jwt, &native] {
+            assert_eq!(r.headers()[header::VARY], "accept");
+            assert_eq!(r.headers()[header::CACHE_CONTROL], PUBLIC_CACHE);
+        }
+        let again = call(None, Some(tag(&jwt))).await;
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+        // The other form's tag does not stand for this one.
+        assert_eq!(
+            call(None, Some(tag(&native))).await.status(),
+            StatusCode::OK
         );
     }
 }

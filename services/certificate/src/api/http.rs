@@ -10,7 +10,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::{
     extract::State,
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -57,19 +57,18 @@ impl StatusListSource for Certificates {
 
 /// The signed dispute notice (`DisputeNotice` in an `Envelope`, protobuf). Short cache
 /// lifetime: a dispute filed must show at verifiers within seconds.
-async fn dispute_notice(State(certificates): State<Arc<Certificates>>) -> Response {
+async fn dispute_notice(
+    State(certificates): State<Arc<Certificates>>,
+    headers: HeaderMap,
+) -> Response {
     match certificates.dispute_notice().await {
-        Ok(envelope) => (
-            [
-                (
-                    header::CONTENT_TYPE,
-                    "application/x-protobuf; messageType=credmesh.credential.v1.Envelope",
-                ),
-                (header::CACHE_CONTROL, "public, max-age=1"),
-            ],
+        Ok(envelope) => credmesh_runtime::http_cache::public(
+            &headers,
+            "application/x-protobuf; messageType=credmesh.credential.v1.Envelope",
+            "public, max-age=1",
+            credmesh_runtime::http_cache::Negotiated::No,
             envelope.encode_to_vec(),
-        )
-            .into_response(),
+        ),
         Err(err) => {
             tracing::error!(error = %err, "dispute notice unavailable");
             (

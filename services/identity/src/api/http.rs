@@ -1,17 +1,19 @@
 //! Public HTTP documents: the token JWKS, the credential-issuer JWKS (for verifying
-//! VC-JWTs with any JOSE library) and the signed trust list.
+//! VC-JWTs with any JOSE library) and the signed trust list, each with an `ETag`
+//! (`304` to a client holding it).
 
 use std::sync::Arc;
 
 use axum::{
     Router,
     extract::State,
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
 };
 use credmesh_auth::{Jwk, Jwks};
 use credmesh_proto::prost::Message as _;
+use credmesh_runtime::http_cache::{self, Negotiated};
 
 use crate::service::Identity;
 
@@ -26,15 +28,11 @@ pub fn routes(identity: Arc<Identity>) -> Router {
 
 const PUBLIC_CACHE: &str = "public, max-age=60";
 
-async fn token_jwks(State(identity): State<Arc<Identity>>) -> Response {
-    (
-        [(header::CACHE_CONTROL, PUBLIC_CACHE)],
-        axum::Json(identity.jwks().clone()),
-    )
-        .into_response()
+async fn token_jwks(State(identity): State<Arc<Identity>>, headers: HeaderMap) -> Response {
+    json_document(&headers, identity.jwks())
 }
 
-async fn issuer_jwks(State(identity): State<Arc<Identity>>) -> Response {
+async fn issuer_jwks(State(identity): State<Arc<Identity>>, headers: HeaderMap) -> Response {
     match identity.issuer_keys("").await {
         Ok(keys) => {
             let keys = keys
@@ -46,30 +44,39 @@ async fn issuer_jwks(State(identity): State<Arc<Identity>>) -> Response {
                     Some(Jwk::from_ed25519(&r.key.kid, &vk))
                 })
                 .collect();
-            (
-                [(header::CACHE_CONTROL, PUBLIC_CACHE)],
-                axum::Json(Jwks { keys }),
-            )
-                .into_response()
+            json_document(&headers, &Jwks { keys })
         }
         Err(err) => internal(err),
     }
 }
 
-async fn trust_list(State(identity): State<Arc<Identity>>) -> Response {
+async fn trust_list(State(identity): State<Arc<Identity>>, headers: HeaderMap) -> Response {
     match identity.trust_list().await {
-        Ok(envelope) => (
-            [
-                (
-                    header::CONTENT_TYPE,
-                    "application/x-protobuf; messageType=credmesh.credential.v1.Envelope",
-                ),
-                (header::CACHE_CONTROL, PUBLIC_CACHE),
-            ],
+        Ok(envelope) => http_cache::public(
+            &headers,
+            "application/x-protobuf; messageType=credmesh.credential.v1.Envelope",
+            PUBLIC_CACHE,
+            Negotiated::No,
             envelope.encode_to_vec(),
-        )
-            .into_response(),
+        ),
         Err(err) => internal(err),
+    }
+}
+
+/// A key set as public JSON, with its `ETag`.
+fn json_document(headers: &HeaderMap, jwks: &Jwks) -> Response {
+    match serde_json::to_vec(jwks) {
+        Ok(body) => http_cache::public(
+            headers,
+            "application/json",
+            PUBLIC_CACHE,
+            Negotiated::No,
+            body,
+        ),
+        Err(err) => {
+            tracing::error!(error = %err, "key set not serialised");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
     }
 }
 

@@ -53,20 +53,17 @@ pub fn routes(gateway: Arc<Gateway>, validator: Arc<TokenValidator>) -> Router {
         .with_state(AppState { gateway, validator })
 }
 
-/// Public: every list in it is signed and already public; see `TrustBundle`.
-async fn bundle(State(state): State<AppState>) -> Response {
+/// Public: every list in it is signed and already public; see `TrustBundle`. With an
+/// `ETag`: an offline verifier refreshing its bundle gets `304` while nothing changed.
+async fn bundle(State(state): State<AppState>, headers: HeaderMap) -> Response {
     use credmesh_proto::prost::Message as _;
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                "application/x-protobuf; messageType=credmesh.verify.v1.TrustBundle",
-            ),
-            (header::CACHE_CONTROL, "public, max-age=30"),
-        ],
+    credmesh_runtime::http_cache::public(
+        &headers,
+        "application/x-protobuf; messageType=credmesh.verify.v1.TrustBundle",
+        "public, max-age=30",
+        credmesh_runtime::http_cache::Negotiated::No,
         state.gateway.bundle().encode_to_vec(),
     )
-        .into_response()
 }
 
 async fn openapi() -> Response {
