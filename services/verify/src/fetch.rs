@@ -126,12 +126,26 @@ impl Client {
         accept: &str,
         timeout: Duration,
     ) -> anyhow::Result<(StatusCode, Bytes)> {
-        tokio::time::timeout(timeout, self.get_inner(url, accept))
+        let fetched = self.get_unless_held(url, accept, None, timeout).await?;
+        Ok((fetched.status, fetched.body))
+    }
+
+    /// GETs `url` with `accept`, within `timeout`; with `held`, the `ETag` of the copy
+    /// held, a server that still has that copy answers `304 Not Modified` and no body.
+    pub async fn get_unless_held(
+        &self,
+        url: &str,
+        accept: &str,
+        held: Option<&str>,
+        timeout: Duration,
+    ) -> anyhow::Result<Fetched> {
+        let ask = Ask { accept, held };
+        tokio::time::timeout(timeout, self.get_inner(url, ask))
             .await
             .with_context(|| format!("no answer from {url} within {timeout:?}"))?
     }
 
-    async fn get_inner(&self, url: &str, accept: &str) -> anyhow::Result<(StatusCode, Bytes)> {
+    async fn get_inner(&self, url: &str, ask: Ask<'_>) -> anyhow::Result<Fetched> {
         let uri: Uri = url
             .parse()
             .with_context(|| format!("'{url}' is not a URL"))?;
@@ -152,7 +166,7 @@ impl Client {
         stream.set_nodelay(true).ok();
         let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
         if !tls {
-            return exchange(stream, &authority, &path, accept).await;
+            return exchange(stream, &authority, &path, ask).await;
         }
         let config = match &self.tls {
             Some(t) => t.http1.clone(),
@@ -166,8 +180,27 @@ impl Client {
             .connect(name, stream)
             .await
             .with_context(|| format!("TLS handshake with {authority}"))?;
-        exchange(stream, &authority, &path, accept).await
+        exchange(stream, &authority, &path, ask).await
     }
+}
+
+/// What a GET asks for.
+#[derive(Clone, Copy, Debug)]
+struct Ask<'a> {
+    accept: &'a str,
+    /// The `ETag` of the copy held, sent as `If-None-Match`.
+    held: Option<&'a str>,
+}
+
+/// An answer to a GET.
+#[derive(Debug)]
+pub struct Fetched {
+    /// Its status (`304` when the copy held is current).
+    pub status: StatusCode,
+    /// Its `ETag`, when it has one.
+    pub etag: Option<String>,
+    /// Its body (empty for `304`).
+    pub body: Bytes,
 }
 
 /// GETs `url` with `accept`, within `timeout`, verifying `https://` servers against the
@@ -185,8 +218,8 @@ async fn exchange<S>(
     stream: S,
     authority: &str,
     path: &str,
-    accept: &str,
-) -> anyhow::Result<(StatusCode, Bytes)>
+    ask: Ask<'_>,
+) -> anyhow::Result<Fetched>
 where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -196,22 +229,30 @@ where
     tokio::spawn(async move {
         let _ = connection.await;
     });
-    let request = Request::get(path)
+    let mut request = Request::get(path)
         .header(header::HOST, authority)
-        .header(header::ACCEPT, accept)
-        .header(header::USER_AGENT, "credmesh-verify")
-        .body(Empty::<Bytes>::new())?;
+        .header(header::ACCEPT, ask.accept)
+        .header(header::USER_AGENT, "credmesh-verify");
+    if let Some(tag) = ask.held {
+        request = request.header(header::IF_NONE_MATCH, tag);
+    }
+    let request = request.body(Empty::<Bytes>::new())?;
     let response = sender
         .send_request(request)
         .await
         .context("sending the request")?;
     let status = response.status();
+    let etag = response
+        .headers()
+        .get(header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let body = Limited::new(response.into_body(), MAX_BODY)
         .collect()
         .await
         .map_err(|e| anyhow::anyhow!("reading the body: {e}"))?
         .to_bytes();
-    Ok((status, body))
+    Ok(Fetched { status, etag, body })
 }
 
 #[cfg(test)]
@@ -222,6 +263,61 @@ mod tests {
     fn a_bundle_without_certificates_is_refused() {
         let err = PartnerTls::from_pem(b"not a certificate").unwrap_err();
         assert!(format!("{err:#}").contains("no PEM certificate"), "{err:#}");
+    }
+
+    /// A copy held is not sent again: the server's `ETag` comes back with the body, and
+    /// a GET naming it is answered `304` with no body until the document changes.
+    #[tokio::test]
+    async fn a_document_held_is_answered_not_modified_until_it_changes() {
+        use std::sync::{Arc, Mutex};
+
+        let document = Arc::new(Mutex::new(b"list v1".to_vec()));
+        let served = document.clone();
+        let app = axum::Router::new().route(
+            "/doc",
+            axum::routing::get(move |headers: http::HeaderMap| {
+                let body = served.lock().unwrap().clone();
+                async move {
+                    credmesh_runtime::http_cache::public(
+                        &headers,
+                        "application/x-protobuf",
+                        "public, max-age=30",
+                        credmesh_runtime::http_cache::Negotiated::No,
+                        body,
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/doc", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = Client::default();
+        let timeout = Duration::from_secs(5);
+
+        let first = client
+            .get_unless_held(&url, "*/*", None, timeout)
+            .await
+            .unwrap();
+        assert_eq!(first.status, StatusCode::OK);
+        assert_eq!(&first.body[..], b"list v1");
+        let tag = first.etag.expect("the server tags its documents");
+
+        let again = client
+            .get_unless_held(&url, "*/*", Some(&tag), timeout)
+            .await
+            .unwrap();
+        assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+        assert!(again.body.is_empty());
+
+        *document.lock().unwrap() = b"list v2".to_vec();
+        let changed = client
+            .get_unless_held(&url, "*/*", Some(&tag), timeout)
+            .await
+            .unwrap();
+        assert_eq!(changed.status, StatusCode::OK);
+        assert_eq!(&changed.body[..], b"list v2");
+        assert_ne!(changed.etag.as_deref(), Some(tag.as_str()));
+        server.abort();
     }
 
     #[tokio::test]

@@ -45,6 +45,10 @@ struct Meta {
     digests: [Option<u64>; 3],
     /// The raw signed lists held, per purpose, for trust bundles.
     raw: [Option<Envelope>; 3],
+    /// Per purpose, the issuer's `ETag` of the copy last fetched and stored, and the
+    /// trust version it was checked under: the next fetch sends it, and a `304` means
+    /// the issuer still has exactly those bytes, so there is nothing to verify again.
+    etags: [Option<(u64, String)>; 3],
     last_attempt: i64,
 }
 
@@ -183,21 +187,30 @@ impl StatusStore {
         {
             candidates.push((Origin::SharedCache, bytes.clone()));
         }
+        let mut fetched_tag = None;
         if candidates.is_empty() {
+            let held = self.held_tag(list_id, purpose, trust.version);
             match trust.status_base.get(region) {
                 None => errors.push(format!("region {region} publishes no status base URL")),
                 Some(base) => {
                     let url = format!("{base}/v1/status/{list_id}/{name}");
                     match trust
                         .http
-                        .get(&url, "application/x-protobuf", timeout)
+                        .get_unless_held(&url, "application/x-protobuf", held.as_deref(), timeout)
                         .await
                     {
-                        Ok((StatusCode::OK, body)) => {
-                            candidates.push((Origin::Issuer, body.to_vec()))
+                        Ok(f) if f.status == StatusCode::OK => {
+                            fetched_tag = f.etag;
+                            candidates.push((Origin::Issuer, f.body.to_vec()));
                         }
-                        Ok((StatusCode::NOT_FOUND, _)) if purpose == StatusPurpose::Superseded => {}
-                        Ok((code, _)) => errors.push(format!("{url} answered {code}")),
+                        // The issuer still has the copy held: nothing new, nothing to check.
+                        Ok(f) if f.status == StatusCode::NOT_MODIFIED && held.is_some() => {
+                            return (false, errors);
+                        }
+                        Ok(f)
+                            if f.status == StatusCode::NOT_FOUND
+                                && purpose == StatusPurpose::Superseded => {}
+                        Ok(f) => errors.push(format!("{url} answered {}", f.status)),
                         Err(err) => errors.push(format!("{err:#}")),
                     }
                 }
@@ -209,7 +222,12 @@ impl StatusStore {
             }
         }
         for (origin, bytes) in candidates {
-            match self.store(list_id, purpose, &bytes, trust) {
+            let stored = self.store(list_id, purpose, &bytes, trust);
+            if origin == Origin::Issuer {
+                let tag = fetched_tag.take().filter(|_| stored.is_ok());
+                self.keep_tag(list_id, purpose, tag.map(|t| (trust.version, t)));
+            }
+            match stored {
                 Ok(Some(bits_changed)) => {
                     changed |= bits_changed;
                     if origin == Origin::Issuer {
@@ -221,6 +239,31 @@ impl StatusStore {
             }
         }
         (changed, errors)
+    }
+
+    /// The issuer's `ETag` of the `purpose` list held for `list_id`, when one is held
+    /// and was checked under trust version `trust_version` (a trust change checks
+    /// everything again).
+    fn held_tag(
+        &self,
+        list_id: &str,
+        purpose: StatusPurpose,
+        trust_version: u64,
+    ) -> Option<String> {
+        let i = purpose as usize - 1;
+        let meta = self.meta.lock().ok()?;
+        let m = meta.get(list_id)?;
+        m.raw[i].as_ref()?;
+        match &m.etags[i] {
+            Some((version, tag)) if *version == trust_version => Some(tag.clone()),
+            _ => None,
+        }
+    }
+
+    fn keep_tag(&self, list_id: &str, purpose: StatusPurpose, tag: Option<(u64, String)>) {
+        if let Ok(mut meta) = self.meta.lock() {
+            meta.entry(list_id.to_owned()).or_default().etags[purpose as usize - 1] = tag;
+        }
     }
 
     /// Verifies and stores one raw list; `Some(bits changed)` when it was newer.
