@@ -423,3 +423,100 @@ pub fn establishment(uscc: &str) -> credmesh_proto::license::v1::EstablishEnterp
         ..Default::default()
     }
 }
+
+/// The line after the banner line starting with `prefix` (`credmesh dev` prints each
+/// value it hands out on the line below its label).
+pub fn banner_value(banner: &str, prefix: &str) -> String {
+    let lines: Vec<&str> = banner.lines().collect();
+    let i = lines
+        .iter()
+        .position(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("the banner has no '{prefix}' line:\n{banner}"));
+    lines[i + 1].trim().to_string()
+}
+
+/// An HTTP/1.1 answer, read to the end.
+#[derive(Clone, Debug)]
+pub struct HttpAnswer {
+    /// The status code.
+    pub status: u16,
+    /// The status line and headers, as sent.
+    pub head: String,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl HttpAnswer {
+    /// The body as text (lossy).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON (`null` when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_default()
+    }
+}
+
+/// One HTTP/1.1 request (`Connection: close`) to `addr` with `headers` and `body`; a
+/// plain socket, so what the server sends is seen as it is.
+pub async fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> anyhow::Result<HttpAnswer> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: x\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    request.push_str("Connection: close\r\n\r\n");
+    request.push_str(body);
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(request.as_bytes()).await?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await?;
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("an HTTP answer without a blank line after its head")?;
+    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .with_context(|| format!("not an HTTP status line: {head}"))?;
+    Ok(HttpAnswer {
+        status,
+        head,
+        body: buf[split + 4..].to_vec(),
+    })
+}
+
+/// `POST path` of the JSON `body` with `token`; the status and the JSON answer.
+pub async fn post_json(
+    addr: &str,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let auth = format!("Bearer {token}");
+    let answer = http(
+        addr,
+        "POST",
+        path,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body,
+    )
+    .await
+    .expect("an HTTP answer");
+    (answer.status, answer.json())
+}

@@ -10,7 +10,9 @@ use credmesh_credential::{
     envelope::{self, Context},
     verify,
 };
-use credmesh_e2e::{Dev, credmesh_bin, free_port, interop, serve, wait_serving, write_key};
+use credmesh_e2e::{
+    Dev, banner_value, credmesh_bin, free_port, interop, serve, wait_serving, write_key,
+};
 use credmesh_proto::{
     credential::v1::TrustList,
     identity::v1::{self as ipb, identity_service_client::IdentityServiceClient},
@@ -19,24 +21,14 @@ use tonic::transport::Channel;
 
 /// `GET path` with an `Accept` header; (status, body).
 async fn http_get(addr: &str, path: &str, accept: &str) -> (u16, Vec<u8>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\nAccept: {accept}\r\nConnection: close\r\n\r\n")
-            .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&buf[..split]).to_string();
-    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let answer = credmesh_e2e::http(addr, "GET", path, &[("Accept", accept)], "")
+        .await
+        .unwrap();
     assert!(
-        !head.to_ascii_lowercase().contains("chunked"),
+        !answer.head.to_ascii_lowercase().contains("chunked"),
         "documents are sent with a length"
     );
-    (code, buf[split + 4..].to_vec())
+    (answer.status, answer.body)
 }
 
 /// Runs the CLI with dev's profile; its stdout, or a panic with stderr.
@@ -55,16 +47,6 @@ async fn cli(dev: &Dev, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-/// The line after the banner line starting with `prefix`.
-fn banner_value(banner: &str, prefix: &str) -> String {
-    let lines: Vec<&str> = banner.lines().collect();
-    let i = lines
-        .iter()
-        .position(|l| l.starts_with(prefix))
-        .unwrap_or_else(|| panic!("the banner has no '{prefix}' line:\n{banner}"));
-    lines[i + 1].trim().to_string()
 }
 
 fn jwt_payload(token: &str) -> serde_json::Value {

@@ -9,45 +9,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use base64::Engine as _;
-use credmesh_e2e::{Dev, operator_token, python};
+use credmesh_e2e::{Dev, banner_value, http, operator_token, post_json, python};
 use credmesh_proto::prost::Message as _;
 use serde_json::{Value, json};
-
-/// The line after the banner line starting with `prefix`.
-fn banner_value(banner: &str, prefix: &str) -> String {
-    let lines: Vec<&str> = banner.lines().collect();
-    let i = lines
-        .iter()
-        .position(|l| l.starts_with(prefix))
-        .unwrap_or_else(|| panic!("the banner has no '{prefix}' line:\n{banner}"));
-    lines[i + 1].trim().to_string()
-}
-
-/// The body of a 200 answer to `method path` with an optional token and JSON body.
-async fn call(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> Vec<u8> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(
-        format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    assert!(
-        buf.starts_with(b"HTTP/1.1 200"),
-        "GET {path}: {}",
-        String::from_utf8_lossy(&buf)
-    );
-    buf[split + 4..].to_vec()
-}
 
 /// Adds `examples` to the JSON request body of `path`'s POST.
 fn add_examples(doc: &mut Value, path: &str, examples: Value) {
@@ -62,8 +26,11 @@ async fn every_answer_of_the_gateway_matches_its_openapi_document() {
     let envelope = credmesh_credential::from_qr(&qr).unwrap().encode_to_vec();
     let envelope = base64::engine::general_purpose::STANDARD.encode(envelope);
 
-    let mut doc: Value =
-        serde_json::from_slice(&call(&dev.http, "GET", "/openapi.json", None, "").await).unwrap();
+    let doc = http(&dev.http, "GET", "/openapi.json", &[], "")
+        .await
+        .unwrap();
+    assert_eq!(doc.status, 200, "{}", doc.text());
+    let mut doc = doc.json();
     add_examples(
         &mut doc,
         "/v1/verify",
@@ -81,10 +48,7 @@ async fn every_answer_of_the_gateway_matches_its_openapi_document() {
     // The gateway may still be loading the trust list right after start.
     let body = json!({ "credential": qr }).to_string();
     for _ in 0..100 {
-        let answer: Value = serde_json::from_slice(
-            &call(&dev.http, "POST", "/v1/verify", Some(&token), &body).await,
-        )
-        .unwrap();
+        let (_, answer) = post_json(&dev.http, "/v1/verify", &token, &body).await;
         if answer["outcome"] == "valid" {
             break;
         }
@@ -143,11 +107,14 @@ async fn every_answer_of_the_gateway_matches_its_openapi_document() {
 }
 
 /// How many verifications the audit counts as valid.
-async fn valid_verifications(http: &str, token: &str) -> i64 {
+async fn valid_verifications(addr: &str, token: &str) -> i64 {
     let path = "/v1/verify/audit?outcome=valid&page_size=500";
-    let audit: Value =
-        serde_json::from_slice(&call(http, "GET", path, Some(token), "").await).unwrap();
-    audit["entries"]
+    let auth = format!("Bearer {token}");
+    let audit = http(addr, "GET", path, &[("Authorization", &auth)], "")
+        .await
+        .unwrap();
+    assert_eq!(audit.status, 200, "{}", audit.text());
+    audit.json()["entries"]
         .as_array()
         .unwrap()
         .iter()

@@ -4,45 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use credmesh_e2e::{Dev, authed, credmesh_bin, free_port, serve, wait_serving, write_key};
+use credmesh_e2e::{
+    Dev, authed, banner_value, credmesh_bin, free_port, post_json, serve, wait_serving, write_key,
+};
 use credmesh_proto::verify::v1::{
     PresentedCredential, VerifyRequest, presented_credential::Form,
     verify_service_client::VerifyServiceClient,
 };
 use tonic::transport::Channel;
-
-/// The line after the banner line starting with `prefix`.
-fn banner_value(banner: &str, prefix: &str) -> String {
-    let lines: Vec<&str> = banner.lines().collect();
-    let i = lines
-        .iter()
-        .position(|l| l.starts_with(prefix))
-        .unwrap_or_else(|| panic!("the banner has no '{prefix}' line:\n{banner}"));
-    lines[i + 1].trim().to_string()
-}
-
-async fn post_json(addr: &str, path: &str, token: &str, body: &str) -> (u16, serde_json::Value) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(
-        format!(
-            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.unwrap();
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&buf[..split]).to_string();
-    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (
-        code,
-        serde_json::from_slice(&buf[split + 4..]).unwrap_or_default(),
-    )
-}
 
 async fn cli(args: &[&str], stdin: Option<&str>) -> (bool, String) {
     use tokio::io::AsyncWriteExt;
