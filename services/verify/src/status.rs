@@ -205,6 +205,11 @@ impl StatusStore {
                         }
                         // The issuer still has the copy held: nothing new, nothing to check.
                         Ok(f) if f.status == StatusCode::NOT_MODIFIED && held.is_some() => {
+                            tracing::debug!(
+                                list_id,
+                                purpose = name,
+                                "status list unchanged at its issuer (304)"
+                            );
                             return (false, errors);
                         }
                         Ok(f)
