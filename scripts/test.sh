@@ -6,8 +6,21 @@ cd "$(dirname "$0")/.."
 
 started_here=0
 if [ ! -f target/test-env/env ]; then started_here=1; fi
+# Stop the servers started here; on a failure, end with how much disk and memory were
+# left: a build killed for want of either fails with little else to go on, and CI keeps
+# only the last lines.
+finish() {
+  local status=$? disk mem
+  if [ "$started_here" = 1 ]; then scripts/test-env.sh stop || true; fi
+  if [ "$status" -ne 0 ]; then
+    disk=$(df -Pk . 2>/dev/null | awk 'NR==2 {printf "%.1f GiB", $4/1048576}')
+    mem=$(awk '/MemAvailable/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo 2>/dev/null)
+    echo "error: make test failed (exit $status) with ${disk:-?} of disk and ${mem:-?} of memory available" >&2
+  fi
+  exit "$status"
+}
+trap finish EXIT
 scripts/test-env.sh start
-if [ "$started_here" = 1 ]; then trap 'scripts/test-env.sh stop' EXIT; fi
 # shellcheck disable=SC1091
 source target/test-env/env
 export CREDMESH_PYTHON="$PWD/.tools/venv/bin/python"
