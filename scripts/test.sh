@@ -34,7 +34,9 @@ export CREDMESH_REQUIRE_CHROMIUM=1
 if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
 export CARGO_NET_RETRY="${CARGO_NET_RETRY:-10}"
 cargo fetch --locked
-cargo fetch --locked --manifest-path fuzz/Cargo.toml
+# The fuzz crate's lock follows the workspace's path crates; cargo brings it up to
+# date here, as its build would.
+cargo fetch --manifest-path fuzz/Cargo.toml
 
 # The end-to-end tests run the real binary; test runners build only test targets.
 cargo build -p credmesh
