@@ -164,6 +164,17 @@ pub struct Certificates {
     lists: StatusLists,
     /// Where issued and revoked certificates are counted, once exported.
     counted: std::sync::OnceLock<credmesh_telemetry::metrics::CredentialMetrics>,
+    /// The dispute notice last signed, handed out again while it still says the same.
+    notice: std::sync::Mutex<Option<SignedNotice>>,
+}
+
+/// A signed dispute notice and what it was signed from.
+#[derive(Debug)]
+struct SignedNotice {
+    credentials: Vec<(String, Vec<String>)>,
+    kid: String,
+    signed_at: i64,
+    envelope: Envelope,
 }
 
 fn parse_uscc(uscc: &str, field: &str) -> Result<Uscc, CertificateError> {
@@ -190,6 +201,7 @@ impl Certificates {
             parts,
             lists,
             counted: std::sync::OnceLock::new(),
+            notice: std::sync::Mutex::new(None),
         }
     }
 
@@ -814,31 +826,49 @@ impl Certificates {
 
 impl Certificates {
     /// The signed dispute notice: every credential of this issuer under an open
-    /// dispute, with the disputed fields, signed now with context
-    /// "credmesh/dispute-notice/v1". Verifiers fetch it like a status list.
+    /// dispute, with the disputed fields, signed with context
+    /// "credmesh/dispute-notice/v1". Verifiers fetch it like a status list. It is signed
+    /// again as soon as what it says changes, and otherwise once the status-list
+    /// refresh interval has passed.
     pub async fn dispute_notice(&self) -> Result<Envelope, CertificateError> {
         let now = self.now();
-        let credentials = self
-            .store
-            .disputed_credentials()
-            .await?
-            .into_iter()
-            .map(|(credential_id, fields)| DisputedCredential {
-                credential_id,
-                fields,
-            })
-            .collect();
+        let credentials = self.store.disputed_credentials().await?;
+        let key = &self.parts.signer.key;
+        let mut held = self.notice.lock().unwrap_or_else(|p| p.into_inner());
+        // The same notice while it says the same, under the same key, within the
+        // refresh interval: its bytes (and so its ETag) stay the same, and a dispute
+        // filed or resolved is in the next one at once.
+        if let Some(n) = held.as_ref()
+            && n.credentials == credentials
+            && n.kid == key.kid()
+            && (0..self.parts.status_refresh_secs).contains(&now.saturating_sub(n.signed_at))
+        {
+            return Ok(n.envelope.clone());
+        }
         let notice = DisputeNotice {
             issuer: cred::issuer_id(self.parts.region),
             updated_at: now,
             sequence: now as u64,
-            credentials,
+            credentials: credentials
+                .iter()
+                .map(|(credential_id, fields)| DisputedCredential {
+                    credential_id: credential_id.clone(),
+                    fields: fields.clone(),
+                })
+                .collect(),
         };
-        Ok(credmesh_credential::seal(
+        let envelope = credmesh_credential::seal(
             credmesh_credential::Context::DisputeNotice,
             notice.encode_to_vec(),
-            &self.parts.signer.key,
-        ))
+            key,
+        );
+        *held = Some(SignedNotice {
+            credentials,
+            kid: key.kid().to_owned(),
+            signed_at: now,
+            envelope: envelope.clone(),
+        });
+        Ok(envelope)
     }
 }
 

@@ -374,3 +374,38 @@ async fn the_dispute_gauges_count_open_and_overdue_disputes() {
         "{text}"
     );
 }
+
+/// The notice keeps its bytes (and so its ETag) while it says the same, and changes at
+/// once when a dispute is filed; an unchanged one is signed again once the status-list
+/// refresh interval (60 s by default) has passed.
+#[tokio::test]
+async fn the_dispute_notice_is_signed_again_only_when_it_changes_or_has_aged() {
+    use credmesh_proto::{credential::v1::DisputeNotice, prost::Message as _};
+    let s = setup(Backend::Sqlite, 7).await;
+    let listed = |e: &credmesh_proto::credential::v1::Envelope| {
+        DisputeNotice::decode(e.payload.as_slice())
+            .unwrap()
+            .credentials
+    };
+    let empty = s.app.service.dispute_notice().await.unwrap();
+    assert!(listed(&empty).is_empty());
+    assert_eq!(s.app.service.dispute_notice().await.unwrap(), empty);
+
+    file(&s, &s.holder).await.unwrap();
+    let filed = s.app.service.dispute_notice().await.unwrap();
+    assert_eq!(
+        listed(&filed).len(),
+        1,
+        "a dispute filed is in the next notice"
+    );
+    assert_eq!(listed(&filed)[0].fields, ["address"]);
+    s.app.clock.advance(59);
+    assert_eq!(s.app.service.dispute_notice().await.unwrap(), filed);
+
+    s.app.clock.advance(1);
+    let aged = s.app.service.dispute_notice().await.unwrap();
+    assert_ne!(aged, filed, "signed again after the refresh interval");
+    assert_eq!(listed(&aged), listed(&filed));
+    let sequence = |e| DisputeNotice::decode(e).unwrap().sequence;
+    assert!(sequence(aged.payload.as_slice()) > sequence(filed.payload.as_slice()));
+}
