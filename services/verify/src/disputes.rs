@@ -29,6 +29,10 @@ struct Held {
     sequence: u64,
     disputed: HashMap<String, Vec<String>>,
     raw: Option<Envelope>,
+    /// The issuer's `ETag` of the notice held and the trust version it was opened
+    /// under: sent with the next fetch, whose `304` then needs no download and no
+    /// signature check.
+    etag: Option<(u64, String)>,
 }
 
 /// Opens a signed dispute notice: its key must be trusted, not revoked, and belong to
@@ -109,10 +113,28 @@ impl DisputeStore {
             .get(region)
             .ok_or_else(|| anyhow::anyhow!("region {region} publishes no status base URL"))?;
         let url = format!("{base}/v1/disputes/{issuer}");
-        let (code, body) = trust
+        let held_tag = self.held.lock().ok().and_then(|h| {
+            let h = h.get(issuer)?;
+            h.raw.as_ref()?;
+            h.etag
+                .as_ref()
+                .filter(|(version, _)| *version == trust.version)
+                .map(|(_, tag)| tag.clone())
+        });
+        let fetched = trust
             .http
-            .get(&url, "application/x-protobuf", Duration::from_secs(2))
+            .get_unless_held(
+                &url,
+                "application/x-protobuf",
+                held_tag.as_deref(),
+                Duration::from_secs(2),
+            )
             .await?;
+        let (code, body) = (fetched.status, fetched.body);
+        if code == StatusCode::NOT_MODIFIED && held_tag.is_some() {
+            // The issuer still has the notice held.
+            return Ok(());
+        }
         if code == StatusCode::NOT_FOUND {
             // This issuer publishes no notices (not a certificate issuer).
             return Ok(());
@@ -132,6 +154,7 @@ impl DisputeStore {
         let h = held.entry(issuer.to_owned()).or_default();
         if notice.sequence >= h.sequence {
             h.sequence = notice.sequence;
+            h.etag = fetched.etag.map(|tag| (trust.version, tag));
             h.raw = Some(envelope);
             h.disputed = notice
                 .credentials
