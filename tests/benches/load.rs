@@ -32,7 +32,8 @@
 //! machine the ratios, not the absolute rates, are the figures to steer by.
 //!
 //! Settings (environment):
-//! - `CREDMESH_BIN`: the `credmesh` binary (`make bench` builds a release one);
+//! - `CREDMESH_BIN`: the `credmesh` binary (`make bench` builds a release one; without
+//!   it, the debug build the e2e tests use is measured, and the bench says so);
 //! - `CREDMESH_LOAD_SECONDS` per measurement (default 3), `CREDMESH_LOAD_CONCURRENCY`
 //!   concurrent streams on one HTTP/2 connection (default 64);
 //! - `CREDMESH_LOAD_CONFIGS`: which of `sqlite-memory,sqlite-redis,postgres-memory,
@@ -1113,6 +1114,16 @@ fn main() {
 }
 
 async fn run() -> i32 {
+    let bin = credmesh_e2e::credmesh_bin();
+    if std::env::var_os("CREDMESH_BIN").is_none() {
+        // The harness's default is the debug build the e2e tests use: figures of it
+        // say little about the service (`make bench` names the release build).
+        eprintln!(
+            "note: measuring {}, a debug build; set CREDMESH_BIN=target/release/credmesh \
+             (as make bench does) to measure the release build",
+            bin.display()
+        );
+    }
     let seconds = setting("CREDMESH_LOAD_SECONDS", 3) as f64;
     let concurrency = setting("CREDMESH_LOAD_CONCURRENCY", 64).max(1);
     let n_distinct = setting("CREDMESH_LOAD_DISTINCT", 10_000 * seconds as u64).max(16) as usize;
