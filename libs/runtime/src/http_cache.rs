@@ -64,9 +64,7 @@ fn entity_tag(body: &[u8]) -> String {
     let digest = Sha256::digest(body);
     let mut tag = String::with_capacity(34);
     tag.push('"');
-    for b in &digest[..16] {
-        tag.push_str(&format!("{b:02x}"));
-    }
+    credmesh_credential::push_hex(&mut tag, &digest[..16]);
     tag.push('"');
     tag
 }
