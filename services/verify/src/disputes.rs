@@ -21,7 +21,7 @@ use credmesh_proto::credential::v1::{DisputeNotice, Envelope, KeyStatus};
 use credmesh_proto::prost::Message as _;
 use http::StatusCode;
 
-use crate::federation::Trust;
+use crate::{federation::Trust, fetch::HeldTag};
 
 #[derive(Debug, Default)]
 struct Held {
@@ -32,7 +32,7 @@ struct Held {
     /// The issuer's `ETag` of the notice held and the trust version it was opened
     /// under: sent with the next fetch, whose `304` then needs no download and no
     /// signature check.
-    etag: Option<(u64, String)>,
+    etag: Option<HeldTag>,
 }
 
 /// Opens a signed dispute notice: its key must be trusted, not revoked, and belong to
@@ -116,10 +116,7 @@ impl DisputeStore {
         let held_tag = self.held.lock().ok().and_then(|h| {
             let h = h.get(issuer)?;
             h.raw.as_ref()?;
-            h.etag
-                .as_ref()
-                .filter(|(version, _)| *version == trust.version)
-                .map(|(_, tag)| tag.clone())
+            h.etag.as_ref()?.under(trust.version).map(str::to_owned)
         });
         let fetched = trust
             .http
@@ -154,7 +151,7 @@ impl DisputeStore {
         let h = held.entry(issuer.to_owned()).or_default();
         if notice.sequence >= h.sequence {
             h.sequence = notice.sequence;
-            h.etag = fetched.etag.map(|tag| (trust.version, tag));
+            h.etag = fetched.etag.map(|tag| HeldTag::new(trust.version, tag));
             h.raw = Some(envelope);
             h.disputed = notice
                 .credentials

@@ -192,6 +192,27 @@ struct Ask<'a> {
     held: Option<&'a str>,
 }
 
+/// The `ETag` of a signed document held, with the trust version its signature was
+/// checked under. It is sent as `If-None-Match` only while the trust is the same, so a
+/// trust change (a key revoked, say) fetches and checks the document again.
+#[derive(Clone, Debug)]
+pub struct HeldTag {
+    trust_version: u64,
+    tag: String,
+}
+
+impl HeldTag {
+    /// `tag`, of a copy checked under `trust_version`.
+    pub fn new(trust_version: u64, tag: String) -> Self {
+        HeldTag { trust_version, tag }
+    }
+
+    /// The tag to send when the trust is at `trust_version`.
+    pub fn under(&self, trust_version: u64) -> Option<&str> {
+        (self.trust_version == trust_version).then_some(self.tag.as_str())
+    }
+}
+
 /// An answer to a GET.
 #[derive(Debug)]
 pub struct Fetched {

@@ -27,7 +27,10 @@ use credmesh_proto::{
 };
 use http::StatusCode;
 
-use crate::federation::{Trust, mix};
+use crate::{
+    federation::{Trust, mix},
+    fetch::HeldTag,
+};
 
 /// The largest status list accepted, in bits (16 Mi entries).
 pub const MAX_BITS: usize = 16 * 1024 * 1024;
@@ -48,7 +51,7 @@ struct Meta {
     /// Per purpose, the issuer's `ETag` of the copy last fetched and stored, and the
     /// trust version it was checked under: the next fetch sends it, and a `304` means
     /// the issuer still has exactly those bytes, so there is nothing to verify again.
-    etags: [Option<(u64, String)>; 3],
+    etags: [Option<HeldTag>; 3],
     last_attempt: i64,
 }
 
@@ -230,7 +233,11 @@ impl StatusStore {
             let stored = self.store(list_id, purpose, &bytes, trust);
             if origin == Origin::Issuer {
                 let tag = fetched_tag.take().filter(|_| stored.is_ok());
-                self.keep_tag(list_id, purpose, tag.map(|t| (trust.version, t)));
+                self.keep_tag(
+                    list_id,
+                    purpose,
+                    tag.map(|t| HeldTag::new(trust.version, t)),
+                );
             }
             match stored {
                 Ok(Some(bits_changed)) => {
@@ -259,13 +266,10 @@ impl StatusStore {
         let meta = self.meta.lock().ok()?;
         let m = meta.get(list_id)?;
         m.raw[i].as_ref()?;
-        match &m.etags[i] {
-            Some((version, tag)) if *version == trust_version => Some(tag.clone()),
-            _ => None,
-        }
+        m.etags[i].as_ref()?.under(trust_version).map(str::to_owned)
     }
 
-    fn keep_tag(&self, list_id: &str, purpose: StatusPurpose, tag: Option<(u64, String)>) {
+    fn keep_tag(&self, list_id: &str, purpose: StatusPurpose, tag: Option<HeldTag>) {
         if let Ok(mut meta) = self.meta.lock() {
             meta.entry(list_id.to_owned()).or_default().etags[purpose as usize - 1] = tag;
         }
