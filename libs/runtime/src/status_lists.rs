@@ -94,11 +94,17 @@ impl StatusLists {
         signed
             .get(&(n, purpose))
             .filter(|list| {
-                list.version == version
-                    && list.kid == kid
-                    && (0..self.refresh_secs).contains(&(now - list.signed_at))
+                list.version == version && self.still_current(&list.kid, list.signed_at, kid, now)
             })
             .cloned()
+    }
+
+    /// Whether a document signed by `signed_kid` at `signed_at` may still be handed
+    /// out at `now`, the key now being `kid`: the same key, and signed less than the
+    /// refresh interval ago (a clock that went back means signing again). The rule for
+    /// every signed document an issuer keeps, its status lists and others alike.
+    pub fn still_current(&self, signed_kid: &str, signed_at: i64, kid: &str, now: i64) -> bool {
+        signed_kid == kid && (0..self.refresh_secs).contains(&now.saturating_sub(signed_at))
     }
 
     /// Signs `list` with its bits at `indexes` set, as `version` of it, with `key` at

@@ -835,13 +835,14 @@ impl Certificates {
         let credentials = self.store.disputed_credentials().await?;
         let key = &self.parts.signer.key;
         let mut held = self.notice.lock().unwrap_or_else(|p| p.into_inner());
-        // The same notice while it says the same, under the same key, within the
-        // refresh interval: its bytes (and so its ETag) stay the same, and a dispute
-        // filed or resolved is in the next one at once.
+        // The same notice while it says the same and is still current as a status list
+        // would be: its bytes (and so its ETag) stay the same, and a dispute filed or
+        // resolved is in the next one at once.
         if let Some(n) = held.as_ref()
             && n.credentials == credentials
-            && n.kid == key.kid()
-            && (0..self.parts.status_refresh_secs).contains(&now.saturating_sub(n.signed_at))
+            && self
+                .lists
+                .still_current(&n.kid, n.signed_at, key.kid(), now)
         {
             return Ok(n.envelope.clone());
         }
