@@ -28,6 +28,7 @@
 pub mod client;
 pub mod clock;
 pub mod coalesce;
+pub mod conn_io;
 pub mod http_cache;
 pub mod issuer_key;
 pub mod license;

@@ -21,6 +21,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::ServiceExt as _;
 
 use crate::{
+    conn_io::Coalescing,
     limits::LimitsLayer,
     normalize::NormalizeLayer,
     rate::{GrpcRateLimitLayer, HttpRateLimitLayer, RateLimit, RateLimiter},
@@ -547,7 +548,7 @@ async fn serve_listener(
                 None => {
                     let conn = connections
                         .builder
-                        .serve_connection_with_upgrades(TokioIo::new(tcp), service);
+                        .serve_connection_with_upgrades(TokioIo::new(Coalescing(tcp)), service);
                     watcher.watch(conn.into_owned()).await
                 }
                 Some(acceptor) => {
@@ -569,7 +570,7 @@ async fn serve_listener(
                     };
                     let conn = connections
                         .builder
-                        .serve_connection_with_upgrades(TokioIo::new(tls), service);
+                        .serve_connection_with_upgrades(TokioIo::new(Coalescing(tls)), service);
                     watcher.watch(conn.into_owned()).await
                 }
             };
