@@ -183,32 +183,10 @@ macro_rules! impl_verify_store {
         impl VerifyStore for $store {
             #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect)), rows = rows.len()))]
             async fn record(&self, rows: &[AuditRow]) -> anyhow::Result<()> {
-                use anyhow::Context as _;
-                let mut tx = self.pool.begin().await.context("starting the audit write")?;
-                // Multi-row INSERTs: one statement per chunk, not one round trip per row
-                // (8 binds a row stays far below either database's parameter limit).
-                for chunk in rows.chunks(AUDIT_ROWS_PER_INSERT) {
-                    let mut insert = sqlx::QueryBuilder::new(
-                        "INSERT INTO verify_audit (client_id, credential_id, outcome, reason, issuer, verified_at, kind, verifications) ",
-                    );
-                    insert.push_values(chunk, |mut b, r| {
-                        b.push_bind(&r.client_id)
-                            .push_bind(&r.credential_id)
-                            .push_bind(&r.outcome)
-                            .push_bind(&r.reason)
-                            .push_bind(&r.issuer)
-                            .push_bind(r.verified_at)
-                            .push_bind(&r.kind)
-                            .push_bind(r.count.max(1));
-                    });
-                    insert
-                        .build()
-                        .execute(&mut *tx)
-                        .await
-                        .context("writing audit rows")?;
+                if rows.is_empty() {
+                    return Ok(());
                 }
-                tx.commit().await.context("committing the audit write")?;
-                Ok(())
+                self.insert_audit(rows).await
             }
 
             #[tracing::instrument(skip_all, fields(otel.kind = "client", db.system.name = credmesh_store::system_name(stringify!($dialect))))]
@@ -263,6 +241,74 @@ macro_rules! impl_verify_store {
 
 impl_verify_store!(SqliteVerifyStore, sqlite);
 impl_verify_store!(PgVerifyStore, postgresql);
+
+/// The columns an audit row is written to, in the order both stores bind them.
+macro_rules! audit_insert {
+    () => {
+        "INSERT INTO verify_audit (client_id, credential_id, outcome, reason, issuer, verified_at, kind, verifications) "
+    };
+}
+
+impl SqliteVerifyStore {
+    /// Writes `rows` in one transaction, as multi-row INSERTs: one statement per chunk,
+    /// not one round trip per row (8 binds a row stays far below SQLite's limit).
+    async fn insert_audit(&self, rows: &[AuditRow]) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .context("starting the audit write")?;
+        for chunk in rows.chunks(AUDIT_ROWS_PER_INSERT) {
+            let mut insert = sqlx::QueryBuilder::new(audit_insert!());
+            insert.push_values(chunk, |mut b, r| {
+                b.push_bind(&r.client_id)
+                    .push_bind(&r.credential_id)
+                    .push_bind(&r.outcome)
+                    .push_bind(&r.reason)
+                    .push_bind(&r.issuer)
+                    .push_bind(r.verified_at)
+                    .push_bind(&r.kind)
+                    .push_bind(r.count.max(1));
+            });
+            insert
+                .build()
+                .execute(&mut *tx)
+                .await
+                .context("writing audit rows")?;
+        }
+        tx.commit().await.context("committing the audit write")?;
+        Ok(())
+    }
+}
+
+impl PgVerifyStore {
+    /// Writes `rows` with one statement, atomic by itself, that binds each column as
+    /// one array. A multi-row VALUES list bound eight parameters a row (2,048 for 256
+    /// rows), each one parsed and checked by the server, and needed a transaction
+    /// around its chunks.
+    async fn insert_audit(&self, rows: &[AuditRow]) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        let text = |f: fn(&AuditRow) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
+        sqlx::query(concat!(
+            audit_insert!(),
+            "SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], ",
+            "$5::text[], $6::bigint[], $7::text[], $8::bigint[])"
+        ))
+        .bind(text(|r| &r.client_id))
+        .bind(text(|r| &r.credential_id))
+        .bind(text(|r| &r.outcome))
+        .bind(text(|r| &r.reason))
+        .bind(text(|r| &r.issuer))
+        .bind(rows.iter().map(|r| r.verified_at).collect::<Vec<i64>>())
+        .bind(text(|r| &r.kind))
+        .bind(rows.iter().map(|r| r.count.max(1)).collect::<Vec<i64>>())
+        .execute(&self.pool)
+        .await
+        .context("writing audit rows")?;
+        Ok(())
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -307,3 +307,43 @@ async fn the_audit_is_served_as_json_with_the_same_rules() {
     let (code, _) = get(base, String::new()).await;
     assert_eq!(code, 401);
 }
+
+/// A write of many rows (more than one statement's worth on SQLite, one array-bound
+/// statement on PostgreSQL) keeps every row and every field, on both backends.
+#[tokio::test]
+async fn a_burst_of_audit_rows_is_written_whole_on_both_backends() {
+    use credmesh_verify::store::{AuditQuery, AuditRow, for_db};
+    for backend in BOTH {
+        let mut keep = Vec::new();
+        let url = database(backend, &mut keep).await;
+        let db = credmesh_store::Db::connect(&url, &credmesh_store::DbOptions::default())
+            .await
+            .unwrap();
+        db.migrate(credmesh_verify::migrations()).await.unwrap();
+        let store = for_db(&db);
+        let rows: Vec<AuditRow> = (0..600)
+            .map(|i| AuditRow {
+                client_id: if i % 2 == 0 { "bank-a" } else { "bank-b" }.into(),
+                credential_id: format!("lic-{i}"),
+                outcome: "valid".into(),
+                reason: "VALID".into(),
+                issuer: "SH/license 营业执照".into(),
+                verified_at: 1_000 + i,
+                kind: "business_license".into(),
+                count: 1 + i % 3,
+            })
+            .collect();
+        store.record(&rows).await.unwrap();
+        store.record(&[]).await.unwrap();
+        let mut listed = store
+            .list_audit(&AuditQuery {
+                limit: 1_000,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        listed.reverse();
+        let got: Vec<AuditRow> = listed.into_iter().map(|r| r.row).collect();
+        assert_eq!(got, rows, "{backend:?}");
+    }
+}
