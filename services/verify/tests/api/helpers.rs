@@ -56,7 +56,10 @@ fn write_key(dir: &std::path::Path, name: &str) -> (IssuerKey, PathBuf) {
     (key, path)
 }
 
-pub async fn database(backend: Backend, keep: &mut Vec<credmesh_testkit::sqlite::SqliteDb>) -> String {
+pub async fn database(
+    backend: Backend,
+    keep: &mut Vec<credmesh_testkit::sqlite::SqliteDb>,
+) -> String {
     match backend {
         Backend::Sqlite => {
             let db = credmesh_testkit::sqlite::SqliteDb::new().unwrap();
