@@ -674,7 +674,9 @@ pub fn outcome_name(outcome: i32) -> &'static str {
 }
 
 async fn audit_writer(mut rx: mpsc::Receiver<AuditRow>, store: Arc<dyn VerifyStore>) {
-    let mut batch = Vec::with_capacity(AUDIT_BATCH);
+    // Grown as rows come (`recv_many` reserves what it needs): a quiet gateway's batch
+    // of one row does not allocate room for a busy one's 4,096.
+    let mut batch = Vec::new();
     while rx.recv_many(&mut batch, AUDIT_BATCH).await > 0 {
         // Let a burst gather into one transaction: committing every handful of rows cost
         // more than the rows themselves (WAL frames and checkpoints on SQLite). The
@@ -689,10 +691,7 @@ async fn audit_writer(mut rx: mpsc::Receiver<AuditRow>, store: Arc<dyn VerifySto
                 rx.recv_many(&mut batch, queued).await;
             }
         }
-        let rows = crate::store::collapse(std::mem::replace(
-            &mut batch,
-            Vec::with_capacity(AUDIT_BATCH),
-        ));
+        let rows = crate::store::collapse(std::mem::take(&mut batch));
         if let Err(err) = store.record(&rows).await {
             let verifications: i64 = rows.iter().map(|r| r.count).sum();
             tracing::error!(error = %format!("{err:#}"), rows = rows.len(), verifications, "audit rows not written");

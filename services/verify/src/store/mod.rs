@@ -174,7 +174,7 @@ pub struct PgVerifyStore {
     pool: PgPool,
 }
 
-/// Audit rows written by one INSERT statement.
+/// Audit rows written by one INSERT statement on SQLite (PostgreSQL binds arrays).
 const AUDIT_ROWS_PER_INSERT: usize = 256;
 
 macro_rules! impl_verify_store {
