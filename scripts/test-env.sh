@@ -2,7 +2,8 @@
 # Starts (or stops) the real backends the tests use, on loopback only:
 #   PostgreSQL 127.0.0.1:55432, Redis 127.0.0.1:56379, Redis Cluster 127.0.0.1:57001-57003.
 # `start` writes target/test-env/env with the CREDMESH_TEST_* variables the tests read.
-# Servers are throw-away: their data lives under a temporary directory.
+# Servers are throw-away: their data lives under a temporary directory. PostgreSQL keeps
+# little WAL (every test creates a database, each one logged whole): CI's disk is small.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +23,7 @@ start_postgres() {
   chown -R postgres:postgres "$base/pg"
   runuser -u postgres -- "$bin/initdb" -D "$base/pg/data" -A trust -U postgres >/dev/null
   runuser -u postgres -- "$bin/pg_ctl" -D "$base/pg/data" -l "$base/pg/log" -w \
-    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $base/pg -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" start >/dev/null \
+    -o "-c listen_addresses=127.0.0.1 -p $pg_port -k $base/pg -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 -c max_wal_size=128MB -c min_wal_size=32MB" start >/dev/null \
     || { echo "error: PostgreSQL on port $pg_port did not start; its log:" >&2; cat "$base/pg/log" >&2; exit 1; }
 }
 

@@ -29,18 +29,72 @@ pub fn server_url() -> String {
 }
 
 /// Creates a new, empty database on the shared server and returns its URL.
+///
+/// The name carries the creating process's id. On a loopback server, databases left by
+/// test processes that have since exited are dropped first: nextest runs each test in
+/// its own process, and a run creates hundreds of databases of several megabytes each,
+/// which would otherwise stay on disk until the server is discarded.
 pub async fn fresh_database() -> anyhow::Result<String> {
     let server = server_url();
-    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let name = format!("t_{}_{}", std::process::id(), uuid::Uuid::new_v4().simple());
     let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
         .await
         .with_context(|| format!("connecting to the test postgres server at {server}"))?;
+    if is_loopback(&server) {
+        drop_databases_of_exited_tests(&mut admin).await;
+    }
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut admin)
         .await
         .context("creating a test database")?;
     admin.close().await.ok();
     Ok(format!("{server}/{name}"))
+}
+
+fn is_loopback(server: &str) -> bool {
+    let host = server
+        .split_once('@')
+        .map_or(server, |(_, rest)| rest)
+        .trim_start_matches("postgres://")
+        .trim_start_matches("postgresql://");
+    host.starts_with("127.0.0.1") || host.starts_with("localhost") || host.starts_with("[::1]")
+}
+
+/// Drops the `t_<pid>_<uuid>` databases whose process no longer runs. Best effort: a
+/// database another process is dropping at the same moment, or one still connected to,
+/// is left for a later call. Without `/proc` (not Linux) nothing is dropped.
+async fn drop_databases_of_exited_tests(admin: &mut sqlx::PgConnection) {
+    let proc = std::path::Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Ok(names) = sqlx::query_scalar::<_, String>(
+        "SELECT datname FROM pg_database WHERE datname LIKE 't\\_%\\_%'",
+    )
+    .fetch_all(&mut *admin)
+    .await
+    else {
+        return;
+    };
+    for name in names {
+        let Some(pid) = name
+            .strip_prefix("t_")
+            .and_then(|rest| rest.split_once('_'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let plain = name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !plain || pid == std::process::id() || proc.join(pid.to_string()).exists() {
+            continue;
+        }
+        let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+            .execute(&mut *admin)
+            .await;
+    }
 }
 
 /// A private PostgreSQL server on a free loopback port, for tests that crash and restart
