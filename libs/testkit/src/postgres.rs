@@ -231,3 +231,47 @@ fn run(command: &mut std::process::Command) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use sqlx::Connection as _;
+
+    async fn exists(admin: &mut sqlx::PgConnection, name: &str) -> bool {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)",
+        )
+        .bind(name)
+        .fetch_one(admin)
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_database_whose_test_process_has_exited_is_dropped_and_a_live_ones_kept() {
+        let server = super::server_url();
+        let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+            .await
+            .unwrap();
+        // A process that has come and gone: its id names a database a finished test left.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let left = format!("t_{gone}_{}", uuid::Uuid::new_v4().simple());
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {left}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+
+        let mine = super::fresh_database().await.unwrap();
+        let mine = mine.rsplit('/').next().unwrap();
+        assert!(
+            !exists(&mut admin, &left).await,
+            "{left} outlived its process"
+        );
+        // This process still runs: its database stays, and the next call keeps it too.
+        super::fresh_database().await.unwrap();
+        assert!(exists(&mut admin, mine).await);
+    }
+}
