@@ -3,8 +3,9 @@
 //!
 //! `make test` starts one throw-away server (`scripts/test-env.sh`) and exports its
 //! address as `CREDMESH_TEST_POSTGRES_URL`. Each test creates its own database there,
-//! so tests run in parallel without seeing each other's rows; the server and all its
-//! databases are discarded when the run ends.
+//! so tests run in parallel without seeing each other's rows; a finished test's database
+//! is dropped by the next test to start (see [`fresh_database`]), and the server with
+//! whatever is left is discarded when the run ends.
 
 use anyhow::Context as _;
 use sqlx::Connection as _;
