@@ -78,11 +78,25 @@ export CREDMESH_TEST_REDIS_CLUSTER_URL=redis-cluster://$(IFS=,; echo "${cluster_
 ENV
     echo "test servers up: $(tr '\n' ' ' < "$state/env" | sed 's/export //g')"
     ;;
+  diagnose)
+    # After a failed run: any server that no longer answers, with the end of its log
+    # (a server that died mid-run fails every test after it with "connection refused").
+    if ! "$(pg_bin)/pg_isready" -q -h 127.0.0.1 -p $pg_port 2>/dev/null; then
+      echo "PostgreSQL on port $pg_port no longer answers; the end of its log:" >&2
+      tail -n 20 "$base/pg/log" >&2 2>/dev/null || true
+    fi
+    for p in $redis_port "${cluster_ports[@]}"; do
+      if ! redis-cli -p "$p" ping >/dev/null 2>&1; then
+        echo "Redis on port $p no longer answers; the end of its log:" >&2
+        tail -n 10 "$base/redis-$p/log" >&2 2>/dev/null || true
+      fi
+    done
+    ;;
   stop)
     bin=$(pg_bin)
     [ -d "$base/pg/data" ] && runuser -u postgres -- "$bin/pg_ctl" -D "$base/pg/data" -m immediate stop >/dev/null 2>&1 || true
     for p in $redis_port "${cluster_ports[@]}"; do redis-cli -p "$p" shutdown nosave >/dev/null 2>&1 || true; done
     rm -rf "$base" "$state/env"
     ;;
-  *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|diagnose" >&2; exit 2 ;;
 esac

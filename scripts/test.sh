@@ -6,11 +6,12 @@ cd "$(dirname "$0")/.."
 
 started_here=0
 if [ ! -f target/test-env/env ]; then started_here=1; fi
-# Stop the servers started here; on a failure, end with how much disk and memory were
-# left: a build killed for want of either fails with little else to go on, and CI keeps
+# Stop the servers started here; on a failure, first show the log of any server that
+# died, and end with how much disk and memory were left: a build killed for want of either fails with little else to go on, and CI keeps
 # only the last lines.
 finish() {
   local status=$? disk mem
+  if [ "$status" -ne 0 ]; then scripts/test-env.sh diagnose || true; fi
   if [ "$started_here" = 1 ]; then scripts/test-env.sh stop || true; fi
   if [ "$status" -ne 0 ]; then
     disk=$(df -Pk . 2>/dev/null | awk 'NR==2 {printf "%.1f GiB", $4/1048576}')
