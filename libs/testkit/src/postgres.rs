@@ -33,8 +33,8 @@ pub fn server_url() -> String {
 ///
 /// The name carries the creating process's id. On a loopback server, databases left by
 /// test processes that have since exited are dropped first: nextest runs each test in
-/// its own process, and a run creates hundreds of databases of several megabytes each,
-/// which would otherwise stay on disk until the server is discarded.
+/// its own process, and every PostgreSQL test's database (several megabytes) would
+/// otherwise stay on disk until the server is discarded.
 pub async fn fresh_database() -> anyhow::Result<String> {
     let server = server_url();
     let name = format!("t_{}_{}", std::process::id(), uuid::Uuid::new_v4().simple());
@@ -61,9 +61,10 @@ fn is_loopback(server: &str) -> bool {
     host.starts_with("127.0.0.1") || host.starts_with("localhost") || host.starts_with("[::1]")
 }
 
-/// Drops the `t_<pid>_<uuid>` databases whose process no longer runs. Best effort: a
-/// database another process is dropping at the same moment, or one still connected to,
-/// is left for a later call. Without `/proc` (not Linux) nothing is dropped.
+/// Drops the `t_<pid>_<uuid>` databases whose process no longer runs, ending any
+/// connection still open to them (a server the test started and left behind). Best
+/// effort: an error (another process dropping the same database) leaves it for a later
+/// call. Without `/proc` (not Linux) nothing is dropped.
 async fn drop_databases_of_exited_tests(admin: &mut sqlx::PgConnection) {
     let proc = std::path::Path::new("/proc");
     if !proc.join("self").exists() {
