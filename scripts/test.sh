@@ -49,6 +49,10 @@ else
   cargo test --workspace --no-fail-fast
 fi
 
+# CI builds once and tests once: the workspace's debug build (about 2.7 GB) is not used
+# past this point, and the fuzz builds that follow need about as much again.
+if [ -n "${CI:-}" ]; then rm -rf target/debug; fi
+
 # The fuzz targets' committed seeds and past crashes, replayed (stable compiler); in CI
 # also a short fuzzing run of every target (make fuzz runs them longer).
 CARGO_TARGET_DIR="$PWD/fuzz/target" cargo test --manifest-path fuzz/Cargo.toml --lib
