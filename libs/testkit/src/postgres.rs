@@ -53,12 +53,14 @@ pub async fn fresh_database() -> anyhow::Result<String> {
 }
 
 fn is_loopback(server: &str) -> bool {
-    let host = server
-        .split_once('@')
-        .map_or(server, |(_, rest)| rest)
-        .trim_start_matches("postgres://")
-        .trim_start_matches("postgresql://");
-    host.starts_with("127.0.0.1") || host.starts_with("localhost") || host.starts_with("[::1]")
+    server
+        .parse::<sqlx::postgres::PgConnectOptions>()
+        .is_ok_and(|options| {
+            matches!(
+                options.get_host(),
+                "127.0.0.1" | "localhost" | "::1" | "[::1]"
+            )
+        })
 }
 
 /// Drops the `t_<pid>_<uuid>` databases whose process no longer runs, ending any
