@@ -24,13 +24,27 @@
 //!   ([`credmesh_runtime::coalesce`]). The direct writes and the worker's batches take
 //!   turns on one async lock, so they wait for each other in a queue rather than in
 //!   SQLite's busy handler, which sleeps a millisecond and more between tries.
+//! - **One connection of its own.** The lock holds the connection every establishment
+//!   is written on, opened on first use with the pool's options and kept. SQLite drops
+//!   a connection's whole page cache whenever another connection has written, and the
+//!   pool hands out its idle connections in turn, so a write through the pool nearly
+//!   always found a cold cache and read the b-tree pages of its six tables back from
+//!   the WAL (a profile of the registrations bench: a sixth of the worker thread's
+//!   time). The connection of its own keeps them; only the service's other writes
+//!   (amendments, closures, claims of serials and status entries) make it read them
+//!   again. It also skips the pool's check-out, whose hand-back is a task of its own.
+//!   A connection that failed other than with a database error (I/O, its worker
+//!   thread gone) is dropped, and the next write opens a new one.
 //! - **Bounded.** Past [`QUEUE`] waiting establishments a caller writes its own
 //!   statement directly, as before.
 
 use std::sync::{Arc, OnceLock};
 
 use credmesh_runtime::coalesce::Coalescer;
-use credmesh_store::sqlx::{self, Sqlite, SqlitePool, query::Query, sqlite::SqliteArguments};
+use credmesh_store::sqlx::{
+    self, ConnectOptions as _, Connection as _, Sqlite, SqliteConnection, SqlitePool,
+    query::Query, sqlite::SqliteArguments,
+};
 use tracing::Instrument as _;
 
 /// One establishment's whole write: one statement that commits by itself.
@@ -49,8 +63,10 @@ const SQLITE_CONSTRAINT: i32 = 19;
 #[derive(Debug, Clone)]
 pub struct GroupCommit {
     pool: SqlitePool,
-    /// Held by whichever write runs: a caller's own, or a batch of the worker's.
-    turn: Arc<tokio::sync::Mutex<()>>,
+    /// The connection the writes take turns on, held by whichever write runs: a
+    /// caller's own, or a batch of the worker's. `None` until the first write, and
+    /// after a failure that may have broken it.
+    writer: Arc<tokio::sync::Mutex<Option<SqliteConnection>>>,
     /// Started on first use, on the caller's runtime.
     worker: Arc<OnceLock<Coalescer<Write, Result<(), sqlx::Error>>>>,
 }
@@ -60,7 +76,7 @@ impl GroupCommit {
     pub fn new(pool: SqlitePool) -> Self {
         Self {
             pool,
-            turn: Arc::default(),
+            writer: Arc::default(),
             worker: Arc::default(),
         }
     }
@@ -68,14 +84,17 @@ impl GroupCommit {
     /// Runs `write`, committed by the time this answers: alone, or in one transaction
     /// with the writes of other callers pending at the same moment.
     pub async fn write(&self, write: Write) -> Result<(), sqlx::Error> {
-        if let Ok(_turn) = self.turn.try_lock() {
+        if self.pool.is_closed() {
+            return Err(sqlx::Error::PoolClosed);
+        }
+        if let Ok(mut writer) = self.writer.try_lock() {
             // Nothing else is writing: write it now, alone.
-            return alone(&self.pool, write).await;
+            return alone(&self.pool, &mut writer, write).await;
         }
         let worker = self.worker.get_or_init(|| {
-            let (pool, turn) = (self.pool.clone(), self.turn.clone());
+            let (pool, writer) = (self.pool.clone(), self.writer.clone());
             Coalescer::start(1, MAX_BATCH, QUEUE, move |writes: Vec<Write>| {
-                let (pool, turn) = (pool.clone(), turn.clone());
+                let (pool, writer) = (pool.clone(), writer.clone());
                 // The batch's statements are traced under a span of its own: the
                 // callers' spans are in other tasks, one per establishment.
                 let span = tracing::info_span!(
@@ -85,8 +104,8 @@ impl GroupCommit {
                     db.operation.batch.size = writes.len(),
                 );
                 async move {
-                    let _turn = turn.lock().await;
-                    commit_together(&pool, writes).await
+                    let mut writer = writer.lock().await;
+                    commit_together(&pool, &mut writer, writes).await
                 }
                 .instrument(span)
             })
@@ -94,22 +113,45 @@ impl GroupCommit {
         match worker.submit_or_return(write).await {
             Ok(Some(result)) => result,
             Ok(None) => Err(sqlx::Error::WorkerCrashed),
-            // The queue is full: write it directly.
-            Err(write) => alone(&self.pool, write).await,
+            // The queue is full: write it directly, on a connection of the pool.
+            Err(write) => write.execute(&self.pool).await.map(drop),
         }
     }
 }
 
-/// Runs `writes` in one transaction (a lone one in autocommit); each one's result.
-async fn commit_together(pool: &SqlitePool, writes: Vec<Write>) -> Vec<Result<(), sqlx::Error>> {
+/// Runs `writes` on the writer in one transaction (a lone one in autocommit); each
+/// one's result.
+async fn commit_together(
+    pool: &SqlitePool,
+    writer: &mut Option<SqliteConnection>,
+    writes: Vec<Write>,
+) -> Vec<Result<(), sqlx::Error>> {
     let writes = match <[Write; 1]>::try_from(writes) {
-        Ok([write]) => return vec![alone(pool, write).await],
+        Ok([write]) => return vec![alone(pool, writer, write).await],
         Err(writes) => writes,
     };
     let n = writes.len();
-    let mut tx = match credmesh_store::begin_sqlite_write(pool).await {
-        Ok(tx) => tx,
+    let conn = match connection(pool, writer).await {
+        Ok(conn) => conn,
         Err(e) => return failed_batch(n, &e),
+    };
+    let (answers, broken) = in_one_transaction(conn, writes).await;
+    if broken {
+        *writer = None;
+    }
+    answers
+}
+
+/// `writes` in one `BEGIN IMMEDIATE … COMMIT` on `conn`: each one's result, and whether
+/// the error that stopped the batch may have broken the connection ([`is_broken`]).
+async fn in_one_transaction(
+    conn: &mut SqliteConnection,
+    writes: Vec<Write>,
+) -> (Vec<Result<(), sqlx::Error>>, bool) {
+    let n = writes.len();
+    let mut tx = match conn.begin_with("BEGIN IMMEDIATE").await {
+        Ok(tx) => tx,
+        Err(e) => return (failed_batch(n, &e), is_broken(&e)),
     };
     let mut results = Vec::with_capacity(n);
     for write in writes {
@@ -119,21 +161,52 @@ async fn commit_together(pool: &SqlitePool, writes: Vec<Write>) -> Vec<Result<()
             Err(e) => {
                 // The transaction may be gone with it: nothing of the batch stays.
                 let _ = tx.rollback().await;
+                let broken = is_broken(&e);
                 let mut answers = failed_batch(n, &e);
                 answers[results.len()] = Err(e);
-                return answers;
+                return (answers, broken);
             }
         }
     }
     match tx.commit().await {
-        Ok(()) => results,
-        Err(e) => failed_batch(n, &e),
+        Ok(()) => (results, false),
+        Err(e) => (failed_batch(n, &e), is_broken(&e)),
     }
 }
 
-/// Runs `write` by itself, in autocommit.
-async fn alone(pool: &SqlitePool, write: Write) -> Result<(), sqlx::Error> {
-    write.execute(pool).await.map(drop)
+/// Runs `write` by itself on the writer, in autocommit.
+async fn alone(
+    pool: &SqlitePool,
+    writer: &mut Option<SqliteConnection>,
+    write: Write,
+) -> Result<(), sqlx::Error> {
+    let result = match connection(pool, writer).await {
+        Ok(conn) => write.execute(conn).await.map(drop),
+        Err(e) => Err(e),
+    };
+    if result.as_ref().is_err_and(is_broken) {
+        *writer = None;
+    }
+    result
+}
+
+/// The writer, opened with the pool's options if it is not open.
+async fn connection<'c>(
+    pool: &SqlitePool,
+    writer: &'c mut Option<SqliteConnection>,
+) -> Result<&'c mut SqliteConnection, sqlx::Error> {
+    match writer {
+        Some(conn) => Ok(conn),
+        None => Ok(writer.insert(pool.connect_options().connect().await?)),
+    }
+}
+
+/// Whether `err` may have broken the connection it came from: anything but an error
+/// SQLite answered (a constraint, `SQLITE_BUSY`, a full disk), which leaves the
+/// connection as it was. The writer is dropped after such an error, and the next write
+/// opens a new one.
+fn is_broken(err: &sqlx::Error) -> bool {
+    !matches!(err, sqlx::Error::Database(_))
 }
 
 /// Whether `err` undid only the statement that met it: a constraint failure.
@@ -220,6 +293,41 @@ mod tests {
         let mut expected: Vec<String> = (0..20).map(|i| format!("k{i:02}")).collect();
         expected.insert(0, "a".into());
         assert_eq!(keys(&pool).await, expected);
+    }
+
+    #[tokio::test]
+    async fn writes_keep_one_connection_of_their_own_and_stop_with_the_pool() {
+        let (_dir, pool) = database().await;
+        let group = GroupCommit::new(pool.clone());
+        group.write(insert("a", 1)).await.unwrap();
+        // A temporary table lives as long as the connection that made it.
+        async fn marked(group: &GroupCommit) -> bool {
+            let mut writer = group.writer.try_lock().expect("no write is running");
+            let conn = writer.as_mut().expect("the first write opened the writer");
+            sqlx::query("SELECT 1 FROM temp.marker")
+                .fetch_optional(conn)
+                .await
+                .is_ok()
+        }
+        {
+            let mut writer = group.writer.try_lock().unwrap();
+            sqlx::query("CREATE TEMP TABLE marker (x)")
+                .execute(writer.as_mut().unwrap())
+                .await
+                .unwrap();
+        }
+        assert!(marked(&group).await);
+        // A refusal by a constraint leaves the connection as it was.
+        assert!(group.write(insert("a", 2)).await.is_err());
+        group.write(insert("b", 2)).await.unwrap();
+        assert!(marked(&group).await, "the writer was kept");
+        // What the writer committed, the pool's connections read.
+        assert_eq!(keys(&pool).await, vec!["a".to_string(), "b".to_string()]);
+        pool.close().await;
+        assert!(matches!(
+            group.write(insert("c", 3)).await,
+            Err(sqlx::Error::PoolClosed)
+        ));
     }
 
     #[tokio::test]
