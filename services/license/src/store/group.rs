@@ -42,8 +42,8 @@ use std::sync::{Arc, OnceLock};
 
 use credmesh_runtime::coalesce::Coalescer;
 use credmesh_store::sqlx::{
-    self, ConnectOptions as _, Connection as _, Sqlite, SqliteConnection, SqlitePool,
-    query::Query, sqlite::SqliteArguments,
+    self, ConnectOptions as _, Connection as _, Sqlite, SqliteConnection, SqlitePool, query::Query,
+    sqlite::SqliteArguments,
 };
 use tracing::Instrument as _;
 
