@@ -9,7 +9,10 @@
 //! in one transaction. The baseline inserts one row of the same shape (same columns,
 //! same indexes, same credential sizes) per transaction, through the same pool, so with
 //! the same durability settings (SQLite: WAL, `synchronous = NORMAL`; PostgreSQL: the
-//! server's).
+//! server's). The baseline's table has PostgreSQL's default storage settings; the
+//! service's `license_versions` keeps rows up to a page whole, neither compressed nor
+//! moved to the TOAST table (migration 0104), which the baseline's rows of about
+//! 3.5 KB are.
 //!
 //! Each register size has a database of its own, and every size's registrations and
 //! raw INSERTs take turns, 100 at a time, so every figure sees the same machine: this
