@@ -74,11 +74,6 @@ bench callgrind.txt python3 scripts/bench_callgrind.py
 
 status=0
 python3 scripts/bench_report.py || status=$?
-{ echo; echo "## National scale"; echo; grep -E '^status lists for' target/bench/credential.txt; } >> target/bench/report.md || true
-{ echo; echo "## License registrations"; echo; grep -E '^(\||license|without|goals)' target/bench/license.txt; } >> target/bench/report.md || true
-{ echo; echo "## Inspection planning"; echo; grep -E '^(\||inspection|goals)' target/bench/inspection.txt; } >> target/bench/report.md || true
-{ echo; echo "## Verify gateway"; echo; grep -E '^(\||goals)' target/bench/verify.txt; } >> target/bench/report.md || true
-{ echo; echo "## Memory and start-up"; echo; grep -E '^\|' target/bench/footprint.txt; } >> target/bench/report.md || true
 if [ ${#failed[@]} -gt 0 ]; then
   echo "bench steps that failed (their figures are not measured): ${failed[*]}" >&2
   { echo; echo "Steps that failed (see target/bench/<step>): ${failed[*]}"; } >> target/bench/report.md

@@ -2,8 +2,10 @@
 the same run, as a ratio, with the goal it is held to. Also the load generator's figures
 (target/bench/load.json, tests/benches/load.rs), the redis-benchmark GET reference
 (target/bench/redis-benchmark.txt) and the hot paths' instruction counts
-(target/bench/instructions.json, scripts/bench_callgrind.py), when they were measured.
-Writes target/bench/report.md and target/bench/report.json. Exits non-zero only when
+(target/bench/instructions.json, scripts/bench_callgrind.py), and the tables the custom
+harnesses print (national scale, license registrations, inspection planning, the verify
+gateway, memory and start-up), when they were measured. Writes target/bench/report.md and
+target/bench/report.json, the same figures in both. Exits non-zero only when
 nothing could be measured."""
 
 import json
@@ -221,6 +223,70 @@ def instructions_section():
     return data, lines, count
 
 
+# What the custom harnesses print (each to its own text file under target/bench), taken
+# into the report: (key in report.json, heading, file, the lines that belong to the report).
+SECTIONS = [
+    ("national_scale", "National scale", "credential.txt", r"^status lists for"),
+    ("license_registrations", "License registrations", "license.txt", r"^(\||license|without|goals)"),
+    ("inspection_planning", "Inspection planning", "inspection.txt", r"^(\||inspection|goals)"),
+    ("verify_gateway", "Verify gateway", "verify.txt", r"^(\||goals)"),
+    ("footprint", "Memory and start-up", "footprint.txt", r"^\|"),
+]
+
+
+def markdown_tables(lines):
+    """The Markdown tables among `lines`: each a list of rows, each row {header: cell},
+    cells as printed. A header that repeats names the column before it, as in
+    "goal (of idle RSS)"."""
+    tables, header = [], None
+    for line in lines:
+        line = line.strip()
+        if not line.startswith("|") or not line.endswith("|"):
+            header = None
+            continue
+        cells = [c.strip() for c in line[1:-1].split("|")]
+        if header is None:
+            header = []
+            for i, name in enumerate(cells):
+                header.append(f"{name} (of {cells[i - 1]})" if name in cells[:i] else name)
+            tables.append([])
+        elif not all(re.fullmatch(r"-*", c) for c in cells):
+            tables[-1].append(dict(zip(header, cells)))
+    return tables
+
+
+def national_scale(lines):
+    """The status lists' memory at national scale, from the credential bench's line."""
+    for line in lines:
+        m = re.match(r"status lists for (\d+) credentials: .*?([\d.]+) MiB held; ([\d.]+) MiB per 100 million", line)
+        if m:
+            return {"credentials": int(m.group(1)), "held_mib": float(m.group(2)),
+                    "mib_per_100_million": float(m.group(3))}
+    return None
+
+
+def harness_sections():
+    """The custom harnesses' sections: for report.json, {key: {lines, tables}}; for
+    report.md, the lines to append; and how many sections had figures."""
+    data, lines, count = {}, [], 0
+    for key, heading, name, pattern in SECTIONS:
+        try:
+            with open(os.path.join(OUT, name), encoding="utf-8") as f:
+                taken = [line.rstrip("\n") for line in f if re.match(pattern, line)]
+        except OSError:
+            continue
+        if not taken:
+            continue
+        count += 1
+        section = {"lines": [line for line in taken if not line.startswith("|")],
+                   "tables": markdown_tables(taken)}
+        if key == "national_scale":
+            section["figures"] = national_scale(taken)
+        data[key] = section
+        lines += ["", f"## {heading}", ""] + taken
+    return data, lines, count
+
+
 def main():
     rows, measured = [], 0
     for label, m, r, kind, goal in PAIRS:
@@ -252,10 +318,12 @@ def main():
     measured += n
     instructions, instruction_lines, n = instructions_section()
     measured += n
+    sections, section_lines, n = harness_sections()
+    measured += n
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "report.json"), "w") as f:
         json.dump({"machine": machine, "figures": rows, "load": load, "redis_benchmark": redis,
-                   "instructions": instructions}, f, indent=2, ensure_ascii=False)
+                   "instructions": instructions, **sections}, f, indent=2, ensure_ascii=False)
     lines = [
         "# credmesh benchmarks",
         "",
@@ -270,7 +338,7 @@ def main():
         ratio = f"{row['ratio']}x" if "ratio" in row else "—"
         met = {True: "yes", False: "no", None: "—"}[row.get("met")]
         lines.append(f"| {row['figure']} | {tm} | {tr} | {ratio} | {row.get('goal', '')} | {met} |")
-    lines += load_lines + redis_lines + instruction_lines
+    lines += load_lines + redis_lines + instruction_lines + section_lines
     with open(os.path.join(OUT, "report.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
