@@ -50,6 +50,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../../services/license/benches/support/raw_table.rs"]
+mod raw_table;
 #[path = "../../services/verify/benches/support/reference.rs"]
 mod reference;
 
@@ -383,10 +385,6 @@ const RAW_TABLE: &str = "CREATE TABLE bench_raw (
     authority TEXT NOT NULL, list_no BIGINT NOT NULL, list_index BIGINT NOT NULL,
     kid TEXT NOT NULL, envelope BYTEA NOT NULL, vc_jwt TEXT NOT NULL, issued_at BIGINT NOT NULL,
     issued_by TEXT NOT NULL, PRIMARY KEY (uscc, version), UNIQUE (list_no, list_index))";
-/// The storage of `license_versions` on PostgreSQL (license migration 0104): rows up to
-/// a page stay whole, neither compressed nor moved to the TOAST table. The baseline's
-/// table has it too, so the reference is the same write minus the service's work.
-const RAW_TABLE_POSTGRES_STORAGE: &str = "WITH (toast_tuple_target = 8160)";
 
 const RAW_INSERT: &str = "INSERT INTO bench_raw VALUES ($1, 1, $2, TRUE, $3, $4, $5, $6, \
      $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
@@ -451,24 +449,6 @@ macro_rules! raw_insert {
     }};
 }
 
-/// Creates the raw table in `db`.
-async fn raw_table(db: &Db) {
-    match db {
-        Db::Sqlite(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(RAW_TABLE.replace("BYTEA", "BLOB")))
-            .execute(p)
-            .await
-            .map(drop)
-            .unwrap(),
-        Db::Postgres(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "{RAW_TABLE} {RAW_TABLE_POSTGRES_STORAGE}"
-        )))
-        .execute(p)
-        .await
-        .map(drop)
-        .unwrap(),
-    }
-}
-
 /// Raw INSERTs at `url` (a fresh database), each its own transaction, with the same
 /// driver; `envelope` and `jwt` are an issued license's, for the row size.
 async fn raw_inserts(
@@ -479,7 +459,7 @@ async fn raw_inserts(
     jwt: Arc<str>,
 ) -> Measured {
     let db = Db::connect(url, &DbOptions::default()).await.unwrap();
-    raw_table(&db).await;
+    raw_table::create(&db, RAW_TABLE).await;
     let db2 = db.clone();
     let m = drive(concurrency, seconds, move |k| {
         let db = db2.clone();
@@ -698,7 +678,7 @@ async fn raw_insert_server(
             .unwrap();
         rt.block_on(async move {
             let db = Db::connect(&url, &DbOptions::default()).await.unwrap();
-            raw_table(&db).await;
+            raw_table::create(&db, RAW_TABLE).await;
             let server = RawInsertServer {
                 db: db.clone(),
                 credential: Arc::new(issued),

@@ -38,6 +38,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/raw_table.rs"]
+mod raw_table;
+
 /// The allocator of the `credmesh` binary, so the service is measured as it runs.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -211,10 +214,6 @@ const RAW_TABLE: &str = "CREATE TABLE bench_raw (
     kid TEXT NOT NULL, envelope BYTEA NOT NULL, vc_jwt TEXT NOT NULL, issued_at BIGINT NOT NULL,
     issued_by TEXT NOT NULL, superseded_at BIGINT NOT NULL, revoked_at BIGINT NOT NULL,
     PRIMARY KEY (uscc, version), UNIQUE (list_no, list_index))";
-/// The storage of `license_versions` on PostgreSQL (license migration 0104): rows up to
-/// a page stay whole, neither compressed nor moved to the TOAST table. The baseline's
-/// table has it too, so the reference is the same write minus the service's work.
-const RAW_TABLE_POSTGRES_STORAGE: &str = "WITH (toast_tuple_target = 8160)";
 
 const RAW_INSERT: &str = "INSERT INTO bench_raw VALUES ($1, 1, $2, TRUE, $3, $4, $5, $6, $7, $8, $9, \
      $10, $11, '', $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, 0, 0)";
@@ -408,20 +407,7 @@ struct Register {
 async fn register(url: &str, size: i64, credential: &mut Option<(Vec<u8>, String)>) -> Register {
     let db = Db::connect(url, &DbOptions::default()).await.unwrap();
     db.migrate(credmesh_license::migrations()).await.unwrap();
-    match &db {
-        Db::Sqlite(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(RAW_TABLE.replace("BYTEA", "BLOB")))
-            .execute(p)
-            .await
-            .map(drop)
-            .unwrap(),
-        Db::Postgres(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "{RAW_TABLE} {RAW_TABLE_POSTGRES_STORAGE}"
-        )))
-        .execute(p)
-        .await
-        .map(drop)
-        .unwrap(),
-    }
+    raw_table::create(&db, RAW_TABLE).await;
     let dir = tempfile::tempdir().unwrap();
     let license = service(db.clone(), dir.path()).await;
     // Warm up, and take a real credential's sizes for the baseline rows.
