@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 started_here=0
 if [ ! -f target/test-env/env ]; then started_here=1; fi
 # Stop the servers started here; on a failure, first show the log of any server that
-# died, and end with how much disk and memory were left: a build killed for want of either fails with little else to go on, and CI keeps
-# only the last lines.
+# died, and end with how much disk and memory were left: a build killed for want of
+# either fails with little else to go on, and CI keeps only the last lines.
 finish() {
   local status=$? disk mem
   if [ "$status" -ne 0 ]; then scripts/test-env.sh diagnose || true; fi

@@ -11,19 +11,21 @@ const POSTGRES_STORAGE: &str = "WITH (toast_tuple_target = 8160)";
 /// Creates the baseline's table from `ddl`, a `CREATE TABLE` in PostgreSQL's types: on
 /// SQLite with `BLOB` for `BYTEA`, on PostgreSQL with the storage of `license_versions`.
 pub async fn create(db: &Db, ddl: &str) {
-    let ddl = match db {
-        Db::Sqlite(_) => ddl.replace("BYTEA", "BLOB"),
-        Db::Postgres(_) => format!("{ddl} {POSTGRES_STORAGE}"),
-    };
-    let created = match db {
-        Db::Sqlite(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
-            .execute(p)
-            .await
-            .map(drop),
-        Db::Postgres(p) => sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
-            .execute(p)
-            .await
-            .map(drop),
-    };
-    created.expect("the raw INSERT baseline's table is created");
+    match db {
+        Db::Sqlite(p) => {
+            let ddl = ddl.replace("BYTEA", "BLOB");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
+                .execute(p)
+                .await
+                .map(drop)
+        }
+        Db::Postgres(p) => {
+            let ddl = format!("{ddl} {POSTGRES_STORAGE}");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
+                .execute(p)
+                .await
+                .map(drop)
+        }
+    }
+    .expect("the raw INSERT baseline's table is created");
 }
