@@ -1,0 +1,11 @@
+-- A certificate version's row is about 3.5 KB: the signed envelope (about 830 bytes), the
+-- VC-JWT (about 2,600 characters of base64url) and the fields are most of it. Past
+-- PostgreSQL's default threshold of 2 KB, every issuance first compressed the row
+-- (pglz, which gains little on signatures and base64) and then moved it out to the TOAST
+-- table, with chunk rows and index entries of their own, and every read of a version
+-- looked it up there again. Rows up to the size of a page now stay whole in the table,
+-- as license versions do (license migration 0104); a longer one is still compressed and
+-- moved out. A version is updated once in its life (superseded), and that update now
+-- copies the whole row, which costs less than the TOAST write saved at every issuance.
+-- Existing rows are left as they are.
+ALTER TABLE certificate_versions SET (toast_tuple_target = 8160);
