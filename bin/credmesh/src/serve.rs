@@ -62,10 +62,9 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
             if migrate {
                 db.migrate(credmesh_license::migrations()).await?;
             }
-            let identity = credmesh_license::identity_channel(&config.identity_url)?;
-            let registrar =
-                credmesh_license::grpc_registrar(&config, identity.clone(), clock.clone())?;
-            let validator = credmesh_license::validator(&config, identity);
+            let identity = credmesh_runtime::client::service_channel(&config.identity_url)?;
+            let registrar = config.client().registrar(identity.clone(), clock.clone())?;
+            let validator = config.client().validator(identity);
             let built =
                 credmesh_license::build(&config, db, clock, &server_config, registrar).await?;
             built.license.export_metrics(&metrics);
@@ -79,13 +78,12 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
             if migrate {
                 db.migrate(credmesh_entcode::migrations()).await?;
             }
-            let identity = credmesh_entcode::channel(&config.identity_url)?;
-            let license = credmesh_entcode::channel(&config.license_url)?;
-            let registrar =
-                credmesh_entcode::grpc_registrar(&config, identity.clone(), clock.clone())?;
+            let identity = credmesh_runtime::client::service_channel(&config.identity_url)?;
+            let license = credmesh_runtime::client::service_channel(&config.license_url)?;
+            let registrar = config.client().registrar(identity.clone(), clock.clone())?;
             let licenses =
                 credmesh_entcode::grpc_license(&config, identity.clone(), license, clock.clone())?;
-            let validator = credmesh_entcode::validator(&config, identity);
+            let validator = config.client().validator(identity);
             let built =
                 credmesh_entcode::build(&config, db, clock, &server_config, registrar, licenses)
                     .await?;
@@ -98,10 +96,9 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
             if migrate {
                 db.migrate(credmesh_certificate::migrations()).await?;
             }
-            let identity = credmesh_certificate::channel(&config.identity_url)?;
-            let license = credmesh_certificate::channel(&config.license_url)?;
-            let registrar =
-                credmesh_certificate::grpc_registrar(&config, identity.clone(), clock.clone())?;
+            let identity = credmesh_runtime::client::service_channel(&config.identity_url)?;
+            let license = credmesh_runtime::client::service_channel(&config.license_url)?;
+            let registrar = config.client().registrar(identity.clone(), clock.clone())?;
             let licenses = credmesh_certificate::grpc_license_check(
                 &config,
                 identity.clone(),
@@ -110,7 +107,7 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
             )?;
             let credit =
                 credmesh_certificate::credit_grades(&config, identity.clone(), clock.clone())?;
-            let validator = credmesh_certificate::validator(&config, identity);
+            let validator = config.client().validator(identity);
             let built = credmesh_certificate::build(
                 &config,
                 db,
@@ -130,17 +127,16 @@ pub async fn run(service: Service, env: HashMap<String, String>) -> anyhow::Resu
             if migrate {
                 db.migrate(credmesh_inspection::migrations()).await?;
             }
-            let identity = credmesh_inspection::channel(&config.identity_url)?;
-            let license = credmesh_inspection::channel(&config.license_url)?;
-            let registrar =
-                credmesh_inspection::grpc_registrar(&config, identity.clone(), clock.clone())?;
+            let identity = credmesh_runtime::client::service_channel(&config.identity_url)?;
+            let license = credmesh_runtime::client::service_channel(&config.license_url)?;
+            let registrar = config.client().registrar(identity.clone(), clock.clone())?;
             let licenses = credmesh_inspection::grpc_license(
                 &config,
                 identity.clone(),
                 license,
                 clock.clone(),
             )?;
-            let validator = credmesh_inspection::validator(&config, identity);
+            let validator = config.client().validator(identity);
             let built =
                 credmesh_inspection::build(&config, db, clock, &server_config, registrar, licenses)
                     .await?;

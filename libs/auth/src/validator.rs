@@ -166,6 +166,23 @@ impl TokenValidator {
         })
     }
 
+    /// The validator a credmesh service checks its callers' tokens with: identity's
+    /// keys over `identity`, refreshed in the background (call within a Tokio runtime),
+    /// accepting tokens of `region`'s identity for `service` (`license`, …) or for every
+    /// service (`credmesh`).
+    pub fn for_service(
+        service: &str,
+        region: &str,
+        identity: tonic::transport::Channel,
+    ) -> Arc<Self> {
+        let validator = TokenValidator::new(
+            Arc::new(crate::GrpcJwksSource::new(identity)),
+            ValidatorConfig::new(crate::issuer_for_region(region), [service, "credmesh"]),
+        );
+        validator.spawn_refresh();
+        validator
+    }
+
     /// The configuration this validator was built with.
     pub fn config(&self) -> &ValidatorConfig {
         &self.config
@@ -566,6 +583,14 @@ mod tests {
             Some("91310000MA1FL0XXXX")
         );
         assert_eq!(principal.expires_at, NOW + 300);
+    }
+
+    #[tokio::test]
+    async fn a_service_validator_accepts_its_regions_tokens_for_itself_or_every_service() {
+        let identity = tonic::transport::Channel::from_static("http://127.0.0.1:9").connect_lazy();
+        let v = TokenValidator::for_service("entcode", "JS", identity);
+        assert_eq!(v.config().issuer, "credmesh-identity:JS");
+        assert_eq!(v.config().audiences, ["entcode", "credmesh"]);
     }
 
     #[tokio::test]

@@ -44,6 +44,15 @@ pub fn connect(url: &str, options: &ClientOptions) -> anyhow::Result<TracedChann
     Ok(traced(channel(url, options)?))
 }
 
+/// A lazily connecting channel, with the default options, to another credmesh service
+/// at `url` (`CREDMESH_IDENTITY_URL`, `CREDMESH_LICENSE_URL`, …): a service starts
+/// whether or not the services it calls are up yet.
+pub fn service_channel(url: &str) -> anyhow::Result<Channel> {
+    channel(url, &ClientOptions::default()).with_context(|| {
+        format!("{url:?} is not a usable service URL (http://host:port or https://host:port)")
+    })
+}
+
 /// The untraced channel under [`connect`], for clients that add the trace layer
 /// themselves. An `https://` URL is verified against the installed [`ClientTls`] (the
 /// system's roots plus `CREDMESH_TLS_CA_FILE`), which also shows the process's own

@@ -106,6 +106,62 @@ pub fn service_tokens(
     )
 }
 
+/// An issuing service as identity knows it: its name, region and client
+/// (`CREDMESH_REGION`, `CREDMESH_CLIENT_ID`, `CREDMESH_CLIENT_KEY_FILE`). Every issuing
+/// service registers its signing key, asks for tokens to call other services and checks
+/// its callers' tokens the same way; its configuration hands out one of these
+/// (`config.client()`), and the rest is here once.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceClient<'a> {
+    /// The service's name, the audience of the tokens it accepts (`license`, …).
+    pub service: &'static str,
+    /// The region code of its identity service (`SH`, …).
+    pub region: &'a str,
+    /// Its client id at identity.
+    pub client_id: &'a str,
+    /// The PKCS#8 PEM key it proves itself with (`CREDMESH_CLIENT_KEY_FILE`).
+    pub key_file: Option<&'a Path>,
+}
+
+impl ServiceClient<'_> {
+    /// The client key, read from its file.
+    pub fn key(&self) -> anyhow::Result<IssuerKey> {
+        load_client_key(self.key_file, self.client_id)
+    }
+
+    /// The registrar of the service's signing key: identity over `identity`.
+    pub fn registrar(
+        &self,
+        identity: Channel,
+        clock: Arc<dyn crate::Clock>,
+    ) -> anyhow::Result<Arc<dyn KeyRegistrar>> {
+        grpc_registrar(self.client_id, self.key_file, identity, clock)
+    }
+
+    /// Access tokens holding `scope` for calling another service, from identity over
+    /// `identity` (see [`service_tokens`]).
+    pub fn tokens(
+        &self,
+        identity: Channel,
+        scope: &'static str,
+        clock: Arc<dyn crate::Clock>,
+    ) -> anyhow::Result<Arc<TokenSource>> {
+        Ok(service_tokens(
+            self.client_id,
+            &self.key()?,
+            identity,
+            scope,
+            clock,
+        ))
+    }
+
+    /// The validator of its callers' tokens: identity's keys over `identity`, refreshed
+    /// in the background; tokens for this service or for every service.
+    pub fn validator(&self, identity: Channel) -> Arc<credmesh_auth::TokenValidator> {
+        credmesh_auth::TokenValidator::for_service(self.service, self.region, identity)
+    }
+}
+
 /// Whatever registers issuer keys: identity over gRPC, or a function in benchmarks.
 pub trait KeyRegistrar: Send + Sync + 'static {
     /// Answers a `RegisterIssuerKey` request.

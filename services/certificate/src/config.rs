@@ -58,6 +58,17 @@ fn dates(key: &str, value: Option<&str>) -> anyhow::Result<Vec<Date>> {
 }
 
 impl CertificateConfig {
+    /// The service as identity knows it: for registering its signing key, tokens to
+    /// call other services, and checking its callers' tokens.
+    pub fn client(&self) -> credmesh_runtime::issuer_key::ServiceClient<'_> {
+        credmesh_runtime::issuer_key::ServiceClient {
+            service: "certificate",
+            region: self.region.code(),
+            client_id: &self.client_id,
+            key_file: self.client_key_file.as_deref(),
+        }
+    }
+
     /// Reads the settings from `env`.
     pub fn from_env(env: &HashMap<String, String>) -> anyhow::Result<CertificateConfig> {
         let get = |k: &str| env.get(k).map(String::as_str).filter(|v| !v.is_empty());

@@ -35,9 +35,7 @@ pub mod store;
 
 use std::sync::Arc;
 
-use anyhow::Context as _;
-use credmesh_auth::{Access, AccessPolicy, GrpcJwksSource, TokenValidator, ValidatorConfig};
-use credmesh_credential::keys::IssuerKey;
+use credmesh_auth::{Access, AccessPolicy};
 use credmesh_proto::certificate::v1::certificate_service_server::CertificateServiceServer;
 use credmesh_runtime::{Clock, Readiness, ServerConfig, ServiceParts};
 use credmesh_store::{Db, ServiceMigrations};
@@ -106,33 +104,6 @@ pub struct Built {
     pub registration: Arc<KeyRegistration>,
 }
 
-/// A lazily connecting channel to `url` (identity or license).
-pub fn channel(url: &str) -> anyhow::Result<Channel> {
-    credmesh_runtime::client::channel(url, &credmesh_runtime::ClientOptions::default())
-        .with_context(|| format!("connecting to {url}"))
-}
-
-fn client_key(config: &CertificateConfig) -> anyhow::Result<IssuerKey> {
-    credmesh_runtime::issuer_key::load_client_key(
-        config.client_key_file.as_deref(),
-        &config.client_id,
-    )
-}
-
-/// The registrar for production: identity over `identity`, as the configured client.
-pub fn grpc_registrar(
-    config: &CertificateConfig,
-    identity: Channel,
-    clock: Arc<dyn Clock>,
-) -> anyhow::Result<Arc<dyn KeyRegistrar>> {
-    credmesh_runtime::issuer_key::grpc_registrar(
-        &config.client_id,
-        config.client_key_file.as_deref(),
-        identity,
-        clock,
-    )
-}
-
 /// Credit grades for the commitment path: the inspection service over `inspection`
 /// (with `inspection.credit` tokens from identity) when `CREDMESH_INSPECTION_URL` is set,
 /// otherwise `CREDMESH_CREDIT_GRADE_SOURCE`.
@@ -144,16 +115,11 @@ pub fn credit_grades(
     let Some(url) = &config.inspection_url else {
         return Ok(Arc::new(config.credit_grades.clone()));
     };
-    let key = client_key(config)?;
-    let tokens = credmesh_runtime::issuer_key::service_tokens(
-        &config.client_id,
-        &key,
-        identity,
-        "inspection.credit",
-        clock,
-    );
+    let tokens = config
+        .client()
+        .tokens(identity, "inspection.credit", clock)?;
     Ok(Arc::new(credit::InspectionCreditGrades::new(
-        channel(url)?,
+        credmesh_runtime::client::service_channel(url)?,
         tokens,
     )))
 }
@@ -166,30 +132,12 @@ pub fn grpc_license_check(
     license: Channel,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<dyn LicenseCheck>> {
-    let key = client_key(config)?;
-    let tokens = credmesh_runtime::issuer_key::service_tokens(
-        &config.client_id,
-        &key,
-        identity.clone(),
-        "license.read",
-        clock.clone(),
-    );
+    let tokens = config
+        .client()
+        .tokens(identity.clone(), "license.read", clock.clone())?;
     Ok(Arc::new(GrpcLicenseCheck::new(
         license, identity, tokens, clock,
     )))
-}
-
-/// The token validator for `credmesh serve certificate`.
-pub fn validator(config: &CertificateConfig, identity: Channel) -> Arc<TokenValidator> {
-    let validator = TokenValidator::new(
-        Arc::new(GrpcJwksSource::new(identity)),
-        ValidatorConfig::new(
-            credmesh_auth::issuer_for_region(config.region.code()),
-            ["certificate", "credmesh"],
-        ),
-    );
-    validator.spawn_refresh();
-    validator
 }
 
 /// Builds the service on a migrated database, seeds the built-in types (unless

@@ -55,11 +55,10 @@ pub mod trust;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use credmesh_auth::{Access, AccessPolicy, GrpcJwksSource, TokenValidator, ValidatorConfig};
+use credmesh_auth::{Access, AccessPolicy};
 use credmesh_cache::{Cache, CacheOptions};
-use credmesh_credential::keys::IssuerKey;
 use credmesh_proto::entcode::v1::enterprise_code_service_server::EnterpriseCodeServiceServer;
-use credmesh_runtime::{Clock, Readiness, ServerConfig, ServiceParts};
+use credmesh_runtime::{Clock, Readiness, ServerConfig, ServiceParts, client::service_channel};
 use credmesh_store::{Db, ServiceMigrations};
 use futures::future::BoxFuture;
 use tonic::transport::Channel;
@@ -120,33 +119,6 @@ pub struct Built {
     pub registration: Arc<KeyRegistration>,
 }
 
-/// A lazily connecting channel to `url` (identity or license).
-pub fn channel(url: &str) -> anyhow::Result<Channel> {
-    credmesh_runtime::client::channel(url, &credmesh_runtime::ClientOptions::default())
-        .with_context(|| format!("connecting to {url}"))
-}
-
-fn client_key(config: &EntcodeConfig) -> anyhow::Result<IssuerKey> {
-    credmesh_runtime::issuer_key::load_client_key(
-        config.client_key_file.as_deref(),
-        &config.client_id,
-    )
-}
-
-/// The registrar for production: identity over `identity`, as the configured client.
-pub fn grpc_registrar(
-    config: &EntcodeConfig,
-    identity: Channel,
-    clock: Arc<dyn Clock>,
-) -> anyhow::Result<Arc<dyn KeyRegistrar>> {
-    credmesh_runtime::issuer_key::grpc_registrar(
-        &config.client_id,
-        config.client_key_file.as_deref(),
-        identity,
-        clock,
-    )
-}
-
 /// The license service over `license`, with `license.read` tokens from identity over
 /// `identity`, as the configured client.
 pub fn grpc_license(
@@ -155,29 +127,8 @@ pub fn grpc_license(
     license: Channel,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<dyn LicenseSource>> {
-    let key = client_key(config)?;
-    let tokens = credmesh_runtime::issuer_key::service_tokens(
-        &config.client_id,
-        &key,
-        identity,
-        "license.read",
-        clock,
-    );
+    let tokens = config.client().tokens(identity, "license.read", clock)?;
     Ok(Arc::new(GrpcLicense::new(license, tokens)))
-}
-
-/// The token validator for `credmesh serve entcode`: identity's keys over `identity`,
-/// refreshed in the background; accepts tokens for `entcode` or every service.
-pub fn validator(config: &EntcodeConfig, identity: Channel) -> Arc<TokenValidator> {
-    let validator = TokenValidator::new(
-        Arc::new(GrpcJwksSource::new(identity)),
-        ValidatorConfig::new(
-            credmesh_auth::issuer_for_region(config.region.code()),
-            ["entcode", "credmesh"],
-        ),
-    );
-    validator.spawn_refresh();
-    validator
 }
 
 /// Builds the service on a migrated database, seeds the built-in scenarios (version 1,
@@ -215,21 +166,19 @@ pub async fn build(
             clock,
             config.presentation_ttl_secs,
         )
-        .with_earlier_keys(Arc::new(trust::TrustListKeys::new(channel(
+        .with_earlier_keys(Arc::new(trust::TrustListKeys::new(service_channel(
             &config.identity_url,
         )?))),
     );
     let entcode = match &config.verify_url {
         None => entcode,
         Some(url) => {
-            let tokens = credmesh_runtime::issuer_key::service_tokens(
-                &config.client_id,
-                &client_key(config)?,
-                channel(&config.identity_url)?,
+            let tokens = config.client().tokens(
+                service_channel(&config.identity_url)?,
                 "verify",
                 verify_clock,
-            );
-            let verifier = foreign::GatewayVerifier::new(channel(url)?, tokens);
+            )?;
+            let verifier = foreign::GatewayVerifier::new(service_channel(url)?, tokens);
             Arc::new(
                 Arc::into_inner(entcode)
                     .context("the service is not shared yet")?
@@ -293,24 +242,20 @@ fn with_sources(
         return Ok(entcode);
     }
     let mut service = Arc::into_inner(entcode).context("the service is not shared yet")?;
-    let tokens = |scope: &'static str| -> anyhow::Result<_> {
-        Ok(credmesh_runtime::issuer_key::service_tokens(
-            &config.client_id,
-            &client_key(config)?,
-            channel(&config.identity_url)?,
-            scope,
-            clock.clone(),
-        ))
+    let tokens = |scope: &'static str| {
+        config
+            .client()
+            .tokens(service_channel(&config.identity_url)?, scope, clock.clone())
     };
     if let Some(url) = &config.certificate_url {
         service = service.with_permits(Arc::new(permits::GrpcCertificates::new(
-            channel(url)?,
+            service_channel(url)?,
             tokens("certificate.read")?,
         )));
     }
     if let Some(url) = &config.inspection_url {
         service = service.with_grades(Arc::new(permits::InspectionGrades::new(
-            channel(url)?,
+            service_channel(url)?,
             tokens("inspection.credit")?,
         )));
     }

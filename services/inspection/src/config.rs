@@ -92,6 +92,17 @@ pub fn parse_caps(text: &str, mut caps: [Option<u32>; 4]) -> anyhow::Result<[Opt
 }
 
 impl InspectionConfig {
+    /// The service as identity knows it: for registering its signing key, tokens to
+    /// call other services, and checking its callers' tokens.
+    pub fn client(&self) -> credmesh_runtime::issuer_key::ServiceClient<'_> {
+        credmesh_runtime::issuer_key::ServiceClient {
+            service: "inspection",
+            region: self.region.code(),
+            client_id: &self.client_id,
+            key_file: self.client_key_file.as_deref(),
+        }
+    }
+
     /// Reads the settings from `env`.
     pub fn from_env(env: &HashMap<String, String>) -> anyhow::Result<InspectionConfig> {
         let get = |k: &str| {

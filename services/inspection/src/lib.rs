@@ -36,9 +36,7 @@ pub mod store;
 
 use std::sync::Arc;
 
-use anyhow::Context as _;
-use credmesh_auth::{Access, AccessPolicy, GrpcJwksSource, TokenValidator, ValidatorConfig};
-use credmesh_credential::keys::IssuerKey;
+use credmesh_auth::{Access, AccessPolicy};
 use credmesh_proto::inspection::v1::inspection_service_server::InspectionServiceServer;
 use credmesh_runtime::{Clock, Readiness, ServerConfig, ServiceParts};
 use credmesh_store::{Db, ServiceMigrations};
@@ -103,33 +101,6 @@ pub struct Built {
     pub registration: Arc<KeyRegistration>,
 }
 
-/// A lazily connecting channel to `url` (identity or license).
-pub fn channel(url: &str) -> anyhow::Result<Channel> {
-    credmesh_runtime::client::channel(url, &credmesh_runtime::ClientOptions::default())
-        .with_context(|| format!("connecting to {url}"))
-}
-
-fn client_key(config: &InspectionConfig) -> anyhow::Result<IssuerKey> {
-    credmesh_runtime::issuer_key::load_client_key(
-        config.client_key_file.as_deref(),
-        &config.client_id,
-    )
-}
-
-/// The registrar for production: identity over `identity`, as the configured client.
-pub fn grpc_registrar(
-    config: &InspectionConfig,
-    identity: Channel,
-    clock: Arc<dyn Clock>,
-) -> anyhow::Result<Arc<dyn KeyRegistrar>> {
-    credmesh_runtime::issuer_key::grpc_registrar(
-        &config.client_id,
-        config.client_key_file.as_deref(),
-        identity,
-        clock,
-    )
-}
-
 /// The license check: the license service over `license` with `license.read` tokens
 /// from identity over `identity`, verified against identity's trust list.
 pub fn grpc_license(
@@ -138,14 +109,9 @@ pub fn grpc_license(
     license: Channel,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<dyn LicenseCheck>> {
-    let key = client_key(config)?;
-    let tokens = credmesh_runtime::issuer_key::service_tokens(
-        &config.client_id,
-        &key,
-        identity.clone(),
-        "license.read",
-        clock.clone(),
-    );
+    let tokens = config
+        .client()
+        .tokens(identity.clone(), "license.read", clock.clone())?;
     Ok(Arc::new(GrpcLicenseCheck::new(
         license, identity, tokens, clock,
     )))
@@ -157,31 +123,13 @@ pub fn inspector_registry(
     config: &InspectionConfig,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Arc<dyn inspectors::InspectorRegistry>> {
-    let key = client_key(config)?;
-    let identity = channel(&config.identity_url)?;
-    let tokens = credmesh_runtime::issuer_key::service_tokens(
-        &config.client_id,
-        &key,
-        identity.clone(),
-        "identity.clients.read",
-        clock,
-    );
+    let identity = credmesh_runtime::client::service_channel(&config.identity_url)?;
+    let tokens = config
+        .client()
+        .tokens(identity.clone(), "identity.clients.read", clock)?;
     Ok(Arc::new(inspectors::GrpcInspectorRegistry::new(
         identity, tokens,
     )))
-}
-
-/// The token validator for `credmesh serve inspection`.
-pub fn validator(config: &InspectionConfig, identity: Channel) -> Arc<TokenValidator> {
-    let validator = TokenValidator::new(
-        Arc::new(GrpcJwksSource::new(identity)),
-        ValidatorConfig::new(
-            credmesh_auth::issuer_for_region(config.region.code()),
-            ["inspection", "credmesh"],
-        ),
-    );
-    validator.spawn_refresh();
-    validator
 }
 
 /// Builds the inspection service on a migrated database and starts registering its key.
@@ -209,7 +157,9 @@ pub async fn build(
         config.public_url.clone(),
         config.status_refresh_secs,
     )
-    .with_earlier_keys(channel(&config.identity_url)?);
+    .with_earlier_keys(credmesh_runtime::client::service_channel(
+        &config.identity_url,
+    )?);
     // Named inspectors are checked with the service's identity client; without one (the
     // planning benchmark) there is nobody to ask, and nothing can be registered either.
     if config.client_key_file.is_some() {

@@ -27,13 +27,11 @@ pub mod store;
 
 use std::sync::Arc;
 
-use anyhow::Context as _;
-use credmesh_auth::{Access, AccessPolicy, GrpcJwksSource, TokenValidator, ValidatorConfig};
+use credmesh_auth::{Access, AccessPolicy};
 use credmesh_proto::license::v1::license_service_server::LicenseServiceServer;
 use credmesh_runtime::{Clock, Readiness, ServerConfig, ServiceParts};
 use credmesh_store::{Db, ServiceMigrations};
 use futures::future::BoxFuture;
-use tonic::transport::Channel;
 
 pub use config::LicenseConfig;
 pub use keys::{GrpcRegistrar, KeyRegistrar, KeyRegistration, KeyState};
@@ -80,41 +78,6 @@ pub struct Built {
     pub parts: ServiceParts,
     /// The signing key's registration with identity (readiness waits for it).
     pub registration: Arc<KeyRegistration>,
-}
-
-/// A lazily connecting channel to identity at `url`: the service starts whether or not
-/// identity is up, and registration retries until it is.
-pub fn identity_channel(url: &str) -> anyhow::Result<Channel> {
-    credmesh_runtime::client::channel(url, &credmesh_runtime::ClientOptions::default())
-        .context("CREDMESH_IDENTITY_URL")
-}
-
-/// The registrar for production: identity over `channel`, as the configured client.
-pub fn grpc_registrar(
-    config: &LicenseConfig,
-    channel: Channel,
-    clock: Arc<dyn Clock>,
-) -> anyhow::Result<Arc<dyn KeyRegistrar>> {
-    credmesh_runtime::issuer_key::grpc_registrar(
-        &config.client_id,
-        config.client_key_file.as_deref(),
-        channel,
-        clock,
-    )
-}
-
-/// The token validator for `credmesh serve license`: identity's keys over `channel`,
-/// refreshed in the background; accepts tokens for `license` or every service.
-pub fn validator(config: &LicenseConfig, channel: Channel) -> Arc<TokenValidator> {
-    let validator = TokenValidator::new(
-        Arc::new(GrpcJwksSource::new(channel)),
-        ValidatorConfig::new(
-            credmesh_auth::issuer_for_region(config.region.code()),
-            ["license", "credmesh"],
-        ),
-    );
-    validator.spawn_refresh();
-    validator
 }
 
 /// Builds the license service on a migrated database and starts registering its key

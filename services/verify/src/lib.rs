@@ -57,7 +57,7 @@ pub mod store;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use credmesh_auth::{Access, AccessPolicy, GrpcJwksSource, TokenValidator, ValidatorConfig};
+use credmesh_auth::{Access, AccessPolicy, TokenValidator};
 use credmesh_cache::{Cache, CacheOptions};
 use credmesh_credential::VerifyingKey;
 use credmesh_proto::verify::v1::{VerificationResult, verify_service_server::VerifyServiceServer};
@@ -99,15 +99,11 @@ pub fn access_policy() -> AccessPolicy {
 /// refreshed in the background; accepts tokens for `verify` or every service.
 pub fn validator(config: &VerifyConfig) -> anyhow::Result<Arc<TokenValidator>> {
     let channel = federation::tls_channel(&config.identity_url, &partner_tls(config)?)?;
-    let validator = TokenValidator::new(
-        Arc::new(GrpcJwksSource::new(channel)),
-        ValidatorConfig::new(
-            credmesh_auth::issuer_for_region(config.region.code()),
-            ["verify", "credmesh"],
-        ),
-    );
-    validator.spawn_refresh();
-    Ok(validator)
+    Ok(TokenValidator::for_service(
+        "verify",
+        config.region.code(),
+        channel,
+    ))
 }
 
 /// The roots `https://` partner endpoints are checked against: the system's plus

@@ -64,10 +64,11 @@ pub async fn build(
     let config = credmesh_certificate::CertificateConfig::from_env(&env)?;
     let db = Db::connect(&config.database_url, &DbOptions::default()).await?;
     db.migrate(credmesh_certificate::migrations()).await?;
-    let identity_channel = credmesh_certificate::channel(&config.identity_url)?;
-    let license_channel = credmesh_certificate::channel(&config.license_url)?;
-    let registrar =
-        credmesh_certificate::grpc_registrar(&config, identity_channel.clone(), clock.clone())?;
+    let identity_channel = credmesh_runtime::client::service_channel(&config.identity_url)?;
+    let license_channel = credmesh_runtime::client::service_channel(&config.license_url)?;
+    let registrar = config
+        .client()
+        .registrar(identity_channel.clone(), clock.clone())?;
     let credit =
         credmesh_certificate::credit_grades(&config, identity_channel.clone(), clock.clone())?;
     let license = credmesh_certificate::grpc_license_check(

@@ -61,10 +61,11 @@ pub async fn build(
     let config = credmesh_entcode::EntcodeConfig::from_env(&env)?;
     let db = Db::connect(&config.database_url, &DbOptions::default()).await?;
     db.migrate(credmesh_entcode::migrations()).await?;
-    let identity_channel = credmesh_entcode::channel(&config.identity_url)?;
-    let license_channel = credmesh_entcode::channel(&config.license_url)?;
-    let registrar =
-        credmesh_entcode::grpc_registrar(&config, identity_channel.clone(), clock.clone())?;
+    let identity_channel = credmesh_runtime::client::service_channel(&config.identity_url)?;
+    let license_channel = credmesh_runtime::client::service_channel(&config.license_url)?;
+    let registrar = config
+        .client()
+        .registrar(identity_channel.clone(), clock.clone())?;
     let license =
         credmesh_entcode::grpc_license(&config, identity_channel, license_channel, clock.clone())?;
     credmesh_entcode::build(&config, db, clock, server, registrar, license).await

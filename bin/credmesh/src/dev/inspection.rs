@@ -62,10 +62,11 @@ pub async fn build(
     let config = credmesh_inspection::InspectionConfig::from_env(&env)?;
     let db = Db::connect(&config.database_url, &DbOptions::default()).await?;
     db.migrate(credmesh_inspection::migrations()).await?;
-    let identity_channel = credmesh_inspection::channel(&config.identity_url)?;
-    let license_channel = credmesh_inspection::channel(&config.license_url)?;
-    let registrar =
-        credmesh_inspection::grpc_registrar(&config, identity_channel.clone(), clock.clone())?;
+    let identity_channel = credmesh_runtime::client::service_channel(&config.identity_url)?;
+    let license_channel = credmesh_runtime::client::service_channel(&config.license_url)?;
+    let registrar = config
+        .client()
+        .registrar(identity_channel.clone(), clock.clone())?;
     let licenses = credmesh_inspection::grpc_license(
         &config,
         identity_channel,

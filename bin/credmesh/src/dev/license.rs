@@ -66,8 +66,8 @@ pub async fn build(
     let config = credmesh_license::LicenseConfig::from_env(&env)?;
     let db = Db::connect(&config.database_url, &DbOptions::default()).await?;
     db.migrate(credmesh_license::migrations()).await?;
-    let channel = credmesh_license::identity_channel(&config.identity_url)?;
-    let registrar = credmesh_license::grpc_registrar(&config, channel, clock.clone())?;
+    let channel = credmesh_runtime::client::service_channel(&config.identity_url)?;
+    let registrar = config.client().registrar(channel, clock.clone())?;
     credmesh_license::build(&config, db, clock, server, registrar).await
 }
 

@@ -194,9 +194,11 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         .await
         .unwrap();
     ldb.migrate(credmesh_license::migrations()).await.unwrap();
-    let channel = credmesh_license::identity_channel(&url).unwrap();
-    let registrar =
-        credmesh_license::grpc_registrar(&license_config, channel, dyn_clock.clone()).unwrap();
+    let channel = credmesh_runtime::client::service_channel(&url).unwrap();
+    let registrar = license_config
+        .client()
+        .registrar(channel, dyn_clock.clone())
+        .unwrap();
     let license = credmesh_license::build(
         &license_config,
         ldb,
@@ -232,17 +234,15 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     cdb.migrate(credmesh_certificate::migrations())
         .await
         .unwrap();
-    let identity_channel = credmesh_certificate::channel(&url).unwrap();
-    let registrar = credmesh_certificate::grpc_registrar(
-        &cert_config,
-        identity_channel.clone(),
-        dyn_clock.clone(),
-    )
-    .unwrap();
+    let identity_channel = credmesh_runtime::client::service_channel(&url).unwrap();
+    let registrar = cert_config
+        .client()
+        .registrar(identity_channel.clone(), dyn_clock.clone())
+        .unwrap();
     let check = credmesh_certificate::grpc_license_check(
         &cert_config,
         identity_channel.clone(),
-        credmesh_certificate::channel(&url).unwrap(),
+        credmesh_runtime::client::service_channel(&url).unwrap(),
         dyn_clock.clone(),
     )
     .unwrap();

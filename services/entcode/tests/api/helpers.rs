@@ -249,9 +249,11 @@ async fn spawn(backend: Backend, cache_url: Option<String>, sources: Sources) ->
         .await
         .unwrap();
     ldb.migrate(credmesh_license::migrations()).await.unwrap();
-    let channel = credmesh_license::identity_channel(&license_config.identity_url).unwrap();
-    let registrar =
-        credmesh_license::grpc_registrar(&license_config, channel, dyn_clock.clone()).unwrap();
+    let channel = credmesh_runtime::client::service_channel(&license_config.identity_url).unwrap();
+    let registrar = license_config
+        .client()
+        .registrar(channel, dyn_clock.clone())
+        .unwrap();
     let license = credmesh_license::build(
         &license_config,
         ldb,
@@ -294,8 +296,10 @@ async fn spawn(backend: Backend, cache_url: Option<String>, sources: Sources) ->
         entcode_env.insert("CREDMESH_INSPECTION_URL".into(), url);
     }
     let entcode_config = credmesh_entcode::EntcodeConfig::from_env(&entcode_env).unwrap();
-    let identity_channel = credmesh_entcode::channel(&entcode_config.identity_url).unwrap();
-    let license_channel = credmesh_entcode::channel(&entcode_config.license_url).unwrap();
+    let identity_channel =
+        credmesh_runtime::client::service_channel(&entcode_config.identity_url).unwrap();
+    let license_channel =
+        credmesh_runtime::client::service_channel(&entcode_config.license_url).unwrap();
     let edb = Db::connect(&entcode_db, &DbOptions::default())
         .await
         .unwrap();
@@ -305,12 +309,10 @@ async fn spawn(backend: Backend, cache_url: Option<String>, sources: Sources) ->
         edb.clone(),
         dyn_clock.clone(),
         &server_config,
-        credmesh_entcode::grpc_registrar(
-            &entcode_config,
-            identity_channel.clone(),
-            dyn_clock.clone(),
-        )
-        .unwrap(),
+        entcode_config
+            .client()
+            .registrar(identity_channel.clone(), dyn_clock.clone())
+            .unwrap(),
         credmesh_entcode::grpc_license(
             &entcode_config,
             identity_channel,
@@ -349,18 +351,20 @@ async fn spawn(backend: Backend, cache_url: Option<String>, sources: Sources) ->
         cdb.migrate(credmesh_certificate::migrations())
             .await
             .unwrap();
-        let ich = credmesh_certificate::channel(&url).unwrap();
+        let ich = credmesh_runtime::client::service_channel(&url).unwrap();
         let certificate = credmesh_certificate::build(
             &cert_config,
             cdb,
             dyn_clock.clone(),
             &server_config,
-            credmesh_certificate::grpc_registrar(&cert_config, ich.clone(), dyn_clock.clone())
+            cert_config
+                .client()
+                .registrar(ich.clone(), dyn_clock.clone())
                 .unwrap(),
             credmesh_certificate::grpc_license_check(
                 &cert_config,
                 ich.clone(),
-                credmesh_certificate::channel(&url).unwrap(),
+                credmesh_runtime::client::service_channel(&url).unwrap(),
                 dyn_clock.clone(),
             )
             .unwrap(),
@@ -394,13 +398,15 @@ async fn spawn(backend: Backend, cache_url: Option<String>, sources: Sources) ->
         idb.migrate(credmesh_inspection::migrations())
             .await
             .unwrap();
-        let ich = credmesh_inspection::channel(&url).unwrap();
+        let ich = credmesh_runtime::client::service_channel(&url).unwrap();
         let inspection = credmesh_inspection::build(
             &inspection_config,
             idb,
             dyn_clock.clone(),
             &server_config,
-            credmesh_inspection::grpc_registrar(&inspection_config, ich.clone(), dyn_clock.clone())
+            inspection_config
+                .client()
+                .registrar(ich.clone(), dyn_clock.clone())
                 .unwrap(),
             credmesh_inspection::grpc_license(
                 &inspection_config,

@@ -194,9 +194,11 @@ pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
         .await
         .unwrap();
     ldb.migrate(credmesh_license::migrations()).await.unwrap();
-    let channel = credmesh_license::identity_channel(&url).unwrap();
-    let registrar =
-        credmesh_license::grpc_registrar(&license_config, channel, dyn_clock.clone()).unwrap();
+    let channel = credmesh_runtime::client::service_channel(&url).unwrap();
+    let registrar = license_config
+        .client()
+        .registrar(channel, dyn_clock.clone())
+        .unwrap();
     let license = credmesh_license::build(
         &license_config,
         ldb,
@@ -228,9 +230,11 @@ pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
     idb.migrate(credmesh_inspection::migrations())
         .await
         .unwrap();
-    let ich = credmesh_inspection::channel(&url).unwrap();
-    let registrar =
-        credmesh_inspection::grpc_registrar(&config, ich.clone(), dyn_clock.clone()).unwrap();
+    let ich = credmesh_runtime::client::service_channel(&url).unwrap();
+    let registrar = config
+        .client()
+        .registrar(ich.clone(), dyn_clock.clone())
+        .unwrap();
     let licenses =
         credmesh_inspection::grpc_license(&config, ich.clone(), ich, dyn_clock.clone()).unwrap();
     let built =

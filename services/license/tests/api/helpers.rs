@@ -204,8 +204,8 @@ async fn start(env: Env, options: Options) -> TestApp {
         .await
         .unwrap();
     ldb.migrate(credmesh_license::migrations()).await.unwrap();
-    let channel = credmesh_license::identity_channel(&config.identity_url).unwrap();
-    let registrar = credmesh_license::grpc_registrar(&config, channel, clock.clone()).unwrap();
+    let channel = credmesh_runtime::client::service_channel(&config.identity_url).unwrap();
+    let registrar = config.client().registrar(channel, clock.clone()).unwrap();
     let built = credmesh_license::build(&config, ldb, clock, &server_config, registrar)
         .await
         .unwrap();

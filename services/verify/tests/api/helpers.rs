@@ -229,8 +229,11 @@ async fn start_region(region_env: RegionEnv, addr: Option<std::net::SocketAddr>)
         .await
         .unwrap();
     ldb.migrate(credmesh_license::migrations()).await.unwrap();
-    let channel = credmesh_license::identity_channel(&config.identity_url).unwrap();
-    let registrar = credmesh_license::grpc_registrar(&config, channel, dyn_clock.clone()).unwrap();
+    let channel = credmesh_runtime::client::service_channel(&config.identity_url).unwrap();
+    let registrar = config
+        .client()
+        .registrar(channel, dyn_clock.clone())
+        .unwrap();
     let built = credmesh_license::build(&config, ldb, dyn_clock, &server_config, registrar)
         .await
         .unwrap();
