@@ -21,6 +21,102 @@ mod inspection;
 mod license;
 mod verify;
 
+/// An issuing service in `credmesh dev`, set up as production has it: its signing and
+/// identity-client keys `data/keys/<name>-signing.pem` and `<name>-client.pem`
+/// (generated once), its client registered at the in-process identity service with
+/// `scopes`, and its SQLite database `data/<name>.db`.
+struct IssuingService {
+    /// The service's name, also its client id at identity.
+    name: &'static str,
+    /// How identity lists the client.
+    display_name: &'static str,
+    /// What the client may ask identity for.
+    scopes: &'static [&'static str],
+}
+
+impl IssuingService {
+    /// Generates the keys where missing, registers the client where missing, and
+    /// returns the environment every issuing service reads (region, database, key
+    /// files, client id, identity at `grpc`), to which the caller adds the service's own.
+    async fn prepare(
+        &self,
+        data: &std::path::Path,
+        keys: &std::path::Path,
+        region: &str,
+        identity: &credmesh_identity::Identity,
+        grpc: std::net::SocketAddr,
+    ) -> anyhow::Result<HashMap<String, String>> {
+        let signing = keys.join(format!("{}-signing.pem", self.name));
+        let client_key_file = keys.join(format!("{}-client.pem", self.name));
+        keyfile::load_or_generate(&signing)?;
+        let (client_key, _) = keyfile::load_or_generate(&client_key_file)?;
+        self.register_client(identity, &client_key.public_key_bytes())
+            .await?;
+        let database = data.join(format!("{}.db", self.name));
+        Ok([
+            ("CREDMESH_REGION", region.to_string()),
+            ("DATABASE_URL", format!("sqlite://{}", database.display())),
+            ("CREDMESH_SIGNING_KEY_FILE", signing.display().to_string()),
+            (
+                "CREDMESH_CLIENT_KEY_FILE",
+                client_key_file.display().to_string(),
+            ),
+            ("CREDMESH_CLIENT_ID", self.name.to_string()),
+            ("CREDMESH_IDENTITY_URL", format!("http://{grpc}")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect())
+    }
+
+    /// Registers the service's identity client unless it exists; a client holding
+    /// another key (a data directory whose keys were replaced) is said in the log.
+    async fn register_client(
+        &self,
+        identity: &credmesh_identity::Identity,
+        public_key: &[u8; 32],
+    ) -> anyhow::Result<()> {
+        use credmesh_identity::{
+            domain::client::{ClientAuth, Registration},
+            error::IdentityError,
+        };
+        if let Ok(existing) = identity.client(self.name).await {
+            if existing.auth != ClientAuth::PublicKey(*public_key) {
+                tracing::warn!(
+                    client_id = self.name,
+                    "the identity client '{0}' holds another key than data/keys/{0}-client.pem; delete the data directory to start afresh",
+                    self.name
+                );
+            }
+            return Ok(());
+        }
+        let scopes: Vec<String> = self.scopes.iter().map(|s| s.to_string()).collect();
+        let registration = Registration {
+            client_id: self.name,
+            kind: credmesh_auth::PrincipalKind::Service.to_proto(),
+            display_name: self.display_name,
+            scopes: &scopes,
+            public_key,
+            ..Default::default()
+        };
+        let system = credmesh_identity::store::Actor {
+            client_id: "credmesh-dev",
+            kind: "operator",
+            trace_id: "",
+        };
+        match identity
+            .register_client(&registration, system, None, &|_| Vec::new())
+            .await
+        {
+            Ok(_) | Err(IdentityError::ClientExists(_)) => Ok(()),
+            Err(e) => Err(anyhow::anyhow!(
+                "registering the {} client: {e}",
+                self.display_name
+            )),
+        }
+    }
+}
+
 /// Runs every service until Ctrl-C.
 pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Result<()> {
     env.entry("CREDMESH_LOG_FORMAT".into())

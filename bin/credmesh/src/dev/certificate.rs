@@ -5,23 +5,14 @@
 //! in production; the built-in types are seeded, and the demo enterprise gets a food
 //! business permit once.
 
-use std::{collections::HashMap, net::SocketAddr, path::Path, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use credmesh_auth::{Principal, PrincipalKind};
 use credmesh_certificate::{Certificates, service::Caller};
-use credmesh_identity::{
-    Identity,
-    domain::client::{ClientAuth, Registration},
-    error::IdentityError,
-};
+use credmesh_identity::Identity;
 use credmesh_proto::{credential::v1::Envelope, prost::Message as _};
 use credmesh_runtime::{Clock, ServerConfig};
 use credmesh_store::{Db, DbOptions, idempotency::Outcome};
-
-use crate::keyfile;
-
-/// The service client id certificate uses at identity.
-const CLIENT_ID: &str = "certificate";
 
 /// Builds the certificate service for `credmesh dev`.
 #[allow(clippy::too_many_arguments)]
@@ -35,32 +26,19 @@ pub async fn build(
     server: &ServerConfig,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<credmesh_certificate::Built> {
-    let signing = keys.join("certificate-signing.pem");
-    let client_key_file = keys.join("certificate-client.pem");
-    keyfile::load_or_generate(&signing)?;
-    let (client_key, _) = keyfile::load_or_generate(&client_key_file)?;
-    register_client(identity, &client_key.public_key_bytes()).await?;
-    let env: HashMap<String, String> = [
-        ("CREDMESH_REGION", region.to_string()),
-        (
-            "DATABASE_URL",
-            format!("sqlite://{}", data.join("certificate.db").display()),
-        ),
-        ("CREDMESH_SIGNING_KEY_FILE", signing.display().to_string()),
-        (
-            "CREDMESH_CLIENT_KEY_FILE",
-            client_key_file.display().to_string(),
-        ),
-        ("CREDMESH_CLIENT_ID", CLIENT_ID.to_string()),
-        ("CREDMESH_IDENTITY_URL", format!("http://{grpc}")),
-        ("CREDMESH_LICENSE_URL", format!("http://{grpc}")),
+    let mut env = super::IssuingService {
+        name: "certificate",
+        display_name: "Certificate service",
+        scopes: &["identity.keys", "license.read", "inspection.credit"],
+    }
+    .prepare(data, keys, region, identity, grpc)
+    .await?;
+    env.extend([
+        ("CREDMESH_LICENSE_URL".into(), format!("http://{grpc}")),
         // Credit grades for the commitment path come from the inspection service.
-        ("CREDMESH_INSPECTION_URL", format!("http://{grpc}")),
-        ("CREDMESH_PUBLIC_URL", format!("http://{http}")),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+        ("CREDMESH_INSPECTION_URL".into(), format!("http://{grpc}")),
+        ("CREDMESH_PUBLIC_URL".into(), format!("http://{http}")),
+    ]);
     let config = credmesh_certificate::CertificateConfig::from_env(&env)?;
     let db = Db::connect(&config.database_url, &DbOptions::default()).await?;
     db.migrate(credmesh_certificate::migrations()).await?;
@@ -78,46 +56,6 @@ pub async fn build(
         clock.clone(),
     )?;
     credmesh_certificate::build(&config, db, clock, server, registrar, license, credit).await
-}
-
-/// Registers the certificate service's identity client unless it exists.
-async fn register_client(identity: &Identity, public_key: &[u8; 32]) -> anyhow::Result<()> {
-    if let Ok(existing) = identity.client(CLIENT_ID).await {
-        if existing.auth != ClientAuth::PublicKey(*public_key) {
-            tracing::warn!(
-                client_id = CLIENT_ID,
-                "the identity client 'certificate' holds another key than data/keys/certificate-client.pem; delete the data directory to start afresh"
-            );
-        }
-        return Ok(());
-    }
-    let scopes = vec![
-        "identity.keys".to_string(),
-        "license.read".to_string(),
-        "inspection.credit".to_string(),
-    ];
-    let registration = Registration {
-        client_id: CLIENT_ID,
-        kind: PrincipalKind::Service.to_proto(),
-        display_name: "Certificate service",
-        scopes: &scopes,
-        public_key,
-        ..Default::default()
-    };
-    let system = credmesh_identity::store::Actor {
-        client_id: "credmesh-dev",
-        kind: "operator",
-        trace_id: "",
-    };
-    match identity
-        .register_client(&registration, system, None, &|_| Vec::new())
-        .await
-    {
-        Ok(_) | Err(IdentityError::ClientExists(_)) => Ok(()),
-        Err(e) => Err(anyhow::anyhow!(
-            "registering the certificate service client: {e}"
-        )),
-    }
 }
 
 /// Issues the demo enterprise's food business permit (once: the idempotency key makes a

@@ -4,21 +4,12 @@
 //! registered in-process, its key registered and the license, certificate and inspection
 //! services reached over the loopback gRPC address, as in production.
 
-use std::{collections::HashMap, net::SocketAddr, path::Path, sync::Arc};
+use std::{net::SocketAddr, path::Path, sync::Arc};
 
 use credmesh_auth::PrincipalKind;
-use credmesh_identity::{
-    Identity,
-    domain::client::{ClientAuth, Registration},
-    error::IdentityError,
-};
+use credmesh_identity::Identity;
 use credmesh_runtime::{Clock, ServerConfig};
 use credmesh_store::{Db, DbOptions};
-
-use crate::keyfile;
-
-/// The service client id entcode uses at identity.
-const CLIENT_ID: &str = "entcode";
 
 /// Builds the enterprise-code service for `credmesh dev`.
 pub async fn build(
@@ -30,34 +21,31 @@ pub async fn build(
     server: &ServerConfig,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<credmesh_entcode::Built> {
-    let signing = keys.join("entcode-signing.pem");
-    let client_key_file = keys.join("entcode-client.pem");
-    keyfile::load_or_generate(&signing)?;
-    let (client_key, _) = keyfile::load_or_generate(&client_key_file)?;
-    register_client(identity, &client_key.public_key_bytes()).await?;
-    let env: HashMap<String, String> = [
-        ("CREDMESH_REGION", region.to_string()),
-        (
-            "DATABASE_URL",
-            format!("sqlite://{}", data.join("entcode.db").display()),
-        ),
-        ("CREDMESH_SIGNING_KEY_FILE", signing.display().to_string()),
-        (
-            "CREDMESH_CLIENT_KEY_FILE",
-            client_key_file.display().to_string(),
-        ),
-        ("CREDMESH_CLIENT_ID", CLIENT_ID.to_string()),
-        ("CREDMESH_IDENTITY_URL", format!("http://{grpc}")),
-        ("CREDMESH_LICENSE_URL", format!("http://{grpc}")),
-        ("CREDMESH_VERIFY_URL", format!("http://{grpc}")),
+    // `verify`: the scan page asks the gateway about other issuers' credentials;
+    // `certificate.read`: the enterprise's permits; `inspection.credit`: its credit grade.
+    // A data directory from before these were added keeps its client: permits then show
+    // as not loadable until the directory is started afresh.
+    let mut env = super::IssuingService {
+        name: "entcode",
+        display_name: "Enterprise-code service",
+        scopes: &[
+            "identity.keys",
+            "license.read",
+            "verify",
+            "certificate.read",
+            "inspection.credit",
+        ],
+    }
+    .prepare(data, keys, region, identity, grpc)
+    .await?;
+    env.extend([
+        ("CREDMESH_LICENSE_URL".into(), format!("http://{grpc}")),
+        ("CREDMESH_VERIFY_URL".into(), format!("http://{grpc}")),
         // The in-process certificate and inspection services: permits on the scan page,
         // and the `permits` and `credit_grade` scenario fields.
-        ("CREDMESH_CERTIFICATE_URL", format!("http://{grpc}")),
-        ("CREDMESH_INSPECTION_URL", format!("http://{grpc}")),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+        ("CREDMESH_CERTIFICATE_URL".into(), format!("http://{grpc}")),
+        ("CREDMESH_INSPECTION_URL".into(), format!("http://{grpc}")),
+    ]);
     let config = credmesh_entcode::EntcodeConfig::from_env(&env)?;
     let db = Db::connect(&config.database_url, &DbOptions::default()).await?;
     db.migrate(credmesh_entcode::migrations()).await?;
@@ -69,52 +57,6 @@ pub async fn build(
     let license =
         credmesh_entcode::grpc_license(&config, identity_channel, license_channel, clock.clone())?;
     credmesh_entcode::build(&config, db, clock, server, registrar, license).await
-}
-
-/// Registers the enterprise-code service's identity client unless it exists.
-async fn register_client(identity: &Identity, public_key: &[u8; 32]) -> anyhow::Result<()> {
-    if let Ok(existing) = identity.client(CLIENT_ID).await {
-        if existing.auth != ClientAuth::PublicKey(*public_key) {
-            tracing::warn!(
-                client_id = CLIENT_ID,
-                "the identity client 'entcode' holds another key than data/keys/entcode-client.pem; delete the data directory to start afresh"
-            );
-        }
-        return Ok(());
-    }
-    // `verify`: the scan page asks the gateway about other issuers' credentials;
-    // `certificate.read`: the enterprise's permits; `inspection.credit`: its credit grade.
-    // A data directory from before these were added keeps its client: permits then show
-    // as not loadable until the directory is started afresh.
-    let scopes = vec![
-        "identity.keys".to_string(),
-        "license.read".to_string(),
-        "verify".to_string(),
-        "certificate.read".to_string(),
-        "inspection.credit".to_string(),
-    ];
-    let registration = Registration {
-        client_id: CLIENT_ID,
-        kind: PrincipalKind::Service.to_proto(),
-        display_name: "Enterprise-code service",
-        scopes: &scopes,
-        public_key,
-        ..Default::default()
-    };
-    let system = credmesh_identity::store::Actor {
-        client_id: "credmesh-dev",
-        kind: "operator",
-        trace_id: "",
-    };
-    match identity
-        .register_client(&registration, system, None, &|_| Vec::new())
-        .await
-    {
-        Ok(_) | Err(IdentityError::ClientExists(_)) => Ok(()),
-        Err(e) => Err(anyhow::anyhow!(
-            "registering the enterprise-code service client: {e}"
-        )),
-    }
 }
 
 /// The scan page URL of the demo enterprise's code, once the entcode key is registered

@@ -4,22 +4,15 @@
 //! its key registered and the license service reached over the loopback gRPC address,
 //! as in production; a little demo policy data seeded once.
 
-use std::{collections::HashMap, net::SocketAddr, path::Path, sync::Arc};
+use std::{net::SocketAddr, path::Path, sync::Arc};
 
 use credmesh_auth::{Principal, PrincipalKind};
-use credmesh_identity::{
-    Identity,
-    domain::client::{ClientAuth, Registration},
-    error::IdentityError,
-};
+use credmesh_identity::{Identity, domain::client::Registration, error::IdentityError};
 use credmesh_inspection::{Inspection, domain::rules::Grade, service::Caller, store::PolicyItem};
 use credmesh_runtime::{Clock, ServerConfig};
 use credmesh_store::{Db, DbOptions};
 
 use crate::keyfile;
-
-/// The service client id inspection uses at identity.
-const CLIENT_ID: &str = "inspection";
 
 /// Builds the inspection code service for `credmesh dev`.
 #[allow(clippy::too_many_arguments)]
@@ -33,32 +26,19 @@ pub async fn build(
     server: &ServerConfig,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<credmesh_inspection::Built> {
-    let signing = keys.join("inspection-signing.pem");
-    let client_key_file = keys.join("inspection-client.pem");
-    keyfile::load_or_generate(&signing)?;
-    let (client_key, _) = keyfile::load_or_generate(&client_key_file)?;
-    register_client(identity, &client_key.public_key_bytes()).await?;
+    let mut env = super::IssuingService {
+        name: "inspection",
+        display_name: "Inspection code service",
+        scopes: &["identity.keys", "license.read", "identity.clients.read"],
+    }
+    .prepare(data, keys, region, identity, grpc)
+    .await?;
     let (inspector_key, _) = keyfile::load_or_generate(&keys.join("demo-inspector.pem"))?;
     register_demo_inspector(identity, &inspector_key.public_key_bytes()).await?;
-    let env: HashMap<String, String> = [
-        ("CREDMESH_REGION", region.to_string()),
-        (
-            "DATABASE_URL",
-            format!("sqlite://{}", data.join("inspection.db").display()),
-        ),
-        ("CREDMESH_SIGNING_KEY_FILE", signing.display().to_string()),
-        (
-            "CREDMESH_CLIENT_KEY_FILE",
-            client_key_file.display().to_string(),
-        ),
-        ("CREDMESH_CLIENT_ID", CLIENT_ID.to_string()),
-        ("CREDMESH_IDENTITY_URL", format!("http://{grpc}")),
-        ("CREDMESH_LICENSE_URL", format!("http://{grpc}")),
-        ("CREDMESH_PUBLIC_URL", format!("http://{http}")),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    env.extend([
+        ("CREDMESH_LICENSE_URL".into(), format!("http://{grpc}")),
+        ("CREDMESH_PUBLIC_URL".into(), format!("http://{http}")),
+    ]);
     let config = credmesh_inspection::InspectionConfig::from_env(&env)?;
     let db = Db::connect(&config.database_url, &DbOptions::default()).await?;
     db.migrate(credmesh_inspection::migrations()).await?;
@@ -74,46 +54,6 @@ pub async fn build(
         clock.clone(),
     )?;
     credmesh_inspection::build(&config, db, clock, server, registrar, licenses).await
-}
-
-/// Registers the inspection service's identity client unless it exists.
-async fn register_client(identity: &Identity, public_key: &[u8; 32]) -> anyhow::Result<()> {
-    if let Ok(existing) = identity.client(CLIENT_ID).await {
-        if existing.auth != ClientAuth::PublicKey(*public_key) {
-            tracing::warn!(
-                client_id = CLIENT_ID,
-                "the identity client 'inspection' holds another key than data/keys/inspection-client.pem; delete the data directory to start afresh"
-            );
-        }
-        return Ok(());
-    }
-    let scopes = vec![
-        "identity.keys".to_string(),
-        "license.read".to_string(),
-        "identity.clients.read".to_string(),
-    ];
-    let registration = Registration {
-        client_id: CLIENT_ID,
-        kind: PrincipalKind::Service.to_proto(),
-        display_name: "Inspection code service",
-        scopes: &scopes,
-        public_key,
-        ..Default::default()
-    };
-    let system = credmesh_identity::store::Actor {
-        client_id: "credmesh-dev",
-        kind: "operator",
-        trace_id: "",
-    };
-    match identity
-        .register_client(&registration, system, None, &|_| Vec::new())
-        .await
-    {
-        Ok(_) | Err(IdentityError::ClientExists(_)) => Ok(()),
-        Err(e) => Err(anyhow::anyhow!(
-            "registering the inspection service client: {e}"
-        )),
-    }
 }
 
 /// The demo inspector plans may name (`--inspector insp-1=沪执法31000011111`):

@@ -2,15 +2,11 @@
 //! client registered in-process, its key registered with identity over the loopback
 //! gRPC address like in production, and a handful of demo enterprises seeded once.
 
-use std::{collections::HashMap, net::SocketAddr, path::Path, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use credmesh_auth::{Principal, PrincipalKind};
-use credmesh_identity::{
-    Identity,
-    domain::client::{ClientAuth, Registration},
-    error::IdentityError,
-};
+use credmesh_identity::Identity;
 use credmesh_license::{
     License,
     domain::license::{EstablishInput, MoneyInput, TermInput},
@@ -21,11 +17,6 @@ use credmesh_proto::credential::v1::Envelope;
 use credmesh_proto::prost::Message as _;
 use credmesh_runtime::{Clock, ServerConfig};
 use credmesh_store::{Db, DbOptions};
-
-use crate::keyfile;
-
-/// The service client id license uses at identity.
-const CLIENT_ID: &str = "license";
 
 /// Builds the license service for `credmesh dev`.
 #[allow(clippy::too_many_arguments)]
@@ -39,72 +30,20 @@ pub async fn build(
     server: &ServerConfig,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<credmesh_license::Built> {
-    let signing = keys.join("license-signing.pem");
-    let client_key_file = keys.join("license-client.pem");
-    keyfile::load_or_generate(&signing)?;
-    let (client_key, _) = keyfile::load_or_generate(&client_key_file)?;
-    register_client(identity, &client_key.public_key_bytes()).await?;
-
-    let env: HashMap<String, String> = [
-        ("CREDMESH_REGION", region.to_string()),
-        (
-            "DATABASE_URL",
-            format!("sqlite://{}", data.join("license.db").display()),
-        ),
-        ("CREDMESH_SIGNING_KEY_FILE", signing.display().to_string()),
-        (
-            "CREDMESH_CLIENT_KEY_FILE",
-            client_key_file.display().to_string(),
-        ),
-        ("CREDMESH_CLIENT_ID", CLIENT_ID.to_string()),
-        ("CREDMESH_IDENTITY_URL", format!("http://{grpc}")),
-        ("CREDMESH_PUBLIC_URL", format!("http://{http}")),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    let mut env = super::IssuingService {
+        name: "license",
+        display_name: "License service",
+        scopes: &["identity.keys"],
+    }
+    .prepare(data, keys, region, identity, grpc)
+    .await?;
+    env.insert("CREDMESH_PUBLIC_URL".into(), format!("http://{http}"));
     let config = credmesh_license::LicenseConfig::from_env(&env)?;
     let db = Db::connect(&config.database_url, &DbOptions::default()).await?;
     db.migrate(credmesh_license::migrations()).await?;
     let channel = credmesh_runtime::client::service_channel(&config.identity_url)?;
     let registrar = config.client().registrar(channel, clock.clone())?;
     credmesh_license::build(&config, db, clock, server, registrar).await
-}
-
-/// Registers the license service's identity client unless it exists.
-async fn register_client(identity: &Identity, public_key: &[u8; 32]) -> anyhow::Result<()> {
-    if let Ok(existing) = identity.client(CLIENT_ID).await {
-        if existing.auth != ClientAuth::PublicKey(*public_key) {
-            tracing::warn!(
-                client_id = CLIENT_ID,
-                "the identity client 'license' holds another key than data/keys/license-client.pem; delete the data directory to start afresh"
-            );
-        }
-        return Ok(());
-    }
-    let scopes = vec!["identity.keys".to_string()];
-    let registration = Registration {
-        client_id: CLIENT_ID,
-        kind: PrincipalKind::Service.to_proto(),
-        display_name: "License service",
-        scopes: &scopes,
-        public_key,
-        ..Default::default()
-    };
-    let system = credmesh_identity::store::Actor {
-        client_id: "credmesh-dev",
-        kind: "operator",
-        trace_id: "",
-    };
-    match identity
-        .register_client(&registration, system, None, &|_| Vec::new())
-        .await
-    {
-        Ok(_) | Err(IdentityError::ClientExists(_)) => Ok(()),
-        Err(e) => Err(anyhow::anyhow!(
-            "registering the license service client: {e}"
-        )),
-    }
 }
 
 /// A demo enterprise: code, name, type, representative, capital, established,
