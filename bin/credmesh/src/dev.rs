@@ -76,10 +76,7 @@ impl IssuingService {
         identity: &credmesh_identity::Identity,
         public_key: &[u8; 32],
     ) -> anyhow::Result<()> {
-        use credmesh_identity::{
-            domain::client::{ClientAuth, Registration},
-            error::IdentityError,
-        };
+        use credmesh_identity::domain::client::{ClientAuth, Registration};
         if let Ok(existing) = identity.client(self.name).await {
             if existing.auth != ClientAuth::PublicKey(*public_key) {
                 tracing::warn!(
@@ -99,21 +96,31 @@ impl IssuingService {
             public_key,
             ..Default::default()
         };
-        let system = credmesh_identity::store::Actor {
-            client_id: "credmesh-dev",
-            kind: "operator",
-            trace_id: "",
-        };
-        match identity
-            .register_client(&registration, system, None, &|_| Vec::new())
-            .await
-        {
-            Ok(_) | Err(IdentityError::ClientExists(_)) => Ok(()),
-            Err(e) => Err(anyhow::anyhow!(
-                "registering the {} client: {e}",
-                self.display_name
-            )),
-        }
+        register(identity, &registration).await
+    }
+}
+
+/// Registers `registration` at the in-process identity service, acting as
+/// `credmesh dev`, unless its client exists already.
+async fn register(
+    identity: &credmesh_identity::Identity,
+    registration: &credmesh_identity::domain::client::Registration<'_>,
+) -> anyhow::Result<()> {
+    let system = credmesh_identity::store::Actor {
+        client_id: "credmesh-dev",
+        kind: "operator",
+        trace_id: "",
+    };
+    match identity
+        .register_client(registration, system, None, &|_| Vec::new())
+        .await
+    {
+        Ok(_) | Err(credmesh_identity::error::IdentityError::ClientExists(_)) => Ok(()),
+        Err(e) => Err(anyhow::anyhow!(
+            "registering the identity client {} ({}): {e}",
+            registration.client_id,
+            registration.display_name
+        )),
     }
 }
 

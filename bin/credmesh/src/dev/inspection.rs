@@ -7,7 +7,7 @@
 use std::{net::SocketAddr, path::Path, sync::Arc};
 
 use credmesh_auth::{Principal, PrincipalKind};
-use credmesh_identity::{Identity, domain::client::Registration, error::IdentityError};
+use credmesh_identity::{Identity, domain::client::Registration};
 use credmesh_inspection::{Inspection, domain::rules::Grade, service::Caller, store::PolicyItem};
 use credmesh_runtime::{Clock, ServerConfig};
 use credmesh_store::{Db, DbOptions};
@@ -76,18 +76,7 @@ async fn register_demo_inspector(identity: &Identity, public_key: &[u8; 32]) -> 
         enforcement_certificate: DEMO_INSPECTOR.1,
         ..Default::default()
     };
-    let system = credmesh_identity::store::Actor {
-        client_id: "credmesh-dev",
-        kind: "operator",
-        trace_id: "",
-    };
-    match identity
-        .register_client(&registration, system, None, &|_| Vec::new())
-        .await
-    {
-        Ok(_) | Err(IdentityError::ClientExists(_)) => Ok(()),
-        Err(e) => Err(anyhow::anyhow!("registering the demo inspector: {e}")),
-    }
+    super::register(identity, &registration).await
 }
 
 /// Seeds demo policy data once: the demo restaurant is grade A, a "signage" item is on
