@@ -36,6 +36,19 @@ pub trait Readiness: Send + Sync {
     fn check(&self) -> BoxFuture<'_, anyhow::Result<()>>;
 }
 
+/// The readiness of a service's database: it answers a ping.
+#[derive(Debug)]
+pub struct DbReady(pub credmesh_store::Db);
+
+impl Readiness for DbReady {
+    fn name(&self) -> &str {
+        "database"
+    }
+    fn check(&self) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(self.0.ping())
+    }
+}
+
 /// What a service crate hands the runtime to be served.
 pub struct ServiceParts {
     /// The service's short name (`identity`, `license`, …).

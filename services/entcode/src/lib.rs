@@ -211,7 +211,8 @@ pub async fn build(
         readiness: vec![
             Arc::new(keys::KeyReady(registration.clone())),
             Arc::new(CacheReady(cache)),
-            Arc::new(DbReady(db)),
+            // Scenarios must be readable, or no presentation can be made.
+            Arc::new(credmesh_runtime::server::DbReady(db)),
         ],
     };
     Ok(Built {
@@ -272,18 +273,5 @@ impl Readiness for CacheReady {
     }
     fn check(&self) -> BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async move { self.0.ping().await.map_err(anyhow::Error::from) })
-    }
-}
-
-/// Readiness: scenarios must be readable, or no presentation can be made.
-#[derive(Debug)]
-struct DbReady(Db);
-
-impl Readiness for DbReady {
-    fn name(&self) -> &str {
-        "database"
-    }
-    fn check(&self) -> BoxFuture<'_, anyhow::Result<()>> {
-        Box::pin(self.0.ping())
     }
 }

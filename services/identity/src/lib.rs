@@ -29,9 +29,8 @@ use credmesh_auth::{
 };
 use credmesh_credential::keys::{IssuerKey, kid_for};
 use credmesh_proto::identity::v1::identity_service_server::IdentityServiceServer;
-use credmesh_runtime::{Clock, Readiness, ServerConfig, ServiceParts};
+use credmesh_runtime::{Clock, ServerConfig, ServiceParts};
 use credmesh_store::{Db, ServiceMigrations, idempotency::Outcome};
-use futures::future::BoxFuture;
 
 pub use config::IdentityConfig;
 pub use service::Identity;
@@ -175,7 +174,7 @@ pub async fn build(
         }),
         http: api::http::routes(identity.clone()),
         policy: access_policy(),
-        readiness: vec![Arc::new(DbReady(db))],
+        readiness: vec![Arc::new(credmesh_runtime::server::DbReady(db))],
     };
     Ok(Built {
         identity,
@@ -267,18 +266,6 @@ pub async fn pin_configured_partners(
             })?;
     }
     Ok(())
-}
-
-#[derive(Debug)]
-struct DbReady(Db);
-
-impl Readiness for DbReady {
-    fn name(&self) -> &str {
-        "database"
-    }
-    fn check(&self) -> BoxFuture<'_, anyhow::Result<()>> {
-        Box::pin(self.0.ping())
-    }
 }
 
 /// How often other processes' validators refresh the JWKS.

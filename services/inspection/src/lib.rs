@@ -38,9 +38,8 @@ use std::sync::Arc;
 
 use credmesh_auth::{Access, AccessPolicy};
 use credmesh_proto::inspection::v1::inspection_service_server::InspectionServiceServer;
-use credmesh_runtime::{Clock, Readiness, ServerConfig, ServiceParts};
+use credmesh_runtime::{Clock, ServerConfig, ServiceParts};
 use credmesh_store::{Db, ServiceMigrations};
-use futures::future::BoxFuture;
 use tonic::transport::Channel;
 
 pub use config::InspectionConfig;
@@ -184,7 +183,7 @@ pub async fn build(
         http: api::http::routes(inspection.clone()),
         policy: access_policy(),
         readiness: vec![
-            Arc::new(DbReady(db)),
+            Arc::new(credmesh_runtime::server::DbReady(db)),
             Arc::new(keys::KeyReady(registration.clone())),
         ],
     };
@@ -193,16 +192,4 @@ pub async fn build(
         parts,
         registration,
     })
-}
-
-#[derive(Debug)]
-struct DbReady(Db);
-
-impl Readiness for DbReady {
-    fn name(&self) -> &str {
-        "database"
-    }
-    fn check(&self) -> BoxFuture<'_, anyhow::Result<()>> {
-        Box::pin(self.0.ping())
-    }
 }

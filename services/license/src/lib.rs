@@ -29,9 +29,8 @@ use std::sync::Arc;
 
 use credmesh_auth::{Access, AccessPolicy};
 use credmesh_proto::license::v1::license_service_server::LicenseServiceServer;
-use credmesh_runtime::{Clock, Readiness, ServerConfig, ServiceParts};
+use credmesh_runtime::{Clock, ServerConfig, ServiceParts};
 use credmesh_store::{Db, ServiceMigrations};
-use futures::future::BoxFuture;
 
 pub use config::LicenseConfig;
 pub use keys::{GrpcRegistrar, KeyRegistrar, KeyRegistration, KeyState};
@@ -125,7 +124,7 @@ pub async fn build(
         http: api::http::routes(license.clone()),
         policy: access_policy(),
         readiness: vec![
-            Arc::new(DbReady(db)),
+            Arc::new(credmesh_runtime::server::DbReady(db)),
             Arc::new(keys::KeyReady(registration.clone())),
         ],
     };
@@ -134,16 +133,4 @@ pub async fn build(
         parts,
         registration,
     })
-}
-
-#[derive(Debug)]
-struct DbReady(Db);
-
-impl Readiness for DbReady {
-    fn name(&self) -> &str {
-        "database"
-    }
-    fn check(&self) -> BoxFuture<'_, anyhow::Result<()>> {
-        Box::pin(self.0.ping())
-    }
 }

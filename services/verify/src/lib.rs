@@ -61,9 +61,8 @@ use credmesh_auth::{Access, AccessPolicy, TokenValidator};
 use credmesh_cache::{Cache, CacheOptions};
 use credmesh_credential::VerifyingKey;
 use credmesh_proto::verify::v1::{VerificationResult, verify_service_server::VerifyServiceServer};
-use credmesh_runtime::{Clock, Readiness, ServerConfig, ServiceParts};
+use credmesh_runtime::{Clock, ServerConfig, ServiceParts};
 use credmesh_store::{Db, ServiceMigrations};
-use futures::future::BoxFuture;
 
 pub use config::VerifyConfig;
 pub use service::{Gateway, Input};
@@ -225,23 +224,11 @@ pub async fn build(
         }),
         http: api::http::routes(gateway.clone(), validator),
         policy: access_policy(),
-        readiness: vec![Arc::new(DbReady(db))],
+        readiness: vec![Arc::new(credmesh_runtime::server::DbReady(db))],
     };
     Ok(Built {
         gateway,
         federation,
         parts,
     })
-}
-
-#[derive(Debug)]
-struct DbReady(Db);
-
-impl Readiness for DbReady {
-    fn name(&self) -> &str {
-        "database"
-    }
-    fn check(&self) -> BoxFuture<'_, anyhow::Result<()>> {
-        Box::pin(self.0.ping())
-    }
 }
