@@ -1,5 +1,7 @@
-//! Raw gRPC calls: send any bytes as a request body, to test how a server answers input
-//! no generated client would produce (truncated or garbage protobuf).
+//! gRPC in tests: requests carrying a bearer token, assertions on a refusal's code and
+//! stable reason, and raw calls that send any bytes as a request body, to test how a
+//! server answers input no generated client would produce (truncated or garbage
+//! protobuf).
 
 use bytes::{Buf as _, BufMut as _};
 use tonic::{
@@ -7,6 +9,40 @@ use tonic::{
     codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
     transport::Channel,
 };
+
+/// `msg` as a request carrying `token` as its bearer token.
+pub fn with_token<T>(msg: T, token: &str) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}")
+            .parse()
+            .expect("a token is header-safe"),
+    );
+    req
+}
+
+/// Asserts that a call failed with `code` and the stable `reason` of its error details,
+/// with a message a person can read; returns the status for further checks.
+#[track_caller]
+pub fn assert_status(
+    result: Result<impl std::fmt::Debug, Status>,
+    code: tonic::Code,
+    reason: &str,
+) -> Status {
+    let status = result.expect_err("the call should fail");
+    assert_eq!(status.code(), code, "{status:?}");
+    assert_eq!(
+        credmesh_proto::status::reason(&status).as_deref(),
+        Some(reason),
+        "{status:?}"
+    );
+    assert!(
+        !status.message().is_empty(),
+        "a readable message is expected"
+    );
+    status
+}
 
 /// A codec passing bytes through untouched.
 #[derive(Debug, Clone, Copy, Default)]

@@ -6,12 +6,22 @@
 //! server start their own private instance.
 //!
 //! # Layout
-//! - [`grpc`]: raw gRPC calls with arbitrary bytes, for malformed-input tests.
+//! - [`backend`]: SQLite or PostgreSQL, and fresh databases on either.
+//! - [`grpc`]: bearer-token requests, refusal assertions, and raw gRPC calls with
+//!   arbitrary bytes for malformed-input tests.
 //! - [`postgres`]: a fresh database per test on the shared server.
 //! - [`sqlite`]: a fresh SQLite file per test.
 //! - [`redis`]: the shared standalone and cluster addresses, and private servers.
 
+pub mod backend;
 pub mod grpc;
 pub mod postgres;
 pub mod redis;
 pub mod sqlite;
+
+pub use backend::{BOTH, Backend, Databases};
+pub use grpc::{assert_status, with_token};
+
+/// Where every test clock starts: Monday 2026-09-21 22:13:20 CST, in seconds since the
+/// epoch.
+pub const T0: i64 = 1_790_000_000;

@@ -7,15 +7,8 @@ use credmesh_proto::identity::v1::{self as pb, identity_service_client::Identity
 use credmesh_runtime::{Clock, ManualClock, Server, ServerConfig};
 use credmesh_store::{Db, DbOptions};
 use credmesh_telemetry::metrics::Metrics;
+pub use credmesh_testkit::{BOTH, Backend, T0, assert_status, with_token};
 use tonic::{Request, transport::Channel};
-
-#[derive(Clone, Copy, Debug)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-pub const BOTH: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
 
 pub struct TestApp {
     pub addr: std::net::SocketAddr,
@@ -35,9 +28,6 @@ impl Drop for TestApp {
         }
     }
 }
-
-/// Seconds since the epoch at which every test clock starts.
-pub const T0: i64 = 1_790_000_000;
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_region(backend, "SH").await
@@ -202,34 +192,6 @@ impl TestApp {
         db.close().await;
         n
     }
-}
-
-pub fn with_token<T>(msg: T, token: &str) -> Request<T> {
-    let mut req = Request::new(msg);
-    req.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
-}
-
-/// Asserts a status's code and stable reason.
-#[track_caller]
-pub fn assert_status(
-    result: Result<impl std::fmt::Debug, tonic::Status>,
-    code: tonic::Code,
-    reason: &str,
-) -> tonic::Status {
-    let status = result.expect_err("the call should fail");
-    assert_eq!(status.code(), code, "{status:?}");
-    assert_eq!(
-        credmesh_proto::status::reason(&status).as_deref(),
-        Some(reason),
-        "{status:?}"
-    );
-    assert!(
-        !status.message().is_empty(),
-        "a readable message is expected"
-    );
-    status
 }
 
 /// A valid Shanghai USCC for tests.
