@@ -4,46 +4,27 @@
 //! also serves the certificate and inspection services, wired to entcode as its permit
 //! and credit grade sources, as their own test helpers start them.
 
-use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
+use std::{ops::Deref, sync::Arc, time::Duration};
 
 use credmesh_auth::PrincipalKind;
 use credmesh_credential::keys::IssuerKey;
-use credmesh_identity::domain::client::Registration;
+pub use credmesh_harness::restaurant;
+use credmesh_harness::{Running, Stack, env, migrated};
 use credmesh_proto::{
     certificate::v1::certificate_service_client::CertificateServiceClient,
     entcode::v1::{self as epb, enterprise_code_service_client::EnterpriseCodeServiceClient},
-    identity::v1::{self as ipb, identity_service_client::IdentityServiceClient},
-    license::v1::{self as pb, license_service_client::LicenseServiceClient},
+    license::v1 as pb,
 };
-use credmesh_runtime::{Clock, ManualClock, Server, ServerConfig};
-use credmesh_store::{Db, DbOptions};
-use credmesh_telemetry::metrics::Metrics;
-use tonic::{Request, transport::Channel};
-
-#[derive(Clone, Copy, Debug)]
-pub enum Backend {
-    /// SQLite and the in-process cache.
-    Sqlite,
-    /// PostgreSQL and Redis.
-    Postgres,
-}
-
-pub const BOTH: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
-
-/// Seconds since the epoch at which every test clock starts.
-pub const T0: i64 = 1_790_000_000;
+use credmesh_runtime::{ServerConfig, issuer_key::KeyRegistration};
+pub use credmesh_testkit::{BOTH, Backend, with_token};
+use tonic::transport::Channel;
 
 pub const JINGAN: &str = credmesh_license::domain::authority::SHANGHAI_JINGAN;
 
 pub struct TestApp {
-    pub addr: std::net::SocketAddr,
     /// The certificate service, when spawned with sources.
     pub certificate: Option<CertificateServiceClient<Channel>>,
-    pub clock: Arc<ManualClock>,
-    pub license: LicenseServiceClient<Channel>,
-    pub identity: IdentityServiceClient<Channel>,
     pub entcode: EnterpriseCodeServiceClient<Channel>,
-    pub operator: IssuerKey,
     /// The key of entcode's identity client (may register entcode issuer keys).
     pub entcode_client: IssuerKey,
     /// entcode's cache: its URL and key prefix.
@@ -52,74 +33,16 @@ pub struct TestApp {
     /// data.
     pub entcode_db: String,
     pub entcode_service: Arc<credmesh_entcode::Entcode>,
-    _dir: tempfile::TempDir,
-    _sqlite: Vec<credmesh_testkit::sqlite::SqliteDb>,
-    _stop: StopGuard,
+    stack: Running,
 }
 
-struct StopGuard(Option<tokio::sync::oneshot::Sender<()>>);
+/// Identity's and license's clients, the clock and tokens come from the stack.
+impl Deref for TestApp {
+    type Target = Running;
 
-impl Drop for StopGuard {
-    fn drop(&mut self) {
-        if let Some(stop) = self.0.take() {
-            let _ = stop.send(());
-        }
+    fn deref(&self) -> &Running {
+        &self.stack
     }
-}
-
-fn write_key(dir: &std::path::Path, name: &str) -> (IssuerKey, PathBuf) {
-    let path = dir.join(name);
-    let key = IssuerKey::generate("t").unwrap();
-    std::fs::write(&path, key.to_pkcs8_pem().as_bytes()).unwrap();
-    (key, path)
-}
-
-async fn database(
-    backend: Backend,
-    sqlite: &mut Vec<credmesh_testkit::sqlite::SqliteDb>,
-) -> String {
-    match backend {
-        Backend::Sqlite => {
-            let db = credmesh_testkit::sqlite::SqliteDb::new().unwrap();
-            let url = db.url();
-            sqlite.push(db);
-            url
-        }
-        Backend::Postgres => credmesh_testkit::postgres::fresh_database().await.unwrap(),
-    }
-}
-
-fn env(pairs: &[(&str, String)]) -> HashMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect()
-}
-
-async fn register_service(
-    identity: &credmesh_identity::Identity,
-    id: &str,
-    key: &IssuerKey,
-    scopes: &[&str],
-) {
-    let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
-    let reg = Registration {
-        client_id: id,
-        kind: PrincipalKind::Service.to_proto(),
-        display_name: id,
-        scopes: &scopes,
-        public_key: &key.public_key_bytes(),
-        ..Default::default()
-    };
-    let actor = credmesh_identity::store::Actor {
-        client_id: "test",
-        kind: "operator",
-        trace_id: "",
-    };
-    identity
-        .register_client(&reg, actor, None, &|_| Vec::new())
-        .await
-        .unwrap();
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -149,120 +72,25 @@ pub async fn spawn_with_sources(backend: Backend, sources: Sources) -> TestApp {
 }
 
 async fn spawn(backend: Backend, cache_url: Option<String>, sources: Sources) -> TestApp {
-    use base64::Engine as _;
-    credmesh_telemetry::init_for_tests();
-    let mut sqlite = Vec::new();
-    let identity_db = database(backend, &mut sqlite).await;
-    let license_db = database(backend, &mut sqlite).await;
-    let entcode_db = database(backend, &mut sqlite).await;
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let (_, anchor) = write_key(d, "anchor.pem");
-    let (_, token) = write_key(d, "token.pem");
-    let (operator, _) = write_key(d, "operator.pem");
-    let (_, license_signing) = write_key(d, "license-signing.pem");
-    let (license_client, license_client_file) = write_key(d, "license-client.pem");
-    let (_, entcode_signing) = write_key(d, "entcode-signing.pem");
-    let (entcode_client, entcode_client_file) = write_key(d, "entcode-client.pem");
-    let clock = ManualClock::new(T0);
-    let dyn_clock: Arc<dyn Clock> = clock.clone();
-    let server_config = ServerConfig {
+    let server = ServerConfig {
         max_message_bytes: 256 * 1024,
         readiness_interval: Duration::from_millis(50),
         ..ServerConfig::default()
     };
-
-    let identity_config = credmesh_identity::IdentityConfig::from_env(&env(&[
-        ("DATABASE_URL", identity_db.clone()),
-        ("CREDMESH_ANCHOR_KEY_FILE", anchor.display().to_string()),
-        ("CREDMESH_TOKEN_KEY_FILE", token.display().to_string()),
-        (
-            "CREDMESH_BOOTSTRAP_OPERATOR_KEY",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(operator.public_key_bytes()),
-        ),
-    ]))
-    .unwrap();
-    let db = Db::connect(&identity_db, &DbOptions::default())
-        .await
-        .unwrap();
-    db.migrate(credmesh_identity::migrations()).await.unwrap();
-    let identity =
-        credmesh_identity::build(&identity_config, db, dyn_clock.clone(), &server_config)
-            .await
-            .unwrap();
-    register_service(
-        &identity.identity,
-        "license",
-        &license_client,
-        &["identity.keys"],
-    )
-    .await;
     let mut entcode_scopes = vec!["identity.keys", "license.read"];
     if sources != Sources::None {
         entcode_scopes.extend(["certificate.read", "inspection.credit"]);
     }
-    register_service(
-        &identity.identity,
-        "entcode",
-        &entcode_client,
-        &entcode_scopes,
-    )
-    .await;
-    let (certificate_client, certificate_client_file) = write_key(d, "certificate-client.pem");
-    let (_, certificate_signing) = write_key(d, "certificate-signing.pem");
-    let (inspection_client, inspection_client_file) = write_key(d, "inspection-client.pem");
-    let (_, inspection_signing) = write_key(d, "inspection-signing.pem");
+    let mut clients: Vec<(&str, &[&str])> = vec![("entcode", &entcode_scopes)];
     if sources == Sources::Live {
-        register_service(
-            &identity.identity,
-            "certificate",
-            &certificate_client,
-            &["identity.keys", "license.read"],
-        )
-        .await;
-        register_service(
-            &identity.identity,
+        clients.push(("certificate", &["identity.keys", "license.read"]));
+        clients.push((
             "inspection",
-            &inspection_client,
             &["identity.keys", "license.read", "identity.clients.read"],
-        )
-        .await;
+        ));
     }
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let license_config = credmesh_license::LicenseConfig::from_env(&env(&[
-        ("DATABASE_URL", license_db.clone()),
-        (
-            "CREDMESH_SIGNING_KEY_FILE",
-            license_signing.display().to_string(),
-        ),
-        (
-            "CREDMESH_CLIENT_KEY_FILE",
-            license_client_file.display().to_string(),
-        ),
-        ("CREDMESH_IDENTITY_URL", format!("http://{addr}")),
-        ("CREDMESH_PUBLIC_URL", format!("http://{addr}")),
-    ]))
-    .unwrap();
-    let ldb = Db::connect(&license_db, &DbOptions::default())
-        .await
-        .unwrap();
-    ldb.migrate(credmesh_license::migrations()).await.unwrap();
-    let channel = credmesh_runtime::client::service_channel(&license_config.identity_url).unwrap();
-    let registrar = license_config
-        .client()
-        .registrar(channel, dyn_clock.clone())
-        .unwrap();
-    let license = credmesh_license::build(
-        &license_config,
-        ldb,
-        dyn_clock.clone(),
-        &server_config,
-        registrar,
-    )
-    .await
-    .unwrap();
+    let mut stack = Stack::start(backend, server, &clients).await;
+    let channel = |url: &str| credmesh_runtime::client::service_channel(url).unwrap();
 
     let cache_url = cache_url.unwrap_or_else(|| match backend {
         Backend::Sqlite => "memory://".into(),
@@ -270,253 +98,112 @@ async fn spawn(backend: Backend, cache_url: Option<String>, sources: Sources) ->
     });
     let prefix = credmesh_testkit::redis::unique_prefix();
     let cache = (cache_url.clone(), prefix.clone());
-    let mut entcode_env = env(&[
-        ("DATABASE_URL", entcode_db.clone()),
-        (
-            "CREDMESH_SIGNING_KEY_FILE",
-            entcode_signing.display().to_string(),
-        ),
-        (
-            "CREDMESH_CLIENT_KEY_FILE",
-            entcode_client_file.display().to_string(),
-        ),
-        ("CREDMESH_IDENTITY_URL", format!("http://{addr}")),
-        ("CREDMESH_LICENSE_URL", format!("http://{addr}")),
+    let (entcode_db, mut environment) = stack.issuing_env("entcode").await;
+    environment.extend(env(&[
         ("REDIS_URL", cache_url),
         ("CREDMESH_CACHE_PREFIX", prefix),
-    ]);
+    ]));
     let source_url = match sources {
         Sources::None => None,
-        Sources::Live => Some(format!("http://{addr}")),
+        Sources::Live => Some(stack.url.clone()),
         // Port 9 (discard) on loopback: nothing listens, the connection is refused.
         Sources::Down => Some("http://127.0.0.1:9".to_string()),
     };
     if let Some(url) = source_url {
-        entcode_env.insert("CREDMESH_CERTIFICATE_URL".into(), url.clone());
-        entcode_env.insert("CREDMESH_INSPECTION_URL".into(), url);
+        environment.insert("CREDMESH_CERTIFICATE_URL".into(), url.clone());
+        environment.insert("CREDMESH_INSPECTION_URL".into(), url);
     }
-    let entcode_config = credmesh_entcode::EntcodeConfig::from_env(&entcode_env).unwrap();
-    let identity_channel =
-        credmesh_runtime::client::service_channel(&entcode_config.identity_url).unwrap();
-    let license_channel =
-        credmesh_runtime::client::service_channel(&entcode_config.license_url).unwrap();
-    let edb = Db::connect(&entcode_db, &DbOptions::default())
-        .await
-        .unwrap();
-    edb.migrate(credmesh_entcode::migrations()).await.unwrap();
+    let config = credmesh_entcode::EntcodeConfig::from_env(&environment).unwrap();
     let entcode = credmesh_entcode::build(
-        &entcode_config,
-        edb.clone(),
-        dyn_clock.clone(),
-        &server_config,
-        entcode_config
+        &config,
+        migrated(&entcode_db, credmesh_entcode::migrations()).await,
+        stack.clock(),
+        &stack.server,
+        config
             .client()
-            .registrar(identity_channel.clone(), dyn_clock.clone())
+            .registrar(channel(&config.identity_url), stack.clock())
             .unwrap(),
         credmesh_entcode::grpc_license(
-            &entcode_config,
-            identity_channel,
-            license_channel,
-            dyn_clock.clone(),
+            &config,
+            channel(&config.identity_url),
+            channel(&config.license_url),
+            stack.clock(),
         )
         .unwrap(),
     )
     .await
     .unwrap();
+    let mut parts = vec![entcode.parts];
+    let mut registrations = vec![("entcode", entcode.registration.clone())];
 
-    let mut registrations = vec![license.registration.clone()];
-    let mut server = Server::new(server_config.clone(), Metrics::new(), identity.validator)
-        .with_service(identity.parts)
-        .with_service(license.parts)
-        .with_service(entcode.parts);
     if sources == Sources::Live {
-        let url = format!("http://{addr}");
-        let cert_db = database(backend, &mut sqlite).await;
-        let cert_config = credmesh_certificate::CertificateConfig::from_env(&env(&[
-            ("DATABASE_URL", cert_db.clone()),
-            (
-                "CREDMESH_SIGNING_KEY_FILE",
-                certificate_signing.display().to_string(),
-            ),
-            (
-                "CREDMESH_CLIENT_KEY_FILE",
-                certificate_client_file.display().to_string(),
-            ),
-            ("CREDMESH_IDENTITY_URL", url.clone()),
-            ("CREDMESH_LICENSE_URL", url.clone()),
-            ("CREDMESH_PUBLIC_URL", url.clone()),
-        ]))
-        .unwrap();
-        let cdb = Db::connect(&cert_db, &DbOptions::default()).await.unwrap();
-        cdb.migrate(credmesh_certificate::migrations())
-            .await
-            .unwrap();
-        let ich = credmesh_runtime::client::service_channel(&url).unwrap();
+        let (db, environment) = stack.issuing_env("certificate").await;
+        let config = credmesh_certificate::CertificateConfig::from_env(&environment).unwrap();
         let certificate = credmesh_certificate::build(
-            &cert_config,
-            cdb,
-            dyn_clock.clone(),
-            &server_config,
-            cert_config
+            &config,
+            migrated(&db, credmesh_certificate::migrations()).await,
+            stack.clock(),
+            &stack.server,
+            config
                 .client()
-                .registrar(ich.clone(), dyn_clock.clone())
+                .registrar(channel(&stack.url), stack.clock())
                 .unwrap(),
             credmesh_certificate::grpc_license_check(
-                &cert_config,
-                ich.clone(),
-                credmesh_runtime::client::service_channel(&url).unwrap(),
-                dyn_clock.clone(),
+                &config,
+                channel(&stack.url),
+                channel(&stack.url),
+                stack.clock(),
             )
             .unwrap(),
-            Arc::new(cert_config.credit_grades.clone()),
+            Arc::new(config.credit_grades.clone()),
         )
         .await
         .unwrap();
-        registrations.push(certificate.registration.clone());
-        server = server.with_service(certificate.parts);
+        parts.push(certificate.parts);
+        registrations.push(("certificate", certificate.registration));
 
-        let inspection_db = database(backend, &mut sqlite).await;
-        let inspection_config = credmesh_inspection::InspectionConfig::from_env(&env(&[
-            ("DATABASE_URL", inspection_db.clone()),
-            (
-                "CREDMESH_SIGNING_KEY_FILE",
-                inspection_signing.display().to_string(),
-            ),
-            (
-                "CREDMESH_CLIENT_KEY_FILE",
-                inspection_client_file.display().to_string(),
-            ),
-            ("CREDMESH_IDENTITY_URL", url.clone()),
-            ("CREDMESH_LICENSE_URL", url.clone()),
-            ("CREDMESH_PUBLIC_URL", url.clone()),
-            ("CREDMESH_INSPECTION_DEFAULT_GRADE", "A".into()),
-        ]))
-        .unwrap();
-        let idb = Db::connect(&inspection_db, &DbOptions::default())
-            .await
-            .unwrap();
-        idb.migrate(credmesh_inspection::migrations())
-            .await
-            .unwrap();
-        let ich = credmesh_runtime::client::service_channel(&url).unwrap();
+        let (db, mut environment) = stack.issuing_env("inspection").await;
+        environment.insert("CREDMESH_INSPECTION_DEFAULT_GRADE".into(), "A".into());
+        let config = credmesh_inspection::InspectionConfig::from_env(&environment).unwrap();
         let inspection = credmesh_inspection::build(
-            &inspection_config,
-            idb,
-            dyn_clock.clone(),
-            &server_config,
-            inspection_config
+            &config,
+            migrated(&db, credmesh_inspection::migrations()).await,
+            stack.clock(),
+            &stack.server,
+            config
                 .client()
-                .registrar(ich.clone(), dyn_clock.clone())
+                .registrar(channel(&stack.url), stack.clock())
                 .unwrap(),
             credmesh_inspection::grpc_license(
-                &inspection_config,
-                ich.clone(),
-                ich,
-                dyn_clock.clone(),
+                &config,
+                channel(&stack.url),
+                channel(&stack.url),
+                stack.clock(),
             )
             .unwrap(),
         )
         .await
         .unwrap();
-        server = server.with_service(inspection.parts);
+        parts.push(inspection.parts);
+        registrations.push(("inspection", inspection.registration));
     }
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.serve(vec![listener], async move {
-        let _ = stopped.await;
-    }));
-    for registration in &registrations {
-        assert!(
-            registration.wait(Duration::from_secs(20)).await,
-            "a key was not registered: {:?}",
-            registration.state()
-        );
-    }
-    assert!(
-        entcode.registration.wait(Duration::from_secs(20)).await,
-        "entcode key not registered: {:?}",
-        entcode.registration.state()
-    );
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let entcode_client = stack.files.key("entcode-client.pem").0;
+    let waits: Vec<(&str, &KeyRegistration)> =
+        registrations.iter().map(|(s, r)| (*s, &**r)).collect();
+    let stack = stack.serve(parts, &waits).await;
     TestApp {
-        addr,
         certificate: (sources == Sources::Live)
-            .then(|| CertificateServiceClient::new(channel.clone())),
-        clock,
-        license: LicenseServiceClient::new(channel.clone()),
-        identity: IdentityServiceClient::new(channel.clone()),
-        entcode: EnterpriseCodeServiceClient::new(channel),
-        operator,
+            .then(|| CertificateServiceClient::new(stack.channel.clone())),
+        entcode: EnterpriseCodeServiceClient::new(stack.channel.clone()),
         entcode_client,
         cache,
         entcode_db,
-        entcode_service: entcode.entcode.clone(),
-        _dir: dir,
-        _sqlite: sqlite,
-        _stop: StopGuard(Some(stop)),
+        entcode_service: entcode.entcode,
+        stack,
     }
-}
-
-pub fn with_token<T>(msg: T, token: &str) -> Request<T> {
-    let mut req = Request::new(msg);
-    req.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
 }
 
 impl TestApp {
-    pub async fn token_for(&self, client_id: &str, key: &IssuerKey) -> String {
-        let assertion =
-            credmesh_auth::client_assertion(client_id, key.signing_key(), self.clock.now())
-                .unwrap();
-        self.identity
-            .clone()
-            .issue_token(ipb::IssueTokenRequest {
-                client_id: client_id.to_string(),
-                scopes: vec![],
-                audience: String::new(),
-                credential: Some(ipb::issue_token_request::Credential::ClientAssertion(
-                    assertion,
-                )),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .access_token
-    }
-
-    /// Registers a client and returns a token for it.
-    pub async fn client(
-        &self,
-        id: &str,
-        kind: PrincipalKind,
-        scopes: &[&str],
-        org: &str,
-    ) -> String {
-        let key = IssuerKey::generate(id).unwrap();
-        let operator = self.token_for("operator", &self.operator).await;
-        self.identity
-            .clone()
-            .register_client(with_token(
-                ipb::RegisterClientRequest {
-                    client_id: id.to_string(),
-                    kind: kind.to_proto(),
-                    display_name: format!("test client {id}"),
-                    scopes: scopes.iter().map(|s| s.to_string()).collect(),
-                    organization: org.to_string(),
-                    public_key: key.public_key_bytes().to_vec(),
-                    ..Default::default()
-                },
-                &operator,
-            ))
-            .await
-            .unwrap();
-        self.token_for(id, &key).await
-    }
-
     /// The Jing'an bureau's department token.
     pub async fn department(&self) -> String {
         self.client(
@@ -651,30 +338,4 @@ pub fn sh_uscc(n: u32) -> String {
     credmesh_uscc::Uscc::from_parts('9', '1', "310106", &format!("MA1{n:05}"))
         .unwrap()
         .to_string()
-}
-
-/// A complete establishment of a Jing'an restaurant.
-pub fn restaurant(uscc: &str) -> pb::EstablishEnterpriseRequest {
-    pb::EstablishEnterpriseRequest {
-        uscc: uscc.to_string(),
-        name: "上海静安面馆有限公司".into(),
-        entity_type: "有限责任公司（自然人投资或控股）".into(),
-        legal_representative: "王小明".into(),
-        legal_representative_id_number: String::new(),
-        registered_capital: Some(pb::Money {
-            amount: "500000.00".into(),
-            currency_code: "CNY".into(),
-        }),
-        establishment_date: "2026-03-01".into(),
-        business_term: Some(pb::BusinessTerm {
-            start_date: String::new(),
-            end_date: String::new(),
-            long_term: true,
-        }),
-        domicile: "上海市静安区南京西路1000号".into(),
-        business_scope: "餐饮服务；食品销售。".into(),
-        registration_authority: JINGAN.into(),
-        issue_date: String::new(),
-        idempotency_key: String::new(),
-    }
 }

@@ -2,7 +2,7 @@
 //! served together from one real server on an ephemeral loopback port, on fresh
 //! databases.
 
-use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use credmesh_auth::PrincipalKind;
 use credmesh_credential::{
@@ -11,7 +11,8 @@ use credmesh_credential::{
     keys::IssuerKey,
     verify,
 };
-use credmesh_identity::domain::client::Registration;
+pub use credmesh_harness::restaurant;
+use credmesh_harness::{Files, StopGuard};
 use credmesh_proto::{
     credential::v1::{Envelope, StatusPurpose, TrustList},
     identity::v1::{self as ipb, identity_service_client::IdentityServiceClient},
@@ -20,18 +21,8 @@ use credmesh_proto::{
 use credmesh_runtime::{Clock, ManualClock, Server, ServerConfig};
 use credmesh_store::{Db, DbOptions};
 use credmesh_telemetry::metrics::Metrics;
-use tonic::{Request, transport::Channel};
-
-#[derive(Clone, Copy, Debug)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-pub const BOTH: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
-
-/// Seconds since the epoch at which every test clock starts: 2026-09-21 (CST).
-pub const T0: i64 = 1_790_000_000;
+pub use credmesh_testkit::{BOTH, Backend, Databases, T0, assert_status, with_token};
+use tonic::transport::Channel;
 
 /// The Jing'an district bureau of the built-in table.
 pub const JINGAN: &str = credmesh_license::domain::authority::SHANGHAI_JINGAN;
@@ -42,11 +33,11 @@ pub const MUNICIPAL: &str = credmesh_license::domain::authority::SHANGHAI_MUNICI
 
 /// Files and databases that outlive one server, so a test can restart it.
 pub struct Env {
-    pub dir: tempfile::TempDir,
+    pub dir: Files,
     pub identity_db: String,
     pub license_db: String,
     pub clock: Arc<ManualClock>,
-    _sqlite: Vec<credmesh_testkit::sqlite::SqliteDb>,
+    _databases: Databases,
 }
 
 pub struct TestApp {
@@ -59,43 +50,6 @@ pub struct TestApp {
     pub operator: IssuerKey,
     stop: StopGuard,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-/// Stops the server when dropped.
-struct StopGuard(Option<tokio::sync::oneshot::Sender<()>>);
-
-impl Drop for StopGuard {
-    fn drop(&mut self) {
-        if let Some(stop) = self.0.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-fn write_key(dir: &std::path::Path, name: &str) -> (IssuerKey, PathBuf) {
-    let path = dir.join(name);
-    if path.exists() {
-        let pem = std::fs::read_to_string(&path).unwrap();
-        return (IssuerKey::from_pkcs8_pem("t", &pem).unwrap(), path);
-    }
-    let key = IssuerKey::generate("t").unwrap();
-    std::fs::write(&path, key.to_pkcs8_pem().as_bytes()).unwrap();
-    (key, path)
-}
-
-async fn database(
-    backend: Backend,
-    sqlite: &mut Vec<credmesh_testkit::sqlite::SqliteDb>,
-) -> String {
-    match backend {
-        Backend::Sqlite => {
-            let db = credmesh_testkit::sqlite::SqliteDb::new().unwrap();
-            let url = db.url();
-            sqlite.push(db);
-            url
-        }
-        Backend::Postgres => credmesh_testkit::postgres::fresh_database().await.unwrap(),
-    }
 }
 
 /// How a server is started.
@@ -114,157 +68,78 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_with(backend: Backend, options: Options) -> TestApp {
-    credmesh_telemetry::init_for_tests();
-    let mut sqlite = Vec::new();
-    let identity_db = database(backend, &mut sqlite).await;
-    let license_db = database(backend, &mut sqlite).await;
-    let env = Env {
-        dir: tempfile::tempdir().unwrap(),
-        identity_db,
-        license_db,
-        clock: ManualClock::new(T0),
-        _sqlite: sqlite,
-    };
-    start(env, options).await
+    let mut databases = Databases::new();
+    let identity_db = databases.fresh(backend).await;
+    let license_db = databases.fresh(backend).await;
+    start(new_env(identity_db, license_db, databases), options).await
 }
 
 /// A server whose license database is at `license_db` (identity on SQLite), for tests
 /// that run the database themselves.
 pub async fn spawn_on(license_db: String) -> TestApp {
+    let mut databases = Databases::new();
+    let identity_db = databases.fresh(Backend::Sqlite).await;
+    start(
+        new_env(identity_db, license_db, databases),
+        Options::default(),
+    )
+    .await
+}
+
+fn new_env(identity_db: String, license_db: String, databases: Databases) -> Env {
     credmesh_telemetry::init_for_tests();
-    let mut sqlite = Vec::new();
-    let identity_db = database(Backend::Sqlite, &mut sqlite).await;
-    let env = Env {
-        dir: tempfile::tempdir().unwrap(),
+    Env {
+        dir: Files::new(),
         identity_db,
         license_db,
         clock: ManualClock::new(T0),
-        _sqlite: sqlite,
-    };
-    start(env, Options::default()).await
+        _databases: databases,
+    }
 }
 
 async fn start(env: Env, options: Options) -> TestApp {
-    use base64::Engine as _;
-    let dir = env.dir.path();
-    let (_, anchor) = write_key(dir, "anchor.pem");
-    let (_, token) = write_key(dir, "token.pem");
-    let (operator, _) = write_key(dir, "operator.pem");
-    let (_, signing) = write_key(dir, "license-signing.pem");
-    let (client_key, client_key_file) = write_key(dir, "license-client.pem");
-    let server_config = ServerConfig {
+    let server = ServerConfig {
         max_message_bytes: 256 * 1024,
         readiness_interval: Duration::from_millis(50),
         rate_limit: options.rate_limit.unwrap_or_default(),
         ..ServerConfig::default()
     };
     let clock: Arc<dyn Clock> = env.clock.clone();
-
-    let identity_env: HashMap<String, String> = [
-        ("DATABASE_URL", env.identity_db.clone()),
-        ("CREDMESH_ANCHOR_KEY_FILE", anchor.display().to_string()),
-        ("CREDMESH_TOKEN_KEY_FILE", token.display().to_string()),
-        (
-            "CREDMESH_BOOTSTRAP_OPERATOR_KEY",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(operator.public_key_bytes()),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let identity_config = credmesh_identity::IdentityConfig::from_env(&identity_env).unwrap();
-    let db = Db::connect(&env.identity_db, &DbOptions::default())
-        .await
-        .unwrap();
-    db.migrate(credmesh_identity::migrations()).await.unwrap();
-    let identity = credmesh_identity::build(&identity_config, db, clock.clone(), &server_config)
-        .await
-        .unwrap();
+    let identity =
+        credmesh_harness::identity(&env.dir, &env.identity_db, clock.clone(), &server, &[]).await;
     if !options.without_service_client {
-        register_service_client(&identity.identity, &client_key).await;
+        register_service_client(&identity.identity, &env.dir.key("license-client.pem").0).await;
     }
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (listener, url) = credmesh_harness::loopback().await;
     let addr = listener.local_addr().unwrap();
-    let license_env: HashMap<String, String> = [
-        ("DATABASE_URL", env.license_db.clone()),
-        ("CREDMESH_SIGNING_KEY_FILE", signing.display().to_string()),
-        (
-            "CREDMESH_CLIENT_KEY_FILE",
-            client_key_file.display().to_string(),
-        ),
-        ("CREDMESH_IDENTITY_URL", format!("http://{addr}")),
-        ("CREDMESH_PUBLIC_URL", format!("http://{addr}")),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let config = credmesh_license::LicenseConfig::from_env(&license_env).unwrap();
-    let ldb = Db::connect(&env.license_db, &DbOptions::default())
-        .await
-        .unwrap();
-    ldb.migrate(credmesh_license::migrations()).await.unwrap();
-    let channel = credmesh_runtime::client::service_channel(&config.identity_url).unwrap();
-    let registrar = config.client().registrar(channel, clock.clone()).unwrap();
-    let built = credmesh_license::build(&config, ldb, clock, &server_config, registrar)
-        .await
-        .unwrap();
-
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = Server::new(server_config, Metrics::new(), identity.validator)
-        .with_service(identity.parts)
-        .with_service(built.parts);
-    let server = tokio::spawn(server.serve(vec![listener], async move {
-        let _ = stopped.await;
-    }));
+    let built =
+        credmesh_harness::license(&env.dir, &env.license_db, &url, clock, &server, &[]).await;
+    let (stop, server) = credmesh_harness::serve(
+        Server::new(server, Metrics::new(), identity.validator)
+            .with_service(identity.parts)
+            .with_service(built.parts),
+        listener,
+    );
     if !options.no_wait {
-        assert!(
-            built.registration.wait(Duration::from_secs(20)).await,
-            "the license key was not registered: {:?}",
-            built.registration.state()
-        );
+        credmesh_harness::wait_registered(&built.registration, "license").await;
     }
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = credmesh_harness::connect(&url).await;
     TestApp {
+        operator: env.dir.operator(),
         env,
         addr,
         license: LicenseServiceClient::new(channel.clone()),
         identity: IdentityServiceClient::new(channel),
         service: built.license,
         identity_service: identity.identity,
-        operator,
-        stop: StopGuard(Some(stop)),
+        stop,
         server,
     }
 }
 
 /// Registers client `license` (a service allowed to register its own keys).
 pub async fn register_service_client(identity: &credmesh_identity::Identity, key: &IssuerKey) {
-    let scopes = vec!["identity.keys".to_string()];
-    let reg = Registration {
-        client_id: "license",
-        kind: PrincipalKind::Service.to_proto(),
-        display_name: "license service",
-        scopes: &scopes,
-        public_key: &key.public_key_bytes(),
-        ..Default::default()
-    };
-    let actor = credmesh_identity::store::Actor {
-        client_id: "test",
-        kind: "operator",
-        trace_id: "",
-    };
-    match identity
-        .register_client(&reg, actor, None, &|_| Vec::new())
-        .await
-    {
-        Ok(_) | Err(credmesh_identity::error::IdentityError::ClientExists(_)) => {}
-        Err(e) => panic!("registering the license client: {e}"),
-    }
+    credmesh_harness::register_service(identity, "license", key, &["identity.keys"]).await;
 }
 
 impl TestApp {
@@ -302,21 +177,7 @@ impl TestApp {
         client_id: &str,
         key: &IssuerKey,
     ) -> Result<String, tonic::Status> {
-        let assertion =
-            credmesh_auth::client_assertion(client_id, key.signing_key(), self.now()).unwrap();
-        let resp = self
-            .identity
-            .clone()
-            .issue_token(ipb::IssueTokenRequest {
-                client_id: client_id.to_string(),
-                scopes: vec![],
-                audience: String::new(),
-                credential: Some(ipb::issue_token_request::Credential::ClientAssertion(
-                    assertion,
-                )),
-            })
-            .await?;
-        Ok(resp.into_inner().access_token)
+        credmesh_harness::try_token(&self.identity, client_id, key, self.now()).await
     }
 
     pub async fn operator_token(&self) -> String {
@@ -331,21 +192,10 @@ impl TestApp {
         scopes: &[&str],
         org: &str,
     ) -> String {
-        let key = IssuerKey::generate(id).unwrap();
-        let req = with_token(
-            ipb::RegisterClientRequest {
-                client_id: id.to_string(),
-                kind: kind.to_proto(),
-                display_name: format!("test client {id}"),
-                scopes: scopes.iter().map(|s| s.to_string()).collect(),
-                organization: org.to_string(),
-                public_key: key.public_key_bytes().to_vec(),
-                ..Default::default()
-            },
-            &self.operator_token().await,
-        );
-        self.identity.clone().register_client(req).await.unwrap();
-        self.token_for(id, &key).await.unwrap()
+        let request = credmesh_harness::client_request(id, kind, scopes, org);
+        credmesh_harness::new_client(&self.identity, &self.operator, self.now(), request)
+            .await
+            .1
     }
 
     /// A department of `authority` with issuing and reading rights.
@@ -544,63 +394,9 @@ fn ed25519_dalek_key(bytes: &[u8; 32]) -> credmesh_credential::VerifyingKey {
     credmesh_credential::VerifyingKey::from_bytes(bytes).unwrap()
 }
 
-pub fn with_token<T>(msg: T, token: &str) -> Request<T> {
-    let mut req = Request::new(msg);
-    req.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
-}
-
-/// Asserts a status's code and stable reason.
-#[track_caller]
-pub fn assert_status(
-    result: Result<impl std::fmt::Debug, tonic::Status>,
-    code: tonic::Code,
-    reason: &str,
-) -> tonic::Status {
-    let status = result.expect_err("the call should fail");
-    assert_eq!(status.code(), code, "{status:?}");
-    assert_eq!(
-        credmesh_proto::status::reason(&status).as_deref(),
-        Some(reason),
-        "{status:?}"
-    );
-    assert!(
-        !status.message().is_empty(),
-        "a readable message is expected"
-    );
-    status
-}
-
 /// A valid Shanghai enterprise code in `division`, varied by `n`.
 pub fn sh_uscc(division: &str, n: u32) -> String {
     credmesh_uscc::Uscc::from_parts('9', '1', division, &format!("MA1{n:05}"))
         .unwrap()
         .to_string()
-}
-
-/// A complete establishment of a Jing'an restaurant.
-pub fn restaurant(uscc: &str) -> pb::EstablishEnterpriseRequest {
-    pb::EstablishEnterpriseRequest {
-        uscc: uscc.to_string(),
-        name: "上海静安面馆有限公司".into(),
-        entity_type: "有限责任公司（自然人投资或控股）".into(),
-        legal_representative: "王小明".into(),
-        legal_representative_id_number: String::new(),
-        registered_capital: Some(pb::Money {
-            amount: "500000.00".into(),
-            currency_code: "CNY".into(),
-        }),
-        establishment_date: "2026-03-01".into(),
-        business_term: Some(pb::BusinessTerm {
-            start_date: String::new(),
-            end_date: String::new(),
-            long_term: true,
-        }),
-        domicile: "上海市静安区南京西路1000号".into(),
-        business_scope: "餐饮服务；食品销售。".into(),
-        registration_authority: JINGAN.into(),
-        issue_date: String::new(),
-        idempotency_key: String::new(),
-    }
 }

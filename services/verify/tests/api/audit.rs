@@ -314,12 +314,9 @@ async fn the_audit_is_served_as_json_with_the_same_rules() {
 async fn a_burst_of_audit_rows_is_written_whole_on_both_backends() {
     use credmesh_verify::store::{AuditQuery, AuditRow, for_db};
     for backend in BOTH {
-        let mut keep = Vec::new();
-        let url = database(backend, &mut keep).await;
-        let db = credmesh_store::Db::connect(&url, &credmesh_store::DbOptions::default())
-            .await
-            .unwrap();
-        db.migrate(credmesh_verify::migrations()).await.unwrap();
+        let mut keep = Databases::new();
+        let url = keep.fresh(backend).await;
+        let db = credmesh_harness::migrated(&url, credmesh_verify::migrations()).await;
         let store = for_db(&db);
         let rows: Vec<AuditRow> = (0..600)
             .map(|i| AuditRow {

@@ -4,12 +4,12 @@
 
 #![allow(dead_code)]
 
-use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use base64::Engine as _;
 use credmesh_auth::{GrpcJwksSource, PrincipalKind, TokenValidator, ValidatorConfig};
 use credmesh_credential::{keys::IssuerKey, sign_credential, to_qr};
-use credmesh_identity::domain::client::Registration;
+use credmesh_harness::{Files, StopGuard, env, migrated};
 use credmesh_proto::{
     credential::v1::{Claim, Credential, CredentialKind, Envelope, VerificationOutcome},
     identity::v1::{self as ipb, identity_service_client::IdentityServiceClient},
@@ -20,63 +20,9 @@ use credmesh_proto::{
     },
 };
 use credmesh_runtime::{Clock, ManualClock, Server, ServerConfig};
-use credmesh_store::{Db, DbOptions};
 use credmesh_telemetry::metrics::Metrics;
-use tonic::{Request, transport::Channel};
-
-#[derive(Clone, Copy, Debug)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-pub const BOTH: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
-
-/// 2026-09-21: every test clock starts here.
-pub const T0: i64 = 1_790_000_000;
-
-struct StopGuard(Option<tokio::sync::oneshot::Sender<()>>);
-
-impl Drop for StopGuard {
-    fn drop(&mut self) {
-        if let Some(stop) = self.0.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-fn write_key(dir: &std::path::Path, name: &str) -> (IssuerKey, PathBuf) {
-    let path = dir.join(name);
-    if path.exists() {
-        let pem = std::fs::read_to_string(&path).unwrap();
-        return (IssuerKey::from_pkcs8_pem("t", &pem).unwrap(), path);
-    }
-    let key = IssuerKey::generate("t").unwrap();
-    std::fs::write(&path, key.to_pkcs8_pem().as_bytes()).unwrap();
-    (key, path)
-}
-
-pub async fn database(
-    backend: Backend,
-    keep: &mut Vec<credmesh_testkit::sqlite::SqliteDb>,
-) -> String {
-    match backend {
-        Backend::Sqlite => {
-            let db = credmesh_testkit::sqlite::SqliteDb::new().unwrap();
-            let url = db.url();
-            keep.push(db);
-            url
-        }
-        Backend::Postgres => credmesh_testkit::postgres::fresh_database().await.unwrap(),
-    }
-}
-
-fn env(pairs: &[(&str, String)]) -> HashMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect()
-}
+pub use credmesh_testkit::{BOTH, Backend, Databases, T0, with_token};
+use tonic::transport::Channel;
 
 /// A valid USCC in `division` (GB/T 2260).
 pub fn uscc(department: char, category: char, division: &str, n: u32) -> String {
@@ -106,13 +52,13 @@ pub struct Region {
 pub struct RegionEnv {
     code: &'static str,
     clock: Arc<ManualClock>,
-    dir: tempfile::TempDir,
+    dir: Files,
     identity_db: String,
     license_db: String,
     /// The public base URL published in the trust list, when not the server's own
     /// (a TLS front on another port).
     public_url: Option<String>,
-    _sqlite: Vec<credmesh_testkit::sqlite::SqliteDb>,
+    _databases: Databases,
 }
 
 pub async fn spawn_region(code: &'static str, backend: Backend, clock: Arc<ManualClock>) -> Region {
@@ -128,17 +74,15 @@ pub async fn spawn_region_at(
     public_url: Option<String>,
 ) -> Region {
     credmesh_telemetry::init_for_tests();
-    let mut sqlite = Vec::new();
-    let identity_db = database(backend, &mut sqlite).await;
-    let license_db = database(backend, &mut sqlite).await;
+    let mut databases = Databases::new();
     let env = RegionEnv {
         code,
         clock,
-        dir: tempfile::tempdir().unwrap(),
-        identity_db,
-        license_db,
+        dir: Files::new(),
+        identity_db: databases.fresh(backend).await,
+        license_db: databases.fresh(backend).await,
         public_url,
-        _sqlite: sqlite,
+        _databases: databases,
     };
     start_region(env, None).await
 }
@@ -154,12 +98,6 @@ async fn start_region(region_env: RegionEnv, addr: Option<std::net::SocketAddr>)
         ..
     } = region_env;
     let clock = clock.clone();
-    let (identity_db, license_db) = (identity_db.clone(), license_db.clone());
-    let (anchor_key, anchor) = write_key(dir.path(), "anchor.pem");
-    let (_, token) = write_key(dir.path(), "token.pem");
-    let (operator, _) = write_key(dir.path(), "operator.pem");
-    let (_, signing) = write_key(dir.path(), "license-signing.pem");
-    let (client_key, client_key_file) = write_key(dir.path(), "license-client.pem");
     let server_config = ServerConfig {
         readiness_interval: Duration::from_millis(50),
         ..ServerConfig::default()
@@ -169,28 +107,27 @@ async fn start_region(region_env: RegionEnv, addr: Option<std::net::SocketAddr>)
     let addr = listener.local_addr().unwrap();
     let url = format!("http://{addr}");
     let public_url = public_url.clone().unwrap_or_else(|| url.clone());
-
-    let identity_config = credmesh_identity::IdentityConfig::from_env(&env(&[
+    let settings = [
         ("CREDMESH_REGION", code.to_string()),
-        ("DATABASE_URL", identity_db.clone()),
-        ("CREDMESH_ANCHOR_KEY_FILE", anchor.display().to_string()),
-        ("CREDMESH_TOKEN_KEY_FILE", token.display().to_string()),
-        ("CREDMESH_PUBLIC_URL", public_url.clone()),
-        (
-            "CREDMESH_BOOTSTRAP_OPERATOR_KEY",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(operator.public_key_bytes()),
-        ),
-    ]))
-    .unwrap();
-    let db = Db::connect(&identity_db, &DbOptions::default())
-        .await
-        .unwrap();
-    db.migrate(credmesh_identity::migrations()).await.unwrap();
-    let identity =
-        credmesh_identity::build(&identity_config, db, dyn_clock.clone(), &server_config)
-            .await
-            .unwrap();
-    register_service_client(&identity.identity, &client_key).await;
+        ("CREDMESH_PUBLIC_URL", public_url),
+    ];
+
+    let identity = credmesh_harness::identity(
+        dir,
+        identity_db,
+        dyn_clock.clone(),
+        &server_config,
+        &settings,
+    )
+    .await;
+    let client_key = dir.key("license-client.pem").0;
+    credmesh_harness::register_service(
+        &identity.identity,
+        "license",
+        &client_key,
+        &["identity.keys"],
+    )
+    .await;
 
     let (division, authority) = match code {
         "SH" => (
@@ -199,17 +136,7 @@ async fn start_region(region_env: RegionEnv, addr: Option<std::net::SocketAddr>)
         ),
         _ => ("320506", uscc('1', '1', "320506", 7)),
     };
-    let mut license_env = vec![
-        ("CREDMESH_REGION", code.to_string()),
-        ("DATABASE_URL", license_db.clone()),
-        ("CREDMESH_SIGNING_KEY_FILE", signing.display().to_string()),
-        (
-            "CREDMESH_CLIENT_KEY_FILE",
-            client_key_file.display().to_string(),
-        ),
-        ("CREDMESH_IDENTITY_URL", url.clone()),
-        ("CREDMESH_PUBLIC_URL", public_url.clone()),
-    ];
+    let mut license_settings = settings.to_vec();
     if code != "SH" {
         let table = dir.path().join("authorities.toml");
         std::fs::write(
@@ -219,73 +146,41 @@ async fn start_region(region_env: RegionEnv, addr: Option<std::net::SocketAddr>)
             ),
         )
         .unwrap();
-        license_env.push((
+        license_settings.push((
             "CREDMESH_LICENSE_AUTHORITIES_FILE",
             table.display().to_string(),
         ));
     }
-    let config = credmesh_license::LicenseConfig::from_env(&env(&license_env)).unwrap();
-    let ldb = Db::connect(&license_db, &DbOptions::default())
-        .await
-        .unwrap();
-    ldb.migrate(credmesh_license::migrations()).await.unwrap();
-    let channel = credmesh_runtime::client::service_channel(&config.identity_url).unwrap();
-    let registrar = config
-        .client()
-        .registrar(channel, dyn_clock.clone())
-        .unwrap();
-    let built = credmesh_license::build(&config, ldb, dyn_clock, &server_config, registrar)
-        .await
-        .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = Server::new(server_config, Metrics::new(), identity.validator)
-        .with_service(identity.parts)
-        .with_service(built.parts);
-    let server = tokio::spawn(server.serve(vec![listener], async move {
-        let _ = stopped.await;
-    }));
-    assert!(
-        built.registration.wait(Duration::from_secs(20)).await,
-        "the license key was not registered"
+    let built = credmesh_harness::license(
+        dir,
+        license_db,
+        &url,
+        dyn_clock,
+        &server_config,
+        &license_settings,
+    )
+    .await;
+    let (stop, server) = credmesh_harness::serve(
+        Server::new(server_config, Metrics::new(), identity.validator)
+            .with_service(identity.parts)
+            .with_service(built.parts),
+        listener,
     );
-    let channel = Channel::from_shared(url).unwrap().connect().await.unwrap();
+    credmesh_harness::wait_registered(&built.registration, "license").await;
+    let channel = credmesh_harness::connect(&url).await;
     Region {
         code,
         addr,
         clock,
         identity: IdentityServiceClient::new(channel.clone()),
         license: LicenseServiceClient::new(channel),
-        operator,
-        anchor_public: anchor_key.public_key_bytes(),
+        operator: dir.operator(),
+        anchor_public: dir.key("anchor.pem").0.public_key_bytes(),
         authority,
         division,
         env: Some(region_env),
-        stop: StopGuard(Some(stop)),
+        stop,
         server: Some(server),
-    }
-}
-
-async fn register_service_client(identity: &credmesh_identity::Identity, key: &IssuerKey) {
-    let scopes = vec!["identity.keys".to_string()];
-    let reg = Registration {
-        client_id: "license",
-        kind: PrincipalKind::Service.to_proto(),
-        display_name: "license service",
-        scopes: &scopes,
-        public_key: &key.public_key_bytes(),
-        ..Default::default()
-    };
-    let actor = credmesh_identity::store::Actor {
-        client_id: "test",
-        kind: "operator",
-        trace_id: "",
-    };
-    match identity
-        .register_client(&reg, actor, None, &|_| Vec::new())
-        .await
-    {
-        Ok(_) | Err(credmesh_identity::error::IdentityError::ClientExists(_)) => {}
-        Err(e) => panic!("registering the license client: {e}"),
     }
 }
 
@@ -300,13 +195,6 @@ async fn bind(addr: std::net::SocketAddr) -> tokio::net::TcpListener {
     panic!("cannot bind {addr}")
 }
 
-pub fn with_token<T>(msg: T, token: &str) -> Request<T> {
-    let mut req = Request::new(msg);
-    req.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    req
-}
-
 impl Region {
     /// Starts the stopped region again on the same address, keys and databases.
     pub async fn restart(&mut self) {
@@ -317,30 +205,14 @@ impl Region {
 
     /// Stops the region's server (the partner "goes dark").
     pub async fn stop(&mut self) {
-        self.stop.0.take().map(|s| s.send(()));
+        self.stop.stop();
         if let Some(server) = self.server.take() {
             let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
         }
     }
 
     pub async fn token_for(&self, client_id: &str, key: &IssuerKey) -> String {
-        let assertion =
-            credmesh_auth::client_assertion(client_id, key.signing_key(), self.clock.now())
-                .unwrap();
-        self.identity
-            .clone()
-            .issue_token(ipb::IssueTokenRequest {
-                client_id: client_id.to_string(),
-                scopes: vec![],
-                audience: String::new(),
-                credential: Some(ipb::issue_token_request::Credential::ClientAssertion(
-                    assertion,
-                )),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .access_token
+        credmesh_harness::token(&self.identity, client_id, key, self.clock.now()).await
     }
 
     /// Registers a client with `scopes` and returns a token for it.
@@ -351,22 +223,10 @@ impl Region {
         scopes: &[&str],
         org: &str,
     ) -> String {
-        let key = IssuerKey::generate(id).unwrap();
-        let operator = self.token_for("operator", &self.operator).await;
-        let req = with_token(
-            ipb::RegisterClientRequest {
-                client_id: id.to_string(),
-                kind: kind.to_proto(),
-                display_name: format!("test client {id}"),
-                scopes: scopes.iter().map(|s| s.to_string()).collect(),
-                organization: org.to_string(),
-                public_key: key.public_key_bytes().to_vec(),
-                ..Default::default()
-            },
-            &operator,
-        );
-        self.identity.clone().register_client(req).await.unwrap();
-        self.token_for(id, &key).await
+        let request = credmesh_harness::client_request(id, kind, scopes, org);
+        credmesh_harness::new_client(&self.identity, &self.operator, self.clock.now(), request)
+            .await
+            .1
     }
 
     /// A partner system (scope `verify`) and its token.
@@ -505,7 +365,7 @@ pub struct Gateway {
     pub gateway: Arc<credmesh_verify::Gateway>,
     pub federation: Arc<credmesh_verify::federation::Federation>,
     pub db_url: String,
-    _sqlite: Vec<credmesh_testkit::sqlite::SqliteDb>,
+    _databases: Databases,
     _stop: StopGuard,
 }
 
@@ -533,8 +393,8 @@ pub async fn spawn_gateway(
     backend: Backend,
     options: Options,
 ) -> Gateway {
-    let mut sqlite = Vec::new();
-    let db_url = database(backend, &mut sqlite).await;
+    let mut databases = Databases::new();
+    let db_url = databases.fresh(backend).await;
     let partners = partners
         .iter()
         .map(|p| {
@@ -572,8 +432,7 @@ pub async fn spawn_gateway(
     ];
     pairs.extend(options.extra.iter().cloned());
     let config = credmesh_verify::VerifyConfig::from_env(&env(&pairs)).unwrap();
-    let db = Db::connect(&db_url, &DbOptions::default()).await.unwrap();
-    db.migrate(credmesh_verify::migrations()).await.unwrap();
+    let db = migrated(&db_url, credmesh_verify::migrations()).await;
     let clock = own.clock.clone();
     let for_validator = clock.clone();
     let validator = TokenValidator::new(
@@ -597,26 +456,21 @@ pub async fn spawn_gateway(
         failed.is_empty() || options.partners_may_fail,
         "every region's trust list loads: {failed:?} failed"
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (listener, url) = credmesh_harness::loopback().await;
     let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = Server::new(server_config, Metrics::new(), validator).with_service(built.parts);
-    tokio::spawn(server.serve(vec![listener], async move {
-        let _ = stopped.await;
-    }));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let (stop, _) = credmesh_harness::serve(
+        Server::new(server_config, Metrics::new(), validator).with_service(built.parts),
+        listener,
+    );
+    let channel = credmesh_harness::connect(&url).await;
     Gateway {
         addr,
         client: VerifyServiceClient::new(channel),
         gateway: built.gateway,
         federation: built.federation,
         db_url,
-        _sqlite: sqlite,
-        _stop: StopGuard(Some(stop)),
+        _databases: databases,
+        _stop: stop,
     }
 }
 
