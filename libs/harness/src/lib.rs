@@ -162,17 +162,11 @@ pub async fn register_service(
 
 /// The environment every issuing service `service` starts with: database `db`, its
 /// signing and identity-client keys (`<service>-signing.pem` and `<service>-client.pem`
-/// of `files`), identity and its own public address at `url`. Returns the client key,
-/// for [`register_service`].
-pub fn issuing_env(
-    files: &Files,
-    service: &str,
-    db: &str,
-    url: &str,
-) -> (IssuerKey, HashMap<String, String>) {
+/// of `files`), identity and its own public address at `url`.
+pub fn issuing_env(files: &Files, service: &str, db: &str, url: &str) -> HashMap<String, String> {
     let (_, signing) = files.key(&format!("{service}-signing.pem"));
-    let (client, client_file) = files.key(&format!("{service}-client.pem"));
-    let environment = env(&[
+    let (_, client_file) = files.key(&format!("{service}-client.pem"));
+    env(&[
         ("DATABASE_URL", db.to_string()),
         ("CREDMESH_SIGNING_KEY_FILE", signing.display().to_string()),
         (
@@ -181,8 +175,7 @@ pub fn issuing_env(
         ),
         ("CREDMESH_IDENTITY_URL", url.to_string()),
         ("CREDMESH_PUBLIC_URL", url.to_string()),
-    ]);
-    (client, environment)
+    ])
 }
 
 /// License on database `db`, with identity and its public address at `url` and its keys
@@ -197,7 +190,7 @@ pub async fn license(
     server: &ServerConfig,
     settings: &[(&str, String)],
 ) -> credmesh_license::Built {
-    let (_, mut environment) = issuing_env(files, "license", db, url);
+    let mut environment = issuing_env(files, "license", db, url);
     environment.extend(env(settings));
     let config = credmesh_license::LicenseConfig::from_env(&environment).unwrap();
     let channel = credmesh_runtime::client::service_channel(&config.identity_url).unwrap();
@@ -428,7 +421,7 @@ impl Stack {
     /// ([`issuing_env`]), license reached at the same address.
     pub async fn issuing_env(&mut self, service: &str) -> (String, HashMap<String, String>) {
         let db = self.databases.fresh(self.backend).await;
-        let (_, mut environment) = issuing_env(&self.files, service, &db, &self.url);
+        let mut environment = issuing_env(&self.files, service, &db, &self.url);
         environment.insert("CREDMESH_LICENSE_URL".into(), self.url.clone());
         (db, environment)
     }
@@ -458,7 +451,7 @@ impl Stack {
         for part in parts {
             all = all.with_service(part);
         }
-        let (stop, task) = serve(all, listener);
+        let (stop, _) = serve(all, listener);
         wait_registered(&license.registration, "license").await;
         for (service, registration) in registrations {
             wait_registered(registration, service).await;
@@ -468,16 +461,12 @@ impl Stack {
             identity: IdentityServiceClient::new(channel.clone()),
             license: LicenseServiceClient::new(channel.clone()),
             operator: files.operator(),
-            identity_service: identity.identity,
-            license_service: license.license,
             channel,
             addr,
-            url,
             clock,
-            files,
-            databases,
-            stop,
-            task,
+            _files: files,
+            _databases: databases,
+            _stop: stop,
         }
     }
 }
@@ -489,17 +478,13 @@ pub struct Running {
     pub license: LicenseServiceClient<Channel>,
     /// The bootstrap operator's key.
     pub operator: IssuerKey,
-    pub identity_service: Arc<credmesh_identity::Identity>,
-    pub license_service: Arc<credmesh_license::License>,
     /// A connection to the server, for the test service's own client.
     pub channel: Channel,
     pub addr: std::net::SocketAddr,
-    pub url: String,
     pub clock: Arc<ManualClock>,
-    pub files: Files,
-    pub databases: Databases,
-    pub stop: StopGuard,
-    pub task: JoinHandle<anyhow::Result<()>>,
+    _files: Files,
+    _databases: Databases,
+    _stop: StopGuard,
 }
 
 impl Running {
@@ -559,7 +544,7 @@ impl std::fmt::Debug for Stack {
 impl std::fmt::Debug for Running {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Running")
-            .field("url", &self.url)
+            .field("addr", &self.addr)
             .finish_non_exhaustive()
     }
 }

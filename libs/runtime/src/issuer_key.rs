@@ -124,11 +124,6 @@ pub struct ServiceClient<'a> {
 }
 
 impl ServiceClient<'_> {
-    /// The client key, read from its file.
-    pub fn key(&self) -> anyhow::Result<IssuerKey> {
-        load_client_key(self.key_file, self.client_id)
-    }
-
     /// The registrar of the service's signing key: identity over `identity`.
     pub fn registrar(
         &self,
@@ -148,7 +143,7 @@ impl ServiceClient<'_> {
     ) -> anyhow::Result<Arc<TokenSource>> {
         Ok(service_tokens(
             self.client_id,
-            &self.key()?,
+            &load_client_key(self.key_file, self.client_id)?,
             identity,
             scope,
             clock,
