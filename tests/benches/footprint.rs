@@ -241,7 +241,7 @@ async fn register_service_client(
         self as pb, identity_service_client::IdentityServiceClient,
     };
     IdentityServiceClient::new(channel.clone())
-        .register_client(credmesh_e2e::authed(
+        .register_client(credmesh_e2e::with_token(
             pb::RegisterClientRequest {
                 client_id: "license".into(),
                 kind: credmesh_auth::PrincipalKind::Service.to_proto(),

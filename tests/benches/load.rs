@@ -67,7 +67,7 @@ use std::{
 
 use base64::Engine as _;
 use credmesh_credential::{VerifyingKey, encode_envelope, keys::IssuerKey, sign_credential};
-use credmesh_e2e::{authed, establishment, free_port, serve, wait_serving, write_key};
+use credmesh_e2e::{establishment, free_port, serve, wait_serving, with_token, write_key};
 use credmesh_proto::{
     credential::v1::{Claim, Credential, CredentialKind},
     identity::v1::{self as ipb, identity_service_client::IdentityServiceClient},
@@ -355,7 +355,7 @@ fn verify_call(
                 }),
             };
             let req = match &token {
-                Some(t) => authed(msg, t),
+                Some(t) => with_token(msg, t),
                 None => Request::new(msg),
             };
             match client.verify(req).await {
@@ -644,7 +644,7 @@ fn issue_call(
         Box::pin(async move {
             let body = establishment(&uscc(n + 1));
             let mut req = match &token {
-                Some(t) => authed(body, t),
+                Some(t) => with_token(body, t),
                 None => Request::new(body),
             };
             req.set_timeout(Duration::from_secs(30));
@@ -887,7 +887,7 @@ async fn run_config(
                 .to_string(),
         ),
     ] {
-        id.register_client(authed(
+        id.register_client(with_token(
             ipb::RegisterClientRequest {
                 client_id: client.into(),
                 kind: kind.to_proto(),
@@ -902,7 +902,7 @@ async fn run_config(
         .await
         .unwrap();
     }
-    id.register_issuer_key(authed(
+    id.register_issuer_key(with_token(
         ipb::RegisterIssuerKeyRequest {
             issuer: "SH/entcode".into(),
             kid: f.issuer.kid().to_string(),
@@ -971,7 +971,7 @@ async fn run_config(
         let started = Instant::now();
         loop {
             match licenses
-                .establish_enterprise(authed(establishment(&uscc(0)), &op))
+                .establish_enterprise(with_token(establishment(&uscc(0)), &op))
                 .await
             {
                 Ok(r) => break r.into_inner().license.unwrap().credential.unwrap(),

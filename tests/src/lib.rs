@@ -271,16 +271,7 @@ pub fn operator_token(banner: &str) -> String {
 }
 
 /// `msg` as a request carrying `authorization: Bearer <token>`.
-pub fn authed<T>(msg: T, token: &str) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(msg);
-    req.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {token}")
-            .parse()
-            .expect("a token is a valid header value"),
-    );
-    req
-}
+pub use credmesh_testkit::with_token;
 
 /// A free loopback port (bound, then released for the child to take).
 pub fn free_port() -> u16 {
@@ -361,7 +352,7 @@ pub async fn client_token(
     let mut identity = IdentityServiceClient::new(channel.clone());
     let key = credmesh_credential::keys::IssuerKey::generate(client_id)?;
     identity
-        .register_client(authed(
+        .register_client(with_token(
             pb::RegisterClientRequest {
                 client_id: client_id.into(),
                 kind: kind.to_proto(),

@@ -1387,7 +1387,7 @@ async fn http(
 
 /// Counts of what bad input must never create.
 async fn stored(channel: &Channel, operator: &str) -> (usize, usize, usize) {
-    use credmesh_e2e::authed;
+    use credmesh_e2e::with_token;
     use credmesh_proto::{
         identity::v1::identity_service_client::IdentityServiceClient,
         license::v1::license_service_client::LicenseServiceClient,
@@ -1397,7 +1397,7 @@ async fn stored(channel: &Channel, operator: &str) -> (usize, usize, usize) {
     let mut token = String::new();
     loop {
         let page = identity
-            .list_clients(authed(
+            .list_clients(with_token(
                 ipb::ListClientsRequest {
                     page_size: 100,
                     page_token: token,
@@ -1414,7 +1414,7 @@ async fn stored(channel: &Channel, operator: &str) -> (usize, usize, usize) {
         token = page.next_page_token;
     }
     let keys = identity
-        .list_issuer_keys(authed(ipb::ListIssuerKeysRequest::default(), operator))
+        .list_issuer_keys(with_token(ipb::ListIssuerKeysRequest::default(), operator))
         .await
         .unwrap()
         .into_inner()
@@ -1425,7 +1425,7 @@ async fn stored(channel: &Channel, operator: &str) -> (usize, usize, usize) {
     let mut token = String::new();
     loop {
         let page = license
-            .list_enterprises(authed(
+            .list_enterprises(with_token(
                 lpb::ListEnterprisesRequest {
                     page_size: 100,
                     page_token: token,
@@ -1508,7 +1508,7 @@ async fn every_bad_input_gets_its_answer_and_changes_nothing() {
         use credmesh_proto::entcode::v1::enterprise_code_service_client::EnterpriseCodeServiceClient;
         let mut entcode = EnterpriseCodeServiceClient::new(channel.clone());
         let created = entcode
-            .create_presentation(credmesh_e2e::authed(
+            .create_presentation(credmesh_e2e::with_token(
                 epb::CreatePresentationRequest {
                     uscc: uscc.clone(),
                     scenario: "basic".into(),
@@ -1520,7 +1520,7 @@ async fn every_bad_input_gets_its_answer_and_changes_nothing() {
             .into_inner();
         let qr_text = created.presentation.unwrap().qr_text;
         let first = entcode
-            .verify_presentation(credmesh_e2e::authed(
+            .verify_presentation(credmesh_e2e::with_token(
                 epb::VerifyPresentationRequest {
                     qr_text: qr_text.clone(),
                 },

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use credmesh_auth::PrincipalKind;
-use credmesh_e2e::{Dev, authed, credmesh_bin, operator_token};
+use credmesh_e2e::{Dev, credmesh_bin, operator_token, with_token};
 use credmesh_proto::{
     certificate::v1::{self as pb, certificate_service_client::CertificateServiceClient},
     credential::v1::VerificationOutcome,
@@ -44,7 +44,7 @@ async fn client(
 
 async fn verify(channel: &Channel, token: &str, qr: &str) -> VerificationResult {
     VerifyServiceClient::new(channel.clone())
-        .verify(authed(
+        .verify(with_token(
             VerifyRequest {
                 credential: Some(PresentedCredential {
                     form: Some(presented_credential::Form::Text(qr.into())),
@@ -114,7 +114,7 @@ async fn a_permit_verifies_is_shown_disputed_while_a_dispute_is_open_and_revoked
     .await;
     let mut certs = CertificateServiceClient::new(channel.clone());
     let permit = certs
-        .get_certificate(authed(
+        .get_certificate(with_token(
             pb::GetCertificateRequest {
                 serial: serial.into(),
             },
@@ -139,7 +139,7 @@ async fn a_permit_verifies_is_shown_disputed_while_a_dispute_is_open_and_revoked
     );
 
     certs
-        .file_dispute(authed(
+        .file_dispute(with_token(
             pb::FileDisputeRequest {
                 serial: serial.into(),
                 fields: vec![pb::DisputedField {
@@ -198,7 +198,7 @@ async fn a_permit_verifies_is_shown_disputed_while_a_dispute_is_open_and_revoked
     assert_eq!(answer["disputed_fields"], serde_json::json!(["address"]));
 
     certs
-        .revoke_certificate(authed(
+        .revoke_certificate(with_token(
             pb::RevokeCertificateRequest {
                 serial: serial.into(),
                 reason: "e2e revocation".into(),
@@ -251,7 +251,7 @@ async fn commitments_are_judged_by_the_grade_the_inspection_service_holds() {
     };
     let mut inspection = InspectionServiceClient::new(channel.clone());
     inspection
-        .import_policy_data(authed(grade(inpb::CreditGrade::D), &operator))
+        .import_policy_data(with_token(grade(inpb::CreditGrade::D), &operator))
         .await
         .unwrap();
     let field = |name: &str, value: &str| pb::Field {
@@ -275,7 +275,7 @@ async fn commitments_are_judged_by_the_grade_the_inspection_service_holds() {
     };
     let mut certificates = CertificateServiceClient::new(channel.clone());
     let refused = certificates
-        .issue_on_commitment(authed(commitment.clone(), &enterprise))
+        .issue_on_commitment(with_token(commitment.clone(), &enterprise))
         .await
         .unwrap_err();
     assert_eq!(
@@ -289,11 +289,11 @@ async fn commitments_are_judged_by_the_grade_the_inspection_service_holds() {
     );
 
     inspection
-        .import_policy_data(authed(grade(inpb::CreditGrade::B), &operator))
+        .import_policy_data(with_token(grade(inpb::CreditGrade::B), &operator))
         .await
         .unwrap();
     let issued = certificates
-        .issue_on_commitment(authed(
+        .issue_on_commitment(with_token(
             pb::IssueOnCommitmentRequest {
                 idempotency_key: "grade-b".into(),
                 ..commitment

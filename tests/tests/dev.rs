@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use credmesh_e2e::{Dev, authed, interop, operator_token};
+use credmesh_e2e::{Dev, interop, operator_token, with_token};
 use credmesh_proto::{
     credential::v1::{Claim, Credential, CredentialKind, StatusReference},
     identity::v1::{self as pb, identity_service_client::IdentityServiceClient},
@@ -60,7 +60,7 @@ async fn credmesh_dev_serves_tokens_and_credentials_that_third_party_libraries_v
     let key = credmesh_credential::keys::IssuerKey::generate("SH-interop-1").unwrap();
     let mut identity = IdentityServiceClient::new(channel.clone());
     identity
-        .register_issuer_key(authed(
+        .register_issuer_key(with_token(
             pb::RegisterIssuerKeyRequest {
                 issuer: "SH/interop".into(),
                 kid: "SH-interop-1".into(),
@@ -172,7 +172,7 @@ async fn credmesh_dev_keeps_its_data_and_keys_across_restarts() {
     let token = operator_token(&dev.banner);
     let key = credmesh_credential::keys::IssuerKey::generate("k").unwrap();
     IdentityServiceClient::new(channel)
-        .register_issuer_key(authed(
+        .register_issuer_key(with_token(
             pb::RegisterIssuerKeyRequest {
                 issuer: "SH/interop".into(),
                 kid: "SH-interop-keep".into(),

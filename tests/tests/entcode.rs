@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use base64::Engine as _;
-use credmesh_e2e::{authed, free_port, serve, wait_serving, write_key};
+use credmesh_e2e::{free_port, serve, wait_serving, with_token, write_key};
 use credmesh_proto::{
     entcode::v1::{self as epb, enterprise_code_service_client::EnterpriseCodeServiceClient},
     identity::v1::{self as ipb, identity_service_client::IdentityServiceClient},
@@ -49,7 +49,7 @@ async fn register(
 ) -> credmesh_credential::keys::IssuerKey {
     let key = credmesh_credential::keys::IssuerKey::generate(id).unwrap();
     IdentityServiceClient::new(identity.clone())
-        .register_client(authed(
+        .register_client(with_token(
             ipb::RegisterClientRequest {
                 client_id: id.into(),
                 kind: kind.to_proto(),
@@ -175,7 +175,7 @@ async fn serve_entcode_alone_issues_codes_and_single_use_presentations() {
     // Market regulation establishes the enterprise; nobody applies for a code.
     let uscc = "91310000132260250X";
     LicenseServiceClient::new(license.clone())
-        .establish_enterprise(authed(
+        .establish_enterprise(with_token(
             lpb::EstablishEnterpriseRequest {
                 uscc: uscc.into(),
                 name: "上海汽车集团股份有限公司".into(),
@@ -213,7 +213,7 @@ async fn serve_entcode_alone_issues_codes_and_single_use_presentations() {
     let ent = token(&identity, "saic", &ent_key).await;
     let mut client = EnterpriseCodeServiceClient::new(entcode.clone());
     let code = client
-        .get_enterprise_code(authed(
+        .get_enterprise_code(with_token(
             epb::GetEnterpriseCodeRequest { uscc: uscc.into() },
             &ent,
         ))
@@ -230,7 +230,7 @@ async fn serve_entcode_alone_issues_codes_and_single_use_presentations() {
 
     // Journey 4: a bank-loan presentation, checked by a bank once, then "already used".
     let p = client
-        .create_presentation(authed(
+        .create_presentation(with_token(
             epb::CreatePresentationRequest {
                 uscc: uscc.into(),
                 scenario: "bank-loan".into(),
@@ -248,7 +248,7 @@ async fn serve_entcode_alone_issues_codes_and_single_use_presentations() {
         let bank = bank.clone();
         async move {
             client
-                .verify_presentation(authed(
+                .verify_presentation(with_token(
                     epb::VerifyPresentationRequest { qr_text: qr },
                     &bank,
                 ))
@@ -272,7 +272,7 @@ async fn serve_entcode_alone_issues_codes_and_single_use_presentations() {
     // The bootstrap operator adds a scenario; the enterprise presents it at once.
     let put = client
         .clone()
-        .put_scenario(authed(
+        .put_scenario(with_token(
             epb::PutScenarioRequest {
                 name: "export".into(),
                 description: "An export declaration: who and where".into(),
@@ -289,7 +289,7 @@ async fn serve_entcode_alone_issues_codes_and_single_use_presentations() {
     assert_eq!(put.scenario.unwrap().version, 1);
     let p = client
         .clone()
-        .create_presentation(authed(
+        .create_presentation(with_token(
             epb::CreatePresentationRequest {
                 uscc: uscc.into(),
                 scenario: "export".into(),

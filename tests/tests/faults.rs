@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use credmesh_e2e::{Dev, authed, establishment, operator_token};
+use credmesh_e2e::{Dev, establishment, operator_token, with_token};
 use credmesh_proto::license::v1::{self as lpb, license_service_client::LicenseServiceClient};
 use tonic::transport::Channel;
 
@@ -59,7 +59,9 @@ async fn a_kill_mid_request_leaves_no_half_written_state_and_retries_apply_once(
                 idempotency_key: format!("kill-{n}"),
                 ..establishment(&uscc(n))
             };
-            let r = client.establish_enterprise(authed(req, &operator)).await;
+            let r = client
+                .establish_enterprise(with_token(req, &operator))
+                .await;
             if answered.fetch_add(1, Ordering::SeqCst) + 1 == 4 {
                 kill.notify_one();
             }
@@ -90,7 +92,7 @@ async fn a_kill_mid_request_leaves_no_half_written_state_and_retries_apply_once(
             ..establishment(&uscc(n))
         };
         let r = client
-            .establish_enterprise(authed(req, &operator))
+            .establish_enterprise(with_token(req, &operator))
             .await
             .unwrap_or_else(|s| panic!("retry {n} after the restart: {s:?}"))
             .into_inner();
@@ -100,7 +102,7 @@ async fn a_kill_mid_request_leaves_no_half_written_state_and_retries_apply_once(
         }
         // Exactly one version and one history entry: nothing half-written, nothing twice.
         let versions = client
-            .list_license_versions(authed(
+            .list_license_versions(with_token(
                 lpb::ListLicenseVersionsRequest {
                     uscc: uscc(n),
                     page_size: 10,
@@ -113,7 +115,7 @@ async fn a_kill_mid_request_leaves_no_half_written_state_and_retries_apply_once(
             .into_inner();
         assert_eq!(versions.versions.len(), 1, "enterprise {n}: {versions:?}");
         let history = client
-            .get_enterprise_history(authed(
+            .get_enterprise_history(with_token(
                 lpb::GetEnterpriseHistoryRequest {
                     uscc: uscc(n),
                     page_size: 10,

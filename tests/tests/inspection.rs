@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use credmesh_auth::PrincipalKind;
-use credmesh_e2e::{Dev, authed, credmesh_bin, operator_token, post_json};
+use credmesh_e2e::{Dev, credmesh_bin, operator_token, post_json, with_token};
 use credmesh_proto::{
     identity::v1::{self as ipb, identity_service_client::IdentityServiceClient},
     inspection::v1::{self as pb, inspection_service_client::InspectionServiceClient},
@@ -50,7 +50,7 @@ async fn client(
     .unwrap();
     let mut identity = IdentityServiceClient::new(channel.clone());
     identity
-        .register_client(authed(
+        .register_client(with_token(
             ipb::RegisterClientRequest {
                 client_id: id.into(),
                 kind: kind.to_proto(),
@@ -196,7 +196,7 @@ async fn two_departments_one_visit_through_credmesh_dev() {
 
     // Establish the restaurant's license.
     LicenseServiceClient::new(channel.clone())
-        .establish_enterprise(authed(
+        .establish_enterprise(with_token(
             lpb::EstablishEnterpriseRequest {
                 uscc: uscc.clone(),
                 name: "上海静安面馆二号有限公司".into(),
@@ -374,7 +374,7 @@ async fn two_departments_one_visit_through_credmesh_dev() {
         idempotency_key: "e2e-record".into(),
     };
     let early = inspection
-        .record_result(authed(record.clone(), &inspector))
+        .record_result(with_token(record.clone(), &inspector))
         .await;
     assert_eq!(early.unwrap_err().code(), Code::FailedPrecondition);
     let owner_profile = profile(&dev, "e2e-owner");

@@ -11,7 +11,7 @@ use credmesh_credential::{
     verify,
 };
 use credmesh_e2e::{
-    Dev, banner_value, credmesh_bin, free_port, interop, serve, wait_serving, write_key,
+    Dev, banner_value, credmesh_bin, free_port, interop, serve, wait_serving, with_token, write_key,
 };
 use credmesh_proto::{
     credential::v1::TrustList,
@@ -339,21 +339,18 @@ async fn separate_serve_processes_register_the_key_and_issue_verifiable_licenses
         .unwrap()
         .into_inner()
         .access_token;
-    let authed = |msg| {
-        let mut req = tonic::Request::new(msg);
-        req.metadata_mut()
-            .insert("authorization", format!("Bearer {op}").parse().unwrap());
-        req
-    };
     IdentityServiceClient::new(identity.clone())
-        .register_client(authed(ipb::RegisterClientRequest {
-            client_id: "license".into(),
-            kind: credmesh_auth::PrincipalKind::Service.to_proto(),
-            display_name: "License service".into(),
-            scopes: vec!["identity.keys".into()],
-            public_key: client.public_key_bytes().to_vec(),
-            ..Default::default()
-        }))
+        .register_client(with_token(
+            ipb::RegisterClientRequest {
+                client_id: "license".into(),
+                kind: credmesh_auth::PrincipalKind::Service.to_proto(),
+                display_name: "License service".into(),
+                scopes: vec!["identity.keys".into()],
+                public_key: client.public_key_bytes().to_vec(),
+                ..Default::default()
+            },
+            &op,
+        ))
         .await
         .unwrap();
 

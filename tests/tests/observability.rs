@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use credmesh_e2e::{Dev, DevOptions, authed, interop, operator_token};
+use credmesh_e2e::{Dev, DevOptions, interop, operator_token, with_token};
 use credmesh_proto::identity::v1::{self as pb, identity_service_client::IdentityServiceClient};
 use serde_json::Value;
 use tonic::{Code, transport::Channel};
@@ -87,13 +87,13 @@ async fn metrics_parse_as_openmetrics_and_count_every_call_by_its_code() {
     // request with a wrong secret, whose code is whatever identity answers.
     for _ in 0..3 {
         identity
-            .list_clients(authed(pb::ListClientsRequest::default(), &token))
+            .list_clients(with_token(pb::ListClientsRequest::default(), &token))
             .await
             .unwrap();
     }
     for _ in 0..2 {
         let status = identity
-            .get_client(authed(
+            .get_client(with_token(
                 pb::GetClientRequest {
                     client_id: "no-such-client".into(),
                 },
@@ -249,7 +249,7 @@ async fn domain_metrics_count_issuance_revocation_and_verification() {
     let mut verify = VerifyServiceClient::new(channel.clone());
     for _ in 0..3 {
         let r = verify
-            .verify(authed(
+            .verify(with_token(
                 vpb::VerifyRequest {
                     credential: Some(vpb::PresentedCredential {
                         form: Some(vpb::presented_credential::Form::Text(qr.clone())),
@@ -273,11 +273,11 @@ async fn domain_metrics_count_issuance_revocation_and_verification() {
         .to_string();
     let mut license = LicenseServiceClient::new(channel.clone());
     license
-        .establish_enterprise(authed(credmesh_e2e::establishment(&uscc), &operator))
+        .establish_enterprise(with_token(credmesh_e2e::establishment(&uscc), &operator))
         .await
         .unwrap();
     license
-        .revoke_license(authed(
+        .revoke_license(with_token(
             lpb::RevokeLicenseRequest {
                 uscc: uscc.clone(),
                 reason: "吊销：指标测试".into(),
@@ -433,14 +433,14 @@ async fn logs_are_json_lines_with_trace_ids_and_never_carry_secrets_tokens_or_id
     }
     // Calls with a forged bearer token, and with the real one.
     let forged = identity
-        .list_clients(authed(pb::ListClientsRequest::default(), BOGUS_TOKEN))
+        .list_clients(with_token(pb::ListClientsRequest::default(), BOGUS_TOKEN))
         .await
         .unwrap_err();
     assert_eq!(forged.code(), Code::Unauthenticated);
     // Registrations carrying a secret: one refused (the id exists), one accepted, and one
     // with a private key where a certificate belongs.
     let register = |client_id: &str, secret: &str, certificate: String| {
-        authed(
+        with_token(
             pb::RegisterClientRequest {
                 client_id: client_id.into(),
                 kind: pb::PrincipalKind::Department as i32,
@@ -483,7 +483,7 @@ async fn logs_are_json_lines_with_trace_ids_and_never_carry_secrets_tokens_or_id
     // check digit; an existing enterprise) and accepted (an amendment).
     let mut license = LicenseServiceClient::new(channel);
     let establish = |id: &str| {
-        authed(
+        with_token(
             lpb::EstablishEnterpriseRequest {
                 uscc: "91310101MA1K8N3D91".into(),
                 name: "上海外滩咖啡有限公司".into(),
@@ -519,7 +519,7 @@ async fn logs_are_json_lines_with_trace_ids_and_never_carry_secrets_tokens_or_id
         );
     }
     for id in [ID_NUMBER, VALID_ID_NUMBER] {
-        let amend = authed(
+        let amend = with_token(
             lpb::AmendLicenseRequest {
                 uscc: "91310101MA1K8N3D91".into(),
                 legal_representative: Some("吴敏".into()),
@@ -830,7 +830,7 @@ async fn calls_across_identity_and_license_processes_are_one_trace_each() {
     // Let at least one registration attempt fail first.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     identity_client
-        .register_client(authed(
+        .register_client(with_token(
             pb::RegisterClientRequest {
                 client_id: "license".into(),
                 kind: pb::PrincipalKind::Service as i32,
@@ -852,7 +852,7 @@ async fn calls_across_identity_and_license_processes_are_one_trace_each() {
     // the test's span, and whatever license asks identity joins the same trace.
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let parent_id = "00f067aa0ba902b7";
-    let mut request = authed(
+    let mut request = with_token(
         lpb::GetLicenseRequest {
             uscc: "91310101MA1K8N3D91".into(),
         },
@@ -1238,7 +1238,7 @@ async fn issuance_planning_and_partner_verification_are_each_one_trace() {
         name: name.into(),
         value: value.into(),
     };
-    let mut request = authed(
+    let mut request = with_token(
         cpb::IssueCertificateRequest {
             holder: DEMO.into(),
             type_code: FOOD.into(),
@@ -1268,7 +1268,7 @@ async fn issuance_planning_and_partner_verification_are_each_one_trace() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let mut request = authed(
+    let mut request = with_token(
         ipb::PlanInspectionRequest {
             enterprise_uscc: DEMO.into(),
             items: vec!["food-safety".into()],
@@ -1293,7 +1293,7 @@ async fn issuance_planning_and_partner_verification_are_each_one_trace() {
     drop(inspector);
 
     // 3. A partner verifies the new permit at the gateway.
-    let mut request = authed(
+    let mut request = with_token(
         vpb::VerifyRequest {
             credential: Some(vpb::PresentedCredential {
                 form: Some(vpb::presented_credential::Form::Text(

@@ -5,7 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use credmesh_e2e::{
-    Dev, authed, banner_value, credmesh_bin, free_port, post_json, serve, wait_serving, write_key,
+    Dev, banner_value, credmesh_bin, free_port, post_json, serve, wait_serving, with_token,
+    write_key,
 };
 use credmesh_proto::verify::v1::{
     PresentedCredential, VerifyRequest, presented_credential::Form,
@@ -249,7 +250,7 @@ async fn separate_serve_processes_on_postgresql_and_redis_verify_and_revoke_with
         .unwrap()
         .into_inner()
         .access_token;
-    let as_operator = |msg| authed(msg, &op);
+    let as_operator = |msg| with_token(msg, &op);
     for (id_, kind, scope, key) in [
         (
             "license",
@@ -322,7 +323,7 @@ async fn separate_serve_processes_on_postgresql_and_redis_verify_and_revoke_with
     wait_serving(&verify_addr, "credmesh.verify.v1.VerifyService").await;
 
     let uscc = "91310000132260250X";
-    let mut req = authed(
+    let mut req = with_token(
         lpb::EstablishEnterpriseRequest {
             uscc: uscc.into(),
             name: "上海汽车集团股份有限公司".into(),
@@ -368,7 +369,7 @@ async fn separate_serve_processes_on_postgresql_and_redis_verify_and_revoke_with
     assert_eq!(answer["form"], "vc-jwt");
 
     LicenseServiceClient::new(license)
-        .revoke_license(authed(
+        .revoke_license(with_token(
             lpb::RevokeLicenseRequest {
                 uscc: uscc.into(),
                 reason: "沪市监处〔2026〕2号".into(),
