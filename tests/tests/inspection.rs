@@ -241,6 +241,8 @@ async fn two_departments_one_visit_through_credmesh_dev() {
     assert_eq!(imported["imported"], 2, "{imported}");
     let grade = cli(&dev, &["inspect", "grade", &uscc]).await;
     assert!(grade.contains("grade A"), "{grade}");
+    // Times are shown to people as dates, not Unix seconds.
+    assert!(grade.contains("(set at 20"), "{grade}");
 
     // 1. Market regulation plans (here through the CLI, as the operator for it).
     let start = now() - 60;

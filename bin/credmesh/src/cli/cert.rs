@@ -478,6 +478,7 @@ pub async fn run(args: CertArgs) -> anyhow::Result<()> {
         }
         CertCommand::List { holder } => {
             let mut page_token = String::new();
+            let mut shown = 0;
             loop {
                 let r = client
                     .list_certificates(
@@ -492,10 +493,14 @@ pub async fn run(args: CertArgs) -> anyhow::Result<()> {
                     .await
                     .map_err(explain)?
                     .into_inner();
+                shown += r.certificates.len();
                 for c in &r.certificates {
                     print_certificate(c, json);
                 }
                 if r.next_page_token.is_empty() {
+                    if shown == 0 && !json {
+                        eprintln!("no certificates match");
+                    }
                     return Ok(());
                 }
                 page_token = r.next_page_token;

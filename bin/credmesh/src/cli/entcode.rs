@@ -15,7 +15,7 @@ use credmesh_proto::entcode::v1::{
 };
 
 use super::{
-    ClientOpts,
+    ClientOpts, rfc3339,
     session::{Session, explain},
 };
 
@@ -141,16 +141,6 @@ fn print_scenario(s: &pb::Scenario) {
     );
 }
 
-fn when(secs: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| secs.to_string())
-}
-
 async fn list_scenarios(
     session: &mut Session,
     client: &mut EnterpriseCodeServiceClient<tonic::transport::Channel>,
@@ -274,7 +264,7 @@ async fn scenario(
                     println!(
                         "v{:<3} {}  {} ({})  {}\n      why: {}\n      fields: {}",
                         s.version,
-                        when(c.changed_at),
+                        rfc3339(c.changed_at),
                         c.changed_by,
                         c.changed_by_kind,
                         what.join(", "),

@@ -9,7 +9,7 @@ use credmesh_proto::inspection::v1::{
 };
 
 use super::{
-    ClientOpts,
+    ClientOpts, rfc3339,
     session::{Session, explain},
 };
 
@@ -327,7 +327,11 @@ fn print_inspection(i: &pb::Inspection, json: bool) {
             n.client_id, n.enforcement_certificate
         );
     }
-    println!("window       {} – {}", i.window_start, i.window_end);
+    println!(
+        "window       {} – {}",
+        rfc3339(i.window_start),
+        rfc3339(i.window_end)
+    );
     println!(
         "state        {}",
         pb::InspectionState::try_from(i.state)
@@ -501,7 +505,7 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
                             "{}  {}  {}  {}  {}",
                             i.id,
                             i.enterprise_uscc,
-                            i.window_start,
+                            rfc3339(i.window_start),
                             pb::InspectionState::try_from(i.state)
                                 .map(|s| s.as_str_name())
                                 .unwrap_or("?"),
@@ -517,6 +521,9 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
                     break;
                 }
                 token = page.next_page_token;
+            }
+            if shown == 0 && !json {
+                eprintln!("no inspections match");
             }
         }
         InspectCommand::History { enterprise, limit } => {
@@ -554,7 +561,7 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
                         format!(" ({})", e.note)
                     },
                     c.changed_by,
-                    c.changed_at
+                    rfc3339(c.changed_at)
                 );
             }
         }
@@ -631,7 +638,11 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
                     serde_json::json!({"inspection_id": r.inspection_id, "evaluated_at": r.evaluated_at})
                 );
             } else {
-                println!("evaluated {} at {}", r.inspection_id, r.evaluated_at);
+                println!(
+                    "evaluated {} at {}",
+                    r.inspection_id,
+                    rfc3339(r.evaluated_at)
+                );
             }
         }
         InspectCommand::Stats {
@@ -718,7 +729,12 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
             } else if r.updated_at == 0 {
                 println!("{} grade {} (default: none imported)", r.uscc, grade);
             } else {
-                println!("{} grade {} (set at {})", r.uscc, grade, r.updated_at);
+                println!(
+                    "{} grade {} (set at {})",
+                    r.uscc,
+                    grade,
+                    rfc3339(r.updated_at)
+                );
             }
         }
         InspectCommand::Import {

@@ -6,7 +6,7 @@ use credmesh_proto::license::v1::{self as pb, license_service_client::LicenseSer
 use tonic::transport::Channel;
 
 use super::{
-    ClientOpts,
+    ClientOpts, rfc3339,
     session::{Session, explain},
 };
 
@@ -501,6 +501,7 @@ pub async fn run(args: LicenseArgs) -> anyhow::Result<()> {
         }
         LicenseCommand::List { authority } => {
             let mut token = String::new();
+            let mut shown = 0;
             loop {
                 let req = session
                     .authed(pb::ListEnterprisesRequest {
@@ -515,6 +516,7 @@ pub async fn run(args: LicenseArgs) -> anyhow::Result<()> {
                     .await
                     .map_err(explain)?
                     .into_inner();
+                shown += page.enterprises.len();
                 for e in &page.enterprises {
                     if json {
                         println!(
@@ -540,18 +542,10 @@ pub async fn run(args: LicenseArgs) -> anyhow::Result<()> {
                 }
                 token = page.next_page_token;
             }
+            if shown == 0 && !json {
+                eprintln!("no enterprises match");
+            }
         }
     }
     Ok(())
-}
-
-/// A Unix time as RFC 3339 UTC, or the number when out of range.
-fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| unix.to_string())
 }

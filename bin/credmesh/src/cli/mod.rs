@@ -159,3 +159,15 @@ pub async fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<()> {
         Command::Region(args) => region::run(args).await,
     }
 }
+
+/// A Unix time as every command shows it to people: RFC 3339 UTC, or the number when out
+/// of range. JSON output (`--json`) keeps the numbers.
+pub(crate) fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}

@@ -13,7 +13,7 @@ use credmesh_proto::{
 use credmesh_verify::offline::{Offline, input_from_bytes};
 
 use super::{
-    ClientOpts,
+    ClientOpts, rfc3339,
     session::{Session, explain},
 };
 
@@ -110,17 +110,6 @@ fn parse_time(text: &str, now: i64) -> anyhow::Result<i64> {
     bail!(
         "'{t}' is not a time: use RFC 3339 (2026-09-21T08:00:00+08:00), Unix seconds or an age such as 24h or 7d"
     )
-}
-
-/// A Unix time as RFC 3339 UTC, or the number when out of range.
-fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| unix.to_string())
 }
 
 /// Runs `credmesh verify audit`.
