@@ -55,7 +55,11 @@ use credmesh_runtime::{Clock as _, Server, ServerConfig, ServiceParts, SystemClo
 use credmesh_store::{Db, DbOptions};
 use credmesh_telemetry::metrics::Metrics;
 use futures::future::BoxFuture;
-use tonic::{Request, transport::Channel};
+use tonic::{
+    Request,
+    metadata::{Ascii, MetadataValue},
+    transport::Channel,
+};
 
 fn setting(key: &str, default: u64) -> u64 {
     std::env::var(key)
@@ -64,10 +68,18 @@ fn setting(key: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn with_token<T>(msg: T, token: &str) -> Request<T> {
+/// `token` as an `authorization` value.
+fn bearer(token: &str) -> MetadataValue<Ascii> {
+    format!("Bearer {token}").parse().unwrap()
+}
+
+/// `msg` carrying `authorization`, built once per token as credmesh's own clients do
+/// (`credmesh_auth::BearerService` keeps its header): a clone is a reference count, not
+/// a copy and a byte-by-byte check of the token on every call.
+fn with_token<T>(msg: T, authorization: &MetadataValue<Ascii>) -> Request<T> {
     let mut req = Request::new(msg);
     req.metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        .insert("authorization", authorization.clone());
     req
 }
 
@@ -307,6 +319,7 @@ async fn run() {
         .unwrap()
         .into_inner()
         .access_token;
+    let op = bearer(&op);
     let probe = IssuerKey::generate("p").unwrap();
     let kid = credmesh_credential::kid_for("SH", "entcode", &probe.public_key_bytes());
     let issuer = IssuerKey::from_pkcs8_pem(&kid, &probe.to_pkcs8_pem()).unwrap();
@@ -339,13 +352,13 @@ async fn run() {
     ))
     .await
     .unwrap();
-    let token: Arc<str> = id
-        .issue_token(token_for("bank", &partner))
-        .await
-        .unwrap()
-        .into_inner()
-        .access_token
-        .into();
+    let token = bearer(
+        &id.issue_token(token_for("bank", &partner))
+            .await
+            .unwrap()
+            .into_inner()
+            .access_token,
+    );
 
     // Credentials: distinct presentations, valid for a day.
     let now = SystemClock.now();
