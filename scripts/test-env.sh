@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Starts (or stops) the real backends the tests use, on loopback only:
-#   PostgreSQL 127.0.0.1:55432, Redis 127.0.0.1:56379, Redis Cluster 127.0.0.1:57001-57003.
+#   PostgreSQL 127.0.0.1:25432, Redis 127.0.0.1:26379, Redis Cluster 127.0.0.1:27001-27003
+#   (cluster bus 17001-17003). The ports lie below Linux's ephemeral range (32768-60999):
+#   there, a client socket of any process (or a probe's TCP self-connect) can hold a port
+#   when its server starts, which once left a cluster node unable to bind.
 # `start` writes target/test-env/env with the CREDMESH_TEST_* variables the tests read.
 # Servers are throw-away: their data lives under a temporary directory. PostgreSQL keeps
 # little WAL (every test creates a database, each one logged whole): CI's disk is small.
@@ -10,9 +13,9 @@ cd "$(dirname "$0")/.."
 state=target/test-env
 mkdir -p "$state"
 base=/tmp/credmesh-test-env
-pg_port=55432
-redis_port=56379
-cluster_ports=(57001 57002 57003)
+pg_port=25432
+redis_port=26379
+cluster_ports=(27001 27002 27003)
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1; }
 
@@ -27,15 +30,19 @@ start_postgres() {
     || { echo "error: PostgreSQL on port $pg_port did not start; its log:" >&2; cat "$base/pg/log" >&2; exit 1; }
 }
 
+# A Redis server answers on `port`: PONG, not merely a connection (a TCP self-connect
+# echoes the PING back, and redis-cli then exits 0).
+redis_up() { [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ]; }
+
 start_redis() { # port [extra args]
   local port=$1; shift
-  if redis-cli -p "$port" ping >/dev/null 2>&1; then return; fi
+  if redis_up "$port"; then return; fi
   # Nothing answers: whatever is left here is from a server that was killed (a stale
   # cluster nodes.conf would make the new node refuse to join a new cluster).
   rm -rf "$base/redis-$port"; mkdir -p "$base/redis-$port"
   redis-server --bind 127.0.0.1 --port "$port" --daemonize yes --save '' --appendonly no \
     --dir "$base/redis-$port" --pidfile "$base/redis-$port/pid" --logfile "$base/redis-$port/log" "$@"
-  for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && return; sleep 0.1; done
+  for _ in $(seq 50); do redis_up "$port" && return; sleep 0.1; done
   echo "error: redis on port $port did not start; its log:" >&2
   cat "$base/redis-$port/log" >&2 || true
   exit 1
@@ -86,7 +93,7 @@ ENV
       tail -n 20 "$base/pg/log" >&2 2>/dev/null || true
     fi
     for p in $redis_port "${cluster_ports[@]}"; do
-      if ! redis-cli -p "$p" ping >/dev/null 2>&1; then
+      if ! redis_up "$p"; then
         echo "Redis on port $p no longer answers; the end of its log:" >&2
         tail -n 10 "$base/redis-$p/log" >&2 2>/dev/null || true
       fi

@@ -14,7 +14,7 @@ use sqlx::Connection as _;
 pub const ENV: &str = "CREDMESH_TEST_POSTGRES_URL";
 
 /// The shared server's URL (without a database name), e.g.
-/// `postgres://postgres@127.0.0.1:55432`.
+/// `postgres://postgres@127.0.0.1:25432`.
 ///
 /// # Panics
 /// When the variable is unset: the test cannot run without its real backend, and

@@ -29,7 +29,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 const PORT_ATTEMPTS: usize = 5;
 
 /// Address of the shared Redis server started by `make test` (env `CREDMESH_TEST_REDIS_URL`),
-/// e.g. `redis://127.0.0.1:56379`.
+/// e.g. `redis://127.0.0.1:26379`.
 ///
 /// Panics with a message saying how to start it when the variable is unset: a missing server is
 /// a broken test environment, not a reason to skip.
@@ -39,7 +39,7 @@ pub fn shared_url() -> String {
 
 /// Address of the shared Redis Cluster started by `make test` (env
 /// `CREDMESH_TEST_REDIS_CLUSTER_URL`), e.g.
-/// `redis-cluster://127.0.0.1:57001,127.0.0.1:57002,127.0.0.1:57003`.
+/// `redis-cluster://127.0.0.1:27001,127.0.0.1:27002,127.0.0.1:27003`.
 ///
 /// Panics like [`shared_url`] when unset.
 pub fn shared_cluster_url() -> String {
