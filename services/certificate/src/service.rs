@@ -637,6 +637,10 @@ impl Certificates {
         } else {
             holder.trim().to_string()
         };
+        // A mistyped code is named as such, not answered "no certificates".
+        if !holder.is_empty() {
+            parse_uscc(&holder, "holder")?;
+        }
         let filter = (!holder.is_empty()).then_some(holder.as_str());
         self.store.certificates(filter, after, limit).await
     }

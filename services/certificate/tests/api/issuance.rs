@@ -56,6 +56,29 @@ async fn a_permit_for_an_active_license_verifies_and_a_retry_returns_the_same_on
             .unwrap()
             .into_inner();
         assert_eq!(all.certificates.len(), 1);
+
+        // A mistyped holder is refused with the rule it breaks, not answered "none".
+        let mut typo = uscc.clone();
+        let last = if typo.ends_with('0') { '1' } else { '0' };
+        typo.pop();
+        typo.push(last);
+        let status = assert_status(
+            app.certificate
+                .clone()
+                .list_certificates(with_token(
+                    pb::ListCertificatesRequest {
+                        holder: typo,
+                        ..Default::default()
+                    },
+                    &dept,
+                ))
+                .await,
+            Code::InvalidArgument,
+            "USCC_CHECK_DIGIT",
+        );
+        assert!(status.message().contains("check character"), "{status:?}");
+        let fields = credmesh_proto::status::field_violations(&status);
+        assert_eq!(fields[0].field, "holder", "{status:?}");
     }
 }
 
