@@ -471,6 +471,15 @@ impl LicenseService for LicenseApi {
             }
         };
         let authority = Some(req.registration_authority.trim()).filter(|a| !a.is_empty());
+        // A mistyped code is named as such, not answered "no enterprises".
+        if let Some(Err(e)) = authority.map(credmesh_uscc::Uscc::parse) {
+            let why = format!("the registration authority's code is invalid: {e}");
+            return Err(status::invalid_argument(
+                e.reason(),
+                why.clone(),
+                [FieldViolation::new("registration_authority", why)],
+            ));
+        }
         let enterprises = self
             .inner
             .enterprises(principal, &after, size, state, authority)

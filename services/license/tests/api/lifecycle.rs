@@ -513,6 +513,30 @@ async fn enterprises_are_listed_page_by_page_and_filtered() {
             .unwrap()
             .into_inner();
         assert_eq!(municipal.enterprises.len(), 2);
+        // A mistyped authority code is refused with the rule it breaks, not answered
+        // "no enterprises".
+        let mut typo = MUNICIPAL.to_owned();
+        let last = if typo.ends_with('0') { '1' } else { '0' };
+        typo.pop();
+        typo.push(last);
+        let status = assert_status(
+            app.license
+                .clone()
+                .list_enterprises(with_token(
+                    pb::ListEnterprisesRequest {
+                        registration_authority: typo,
+                        ..Default::default()
+                    },
+                    &op,
+                ))
+                .await,
+            Code::InvalidArgument,
+            "USCC_CHECK_DIGIT",
+        );
+        assert!(
+            status.message().contains("registration authority"),
+            "{status:?}"
+        );
 
         // Closed enterprises are listed by state (alone and with the authority), from
         // the index of closed ones; active ones by walking the codes.
