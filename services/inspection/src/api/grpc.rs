@@ -827,6 +827,12 @@ impl InspectionService for InspectionApi {
         let after = number_token(&req.page_token)?;
         let size = page::page_size(req.page_size);
         let uscc = Some(req.enterprise_uscc.trim()).filter(|u| !u.is_empty());
+        // A mistyped code is named as such, not answered "no changes".
+        if let Some(u) = uscc {
+            let mut check = Check::default();
+            input::uscc(&mut check, "enterprise_uscc", u);
+            check.finish().map_err(InspectionError::from)?;
+        }
         let changes = self
             .inner
             .policy_history(policy_kind_name(req.kind), uscc, after, size)

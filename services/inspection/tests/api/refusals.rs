@@ -106,6 +106,25 @@ async fn refusals_name_the_rule_and_a_readable_reason() {
             .into_inner();
         assert_eq!(history.changes.len(), 1);
         assert_eq!(history.changes[0].changed_by, "sh-jingan");
+        // A mistyped enterprise code is refused with the rule it breaks, not "no changes".
+        let mut typo = b.clone();
+        let last = if typo.ends_with('0') { '1' } else { '0' };
+        typo.pop();
+        typo.push(last);
+        assert_status(
+            app.inspection
+                .clone()
+                .list_policy_history(with_token(
+                    pb::ListPolicyHistoryRequest {
+                        enterprise_uscc: typo,
+                        ..Default::default()
+                    },
+                    &market,
+                ))
+                .await,
+            Code::InvalidArgument,
+            "USCC_CHECK_DIGIT",
+        );
 
         // The credit grade is readable; the default applies when none was imported.
         let g = app
