@@ -219,11 +219,20 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
         std::fs::write(&args.bundle, &body)
             .with_context(|| format!("writing {}", args.bundle.display()))?;
         println!(
-            "wrote {} ({} regions, {} status lists)",
+            "wrote {} (regions: {}, status lists: {})",
             args.bundle.display(),
             bundle.regions.len(),
             bundle.status_lists.len()
         );
+        if bundle.status_lists.is_empty() {
+            // The gateway bundles the status lists it holds, which are those its
+            // verifications have needed so far.
+            eprintln!(
+                "note: the bundle holds no status lists yet, so offline answers will be \
+                 STATUS_UNKNOWN; fetch again after the gateway has verified credentials of \
+                 the issuers you need"
+            );
+        }
         return Ok(());
     }
     let file = args
