@@ -123,7 +123,12 @@ pub struct Gateway {
     metrics: std::sync::OnceLock<VerifyMetrics>,
     /// Checks the signatures of concurrent single verifications in batches.
     signatures: SignatureBatcher,
+    /// When status lists were last discovered for a bundle; held while discovering.
+    discovered_at: tokio::sync::Mutex<Option<i64>>,
 }
+
+/// How often a trust bundle looks for status lists not held yet.
+const DISCOVERY_INTERVAL: Duration = Duration::from_secs(30);
 
 /// The regions a metric label may name; anything else is `unknown`.
 fn region_label(region: &str) -> &'static str {
@@ -213,6 +218,7 @@ impl Gateway {
             store,
             metrics: std::sync::OnceLock::new(),
             signatures: SignatureBatcher::start(BatcherSettings::default()),
+            discovered_at: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -616,14 +622,50 @@ impl Gateway {
         verify_batch(&presented, &trust.snapshot, &*status, &self.policy, now)
     }
 
-    /// The trust and status data this gateway holds, as a bundle for offline verifiers.
-    pub fn bundle(&self) -> TrustBundle {
+    /// The trust and status data this gateway holds, as a bundle for offline verifiers:
+    /// with every trusted issuer's status lists, also those no verification has needed
+    /// yet (see [`Gateway::discover_status_lists`]).
+    pub async fn bundle(&self) -> TrustBundle {
+        self.discover_status_lists().await;
         TrustBundle {
             regions: self.federation.regions(),
             status_lists: self.status.raw_lists(),
             made_at: self.clock.now(),
             dispute_notices: self.disputes.raw_notices(),
         }
+    }
+
+    /// Fetches every trusted issuer's status lists that are not held. Verification
+    /// fetches a list when it first needs one, so without this a fresh gateway's bundle
+    /// would carry no status lists, and every offline answer from it would be "status
+    /// unknown". At most once per [`DISCOVERY_INTERVAL`] (the bundle is public), one
+    /// discovery at a time; issuers of presentations only publish no lists.
+    async fn discover_status_lists(&self) {
+        let mut last = self.discovered_at.lock().await;
+        let now = self.clock.now();
+        if last.is_some_and(|t| now.saturating_sub(t) < DISCOVERY_INTERVAL.as_secs() as i64) {
+            return;
+        }
+        let trust = self.federation.current();
+        let issuers: std::collections::BTreeSet<&str> = trust
+            .snapshot
+            .iter()
+            .filter(|e| e.kinds.iter().any(|k| *k != CredentialKind::Presentation))
+            .map(|e| e.issuer.as_str())
+            .collect();
+        let timeout = Duration::from_secs(2);
+        let fetched: usize = futures::future::join_all(
+            issuers
+                .iter()
+                .map(|issuer| self.status.discover(issuer, &trust, now, timeout)),
+        )
+        .await
+        .into_iter()
+        .sum();
+        if fetched > 0 {
+            tracing::info!(fetched, "status lists fetched for the trust bundle");
+        }
+        *last = Some(now);
     }
 
     /// A partner's most recent audited verifications, newest first.

@@ -39,6 +39,9 @@ const PURPOSES: [StatusPurpose; 3] = [
     StatusPurpose::Suspension,
     StatusPurpose::Superseded,
 ];
+/// The most lists of one issuer that discovery walks (each holds up to [`MAX_BITS`]
+/// entries: far more than any issuer's credentials).
+const MAX_LISTS_PER_ISSUER: usize = 4096;
 /// The invalidation key prefix for status lists.
 pub const INVALIDATION_PREFIX: &str = "status/";
 
@@ -108,6 +111,53 @@ impl StatusStore {
             .lock()
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Whether any purpose of `list_id` is held.
+    fn holds(&self, list_id: &str) -> bool {
+        self.meta
+            .lock()
+            .map(|m| {
+                m.get(list_id)
+                    .is_some_and(|m| m.raw.iter().any(Option::is_some))
+            })
+            .unwrap_or(false)
+    }
+
+    /// Fetches the lists of `issuer` (`<region>/<service>`) not held yet, `<issuer>/0`,
+    /// `/1`, … up to the first its region does not publish (or cannot be fetched now),
+    /// skipping those held. A list that turned out not to exist leaves nothing behind,
+    /// so the periodic refresh, which refetches every list it knows of, does not ask for
+    /// it again. Returns how many lists were fetched.
+    pub async fn discover(
+        &self,
+        issuer: &str,
+        trust: &Trust,
+        now: i64,
+        timeout: Duration,
+    ) -> usize {
+        let mut fetched = 0;
+        for n in 0..MAX_LISTS_PER_ISSUER {
+            let list_id = format!("{issuer}/{n}");
+            if self.holds(&list_id) {
+                continue;
+            }
+            // A list that does not exist fails its revocation purpose with 404: the
+            // error only says where discovery ends.
+            let _ = self.fetch(&list_id, trust, now, true, timeout).await;
+            if !self.holds(&list_id) {
+                if let Ok(mut meta) = self.meta.lock()
+                    && meta
+                        .get(&list_id)
+                        .is_some_and(|m| m.raw.iter().all(Option::is_none))
+                {
+                    meta.remove(&list_id);
+                }
+                break;
+            }
+            fetched += 1;
+        }
+        fetched
     }
 
     /// Fetches a list nobody held yet (a verification needed it), at most once a second

@@ -225,12 +225,9 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<()> {
             bundle.status_lists.len()
         );
         if bundle.status_lists.is_empty() {
-            // The gateway bundles the status lists it holds, which are those its
-            // verifications have needed so far.
             eprintln!(
-                "note: the bundle holds no status lists yet, so offline answers will be \
-                 STATUS_UNKNOWN; fetch again after the gateway has verified credentials of \
-                 the issuers you need"
+                "note: the bundle holds no status lists (the gateway could not fetch any from \
+                 the issuers), so offline answers will be STATUS_UNKNOWN; fetch again later"
             );
         }
         return Ok(());

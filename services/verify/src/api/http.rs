@@ -62,7 +62,7 @@ async fn bundle(State(state): State<AppState>, headers: HeaderMap) -> Response {
         "application/x-protobuf; messageType=credmesh.verify.v1.TrustBundle",
         "public, max-age=30",
         credmesh_runtime::http_cache::Negotiated::No,
-        state.gateway.bundle().encode_to_vec(),
+        state.gateway.bundle().await.encode_to_vec(),
     )
 }
 

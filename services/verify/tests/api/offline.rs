@@ -19,7 +19,7 @@ async fn a_bundle_verifies_offline_as_the_gateway_does_and_its_anchor_is_checked
     let bank = sh.partner("bank-offline").await;
     let sh_qr = license_qr(&sh.establish(1).await);
     let js_qr = license_qr(&js.establish(1).await);
-    // The gateway learns the status lists by verifying once.
+    // Online first: both valid.
     assert_outcome(
         &gw.verify_text(&bank, &sh_qr).await,
         VerificationOutcome::Valid,
@@ -31,7 +31,7 @@ async fn a_bundle_verifies_offline_as_the_gateway_does_and_its_anchor_is_checked
     js.revoke(1).await;
     gw.gateway.refresh_status().await;
 
-    let bytes = gw.gateway.bundle().encode_to_vec();
+    let bytes = gw.gateway.bundle().await.encode_to_vec();
     let bundle = TrustBundle::decode(bytes.as_slice()).unwrap();
     assert_eq!(bundle.regions.len(), 2);
     let offline = Offline::from_bundle(&bundle).unwrap();
@@ -62,4 +62,43 @@ async fn a_bundle_verifies_offline_as_the_gateway_does_and_its_anchor_is_checked
     forged.regions[0].anchor_public_key = b;
     forged.regions[1].anchor_public_key = a;
     assert!(Offline::from_bundle(&forged).is_err());
+}
+
+#[tokio::test]
+async fn a_fresh_gateways_bundle_carries_every_issuers_status_lists() {
+    let clock = credmesh_runtime::ManualClock::new(T0);
+    let sh = spawn_region("SH", Backend::Sqlite, clock.clone()).await;
+    let js = spawn_region("JS", Backend::Sqlite, clock.clone()).await;
+    let gw = spawn_gateway(&sh, &[&js], Backend::Sqlite, Options::default()).await;
+    let sh_qr = license_qr(&sh.establish(1).await);
+    let js_qr = license_qr(&js.establish(1).await);
+    js.revoke(1).await;
+
+    // No verification has needed a status list: the bundle fetches them itself.
+    let bundle = gw.gateway.bundle().await;
+    let mut lists: Vec<String> = bundle
+        .status_lists
+        .iter()
+        .map(|e| {
+            credmesh_proto::credential::v1::StatusList::decode(e.payload.as_slice())
+                .unwrap()
+                .list_id
+        })
+        .collect();
+    lists.sort();
+    lists.dedup();
+    assert!(
+        lists.iter().any(|l| l.starts_with("SH/license/0")),
+        "{lists:?}"
+    );
+    assert!(
+        lists.iter().any(|l| l.starts_with("JS/license/0")),
+        "{lists:?}"
+    );
+    let offline = Offline::from_bundle(&bundle).unwrap();
+    let max = Duration::from_secs(600);
+    let r = offline.verify(&input_from_bytes(sh_qr.into_bytes()), clock.now(), max);
+    assert_outcome(&r, VerificationOutcome::Valid);
+    let r = offline.verify(&input_from_bytes(js_qr.into_bytes()), clock.now(), max);
+    assert_outcome(&r, VerificationOutcome::Revoked);
 }
