@@ -98,6 +98,12 @@ impl DisputeStore {
             .cloned()
     }
 
+    /// Fetches `issuer`'s notice now (unless it was fetched this second), as a trust
+    /// bundle needs it whether or not a verification asked.
+    pub async fn refresh(&self, issuer: &str, trust: &Trust, now: i64) {
+        let _ = self.disputed(issuer, "", trust, now).await;
+    }
+
     /// Every raw signed notice held, for trust bundles.
     pub fn raw_notices(&self) -> Vec<Envelope> {
         self.held

@@ -623,10 +623,10 @@ impl Gateway {
     }
 
     /// The trust and status data this gateway holds, as a bundle for offline verifiers:
-    /// with every trusted issuer's status lists, also those no verification has needed
-    /// yet (see [`Gateway::discover_status_lists`]).
+    /// with every trusted issuer's status lists and dispute notices, also those no
+    /// verification has needed yet (see [`Gateway::gather_for_bundle`]).
     pub async fn bundle(&self) -> TrustBundle {
-        self.discover_status_lists().await;
+        self.gather_for_bundle().await;
         TrustBundle {
             regions: self.federation.regions(),
             status_lists: self.status.raw_lists(),
@@ -635,12 +635,13 @@ impl Gateway {
         }
     }
 
-    /// Fetches every trusted issuer's status lists that are not held. Verification
-    /// fetches a list when it first needs one, so without this a fresh gateway's bundle
-    /// would carry no status lists, and every offline answer from it would be "status
-    /// unknown". At most once per [`DISCOVERY_INTERVAL`] (the bundle is public), one
-    /// discovery at a time; issuers of presentations only publish no lists.
-    async fn discover_status_lists(&self) {
+    /// Fetches every trusted issuer's status lists that are not held, and every
+    /// certificate issuer's current dispute notice. Verification fetches a list or a
+    /// notice when it first needs one, so without this a fresh gateway's bundle would
+    /// carry none, and every offline answer from it would be "status unknown". At most
+    /// once per [`DISCOVERY_INTERVAL`] (the bundle is public), one at a time; issuers of
+    /// presentations only publish no lists.
+    async fn gather_for_bundle(&self) {
         let mut last = self.discovered_at.lock().await;
         let now = self.clock.now();
         if last.is_some_and(|t| now.saturating_sub(t) < DISCOVERY_INTERVAL.as_secs() as i64) {
@@ -665,6 +666,17 @@ impl Gateway {
         if fetched > 0 {
             tracing::info!(fetched, "status lists fetched for the trust bundle");
         }
+        futures::future::join_all(
+            trust
+                .snapshot
+                .iter()
+                .filter(|e| e.kinds.contains(&CredentialKind::Certificate))
+                .map(|e| e.issuer.as_str())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .map(|issuer| self.disputes.refresh(issuer, &trust, now)),
+        )
+        .await;
         *last = Some(now);
     }
 
