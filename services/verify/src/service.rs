@@ -123,12 +123,14 @@ pub struct Gateway {
     metrics: std::sync::OnceLock<VerifyMetrics>,
     /// Checks the signatures of concurrent single verifications in batches.
     signatures: SignatureBatcher,
-    /// When status lists were last discovered for a bundle; held while discovering.
-    discovered_at: tokio::sync::Mutex<Option<i64>>,
+    /// When status lists and dispute notices were last gathered for a trust bundle;
+    /// locked while gathering.
+    gathered_at: tokio::sync::Mutex<Option<i64>>,
 }
 
-/// How often a trust bundle looks for status lists not held yet.
-const DISCOVERY_INTERVAL: Duration = Duration::from_secs(30);
+/// How often a trust bundle looks for status lists not held yet and fresh dispute
+/// notices.
+const GATHER_INTERVAL: Duration = Duration::from_secs(30);
 
 /// The regions a metric label may name; anything else is `unknown`.
 fn region_label(region: &str) -> &'static str {
@@ -218,7 +220,7 @@ impl Gateway {
             store,
             metrics: std::sync::OnceLock::new(),
             signatures: SignatureBatcher::start(BatcherSettings::default()),
-            discovered_at: tokio::sync::Mutex::new(None),
+            gathered_at: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -639,12 +641,12 @@ impl Gateway {
     /// certificate issuer's current dispute notice. Verification fetches a list or a
     /// notice when it first needs one, so without this a fresh gateway's bundle would
     /// carry none, and every offline answer from it would be "status unknown". At most
-    /// once per [`DISCOVERY_INTERVAL`] (the bundle is public), one at a time; issuers of
+    /// once per [`GATHER_INTERVAL`] (the bundle is public), one at a time; issuers of
     /// presentations only publish no lists.
     async fn gather_for_bundle(&self) {
-        let mut last = self.discovered_at.lock().await;
+        let mut last = self.gathered_at.lock().await;
         let now = self.clock.now();
-        if last.is_some_and(|t| now.saturating_sub(t) < DISCOVERY_INTERVAL.as_secs() as i64) {
+        if last.is_some_and(|t| now.saturating_sub(t) < GATHER_INTERVAL.as_secs() as i64) {
             return;
         }
         let trust = self.federation.current();
