@@ -92,6 +92,11 @@ async fn cli(dev: &Dev, args: &[&str]) -> String {
 
 /// Runs the CLI with `profile`; its stdout, or a panic with stderr.
 async fn cli_as(profile: &std::path::Path, args: &[&str]) -> String {
+    cli_exiting(profile, args, 0).await
+}
+
+/// Runs the CLI with `profile`, which must exit with `status`; its stdout.
+async fn cli_exiting(profile: &std::path::Path, args: &[&str], status: i32) -> String {
     let out = tokio::process::Command::new(credmesh_bin())
         .args(args)
         .arg("--profile")
@@ -100,9 +105,11 @@ async fn cli_as(profile: &std::path::Path, args: &[&str]) -> String {
         .output()
         .await
         .unwrap();
-    assert!(
-        out.status.success(),
-        "credmesh {args:?} failed: {}",
+    assert_eq!(
+        out.status.code(),
+        Some(status),
+        "credmesh {args:?} exited otherwise: {}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
@@ -285,7 +292,8 @@ async fn two_departments_one_visit_through_credmesh_dev() {
     let start_text = start.to_string();
     let mut args = vec!["inspect", "plan", &uscc, "--start", &start_text, "--json"];
     args.extend(basis);
-    let conflict = cli_as(&health_profile, &args).await;
+    // Exit status 3: no code was issued, a conflict to join.
+    let conflict = cli_exiting(&health_profile, &args, 3).await;
     let conflict: serde_json::Value = serde_json::from_str(conflict.trim()).unwrap();
     assert_eq!(conflict["decision"], "conflict", "{conflict}");
     assert_eq!(conflict["inspections"][0]["id"], id.as_str(), "{conflict}");
@@ -313,7 +321,8 @@ async fn two_departments_one_visit_through_credmesh_dev() {
         "inspect", "plan", &uscc, "--start", &later, "--days", "1", "--json",
     ];
     args.extend(basis);
-    let refused = cli_as(&health_profile, &args).await;
+    // Exit status 4: refused by a rule.
+    let refused = cli_exiting(&health_profile, &args, 4).await;
     let refused: serde_json::Value = serde_json::from_str(refused.trim()).unwrap();
     assert_eq!(refused["decision"], "refused", "{refused}");
     assert_eq!(refused["rule"], "RULE_FREQUENCY");
@@ -335,8 +344,9 @@ async fn two_departments_one_visit_through_credmesh_dev() {
         "--inspector",
         "e2e-insp-h=沪执法31000022222",
     ]);
-    let refused = cli_as(&health_profile, &args).await;
+    let refused = cli_exiting(&health_profile, &args, 4).await;
     assert!(refused.contains("ITEM_DO_NOT_DISTURB"), "{refused}");
+    assert!(refused.contains("refused under rule 2"), "{refused}");
 
     // The code verifies at the gateway, its status lists fetched over HTTP.
     let body = serde_json::json!({ "credential": qr_text }).to_string();
@@ -382,7 +392,10 @@ async fn two_departments_one_visit_through_credmesh_dev() {
     let owner_profile = profile(&dev, "e2e-owner");
     let scanned = cli_as(&owner_profile, &["inspect", "scan", &vc_jwt]).await;
     assert!(scanned.starts_with("shown:"), "{scanned}");
-    assert!(scanned.contains("INSPECTION_STATE_SHOWN"), "{scanned}");
+    assert!(
+        scanned.contains("state        shown (on site)"),
+        "{scanned}"
+    );
     let done = cli_as(
         &profile(&dev, "e2e-insp-h"),
         &[

@@ -107,6 +107,9 @@ impl Basis {
 #[derive(Debug, Subcommand)]
 enum InspectCommand {
     /// Plan an inspection: the answer is a code, a conflict to join, or a refusal.
+    ///
+    /// Exit status: 0 when a code is issued, 3 on a conflict to join, 4 on a refusal by
+    /// a rule, 1 on an error.
     Plan {
         /// The enterprise's unified social credit code.
         uscc: String,
@@ -315,9 +318,7 @@ fn print_inspection(i: &pb::Inspection, json: bool) {
         println!(
             "department   {} ({}; items {})",
             p.department,
-            pb::InspectionType::try_from(p.r#type)
-                .map(|t| t.as_str_name())
-                .unwrap_or("?"),
+            type_name(p.r#type),
             p.items.join(", ")
         );
     }
@@ -332,18 +333,55 @@ fn print_inspection(i: &pb::Inspection, json: bool) {
         rfc3339(i.window_start),
         rfc3339(i.window_end)
     );
-    println!(
-        "state        {}",
-        pb::InspectionState::try_from(i.state)
-            .map(|s| s.as_str_name())
-            .unwrap_or("?")
-    );
+    println!("state        {}", state_name(i.state));
+    if i.shown_at != 0 {
+        println!("shown        {}", rfc3339(i.shown_at));
+    }
+    if let Some(r) = &i.result {
+        println!(
+            "result       {}: {} (recorded by {} at {})",
+            if r.has_findings {
+                "findings"
+            } else {
+                "no findings"
+            },
+            r.summary,
+            r.recorded_by,
+            rfc3339(r.recorded_at)
+        );
+    }
     for a in &i.alerts {
         println!("alert        {}", a.message);
     }
     if let Some(c) = code {
         println!("code         version {}", c.version);
         println!("QR text      {}", c.qr_text);
+    }
+}
+
+/// Exit status of `plan` on a conflict to join.
+const EXIT_CONFLICT: i32 = 3;
+/// Exit status of `plan` on a refusal by a rule.
+const EXIT_REFUSED: i32 = 4;
+
+/// An inspection type as people say it.
+fn type_name(t: i32) -> &'static str {
+    match pb::InspectionType::try_from(t) {
+        Ok(pb::InspectionType::Routine) => "routine",
+        Ok(pb::InspectionType::Special) => "special",
+        Ok(pb::InspectionType::Triggered) => "triggered",
+        Ok(pb::InspectionType::FollowUp) => "follow-up",
+        _ => "?",
+    }
+}
+
+/// An inspection's state as people say it.
+fn state_name(s: i32) -> &'static str {
+    match pb::InspectionState::try_from(s) {
+        Ok(pb::InspectionState::Issued) => "issued (planned)",
+        Ok(pb::InspectionState::Shown) => "shown (on site)",
+        Ok(pb::InspectionState::Completed) => "completed",
+        _ => "?",
     }
 }
 
@@ -380,6 +418,11 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(explain)?
                 .into_inner();
+            let status = match &answer.decision {
+                Some(Decision::Conflict(_)) => Some(EXIT_CONFLICT),
+                Some(Decision::Refused(_)) => Some(EXIT_REFUSED),
+                _ => None,
+            };
             match answer.decision {
                 Some(Decision::Issued(i)) => {
                     if !json {
@@ -387,28 +430,32 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
                     }
                     print_inspection(&i, json);
                 }
-                Some(Decision::Conflict(c)) if json => println!(
-                    "{}",
-                    serde_json::json!({
-                        "decision": "conflict",
-                        "message": c.message,
-                        "inspections": c.inspections.iter().map(|i| serde_json::json!({
-                            "id": i.id,
-                            "departments": i.participants.iter().map(|p| &p.department).collect::<Vec<_>>(),
-                            "window": [i.window_start, i.window_end],
-                        })).collect::<Vec<_>>(),
-                    })
-                ),
-                Some(Decision::Refused(r)) if json => println!(
-                    "{}",
-                    serde_json::json!({
-                        "decision": "refused",
-                        "rule": pb::Rule::try_from(r.rule).map(|r| r.as_str_name()).unwrap_or("?"),
-                        "reason": r.reason,
-                        "message": r.message,
-                        "facts": r.facts.iter().map(|f| (f.name.clone(), f.value.clone())).collect::<std::collections::BTreeMap<_, _>>(),
-                    })
-                ),
+                Some(Decision::Conflict(c)) if json => {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "decision": "conflict",
+                            "message": c.message,
+                            "inspections": c.inspections.iter().map(|i| serde_json::json!({
+                                "id": i.id,
+                                "departments": i.participants.iter().map(|p| &p.department).collect::<Vec<_>>(),
+                                "window": [i.window_start, i.window_end],
+                            })).collect::<Vec<_>>(),
+                        })
+                    );
+                }
+                Some(Decision::Refused(r)) if json => {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "decision": "refused",
+                            "rule": pb::Rule::try_from(r.rule).map(|r| r.as_str_name()).unwrap_or("?"),
+                            "reason": r.reason,
+                            "message": r.message,
+                            "facts": r.facts.iter().map(|f| (f.name.clone(), f.value.clone())).collect::<std::collections::BTreeMap<_, _>>(),
+                        })
+                    );
+                }
                 Some(Decision::Conflict(c)) => {
                     println!("conflict: {}", c.message);
                     for i in &c.inspections {
@@ -431,6 +478,10 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
                     }
                 }
                 None => anyhow::bail!("the service answered no decision"),
+            }
+            // Only an issued code is success, so scripts can rely on the status.
+            if let Some(code) = status {
+                std::process::exit(code);
             }
         }
         InspectCommand::Join {
@@ -506,9 +557,7 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
                             i.id,
                             i.enterprise_uscc,
                             rfc3339(i.window_start),
-                            pb::InspectionState::try_from(i.state)
-                                .map(|s| s.as_str_name())
-                                .unwrap_or("?"),
+                            state_name(i.state),
                             i.participants
                                 .iter()
                                 .map(|p| p.department.as_str())
@@ -688,8 +737,15 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
                 );
             } else {
                 println!(
-                    "inspections      {} ({} routine, {} enterprises)",
-                    s.inspections, s.routine_inspections, s.enterprises
+                    "inspections      {} ({} routine, of {} {})",
+                    s.inspections,
+                    s.routine_inspections,
+                    s.enterprises,
+                    if s.enterprises == 1 {
+                        "enterprise"
+                    } else {
+                        "enterprises"
+                    }
                 );
                 println!("repeat rate      {:.3}", s.repeat_rate);
                 println!("multi-head rate  {:.3}", s.multi_head_rate);

@@ -138,12 +138,12 @@ pub enum Rule {
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Rule::PlanBasis => "plan basis (rule 1)",
-            Rule::TwoNoLists => "\"two no\" lists (rule 2)",
-            Rule::Frequency => "frequency by credit grade (rule 3)",
-            Rule::InspectorBlock => "inspector block (rule 3)",
-            Rule::MultiHead => "no multi-head inspection (rule 4)",
-            Rule::NonSiteFirst => "non-site first (rule 5)",
+            Rule::PlanBasis => "rule 1 (plan basis)",
+            Rule::TwoNoLists => "rule 2 (the \"two no\" lists)",
+            Rule::Frequency => "rule 3 (frequency by credit grade)",
+            Rule::InspectorBlock => "rule 3 (inspector block)",
+            Rule::MultiHead => "rule 4 (no multi-head inspection)",
+            Rule::NonSiteFirst => "rule 5 (non-site first)",
         })
     }
 }
