@@ -82,6 +82,10 @@ enum ClientsCommand {
         /// Idempotency key, so a retried command registers once.
         #[arg(long, default_value = "")]
         idempotency_key: String,
+        /// Also write a CLI profile for the new client to this file (with --key-file):
+        /// this endpoint, the client id and the key file, for `--profile FILE`.
+        #[arg(long, requires = "key_file")]
+        write_profile: Option<PathBuf>,
     },
     /// List clients.
     List,
@@ -246,7 +250,29 @@ pub async fn run(args: IdentityArgs) -> anyhow::Result<()> {
                 public_key,
                 cert,
                 idempotency_key,
+                write_profile,
             } => {
+                // Refuse before registering, so a refusal leaves nothing behind.
+                if let Some(path) = &write_profile
+                    && path.exists()
+                {
+                    anyhow::bail!(
+                        "{} exists already; refusing to overwrite a profile",
+                        path.display()
+                    );
+                }
+                let profile = match (&write_profile, &key_file) {
+                    (Some(path), Some(key)) => Some((
+                        path.clone(),
+                        crate::profile::Profile {
+                            endpoint: conn.session.endpoint().to_string(),
+                            client_id: id.clone(),
+                            key_file: std::path::absolute(key)
+                                .with_context(|| format!("resolving {}", key.display()))?,
+                        },
+                    )),
+                    _ => None,
+                };
                 let public_key = match (key_file, public_key) {
                     (Some(f), _) => {
                         let pem = std::fs::read_to_string(&f)
@@ -276,6 +302,15 @@ pub async fn run(args: IdentityArgs) -> anyhow::Result<()> {
                 let resp = conn.client.register_client(req).await.map_err(explain)?;
                 if let Some(c) = resp.into_inner().client {
                     print_client(&c, conn.json);
+                }
+                if let Some((path, profile)) = profile {
+                    profile.save(&path)?;
+                    eprintln!(
+                        "wrote {}: act as {} with --profile {}",
+                        path.display(),
+                        profile.client_id,
+                        path.display()
+                    );
                 }
             }
             ClientsCommand::List => {

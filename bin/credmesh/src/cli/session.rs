@@ -43,6 +43,11 @@ impl Session {
         })
     }
 
+    /// The gRPC endpoint this session calls.
+    pub fn endpoint(&self) -> &str {
+        &self.profile.endpoint
+    }
+
     /// The connected channel, for any service's generated client.
     pub fn channel(&self) -> Channel {
         self.channel.clone()
