@@ -67,6 +67,8 @@ enum EntcodeCommand {
         qr: bool,
     },
     /// Verify a presentation's QR text (`-` reads standard input); uses it up.
+    ///
+    /// Exit status: 0 only when the presentation is valid.
     Verify {
         /// The QR text, or `-`.
         qr_text: String,
@@ -394,8 +396,10 @@ pub async fn run(args: EntcodeArgs) -> anyhow::Result<()> {
                 println!("{text}");
             } else {
                 println!(
-                    "scenario {} v{} (expires at {} UTC seconds)",
-                    r.scenario, r.scenario_version, r.expires_at
+                    "scenario {} v{} (single use, expires at {})",
+                    r.scenario,
+                    r.scenario_version,
+                    rfc3339(r.expires_at)
                 );
                 for d in r.disclosed {
                     println!("  {:<24} {}", d.name, d.value);
@@ -428,6 +432,10 @@ pub async fn run(args: EntcodeArgs) -> anyhow::Result<()> {
             }
             for d in r.disclosed {
                 println!("  {:<24} {}", d.name, d.value);
+            }
+            // As `credmesh verify`: 0 only for valid, so scripts can rely on it.
+            if r.outcome != pb::PresentationOutcome::Valid as i32 {
+                std::process::exit(1);
             }
         }
     }
