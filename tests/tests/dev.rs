@@ -273,3 +273,163 @@ async fn credmesh_dev_keeps_its_data_and_keys_across_restarts() {
     assert!(data.join("entcode.db").exists());
     dev.stop().await.unwrap();
 }
+
+/// Runs the CLI as the party of `profile`; its exit status and stdout (stderr appended).
+async fn cli_as(profile: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = tokio::process::Command::new(credmesh_e2e::credmesh_bin())
+        .args(args)
+        .arg("--profile")
+        .arg(profile)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The parties of the journeys come with `credmesh dev`: each has a CLI profile in the
+/// data directory, so a newcomer plays every step from the command line.
+#[tokio::test]
+async fn credmesh_devs_demo_parties_play_the_journeys_from_the_cli() {
+    let dev = Dev::start().await.unwrap();
+    let channel = Channel::from_shared(format!("http://{}", dev.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    wait_serving(channel).await;
+    let operator = dev.data.join("cli-profile.toml");
+    let owner = dev.data.join("demo-owner.toml");
+    let market = dev.data.join("demo-market.toml");
+    let inspector = dev.data.join("insp-1.toml");
+    for profile in [&owner, &market, &inspector] {
+        assert!(
+            dev.banner.contains(&profile.display().to_string()),
+            "{}",
+            dev.banner
+        );
+    }
+    let uscc = "91310106MA1FL3Q19D";
+
+    // A bank checks the enterprise's bank-loan code: valid once, then "already used",
+    // and the exit status says which.
+    let (status, code) = cli_as(
+        &owner,
+        &[
+            "entcode",
+            "present",
+            uscc,
+            "--scenario",
+            "bank-loan",
+            "--qr",
+        ],
+    )
+    .await;
+    assert_eq!(status, Some(0), "{code}");
+    let code = code.trim().to_string();
+    let (status, first) = cli_as(&operator, &["entcode", "verify", &code]).await;
+    assert_eq!(status, Some(0), "{first}");
+    assert!(first.starts_with("VALID"), "{first}");
+    let (status, again) = cli_as(&operator, &["entcode", "verify", &code]).await;
+    assert_eq!(status, Some(1), "{again}");
+    assert!(again.starts_with("ALREADY_USED"), "{again}");
+
+    // A wrong address: the owner disputes the demo permit, the issuing department
+    // accepts and corrects it.
+    let (status, filed) = cli_as(
+        &owner,
+        &[
+            "dispute",
+            "file",
+            "000000000001",
+            "--field",
+            "address=上海市静安区南京西路1268号",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(status, Some(0), "{filed}");
+    let filed: serde_json::Value = serde_json::from_str(filed.trim()).unwrap();
+    let id = filed["dispute_id"].as_str().unwrap().to_string();
+    let (status, refused) = cli_as(&operator, &["dispute", "accept", &id]).await;
+    assert_eq!(
+        status,
+        Some(1),
+        "only the issuing department answers: {refused}"
+    );
+    assert!(refused.contains("NOT_ISSUING_DEPARTMENT"), "{refused}");
+    let (status, accepted) = cli_as(&market, &["dispute", "accept", &id]).await;
+    assert_eq!(status, Some(0), "{accepted}");
+    let (status, resolved) = cli_as(
+        &market,
+        &[
+            "dispute",
+            "resolve",
+            &id,
+            "--corrected",
+            "--reason",
+            "门牌号核实",
+        ],
+    )
+    .await;
+    assert_eq!(status, Some(0), "{resolved}");
+    assert!(resolved.contains("corrected"), "{resolved}");
+    let (_, shown) = cli_as(&operator, &["cert", "show", "000000000001"]).await;
+    assert!(shown.contains("version 2"), "{shown}");
+    assert!(shown.contains("南京西路1268号"), "{shown}");
+
+    // An inspection: planned by the operator for the market bureau, shown by the owner,
+    // recorded by the demo inspector.
+    let start = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 60)
+        .to_string();
+    let (status, planned) = cli_as(
+        &operator,
+        &[
+            "inspect",
+            "plan",
+            uscc,
+            "--item",
+            "food-safety",
+            "--plan-number",
+            "沪静市监检〔2026〕12号",
+            "--inspector",
+            "insp-1=沪执法31000011111",
+            "--start",
+            &start,
+            "--department",
+            "11310106MB2F10062C",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(status, Some(0), "{planned}");
+    let planned: serde_json::Value = serde_json::from_str(planned.trim()).unwrap();
+    let inspection = planned["id"].as_str().unwrap().to_string();
+    let qr = planned["qr_text"].as_str().unwrap().to_string();
+    let (status, scanned) = cli_as(&owner, &["inspect", "scan", &qr]).await;
+    assert_eq!(status, Some(0), "{scanned}");
+    assert!(scanned.contains("shown (on site)"), "{scanned}");
+    let (status, recorded) = cli_as(
+        &inspector,
+        &["inspect", "record", &inspection, "--summary", "未发现问题"],
+    )
+    .await;
+    assert_eq!(status, Some(0), "{recorded}");
+    assert!(recorded.contains("state        completed"), "{recorded}");
+    assert!(
+        recorded.contains("no findings: 未发现问题 (recorded by insp-1 at 20"),
+        "{recorded}"
+    );
+    dev.stop().await.unwrap();
+}

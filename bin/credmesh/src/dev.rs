@@ -124,6 +124,85 @@ async fn register(
     }
 }
 
+/// Writes `data/<client_id>.toml`, a CLI profile acting as `client_id` with the key in
+/// `key_file`, so each demo party can be played with `--profile`.
+fn demo_profile(
+    data: &std::path::Path,
+    client_id: &str,
+    grpc: std::net::SocketAddr,
+    key_file: std::path::PathBuf,
+) -> anyhow::Result<()> {
+    Profile {
+        endpoint: format!("http://{grpc}"),
+        client_id: client_id.into(),
+        key_file,
+    }
+    .save(&data.join(format!("{client_id}.toml")))
+}
+
+/// A demo party `credmesh dev` registers, so that every step of the journeys can be
+/// played from the CLI: its key is `data/keys/<id>.pem`, its CLI profile
+/// `data/<id>.toml`.
+struct DemoParty {
+    id: &'static str,
+    kind: credmesh_auth::PrincipalKind,
+    name: &'static str,
+    scopes: &'static [&'static str],
+    organization: &'static str,
+}
+
+/// The demo restaurant itself: it scans inspection codes and evaluates inspections,
+/// makes presentations of its enterprise code and disputes its permits' data.
+const DEMO_OWNER: DemoParty = DemoParty {
+    id: "demo-owner",
+    kind: credmesh_auth::PrincipalKind::Enterprise,
+    name: "上海静安面馆有限公司 (demo enterprise)",
+    scopes: &[
+        credmesh_inspection::SCOPE_RESPOND,
+        credmesh_entcode::SCOPE_PRESENT,
+        credmesh_certificate::SCOPE_DISPUTE,
+    ],
+    organization: license::DEMO_USCC,
+};
+
+/// The municipal market bureau as the department that issued the demo permit: it
+/// suspends, revokes and renews permits and accepts and resolves their disputes.
+const DEMO_MARKET: DemoParty = DemoParty {
+    id: "demo-market",
+    kind: credmesh_auth::PrincipalKind::Department,
+    name: "上海市市场监督管理局 (demo department)",
+    scopes: &[
+        credmesh_certificate::SCOPE_ISSUE,
+        credmesh_certificate::SCOPE_READ,
+    ],
+    organization: credmesh_certificate::domain::types::SH_MUNICIPAL_MARKET,
+};
+
+impl DemoParty {
+    async fn register(
+        &self,
+        identity: &credmesh_identity::Identity,
+        data: &std::path::Path,
+        keys: &std::path::Path,
+        grpc: std::net::SocketAddr,
+    ) -> anyhow::Result<()> {
+        let key_file = keys.join(format!("{}.pem", self.id));
+        let (key, _) = keyfile::load_or_generate(&key_file)?;
+        let scopes: Vec<String> = self.scopes.iter().map(|s| (*s).to_owned()).collect();
+        let registration = credmesh_identity::domain::client::Registration {
+            client_id: self.id,
+            kind: self.kind.to_proto(),
+            display_name: self.name,
+            scopes: &scopes,
+            organization: self.organization,
+            public_key: &key.public_key_bytes(),
+            ..Default::default()
+        };
+        register(identity, &registration).await?;
+        demo_profile(data, self.id, grpc, key_file)
+    }
+}
+
 /// Runs every service until Ctrl-C.
 pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Result<()> {
     env.entry("CREDMESH_LOG_FORMAT".into())
@@ -195,6 +274,11 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
         key_file: keys.join("operator.pem"),
     }
     .save(&profile_path)?;
+    for party in [DEMO_OWNER, DEMO_MARKET] {
+        party
+            .register(&identity.identity, &data, &keys, grpc_addr)
+            .await?;
+    }
     let assertion = credmesh_auth::client_assertion("operator", operator.signing_key(), now())?;
     let token = identity
         .identity
@@ -326,7 +410,10 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
          status lists  http://{http_addr}/v1/status/{region}/license/0/revocation   …/{region}/certificate/0/revocation\n\
          verify        POST http://{http_addr}/v1/verify   /openapi.json   /v1/verify/bundle\n\
          data          {data}\n\
-         CLI profile   {profile}\n\n\
+         CLI profiles  {profile}   (the operator, the default)\n\
+         \x20             {data}/{owner}.toml   (the demo restaurant: scan and evaluate inspections, present its code, dispute)\n\
+         \x20             {data}/{market}.toml   (the department that issued the demo permit: suspend, revoke, answer disputes)\n\
+         \x20             {data}/{inspector}.toml   (the demo inspector: record results)\n\n\
          operator token (valid {ttl} s):\n{token}\n\n\
          demo license of {demo} (QR text):\n{demo_qr}\n\n\
          demo food business permit (食品经营许可证) of {demo}:\n{demo_permit}\n\n\
@@ -350,6 +437,9 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
         ttl = token.expires_in,
         token = token.token,
         demo = license::demo_uscc(),
+        owner = DEMO_OWNER.id,
+        market = DEMO_MARKET.id,
+        inspector = inspection::DEMO_INSPECTOR.0,
     );
     serving.await?
 }

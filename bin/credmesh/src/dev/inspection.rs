@@ -33,8 +33,10 @@ pub async fn build(
     }
     .prepare(data, keys, region, identity, grpc)
     .await?;
-    let (inspector_key, _) = keyfile::load_or_generate(&keys.join("demo-inspector.pem"))?;
+    let inspector_key_file = keys.join("demo-inspector.pem");
+    let (inspector_key, _) = keyfile::load_or_generate(&inspector_key_file)?;
     register_demo_inspector(identity, &inspector_key.public_key_bytes()).await?;
+    super::demo_profile(data, DEMO_INSPECTOR.0, grpc, inspector_key_file)?;
     env.extend([
         ("CREDMESH_LICENSE_URL".into(), format!("http://{grpc}")),
         ("CREDMESH_PUBLIC_URL".into(), format!("http://{http}")),
@@ -58,7 +60,8 @@ pub async fn build(
 
 /// The demo inspector plans may name (`--inspector insp-1=沪执法31000011111`):
 /// inspectors are registered principals, so one is registered for the Jing'an market
-/// bureau, with its key in `data/keys/demo-inspector.pem`.
+/// bureau, with its key in `data/keys/demo-inspector.pem` and a CLI profile in
+/// `data/insp-1.toml` (record results with `--profile data/insp-1.toml`).
 pub const DEMO_INSPECTOR: (&str, &str) = ("insp-1", "沪执法31000011111");
 
 async fn register_demo_inspector(identity: &Identity, public_key: &[u8; 32]) -> anyhow::Result<()> {

@@ -61,9 +61,12 @@ type Demo = (
 );
 
 /// Demo enterprises with valid, generated Shanghai codes in their district's division.
+/// The first demo enterprise: the restaurant of the journeys.
+pub const DEMO_USCC: &str = "91310106MA1FL3Q19D";
+
 const DEMO: &[Demo] = &[
     (
-        "91310106MA1FL3Q19D",
+        DEMO_USCC,
         "上海静安面馆有限公司",
         "有限责任公司（自然人投资或控股）",
         "王小明",
@@ -182,5 +185,5 @@ pub async fn seed(license: &License) -> anyhow::Result<String> {
 
 /// The first demo enterprise's code, for the banner.
 pub fn demo_uscc() -> &'static str {
-    DEMO[0].0
+    DEMO_USCC
 }
