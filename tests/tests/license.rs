@@ -133,12 +133,17 @@ async fn a_license_established_and_revoked_with_the_cli_verifies_from_published_
     // Establish with the CLI; a retry with the same key answers the same license.
     // A valid Jing'an code (check characters computed per GB 32100 / GB 11714).
     let uscc = "91310106MA1FL3QE5E";
-    let establish = [
-        "license",
-        "establish",
-        "--json",
-        "--uscc",
-        uscc,
+    let establish = |code_as: &'static str| {
+        let mut args = vec!["license", "establish", "--json"];
+        // The code is an argument, as every license command takes it; `--uscc` still
+        // works.
+        if !code_as.is_empty() {
+            args.push(code_as);
+        }
+        args.push(uscc);
+        args
+    };
+    let rest = [
         "--name",
         "上海静安拉面馆有限公司",
         "--entity-type",
@@ -161,8 +166,10 @@ async fn a_license_established_and_revoked_with_the_cli_verifies_from_published_
         "--idempotency-key",
         "e2e-establish-1",
     ];
-    let first: serde_json::Value = serde_json::from_str(&cli(&dev, &establish).await).unwrap();
-    let again: serde_json::Value = serde_json::from_str(&cli(&dev, &establish).await).unwrap();
+    let first = [establish(""), rest.to_vec()].concat();
+    let first: serde_json::Value = serde_json::from_str(&cli(&dev, &first).await).unwrap();
+    let again = [establish("--uscc"), rest.to_vec()].concat();
+    let again: serde_json::Value = serde_json::from_str(&cli(&dev, &again).await).unwrap();
     assert_eq!(first["license_id"], again["license_id"]);
     assert_eq!(first["vc_jwt"], again["vc_jwt"]);
     assert_eq!(first["version"], 1);

@@ -60,9 +60,12 @@ impl TermAndCapital {
 enum LicenseCommand {
     /// Establish an enterprise (设立登记) and issue version 1 of its license.
     Establish {
-        /// The enterprise's unified social credit code.
-        #[arg(long)]
-        uscc: String,
+        /// The enterprise's unified social credit code (as every license command takes it).
+        #[arg(required_unless_present = "uscc_flag", conflicts_with = "uscc_flag")]
+        uscc: Option<String>,
+        /// The same as `--uscc`, as earlier versions took it.
+        #[arg(long = "uscc", id = "uscc_flag", hide = true)]
+        uscc_flag: Option<String>,
         /// Registered name.
         #[arg(long)]
         name: String,
@@ -293,6 +296,7 @@ pub async fn run(args: LicenseArgs) -> anyhow::Result<()> {
     match args.command {
         LicenseCommand::Establish {
             uscc,
+            uscc_flag,
             name,
             entity_type,
             legal_representative,
@@ -307,7 +311,7 @@ pub async fn run(args: LicenseArgs) -> anyhow::Result<()> {
         } => {
             let req = session
                 .authed(pb::EstablishEnterpriseRequest {
-                    uscc,
+                    uscc: uscc.or(uscc_flag).unwrap_or_default(),
                     name,
                     entity_type,
                     legal_representative,
