@@ -227,8 +227,9 @@ fn unix_of(text: &str) -> anyhow::Result<i64> {
         return Ok(n);
     }
     let format = time::macros::format_description!("[year]-[month]-[day]");
+    // The parse error's own cause repeats it, so it is told once, in the sentence.
     let date = time::Date::parse(text.trim(), &format)
-        .with_context(|| format!("'{text}' is neither YYYY-MM-DD nor Unix seconds"))?;
+        .map_err(|e| anyhow::anyhow!("'{text}' is neither YYYY-MM-DD nor Unix seconds ({e})"))?;
     let cst = time::UtcOffset::from_hms(8, 0, 0)?;
     Ok(date.midnight().assume_offset(cst).unix_timestamp())
 }

@@ -322,15 +322,18 @@ pub fn check_basis(policy: &Policy, basis: &Basis) -> Result<(), Refusal> {
                 "trigger",
                 basis.trigger.map(|t| t.as_str()).unwrap_or_default(),
             ),
+            fact("trigger_reason", &basis.trigger_reason),
         ],
     };
     match basis.kind {
-        Kind::Triggered if basis.trigger.is_none() || basis.trigger_reason.trim().is_empty() => {
-            Err(refuse(
-                "TRIGGER_REQUIRED",
-                "a triggered inspection must cite its trigger (complaint, referral or monitoring alert) and the reason",
-            ))
-        }
+        Kind::Triggered if basis.trigger.is_none() => Err(refuse(
+            "TRIGGER_REQUIRED",
+            "a triggered inspection must cite its trigger (complaint, referral or monitoring alert) and the reason; the trigger is missing",
+        )),
+        Kind::Triggered if basis.trigger_reason.trim().is_empty() => Err(refuse(
+            "TRIGGER_REQUIRED",
+            "a triggered inspection must cite its trigger (complaint, referral or monitoring alert) and the reason; the reason is missing",
+        )),
         Kind::Routine | Kind::Special | Kind::FollowUp if basis.plan_number.trim().is_empty() => {
             Err(refuse(
                 "PLAN_NUMBER_REQUIRED",
