@@ -13,6 +13,42 @@ use tokio::{
     process::{Child, Command},
 };
 
+/// What one run of the `credmesh` CLI gave back.
+#[derive(Debug)]
+pub struct CliRun {
+    /// Its exit status (`None` when a signal ended it).
+    pub status: Option<i32>,
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+}
+
+impl CliRun {
+    /// Standard output, then standard error: everything a person would have seen.
+    pub fn output(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs the `credmesh` CLI acting as the party of `profile` (`--profile`), without
+/// backtraces in its errors.
+pub async fn cli_as(profile: &std::path::Path, args: &[&str]) -> CliRun {
+    let out = Command::new(credmesh_bin())
+        .args(args)
+        .arg("--profile")
+        .arg(profile)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .await
+        .expect("running the credmesh binary");
+    CliRun {
+        status: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// The workspace's `credmesh` binary (or `CREDMESH_BIN`, when several worktrees share one
 /// target directory).
 pub fn credmesh_bin() -> PathBuf {

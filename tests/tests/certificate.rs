@@ -353,18 +353,11 @@ async fn cli_client(
 
 /// Runs the CLI as `profile`: its stdout, or its stderr as the error.
 async fn cli(profile: &std::path::Path, args: &[&str]) -> Result<String, String> {
-    let out = tokio::process::Command::new(credmesh_bin())
-        .args(args)
-        .arg("--profile")
-        .arg(profile)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .await
-        .unwrap();
-    if out.status.success() {
-        Ok(String::from_utf8(out.stdout).unwrap())
+    let run = credmesh_e2e::cli_as(profile, args).await;
+    if run.status == Some(0) {
+        Ok(run.stdout)
     } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        Err(run.stderr)
     }
 }
 

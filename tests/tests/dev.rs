@@ -276,22 +276,8 @@ async fn credmesh_dev_keeps_its_data_and_keys_across_restarts() {
 
 /// Runs the CLI as the party of `profile`; its exit status and stdout (stderr appended).
 async fn cli_as(profile: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
-    let out = tokio::process::Command::new(credmesh_e2e::credmesh_bin())
-        .args(args)
-        .arg("--profile")
-        .arg(profile)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.code(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let run = credmesh_e2e::cli_as(profile, args).await;
+    (run.status, run.output())
 }
 
 /// The parties of the journeys come with `credmesh dev`: each has a CLI profile in the

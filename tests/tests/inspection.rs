@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use credmesh_auth::PrincipalKind;
-use credmesh_e2e::{Dev, credmesh_bin, operator_token, post_json, with_token};
+use credmesh_e2e::{Dev, operator_token, post_json, with_token};
 use credmesh_proto::{
     identity::v1::{self as ipb, identity_service_client::IdentityServiceClient},
     inspection::v1::{self as pb, inspection_service_client::InspectionServiceClient},
@@ -97,22 +97,14 @@ async fn cli_as(profile: &std::path::Path, args: &[&str]) -> String {
 
 /// Runs the CLI with `profile`, which must exit with `status`; its stdout.
 async fn cli_exiting(profile: &std::path::Path, args: &[&str], status: i32) -> String {
-    let out = tokio::process::Command::new(credmesh_bin())
-        .args(args)
-        .arg("--profile")
-        .arg(profile)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .await
-        .unwrap();
+    let run = credmesh_e2e::cli_as(profile, args).await;
     assert_eq!(
-        out.status.code(),
+        run.status,
         Some(status),
-        "credmesh {args:?} exited otherwise: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        "credmesh {args:?} exited otherwise: {}",
+        run.output()
     );
-    String::from_utf8(out.stdout).unwrap()
+    run.stdout
 }
 
 async fn http_get(addr: &str, path: &str) -> String {

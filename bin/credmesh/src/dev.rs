@@ -379,20 +379,19 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
         }
     };
     let demo_permit =
-        match certificate::seed(&certificate_service, &certificate_key, license::demo_uscc()).await
-        {
+        match certificate::seed(&certificate_service, &certificate_key, license::DEMO_USCC).await {
             Ok((serial, qr)) => format!("serial {serial}\n{qr}"),
             Err(e) => {
                 tracing::warn!(error = %e, "no demo permit");
                 format!("(unavailable: {e})")
             }
         };
-    if let Err(e) = inspection::seed(&inspection_service, license::demo_uscc()).await {
+    if let Err(e) = inspection::seed(&inspection_service, license::DEMO_USCC).await {
         tracing::warn!(error = %e, "no demo inspection policy data");
     }
     let demo_scan = entcode::demo_scan_url(
         (&entcode_service, &entcode_key),
-        license::demo_uscc(),
+        license::DEMO_USCC,
         http_addr,
     )
     .await;
@@ -436,7 +435,7 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
         profile = profile_path.display(),
         ttl = token.expires_in,
         token = token.token,
-        demo = license::demo_uscc(),
+        demo = license::DEMO_USCC,
         owner = DEMO_OWNER.id,
         market = DEMO_MARKET.id,
         inspector = inspection::DEMO_INSPECTOR.0,

@@ -60,10 +60,10 @@ type Demo = (
     &'static str,
 );
 
-/// Demo enterprises with valid, generated Shanghai codes in their district's division.
 /// The first demo enterprise: the restaurant of the journeys.
 pub const DEMO_USCC: &str = "91310106MA1FL3Q19D";
 
+/// Demo enterprises with valid, generated Shanghai codes in their district's division.
 const DEMO: &[Demo] = &[
     (
         DEMO_USCC,
@@ -181,9 +181,4 @@ pub async fn seed(license: &License) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("reading the demo license: {e}"))?;
     let envelope = Envelope::decode(v.envelope.as_slice()).context("the demo license")?;
     Ok(credmesh_credential::qr::to_qr(&envelope))
-}
-
-/// The first demo enterprise's code, for the banner.
-pub fn demo_uscc() -> &'static str {
-    DEMO_USCC
 }

@@ -109,7 +109,7 @@ pub fn refusal_to_proto(r: &Refusal) -> pb::Refusal {
     pb::Refusal {
         rule: rule_to_proto(r.rule) as i32,
         reason: r.reason.to_string(),
-        message: format!("refused under {}: {}", r.rule, r.message),
+        message: r.sentence(),
         facts: r
             .facts
             .iter()
@@ -236,7 +236,7 @@ fn refused_status(r: &Refusal) -> Status {
     status::error_with_metadata(
         Code::FailedPrecondition,
         r.reason,
-        format!("refused under {}: {}", r.rule, r.message),
+        r.sentence(),
         [("rule", format!("{:?}", rule_to_proto(r.rule)))],
     )
 }

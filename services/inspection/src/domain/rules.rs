@@ -274,6 +274,13 @@ pub struct Refusal {
     pub facts: Vec<(String, String)>,
 }
 
+impl Refusal {
+    /// The refusal as answered to a person: the rule, then its message.
+    pub fn sentence(&self) -> String {
+        format!("refused under {}: {}", self.rule, self.message)
+    }
+}
+
 /// An on-site frequency alert (rule 3).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Alert {
