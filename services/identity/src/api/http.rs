@@ -1,6 +1,7 @@
-//! Public HTTP documents: the token JWKS, the credential-issuer JWKS (for verifying
-//! VC-JWTs with any JOSE library) and the signed trust list, each with an `ETag`
-//! (`304` to a client holding it).
+//! The identity service over HTTP: the OAuth 2.0 token endpoint (`POST /v1/token`, see
+//! [`super::token`]) and the public documents: the token JWKS, the credential-issuer
+//! JWKS (for verifying VC-JWTs with any JOSE library) and the signed trust list, each
+//! with an `ETag` (`304` to a client holding it).
 
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 use credmesh_auth::{Jwk, Jwks};
 use credmesh_proto::prost::Message as _;
@@ -23,6 +24,7 @@ pub fn routes(identity: Arc<Identity>) -> Router {
         .route("/.well-known/jwks.json", get(token_jwks))
         .route("/v1/trust/jwks.json", get(issuer_jwks))
         .route("/v1/trust/list", get(trust_list))
+        .route("/v1/token", post(super::token::token))
         .with_state(identity)
 }
 

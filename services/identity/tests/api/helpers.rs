@@ -34,6 +34,11 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_region(backend: Backend, region: &str) -> TestApp {
+    spawn_configured(backend, region, &[]).await
+}
+
+/// A running identity service of `region` with `extra` settings beside the test's own.
+pub async fn spawn_configured(backend: Backend, region: &str, extra: &[(&str, &str)]) -> TestApp {
     credmesh_telemetry::init_for_tests();
     let dir = tempfile::tempdir().unwrap();
     let write_key = |name: &str| {
@@ -68,6 +73,7 @@ pub async fn spawn_region(backend: Backend, region: &str) -> TestApp {
         ),
     ]
     .into_iter()
+    .chain(extra.iter().map(|(k, v)| (*k, v.to_string())))
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let config = credmesh_identity::IdentityConfig::from_env(&env).unwrap();

@@ -5,5 +5,6 @@
 
 mod clients;
 mod helpers;
+mod token_endpoint;
 mod tokens;
 mod trust;
