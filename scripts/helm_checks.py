@@ -531,10 +531,12 @@ PUBLISHERS = ("identity", "license", "certificate", "inspection")
 
 
 def public_documents(region: str) -> list[tuple[str, str]]:
-    """The public document paths the Ingress must route, with the service behind each."""
+    """The public document paths (and identity's token endpoint, for partners' HTTP
+    clients) the Ingress must route, with the service behind each."""
     return [
         ("/.well-known/jwks.json", "identity"),
         ("/v1/trust/", "identity"),
+        ("/v1/token", "identity"),
         (f"/v1/status/{region}/license/", "license"),
         (f"/v1/status/{region}/certificate/", "certificate"),
         (f"/v1/status/{region}/inspection/", "inspection"),

@@ -45,6 +45,9 @@ enum Expect {
     Presentation(epb::PresentationOutcome),
     /// An HTTP status and, when given, the JSON error reason.
     Http(u16, Option<&'static str>),
+    /// An OAuth 2.0 token endpoint refusal (RFC 6749 §5.2): HTTP status, `error` and the
+    /// stable reason beside it.
+    OAuth(u16, &'static str, &'static str),
     /// An HTTP 200 scan page that shows "not valid" and does not contain this text
     /// unescaped.
     Page(&'static str),
@@ -93,6 +96,21 @@ fn post(name: &str, who: Who, path: &str, body: impl Into<Vec<u8>>, expect: Expe
             method: "POST",
             path: path.into(),
             content_type: "application/json",
+            body: body.into(),
+        },
+        expect,
+    }
+}
+
+/// A form-encoded POST to identity's token endpoint, `/v1/token`.
+fn token_request(name: &str, body: impl Into<Vec<u8>>, expect: Expect) -> Row {
+    Row {
+        name: name.into(),
+        who: Who::Anonymous,
+        send: Send::Http {
+            method: "POST",
+            path: "/v1/token".into(),
+            content_type: "application/x-www-form-urlencoded",
             body: body.into(),
         },
         expect,
@@ -1083,6 +1101,39 @@ fn catalogue(uscc: &str, qr: &str, presentation_qr: &str) -> Vec<Row> {
             },
             expect: Expect::Http(400, Some("PAGE_TOKEN")),
         },
+        // ---- the OAuth 2.0 token endpoint (identity, HTTP)
+        post(
+            "token request as JSON",
+            Anonymous,
+            "/v1/token",
+            r#"{"grant_type":"client_credentials"}"#,
+            Expect::OAuth(400, "invalid_request", "CONTENT_TYPE_UNSUPPORTED"),
+        ),
+        token_request(
+            "token request of bytes that are not UTF-8",
+            vec![0xff, 0xfe, b'=', 0xc3, 0x28],
+            Expect::OAuth(400, "invalid_request", "GRANT_TYPE_MISSING"),
+        ),
+        token_request(
+            "token request with a hostile grant type",
+            "grant_type=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+            Expect::OAuth(400, "unsupported_grant_type", "UNSUPPORTED_GRANT_TYPE"),
+        ),
+        token_request(
+            "token request without client authentication",
+            "grant_type=client_credentials&scope=verify",
+            Expect::OAuth(401, "invalid_client", "CLIENT_CREDENTIAL_MISSING"),
+        ),
+        token_request(
+            "token request with an assertion that is not a JWT",
+            "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=%27%20OR%201%3D1%20--",
+            Expect::OAuth(401, "invalid_client", "CLIENT_AUTH_FAILED"),
+        ),
+        token_request(
+            "token request for an unknown client by secret",
+            "grant_type=client_credentials&client_id=%27%3B%20DROP%20TABLE%20clients%3B--&client_secret=x",
+            Expect::OAuth(401, "invalid_client", "CLIENT_AUTH_FAILED"),
+        ),
         // ---- the wire itself
         raw(
             "bytes that are not protobuf",
@@ -1684,6 +1735,30 @@ fn check_http(expect: &Expect, code: u16, head: &str, body: &[u8]) -> Option<Str
                 if !readable(message) {
                     return Some(format!("unreadable message: {message:?}"));
                 }
+            }
+            None
+        }
+        Expect::OAuth(want, error, reason) => {
+            let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+            let got = (
+                code,
+                json["error"].as_str().unwrap_or_default(),
+                json["reason"].as_str().unwrap_or_default(),
+            );
+            if got != (*want, *error, *reason) {
+                return Some(format!(
+                    "expected HTTP {want} {error} ({reason}), got {got:?}: {text:.200}"
+                ));
+            }
+            let description = json["error_description"].as_str().unwrap_or_default();
+            if !readable(description) {
+                return Some(format!("unreadable error_description: {description:?}"));
+            }
+            if !head
+                .to_ascii_lowercase()
+                .contains("cache-control: no-store")
+            {
+                return Some("a token endpoint answer without Cache-Control: no-store".into());
             }
             None
         }

@@ -349,6 +349,8 @@ async fn domain_metrics_count_issuance_revocation_and_verification() {
 /// Values that must never reach a log line, whatever path they travel.
 const CLIENT_SECRET: &str = "cs-LEAKCHECK-4f1d0c9e7a2b";
 const REGISTER_SECRET: &str = "cs-LEAKCHECK-register-93be11";
+/// Long enough to be accepted (32 characters at least).
+const HTTP_SECRET: &str = "cs-LEAKCHECK-http-5e0c2a9d71b84f36";
 const BOGUS_TOKEN: &str =
     "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJsZWFrY2hlY2sifQ.TEVBS0NIRUNLLXNpZ25hdHVyZS1ieXRlcw";
 const PRIVATE_KEY_BODY: &str = "MC4CAQAwBQYDK2VwBCIEIExFQUtDSEVDSy1wcml2YXRlLWtleS1ieXRlcyE=";
@@ -479,6 +481,61 @@ async fn logs_are_json_lines_with_trace_ids_and_never_carry_secrets_tokens_or_id
         })
         .await;
 
+    // The same over HTTP, at the OAuth 2.0 token endpoint: a secret in the body that buys
+    // a token, a wrong one in HTTP Basic, a forged assertion.
+    let form = "application/x-www-form-urlencoded";
+    let token_request = |headers: Vec<(&'static str, String)>, body: String| {
+        let http = dev.http.clone();
+        async move {
+            let mut all = vec![("Content-Type", form.to_string())];
+            all.extend(headers);
+            let all: Vec<(&str, &str)> = all.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            credmesh_e2e::http(&http, "POST", "/v1/token", &all, &body)
+                .await
+                .unwrap()
+        }
+    };
+    identity
+        .register_client(with_token(
+            pb::RegisterClientRequest {
+                client_id: "log-check-http".into(),
+                kind: pb::PrincipalKind::Partner as i32,
+                display_name: "日志检查 (HTTP)".into(),
+                scopes: vec!["verify".into()],
+                client_secret: HTTP_SECRET.into(),
+                ..Default::default()
+            },
+            &token,
+        ))
+        .await
+        .unwrap();
+    let bought = token_request(
+        vec![],
+        format!(
+            "grant_type=client_credentials&client_id=log-check-http&client_secret={HTTP_SECRET}"
+        ),
+    )
+    .await;
+    assert_eq!(bought.status, 200, "{}", bought.text());
+    let http_token = bought.json()["access_token"].as_str().unwrap().to_owned();
+    use base64::Engine as _;
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("operator:{CLIENT_SECRET}"));
+    let refused = token_request(
+        vec![("Authorization", format!("Basic {basic}"))],
+        "grant_type=client_credentials".into(),
+    )
+    .await;
+    assert_eq!(refused.status, 401, "{}", refused.text());
+    let refused = token_request(
+        vec![],
+        format!(
+            "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={BOGUS_TOKEN}"
+        ),
+    )
+    .await;
+    assert_eq!(refused.status, 401, "{}", refused.text());
+
     // The license register, with a legal representative's ID number: refused (a wrong
     // check digit; an existing enterprise) and accepted (an amendment).
     let mut license = LicenseServiceClient::new(channel);
@@ -580,12 +637,15 @@ async fn logs_are_json_lines_with_trace_ids_and_never_carry_secrets_tokens_or_id
     let mut secrets: Vec<String> = [
         CLIENT_SECRET,
         REGISTER_SECRET,
+        HTTP_SECRET,
         "cs-LEAKCHECK",
         BOGUS_TOKEN,
         PRIVATE_KEY_BODY,
         ID_NUMBER,
         VALID_ID_NUMBER,
         &token,
+        &http_token,
+        &basic,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -595,6 +655,7 @@ async fn logs_are_json_lines_with_trace_ids_and_never_carry_secrets_tokens_or_id
         BOGUS_TOKEN
             .split('.')
             .chain(token.split('.').skip(1))
+            .chain(http_token.split('.').skip(1))
             .map(str::to_owned),
     );
     secrets.extend(pem_bodies(&data));

@@ -424,6 +424,63 @@ async fn a_partner_verifies_through_grpc_reflection_alone_from_python() {
     );
 }
 
+/// A partner in another language over HTTP alone: a Python client with PyJWT signs a
+/// client assertion with the key `credmesh keygen` wrote, trades it for a token at the
+/// OAuth 2.0 token endpoint and verifies the demo license at `/v1/verify`
+/// (tools/interop/http_partner.py).
+#[tokio::test]
+async fn a_partner_gets_a_token_and_verifies_over_http_alone_from_python() {
+    let dev = Dev::start().await.unwrap();
+    let qr = banner_value(&dev.banner, "demo license of");
+    let key = dev.data.join("bank-ningbo.pem");
+    let key = key.to_str().unwrap();
+    let operator = dev.data.join("cli-profile.toml");
+    let (ok, out) = cli(&["keygen", "--out", key], None).await;
+    assert!(ok, "{out}");
+    let run = credmesh_e2e::cli_as(
+        &operator,
+        &[
+            "identity",
+            "clients",
+            "register",
+            "bank-ningbo",
+            "--kind",
+            "partner",
+            "--name",
+            "宁波银行 (ZJ partner)",
+            "--scope",
+            "verify",
+            "--key-file",
+            key,
+        ],
+    )
+    .await;
+    assert_eq!(run.status, Some(0), "{}", run.output());
+    let base = format!("http://{}", dev.http);
+    // The gateway may still be loading the trust list right after start.
+    let mut last = serde_json::Value::Null;
+    for _ in 0..50 {
+        let out = credmesh_e2e::interop("http_partner.py", &[&base, "bank-ningbo", key, &qr])
+            .await
+            .unwrap();
+        last = serde_json::from_str(&out).unwrap();
+        if last["answer"]["outcome"] == "valid" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(last["answer"]["outcome"], "valid", "{last}");
+    assert_eq!(last["answer"]["subject"], qr_subject(&dev.banner), "{last}");
+    assert_eq!(last["token"]["token_type"], "Bearer", "{last}");
+    assert_eq!(last["token"]["scope"], "verify", "{last}");
+    assert_eq!(last["token"]["cache_control"], "no-store", "{last}");
+    assert_eq!(
+        last["replay"],
+        serde_json::json!({"status": 401, "error": "invalid_client"}),
+        "the same assertion twice: {last}"
+    );
+}
+
 /// The USCC the banner's demo license line names.
 fn qr_subject(banner: &str) -> String {
     let line = banner

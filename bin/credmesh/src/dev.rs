@@ -408,6 +408,7 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
          HTTP          http://{http_addr}/.well-known/jwks.json   /v1/trust/list   /metrics\n\
          status lists  http://{http_addr}/v1/status/{region}/license/0/revocation   …/{region}/certificate/0/revocation\n\
          verify        POST http://{http_addr}/v1/verify   /openapi.json   /v1/verify/bundle\n\
+         tokens        POST http://{http_addr}/v1/token   (OAuth 2.0 client credentials, for HTTP clients)\n\
          data          {data}\n\
          CLI profiles  {profile}   (the operator, the default)\n\
          \x20             {data}/{owner}.toml   (the demo restaurant: scan and evaluate inspections, present its code, dispute)\n\

@@ -380,6 +380,7 @@ fetch them at the region's public URL (the Ingress), the trust list's status_bas
 {{- if $s.identity.enabled }}
 /.well-known/jwks.json|Exact|identity
 /v1/trust/|Prefix|identity
+/v1/token|Exact|identity
 {{- end }}
 {{- range $name := list "license" "certificate" "inspection" }}
 {{- if (index $s $name).enabled }}

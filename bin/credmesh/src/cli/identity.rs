@@ -55,9 +55,13 @@ enum IdentityCommand {
 enum ClientsCommand {
     /// Register a client.
     Register {
-        /// Client id (lowercase letters, digits, '-', '.', ':').
-        #[arg(long)]
-        id: String,
+        /// Client id (lowercase letters, digits, '-', '.', ':'), as `show` and `disable`
+        /// take it.
+        #[arg(required_unless_present = "id_flag", conflicts_with = "id_flag")]
+        id: Option<String>,
+        /// The same as `--id`, as earlier versions took it.
+        #[arg(long = "id", id = "id_flag", hide = true)]
+        id_flag: Option<String>,
         /// service, partner, operator, department, inspector or enterprise.
         #[arg(long)]
         kind: String,
@@ -242,6 +246,7 @@ pub async fn run(args: IdentityArgs) -> anyhow::Result<()> {
         IdentityCommand::Clients(cmd) => match cmd {
             ClientsCommand::Register {
                 id,
+                id_flag,
                 kind,
                 name,
                 scopes,
@@ -252,6 +257,7 @@ pub async fn run(args: IdentityArgs) -> anyhow::Result<()> {
                 idempotency_key,
                 write_profile,
             } => {
+                let id = id.or(id_flag).unwrap_or_default();
                 // Refuse before registering, so a refusal leaves nothing behind.
                 if let Some(path) = &write_profile
                     && path.exists()

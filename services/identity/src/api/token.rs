@@ -36,6 +36,11 @@ const ASSERTION_RULES: &str = "a client assertion is an EdDSA JWT signed with th
      registered key, with iss = sub = the client id, aud = \"credmesh-identity\", a jti \
      never used before and exp at most 5 minutes ahead";
 
+/// The same for a client secret.
+const SECRET_RULES: &str = "client authentication failed; check the client id and secret \
+     (client secrets are accepted only where the deployment allows them; elsewhere a client \
+     authenticates with a client assertion)";
+
 /// `POST /v1/token`.
 pub async fn token(
     State(identity): State<Arc<Identity>>,
@@ -87,10 +92,21 @@ async fn issue(
         .map(str::to_owned)
         .collect();
     let audience = form.get("audience").unwrap_or("");
+    let by_assertion = matches!(credential, Credential::Assertion(_));
     let issued = identity
         .issue_token(&client_id, credential, &scopes, audience)
         .await
-        .map_err(Refusal::from)?;
+        .map_err(|err| match err {
+            IdentityError::AuthenticationFailed { reason } => Refusal::invalid_client(
+                reason,
+                if by_assertion {
+                    format!("client authentication failed; {ASSERTION_RULES}")
+                } else {
+                    SECRET_RULES.to_owned()
+                },
+            ),
+            other => Refusal::from(other),
+        })?;
     Ok(json!({
         "access_token": issued.token,
         "token_type": "Bearer",
@@ -337,10 +353,9 @@ impl From<IdentityError> for Refusal {
     fn from(err: IdentityError) -> Refusal {
         let description = err.to_string();
         match err {
-            IdentityError::AuthenticationFailed { reason } => Refusal::invalid_client(
-                reason,
-                format!("client authentication failed; {ASSERTION_RULES}"),
-            ),
+            IdentityError::AuthenticationFailed { reason } => {
+                Refusal::invalid_client(reason, "client authentication failed")
+            }
             IdentityError::ClientDisabled(_) => Refusal::new(
                 StatusCode::BAD_REQUEST,
                 "unauthorized_client",
