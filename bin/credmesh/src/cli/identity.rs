@@ -51,6 +51,8 @@ enum IdentityCommand {
     Anchors(AnchorsCommand),
 }
 
+// Parsed once per run: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum ClientsCommand {
     /// Register a client.

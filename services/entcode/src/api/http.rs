@@ -217,6 +217,54 @@ fn label(name: &str) -> (&'static str, &'static str) {
     }
 }
 
+/// A claim's value as a person reads it on the page: a business term as "from 至 to",
+/// an open one as 长期 (long-term); a registered capital with thousands separators, in
+/// 元 when it is in yuan. The API's answers keep the claims' own forms (`2021-05-18/..`,
+/// `500000.00 CNY`); anything else, or anything not in those forms, is shown as it is.
+fn shown(name: &str, value: &str) -> String {
+    match name {
+        "business_term" => match value.split_once('/') {
+            Some((start, "..")) => format!("{start} 至 长期 · long-term"),
+            Some((start, end)) => format!("{start} 至 {end}"),
+            None => value.to_owned(),
+        },
+        "registered_capital" => match value
+            .split_once(' ')
+            .and_then(|(amount, currency)| Some((grouped(amount)?, currency)))
+        {
+            Some((amount, "CNY")) => format!("{amount} 元 (CNY)"),
+            Some((amount, currency)) => format!("{amount} {currency}"),
+            None => value.to_owned(),
+        },
+        _ => value.to_owned(),
+    }
+}
+
+/// A decimal amount with a comma between each three digits of its whole part
+/// (`1234567.50` → `1,234,567.50`); `None` unless it is digits with at most one point.
+fn grouped(amount: &str) -> Option<String> {
+    let (whole, fraction) = match amount.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (amount, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || fraction.is_some_and(|f| !digits(f)) {
+        return None;
+    }
+    let mut out = String::with_capacity(amount.len() + whole.len() / 3);
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if let Some(f) = fraction {
+        out.push('.');
+        out.push_str(f);
+    }
+    Some(out)
+}
+
 fn verdict(outcome: Outcome) -> (&'static str, &'static str) {
     match outcome {
         Outcome::Valid => ("有效", "Valid"),
@@ -254,7 +302,7 @@ fn rows(claims: &[Claim]) -> String {
             escape(&c.name),
             escape(zh),
             escape(en),
-            escape(&c.value)
+            escape(&shown(&c.name, &c.value))
         ));
     }
     out
@@ -456,6 +504,29 @@ fn unavailable_page(why: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terms_and_capital_read_as_people_write_them() {
+        assert_eq!(
+            shown("business_term", "2021-05-18/.."),
+            "2021-05-18 至 长期 · long-term"
+        );
+        assert_eq!(
+            shown("business_term", "2021-05-18/2041-05-17"),
+            "2021-05-18 至 2041-05-17"
+        );
+        assert_eq!(
+            shown("registered_capital", "500000.00 CNY"),
+            "500,000.00 元 (CNY)"
+        );
+        assert_eq!(shown("registered_capital", "1234567 USD"), "1,234,567 USD");
+        assert_eq!(shown("registered_capital", "100.5 CNY"), "100.5 元 (CNY)");
+        // Anything else as it is.
+        assert_eq!(shown("registered_capital", "1e9 CNY"), "1e9 CNY");
+        assert_eq!(shown("registered_capital", "-5 CNY"), "-5 CNY");
+        assert_eq!(shown("business_term", "2021-05-18"), "2021-05-18");
+        assert_eq!(shown("domicile", "a/.."), "a/..");
+    }
 
     #[test]
     fn values_are_escaped_and_paths_encoded() {

@@ -115,6 +115,10 @@ async fn chromium_renders_the_verdict_for_a_valid_and_a_revoked_enterprise() {
     assert!(dom.contains("上海静安面馆有限公司"));
     assert!(dom.contains(&good));
     assert!(dom.contains("查验时间") && dom.contains("Checked at"));
+    assert!(
+        dom.contains("营业期限") && dom.contains("至 长期 · long-term"),
+        "{dom}"
+    );
 
     let (b, u) = (browser.clone(), url(&app, &bad_path));
     let dom = tokio::task::spawn_blocking(move || render(&b, &u, "entcode-revoked.png"))
@@ -135,7 +139,10 @@ async fn chromium_renders_the_verdict_for_a_valid_and_a_revoked_enterprise() {
         .unwrap();
     assert!(dom.contains("data-outcome=\"VALID\""), "{dom}");
     assert!(dom.contains("bank-loan"));
-    assert!(dom.contains("注册资本") && dom.contains("500000"));
+    assert!(
+        dom.contains("注册资本") && dom.contains("500,000.00 元 (CNY)"),
+        "{dom}"
+    );
     assert!(
         !dom.contains("南京西路"),
         "bank-loan does not disclose the domicile"
