@@ -257,35 +257,53 @@ fn print_license(e: Option<&pb::Enterprise>, v: &pb::LicenseVersion, json: bool)
         e.map(|e| format!("  (enterprise {})", state_name(e.state)))
             .unwrap_or_default()
     );
-    let rows = [
+    let capital = format!("{} {}", capital.amount, capital.currency_code);
+    let status = format!("{} #{}", status.list_id, status.index);
+    let mut rows = vec![
         ("名称 name", c.name.as_str()),
-        ("统一社会信用代码", v.uscc.as_str()),
+        ("统一社会信用代码 USCC", v.uscc.as_str()),
         ("类型 type", c.entity_type.as_str()),
-        ("法定代表人", c.legal_representative.as_str()),
-        ("成立日期", c.establishment_date.as_str()),
+        ("法定代表人 representative", c.legal_representative.as_str()),
+        ("注册资本 capital", capital.as_str()),
+        ("成立日期 established", c.establishment_date.as_str()),
+        ("营业期限 term", term_text.as_str()),
         ("住所 domicile", c.domicile.as_str()),
         ("经营范围 scope", c.business_scope.as_str()),
-        ("登记机关", c.registration_authority_name.as_str()),
-        ("发照日期", c.issue_date.as_str()),
+        ("登记机关 authority", c.registration_authority_name.as_str()),
+        ("发照日期 issued", c.issue_date.as_str()),
+        ("status", status.as_str()),
+        ("kid", v.kid.as_str()),
     ];
-    for (label, value) in rows {
-        println!("  {label:<14} {value}");
-    }
-    println!(
-        "  {:<14} {} {}",
-        "注册资本", capital.amount, capital.currency_code
-    );
-    println!("  {:<14} {term_text}", "营业期限");
-    println!("  {:<14} {} #{}", "status", status.list_id, status.index);
-    println!("  {:<14} {}", "kid", v.kid);
     if let Some(e) = e
         && !e.state_reason.is_empty()
     {
-        println!("  {:<14} {}", "reason", e.state_reason);
+        rows.push(("reason", e.state_reason.as_str()));
     }
     if !signed.qr_text.is_empty() {
-        println!("  {:<14} {}", "QR", signed.qr_text);
+        rows.push(("QR", signed.qr_text.as_str()));
     }
+    let width = rows.iter().map(|(l, _)| columns(l)).max().unwrap_or(0);
+    for (label, value) in rows {
+        let pad = " ".repeat(width - columns(label));
+        println!("  {label}{pad}  {value}");
+    }
+}
+
+/// How many terminal columns `text` takes: two for each CJK character, as a terminal
+/// draws them, so the labels' values line up.
+fn columns(text: &str) -> usize {
+    text.chars()
+        .map(|c| match u32::from(c) {
+            0x1100..=0x115F
+            | 0x2E80..=0xA4CF
+            | 0xAC00..=0xD7A3
+            | 0xF900..=0xFAFF
+            | 0xFE30..=0xFE4F
+            | 0xFF00..=0xFF60
+            | 0xFFE0..=0xFFE6 => 2,
+            _ => 1,
+        })
+        .sum()
 }
 
 /// Runs `credmesh license …`.
@@ -552,4 +570,17 @@ pub async fn run(args: LicenseArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::columns;
+
+    #[test]
+    fn cjk_labels_take_two_columns_a_character() {
+        assert_eq!(columns("kid"), 3);
+        assert_eq!(columns("名称 name"), 9);
+        assert_eq!(columns("统一社会信用代码 USCC"), 21);
+        assert_eq!(columns("（）"), 4);
+    }
 }
