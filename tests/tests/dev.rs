@@ -370,6 +370,12 @@ async fn credmesh_devs_demo_parties_play_the_journeys_from_the_cli() {
     let (_, shown) = cli_as(&operator, &["cert", "show", "000000000001"]).await;
     assert!(shown.contains("version 2"), "{shown}");
     assert!(shown.contains("南京西路1268号"), "{shown}");
+    // Named for people: the type, the department and each field's label.
+    assert!(
+        shown.contains("食品经营许可证 (") && shown.contains("上海市市场监督管理局 ("),
+        "{shown}"
+    );
+    assert!(shown.contains("经营场所 address"), "{shown}");
 
     // An inspection: planned by the operator for the market bureau, shown by the owner,
     // recorded by the demo inspector.

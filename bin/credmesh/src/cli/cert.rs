@@ -199,7 +199,7 @@ fn state_name(s: i32) -> &'static str {
     }
 }
 
-fn print_certificate(c: &pb::Certificate, json: bool) {
+fn print_certificate(c: &pb::Certificate, types: &[pb::CertificateType], json: bool) {
     let signed = c.credential.clone().unwrap_or_default();
     if json {
         println!(
@@ -231,22 +231,75 @@ fn print_certificate(c: &pb::Certificate, json: bool) {
         c.version,
         state_name(c.state)
     );
-    println!("  {:<14} {} ({})", "holder", c.holder_name, c.holder);
-    println!("  {:<14} {}", "type", c.type_code);
-    println!("  {:<14} {}", "department", c.department);
-    println!("  {:<14} {} – {}", "valid", c.valid_from, c.valid_until);
+    let kind = types.iter().find(|t| t.type_code == c.type_code);
+    let named = |name: &str, code: &str| {
+        if name.is_empty() {
+            code.to_owned()
+        } else {
+            format!("{name} ({code})")
+        }
+    };
+    let mut rows: Vec<(String, String)> = vec![
+        ("持证主体 holder".into(), named(&c.holder_name, &c.holder)),
+        (
+            "证照类型 type".into(),
+            named(kind.map_or("", |t| t.name.as_str()), &c.type_code),
+        ),
+        (
+            "发证机关 department".into(),
+            named(
+                kind.map_or("", |t| t.department_name.as_str()),
+                &c.department,
+            ),
+        ),
+        (
+            "有效期 valid".into(),
+            format!("{} – {}", c.valid_from, c.valid_until),
+        ),
+    ];
     for f in &c.fields {
-        println!("  {:<14} {}", f.name, f.value);
+        let label = kind
+            .and_then(|t| t.fields.iter().find(|spec| spec.name == f.name))
+            .filter(|spec| !spec.label.is_empty())
+            .map_or_else(
+                || f.name.clone(),
+                |spec| format!("{} {}", spec.label, f.name),
+            );
+        rows.push((label, f.value.clone()));
     }
     if !c.disputed_fields.is_empty() {
-        println!("  {:<14} {}", "DISPUTED", c.disputed_fields.join(", "));
+        rows.push(("DISPUTED".into(), c.disputed_fields.join(", ")));
     }
     if !c.state_reason.is_empty() {
-        println!("  {:<14} {}", "reason", c.state_reason);
+        rows.push(("reason".into(), c.state_reason.clone()));
     }
     if !signed.qr_text.is_empty() {
-        println!("  {:<14} {}", "QR", signed.qr_text);
+        rows.push(("QR".into(), signed.qr_text.clone()));
     }
+    super::print_rows(&rows);
+}
+
+/// The registered certificate types, to name a certificate's type, department and
+/// fields for people. None for `--json`, which carries the codes, nor when the caller
+/// may not list the types: the codes are shown then.
+async fn types_for_people(
+    session: &mut Session,
+    client: &mut CertificateServiceClient<Channel>,
+) -> Vec<pb::CertificateType> {
+    if session.json {
+        return Vec::new();
+    }
+    let Ok(request) = session
+        .authed(pb::ListCertificateTypesRequest::default())
+        .await
+    else {
+        return Vec::new();
+    };
+    client
+        .list_certificate_types(request)
+        .await
+        .map(|r| r.into_inner().types)
+        .unwrap_or_default()
 }
 
 fn print_dispute(d: &pb::Dispute, json: bool) {
@@ -477,6 +530,7 @@ pub async fn run(args: CertArgs) -> anyhow::Result<()> {
                 .certificate
         }
         CertCommand::List { holder } => {
+            let types = types_for_people(&mut session, &mut client).await;
             let mut page_token = String::new();
             let mut shown = 0;
             loop {
@@ -495,7 +549,7 @@ pub async fn run(args: CertArgs) -> anyhow::Result<()> {
                     .into_inner();
                 shown += r.certificates.len();
                 for c in &r.certificates {
-                    print_certificate(c, json);
+                    print_certificate(c, &types, json);
                 }
                 if r.next_page_token.is_empty() {
                     if shown == 0 && !json {
@@ -508,7 +562,8 @@ pub async fn run(args: CertArgs) -> anyhow::Result<()> {
         }
     };
     if let Some(c) = cert {
-        print_certificate(&c, json);
+        let types = types_for_people(&mut session, &mut client).await;
+        print_certificate(&c, &types, json);
     }
     Ok(())
 }
@@ -598,7 +653,8 @@ pub async fn run_dispute(args: DisputeArgs) -> anyhow::Result<()> {
                 print_dispute(&d, json);
             }
             if let Some(c) = r.certificate {
-                print_certificate(&c, json);
+                let types = types_for_people(&mut session, &mut client).await;
+                print_certificate(&c, &types, json);
             }
         }
         DisputeCommand::List { open, overdue } => {

@@ -282,28 +282,7 @@ fn print_license(e: Option<&pb::Enterprise>, v: &pb::LicenseVersion, json: bool)
     if !signed.qr_text.is_empty() {
         rows.push(("QR", signed.qr_text.as_str()));
     }
-    let width = rows.iter().map(|(l, _)| columns(l)).max().unwrap_or(0);
-    for (label, value) in rows {
-        let pad = " ".repeat(width - columns(label));
-        println!("  {label}{pad}  {value}");
-    }
-}
-
-/// How many terminal columns `text` takes: two for each CJK character, as a terminal
-/// draws them, so the labels' values line up.
-fn columns(text: &str) -> usize {
-    text.chars()
-        .map(|c| match u32::from(c) {
-            0x1100..=0x115F
-            | 0x2E80..=0xA4CF
-            | 0xAC00..=0xD7A3
-            | 0xF900..=0xFAFF
-            | 0xFE30..=0xFE4F
-            | 0xFF00..=0xFF60
-            | 0xFFE0..=0xFFE6 => 2,
-            _ => 1,
-        })
-        .sum()
+    super::print_rows(&rows);
 }
 
 /// Runs `credmesh license …`.
@@ -570,17 +549,4 @@ pub async fn run(args: LicenseArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::columns;
-
-    #[test]
-    fn cjk_labels_take_two_columns_a_character() {
-        assert_eq!(columns("kid"), 3);
-        assert_eq!(columns("名称 name"), 9);
-        assert_eq!(columns("统一社会信用代码 USCC"), 21);
-        assert_eq!(columns("（）"), 4);
-    }
 }

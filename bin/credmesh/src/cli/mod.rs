@@ -171,3 +171,53 @@ pub(crate) fn rfc3339(unix: i64) -> String {
         })
         .unwrap_or_else(|| unix.to_string())
 }
+
+/// Prints labelled values, indented, the values in one column: each label padded to the
+/// widest by the columns a terminal draws it in (see [`columns`]). A label wider than
+/// [`LABEL_COLUMNS`] is not padded to, so one long label does not push every value right.
+pub(crate) fn print_rows<L: AsRef<str>, V: AsRef<str>>(rows: &[(L, V)]) {
+    let width = rows
+        .iter()
+        .map(|(l, _)| columns(l.as_ref()))
+        .filter(|&w| w <= LABEL_COLUMNS)
+        .max()
+        .unwrap_or(0);
+    for (label, value) in rows {
+        let (label, value) = (label.as_ref(), value.as_ref());
+        let pad = " ".repeat(width.saturating_sub(columns(label)));
+        println!("  {label}{pad}  {value}");
+    }
+}
+
+/// The widest label [`print_rows`] lines the values up after.
+const LABEL_COLUMNS: usize = 28;
+
+/// How many terminal columns `text` takes: two for each CJK character, as a terminal
+/// draws them, so Chinese and English labels line up.
+pub(crate) fn columns(text: &str) -> usize {
+    text.chars()
+        .map(|c| match u32::from(c) {
+            0x1100..=0x115F
+            | 0x2E80..=0xA4CF
+            | 0xAC00..=0xD7A3
+            | 0xF900..=0xFAFF
+            | 0xFE30..=0xFE4F
+            | 0xFF00..=0xFF60
+            | 0xFFE0..=0xFFE6 => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::columns;
+
+    #[test]
+    fn cjk_labels_take_two_columns_a_character() {
+        assert_eq!(columns("kid"), 3);
+        assert_eq!(columns("名称 name"), 9);
+        assert_eq!(columns("统一社会信用代码 USCC"), 21);
+        assert_eq!(columns("（）"), 4);
+    }
+}
