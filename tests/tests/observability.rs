@@ -211,6 +211,95 @@ async fn metrics_parse_as_openmetrics_and_count_every_call_by_its_code() {
     dev.stop().await.unwrap();
 }
 
+/// Plain HTTP answers are counted by the route template they matched, never by the
+/// path a client chose: partners' JSON API, the token endpoint, the scan page, and
+/// paths that match nothing.
+#[tokio::test]
+async fn http_answers_are_counted_by_route_method_and_status() {
+    let dev = Dev::start().await.unwrap();
+    let token = operator_token(&dev.banner);
+    let qr = credmesh_e2e::banner_value(&dev.banner, "demo license of");
+    let before = scrape(&dev).await;
+
+    let post = |path: &'static str, auth: Option<String>, body: String| {
+        let http = dev.http.clone();
+        async move {
+            let auth = auth.map(|t| format!("Bearer {t}"));
+            let mut headers = vec![("Content-Type", "application/json")];
+            if let Some(a) = &auth {
+                headers.push(("Authorization", a.as_str()));
+            }
+            credmesh_e2e::http(&http, "POST", path, &headers, &body)
+                .await
+                .unwrap()
+                .status
+        }
+    };
+    let body = serde_json::json!({ "credential": qr }).to_string();
+    // Two verifications, one without a token; a token request of the wrong form.
+    assert_eq!(
+        post("/v1/verify", Some(token.clone()), body.clone()).await,
+        200
+    );
+    assert_eq!(
+        post("/v1/verify", Some(token.clone()), body.clone()).await,
+        200
+    );
+    assert_eq!(post("/v1/verify", None, body).await, 401);
+    assert_eq!(post("/v1/token", None, "{}".into()).await, 400);
+    // Two scans of different codes: one route. Two paths nobody serves.
+    for path in ["/v/CM1:NOT-A-CODE", "/v/CM1:ANOTHER"] {
+        let answer = credmesh_e2e::http(&dev.http, "GET", path, &[], "")
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 200, "{path}");
+    }
+    for path in ["/wp-admin/setup.php", "/v2/verify"] {
+        let answer = credmesh_e2e::http(&dev.http, "GET", path, &[], "")
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 404, "{path}");
+    }
+
+    let after = scrape(&dev).await;
+    assert_eq!(after["credmesh_http_server_requests"]["type"], "counter");
+    assert_eq!(
+        after["credmesh_http_server_request_duration_seconds"]["unit"],
+        "seconds"
+    );
+    let requests = |families: &Value, route: &str, method: &str, code: &str| {
+        sample(
+            families,
+            "credmesh_http_server_requests",
+            "credmesh_http_server_requests_total",
+            &[("route", route), ("method", method), ("code", code)],
+        )
+    };
+    let moved = |route: &str, method: &str, code: &str| {
+        requests(&after, route, method, code) - requests(&before, route, method, code)
+    };
+    assert_eq!(moved("/v1/verify", "POST", "200"), 2.0);
+    assert_eq!(moved("/v1/verify", "POST", "401"), 1.0);
+    assert_eq!(moved("/v1/token", "POST", "400"), 1.0);
+    assert_eq!(moved("/v/{*qr}", "GET", "200"), 2.0);
+    assert_eq!(moved("unmatched", "GET", "404"), 2.0);
+    // No path a client sent became a label.
+    let text = after["credmesh_http_server_requests"].to_string();
+    for path in ["NOT-A-CODE", "wp-admin", "/v2/verify"] {
+        assert!(!text.contains(path), "{path} is a label: {text}");
+    }
+    let count = |families: &Value| {
+        sample(
+            families,
+            "credmesh_http_server_request_duration_seconds",
+            "credmesh_http_server_request_duration_seconds_count",
+            &[("route", "/v1/verify"), ("method", "POST")],
+        )
+    };
+    assert_eq!(count(&after) - count(&before), 3.0);
+    dev.stop().await.unwrap();
+}
+
 /// The domain metrics move with the work done: licenses issued and revoked, verify
 /// answers by kind, region and outcome, result-cache hits, and the age of the region's
 /// trust and status lists.

@@ -7,7 +7,8 @@
 //! or h2 for the rest). Every gRPC call passes the same stack, outermost first:
 //! trace context → RED metrics → limits (concurrency, deadline) → authentication and
 //! authorisation → per-client rate limit → status normalisation → the service. Each
-//! service's HTTP routes pass the same per-client rate limit.
+//! service's HTTP routes pass the same per-client rate limit, inside the same trace
+//! context and RED metrics, labelled by the route template matched.
 //!
 //! # Layout
 //! - [`server`]: [`Server`], [`ServiceParts`], [`ServerConfig`], health and reflection.

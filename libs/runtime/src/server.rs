@@ -11,7 +11,9 @@ use axum::{
 };
 use credmesh_auth::{AccessPolicy, AuthLayer, TokenValidator};
 use credmesh_telemetry::{
-    metrics::GrpcMetricsLayer, metrics::Metrics, propagation::ServerTraceLayer,
+    metrics::GrpcMetricsLayer,
+    metrics::Metrics,
+    propagation::{HttpRoute, ServerTraceLayer},
 };
 use futures::future::BoxFuture;
 use http::{Request, StatusCode, header};
@@ -293,17 +295,24 @@ impl Server {
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/readyz", get(ready_handler))
             .with_state(HttpState {
-                metrics,
+                metrics: metrics.clone(),
                 ready: ready_rx,
             });
+        // The services' HTTP routes are traced like gRPC calls (the operators' probes and
+        // scrapes are not: they would be most of the traces); every HTTP answer, probes
+        // and unmatched paths too, is counted by the route template it matched.
         let http = http
+            .layer(ServerTraceLayer)
             .merge(ops)
-            .layer(DefaultBodyLimit::max(config.http_body_limit));
+            .layer(DefaultBodyLimit::max(config.http_body_limit))
+            .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
+            .layer(axum::middleware::from_fn_with_state(
+                metrics.clone(),
+                record_http,
+            ))
+            .layer(axum::middleware::map_request(route_of));
 
-        let app = Dispatch {
-            grpc,
-            http: http.fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") }),
-        };
+        let app = Dispatch { grpc, http };
 
         let readiness = tokio::spawn(readiness_loop(
             health.clone(),
@@ -512,6 +521,35 @@ impl tower::Service<Request<Body>> for Dispatch {
             self.http.call(req)
         }
     }
+}
+
+/// Names the route template an HTTP request matched ([`HttpRoute`]), for its span and
+/// its metrics.
+async fn route_of(mut request: Request<Body>) -> Request<Body> {
+    if let Some(path) = request.extensions().get::<axum::extract::MatchedPath>() {
+        let route = HttpRoute(path.as_str().into());
+        request.extensions_mut().insert(route);
+    }
+    request
+}
+
+/// Counts an HTTP answer by its route, method and status, with how long it took.
+async fn record_http(
+    State(metrics): State<Metrics>,
+    request: Request<Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = request.extensions().get::<HttpRoute>().map(|r| r.0.clone());
+    let method = request.method().clone();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    metrics.http().record(
+        route.as_ref(),
+        &method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 /// Accepts connections on `listener` until `stop` turns true, then lets open

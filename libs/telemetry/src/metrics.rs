@@ -11,7 +11,14 @@
 //! - `credmesh_grpc_server_requests_in_flight{service,method}` (gauge).
 //!
 //! Only gRPC requests (`content-type: application/grpc…`) are recorded; plain HTTP requests
-//! passing through the same layer (axum routes on the shared port) are left alone.
+//! passing through the same layer (axum routes on the shared port) are left alone. Those
+//! are recorded by the server's HTTP router into [`HttpMetrics`], labelled by the route
+//! template they matched:
+//!
+//! - `credmesh_http_server_requests_total{route,method,code}` (counter; `code` is the HTTP
+//!   status, e.g. `200`, `429`),
+//! - `credmesh_http_server_request_duration_seconds{route,method}` (histogram, from the
+//!   request's arrival to its response head).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
@@ -138,6 +145,7 @@ pub struct Metrics {
 struct Inner {
     registry: Mutex<Registry>,
     grpc: GrpcMetrics,
+    http: HttpMetrics,
     credentials: CredentialMetrics,
     verify: OnceLock<VerifyMetrics>,
     rate_limited: OnceLock<Family<RateLimitedLabels, Counter>>,
@@ -155,6 +163,8 @@ impl Metrics {
         let mut registry = Registry::default();
         let grpc = GrpcMetrics::new();
         grpc.register_in(&mut registry);
+        let http = HttpMetrics::default();
+        http.register_in(&mut registry);
         let credentials = CredentialMetrics::default();
         registry.register(
             counter_base_name(crate::names::CREDENTIALS_ISSUED_TOTAL, &credentials.issued),
@@ -173,6 +183,7 @@ impl Metrics {
             inner: Arc::new(Inner {
                 registry: Mutex::new(registry),
                 grpc,
+                http,
                 credentials,
                 verify: OnceLock::new(),
                 rate_limited: OnceLock::new(),
@@ -260,6 +271,11 @@ impl Metrics {
         &self.inner.grpc
     }
 
+    /// The HTTP server metrics the server's HTTP router records into.
+    pub fn http(&self) -> &HttpMetrics {
+        &self.inner.http
+    }
+
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
         // A panic while registering leaves the registry usable: keep serving it.
         self.inner
@@ -290,6 +306,88 @@ struct CodeLabels {
 }
 
 type DurationFamily = Family<MethodLabels, Histogram, fn() -> Histogram>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: Arc<str>,
+    method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteCodeLabels {
+    route: Arc<str>,
+    method: &'static str,
+    code: u16,
+}
+
+/// RED metrics of the plain HTTP requests a server answers (partners' JSON API, the scan
+/// page, the token endpoint, public documents), by the route template matched. Requests
+/// that match no route are labelled `unmatched`; methods other than the usual ones
+/// `other`, so clients cannot grow the registry.
+#[derive(Clone, Debug)]
+pub struct HttpMetrics {
+    requests: Family<RouteCodeLabels, Counter>,
+    duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        HttpMetrics {
+            requests: Family::default(),
+            duration: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
+        }
+    }
+}
+
+impl HttpMetrics {
+    fn register_in(&self, registry: &mut Registry) {
+        registry.register(
+            "credmesh_http_server_requests",
+            "HTTP requests answered, by route template, method and status code",
+            self.requests.clone(),
+        );
+        registry.register_with_unit(
+            "credmesh_http_server_request_duration",
+            "Time from an HTTP request's arrival to its response head",
+            Unit::Seconds,
+            self.duration.clone(),
+        );
+    }
+
+    /// Records one answered request: the `route` template it matched (`None`: no route
+    /// did), its method, status code and how long it took.
+    pub fn record(
+        &self,
+        route: Option<&Arc<str>>,
+        method: &http::Method,
+        code: u16,
+        elapsed: std::time::Duration,
+    ) {
+        static UNMATCHED: OnceLock<Arc<str>> = OnceLock::new();
+        let route = route
+            .cloned()
+            .unwrap_or_else(|| UNMATCHED.get_or_init(|| "unmatched".into()).clone());
+        let method = match *method {
+            http::Method::GET => "GET",
+            http::Method::HEAD => "HEAD",
+            http::Method::POST => "POST",
+            http::Method::PUT => "PUT",
+            http::Method::DELETE => "DELETE",
+            http::Method::OPTIONS => "OPTIONS",
+            _ => "other",
+        };
+        self.requests
+            .get_or_create(&RouteCodeLabels {
+                route: route.clone(),
+                method,
+                code,
+            })
+            .inc();
+        self.duration
+            .get_or_create(&RouteLabels { route, method })
+            .observe(elapsed.as_secs_f64());
+    }
+}
 
 fn duration_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS)

@@ -13,6 +13,7 @@
 //! out), the server layer attaches the remote context itself while the handler runs, so the
 //! trace still passes through to the next hop.
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
@@ -192,11 +193,17 @@ fn server_span<B>(request: &Request<B>) -> (Span, bool) {
         (span, true)
     } else {
         let method = request.method().as_str();
+        let route = request.extensions().get::<HttpRoute>();
+        let name = match route {
+            Some(route) => format!("{method} {}", route.0),
+            None => method.to_owned(),
+        };
         let span = tracing::info_span!(
             "http.server",
-            otel.name = method,
+            otel.name = name,
             otel.kind = "server",
             http.request.method = method,
+            http.route = route.map(|r| &*r.0),
             url.path = path,
             http.response.status_code = Empty,
             otel.status_code = Empty,
@@ -204,6 +211,13 @@ fn server_span<B>(request: &Request<B>) -> (Span, bool) {
         (span, false)
     }
 }
+
+/// The route template an HTTP request matched (`/v1/verify`, `/v/{*qr}`), put in the
+/// request's extensions by the server's router: the `http.server` span is named
+/// `METHOD route` and carries `http.route`, and the HTTP metrics are labelled by it,
+/// never by the path itself (which a client chooses).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpRoute(pub Arc<str>);
 
 /// The span of an outgoing call: `grpc.client` for gRPC requests, `http.client` otherwise.
 fn client_span<B>(request: &Request<B>) -> (Span, bool) {

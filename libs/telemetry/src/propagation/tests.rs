@@ -310,6 +310,33 @@ async fn plain_http_requests_get_an_http_server_span() {
     assert!(matches!(span.status, Status::Error { .. }));
 }
 
+#[tokio::test]
+async fn an_http_span_is_named_by_its_route_not_its_path() {
+    let (subscriber, collector, _provider) = traced();
+    let _default = tracing::subscriber::set_default(subscriber);
+
+    let handler = tower::service_fn(|_request: Request<()>| async {
+        Ok::<_, Infallible>(Response::new(String::new()))
+    });
+    let mut request = Request::builder()
+        .method("POST")
+        .uri("/v/CM1:ABC")
+        .body(())
+        .expect("valid request");
+    request
+        .extensions_mut()
+        .insert(HttpRoute("/v/{*qr}".into()));
+    drop(ServerTraceLayer.layer(handler).oneshot(request).await);
+
+    let span = &collector.named("POST /v/{*qr}")[0];
+    assert_eq!(attribute(span, "http.route"), Some(Value::from("/v/{*qr}")));
+    assert_eq!(attribute(span, "url.path"), Some(Value::from("/v/CM1:ABC")));
+    assert_eq!(
+        attribute(span, "http.response.status_code"),
+        Some(Value::I64(200))
+    );
+}
+
 /// The whole path through real tonic: a traced client calls a server wrapped in both layers.
 #[tokio::test]
 async fn a_call_through_tonic_is_one_trace_and_is_counted_with_its_trailer_status() {
