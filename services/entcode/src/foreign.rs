@@ -24,6 +24,8 @@ use tower::ServiceBuilder;
 pub struct ForeignCheck {
     /// Valid: signature, issuer, window and status all check out.
     pub valid: bool,
+    /// The gateway's outcome.
+    pub outcome: VerificationOutcome,
     /// The stable reason (`VALID`, `REVOKED`, `EXPIRED`, …).
     pub reason: String,
     /// One sentence.
@@ -90,6 +92,8 @@ impl ForeignVerifier for GatewayVerifier {
             let valid = r.outcome == VerificationOutcome::Valid as i32;
             Some(ForeignCheck {
                 valid,
+                outcome: VerificationOutcome::try_from(r.outcome)
+                    .unwrap_or(VerificationOutcome::Unspecified),
                 reason: r.reason,
                 detail: r.detail,
                 kind: CredentialKind::try_from(r.kind).unwrap_or(CredentialKind::Unspecified),

@@ -13,7 +13,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use credmesh_proto::credential::v1::{Claim, CredentialKind};
+use credmesh_proto::credential::v1::{Claim, CredentialKind, VerificationOutcome};
 use time::{OffsetDateTime, UtcOffset, macros::format_description};
 
 use crate::{
@@ -278,6 +278,64 @@ fn verdict(outcome: Outcome) -> (&'static str, &'static str) {
     }
 }
 
+/// What the verdict means for the person holding the phone, and what to do, in Chinese
+/// (the English sentence under it is the check's own detail).
+fn advice(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Valid => "该码由登记机关签发、未被篡改，经营主体的营业执照处于有效状态。",
+        Outcome::Expired => "该码已过有效期，请经营主体刷新后重新出示。",
+        Outcome::NotYetValid => "该码尚未到生效时间，请核对手机时间，或稍后再扫。",
+        Outcome::AlreadyUsed => "该场景码已被查验过，每个码只能使用一次，请经营主体重新生成。",
+        Outcome::LicenseNotActive => {
+            "该经营主体的营业执照已注销或被吊销，身份码已停用，请勿据此办理业务。"
+        }
+        Outcome::BadSignature => "签名校验未通过，该码可能被篡改或伪造，请勿据此办理业务。",
+        Outcome::UnknownIssuer => "签发机关不在本地区信任的名单中，无法确认该码的来源。",
+        Outcome::Malformed => "无法识别该二维码，请确认扫描的是经营主体身份码或电子证照。",
+    }
+}
+
+/// The verdict and its meaning, in Chinese and English, for a credential the verify
+/// gateway checked.
+fn foreign_verdict(outcome: VerificationOutcome) -> (&'static str, &'static str, &'static str) {
+    use VerificationOutcome as O;
+    match outcome {
+        O::Valid => (
+            "有效",
+            "Valid",
+            "该凭证由可信的签发机关签发、未被篡改，目前处于有效状态。",
+        ),
+        O::Revoked => (
+            "已撤销",
+            "Revoked",
+            "该凭证已被撤销或已被新版本取代，不再有效。",
+        ),
+        O::Suspended => ("已暂停", "Suspended", "该凭证已被暂停使用，暂不有效。"),
+        O::Expired => ("已过期", "Expired", "该凭证已过有效期。"),
+        O::NotYetValid => (
+            "尚未生效",
+            "Not yet valid",
+            "该凭证尚未到生效时间，请核对手机时间，或稍后再扫。",
+        ),
+        O::UnknownIssuer => (
+            "签发者未知",
+            "Unknown issuer",
+            "签发机关不在信任的名单中，无法确认该凭证的来源。",
+        ),
+        O::BadSignature => (
+            "签名无效",
+            "Bad signature",
+            "签名校验未通过，该凭证可能被篡改或伪造。",
+        ),
+        O::StatusUnknown => (
+            "状态未知",
+            "Status unknown",
+            "暂时无法确认该凭证的最新状态，请稍后再试。",
+        ),
+        O::Malformed | O::Unspecified => ("无法识别", "Not readable", "无法识别该二维码内容。"),
+    }
+}
+
 fn when(unix: i64) -> String {
     let format = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     OffsetDateTime::from_unix_timestamp(unix)
@@ -316,7 +374,8 @@ main{max-width:34rem;margin:0 auto;padding:1rem}\
 section{background:#fff;border-radius:12px;padding:1rem;margin-top:1rem}\
 h2{font-size:1.05rem;margin:0 0 .6rem}\
 table{width:100%;border-collapse:collapse}th,td{text-align:left;padding:.4rem;border-top:1px solid #eee;vertical-align:top}\
-th{width:40%;font-weight:600}.state{font-weight:600;color:#fff;padding:.1rem .4rem;border-radius:4px;display:inline-block}.note{color:#666;margin:0}.disputed{color:#8a5300;font-weight:600}small{color:#666;font-weight:400}footer{color:#666;font-size:.85rem;margin-top:1rem;text-align:center}";
+th{width:40%;font-weight:600}.state{font-weight:600;color:#fff;padding:.1rem .4rem;border-radius:4px;display:inline-block}.note{color:#666;margin:0}.disputed{color:#8a5300;font-weight:600}small{color:#666;font-weight:400}footer{color:#666;font-size:.85rem;margin-top:1rem;text-align:center}\
+#why p{margin:.3rem 0}#why p[lang=en]{color:#555;font-size:.9rem}";
 
 /// The permits section of a valid enterprise code: each permit's type, serial, state,
 /// issuing department and last day; or a sentence that they could not be loaded.
@@ -430,7 +489,7 @@ pub fn page(checked: &Checked) -> String {
 <title>{zh} · {en} — credmesh</title><style>{STYLE}</style></head>\
 <body><main>\
 <div id=\"verdict\" class=\"verdict {cls}\" data-outcome=\"{reason}\"><h1>{mark} {zh}</h1><p>{en}</p></div>\
-<section id=\"why\"><h2>{kind}</h2><p>{detail}</p></section>\
+<section id=\"why\"><h2>{kind}</h2><p class=\"advice\">{advice}</p><p lang=\"en\">{detail}</p></section>\
 {who}{disclosed}{permits}\
 <footer id=\"checked\">查验时间 · Checked at {at}</footer>\
 </main></body></html>\n",
@@ -439,6 +498,7 @@ pub fn page(checked: &Checked) -> String {
         mark = if ok { "✓" } else { "✗" },
         zh = escape(zh),
         en = escape(en),
+        advice = escape(advice(checked.outcome)),
         detail = escape(&checked.detail),
         at = escape(&when(checked.checked_at)),
         permits = if ok {
@@ -451,11 +511,7 @@ pub fn page(checked: &Checked) -> String {
 
 /// The scan page of a credential another issuer signed, as the verify gateway answered.
 pub fn foreign_page(f: &crate::foreign::ForeignCheck, checked_at: i64) -> String {
-    let (zh, en) = if f.valid {
-        ("有效", "Valid")
-    } else {
-        ("无效", "Not valid")
-    };
+    let (zh, en, advice) = foreign_verdict(f.outcome);
     let kind = match f.kind {
         CredentialKind::InspectionCode => "涉企行政检查码 · Inspection code",
         CredentialKind::BusinessLicense => "营业执照 · Business license",
@@ -476,13 +532,14 @@ pub fn foreign_page(f: &crate::foreign::ForeignCheck, checked_at: i64) -> String
 <title>{zh} · {en} — credmesh</title><style>{STYLE}</style></head>\
 <body><main>\
 <div id=\"verdict\" class=\"verdict {cls}\" data-outcome=\"{reason}\"><h1>{mark} {zh}</h1><p>{en}</p></div>\
-<section id=\"why\"><h2>{kind}</h2><p>{detail}</p></section>\
+<section id=\"why\"><h2>{kind}</h2><p class=\"advice\">{advice}</p><p lang=\"en\">{detail}</p></section>\
 <section id=\"who\"><h2>签发 · Issuer</h2><p>{issuer}<br>{subject}</p></section>{disclosed}\
 <footer id=\"checked\">查验时间 · Checked at {at}</footer>\
 </main></body></html>\n",
         cls = if f.valid { "ok" } else { "bad" },
         reason = escape(&f.reason),
         mark = if f.valid { "✓" } else { "✗" },
+        advice = escape(advice),
         detail = escape(&f.detail),
         issuer = escape(&f.issuer),
         subject = escape(&f.subject),
@@ -573,5 +630,35 @@ mod tests {
         assert!(html.contains("Already used"));
         assert!(!html.contains("<script>"));
         assert!(html.contains("(UTC+8)"));
+        // What it means and what to do, in Chinese, above the English detail.
+        assert!(html.contains("每个码只能使用一次"), "{html}");
+    }
+
+    #[test]
+    fn a_foreign_credential_s_page_names_its_outcome() {
+        let check = |outcome| crate::foreign::ForeignCheck {
+            valid: outcome == VerificationOutcome::Valid,
+            outcome,
+            reason: "X".into(),
+            detail: "the detail".into(),
+            kind: CredentialKind::Certificate,
+            issuer: "SH/certificate".into(),
+            subject: "91310106MA1FL3Q19D".into(),
+            claims: Vec::new(),
+        };
+        let html = foreign_page(&check(VerificationOutcome::Revoked), 1_790_000_000);
+        assert!(
+            html.contains("已撤销") && html.contains("Revoked"),
+            "{html}"
+        );
+        assert!(html.contains("不再有效") && html.contains("the detail"));
+        assert!(html.contains("verdict bad"));
+        let html = foreign_page(&check(VerificationOutcome::StatusUnknown), 1_790_000_000);
+        assert!(html.contains("状态未知"), "{html}");
+        let html = foreign_page(&check(VerificationOutcome::Valid), 1_790_000_000);
+        assert!(
+            html.contains("verdict ok") && html.contains("有效"),
+            "{html}"
+        );
     }
 }
