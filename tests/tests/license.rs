@@ -276,6 +276,10 @@ async fn a_license_established_and_revoked_with_the_cli_verifies_from_published_
     let history = cli(&dev, &["license", "history", uscc]).await;
     assert!(history.contains("license.establish"), "{history}");
     assert!(history.contains("license.revoke"), "{history}");
+    assert!(
+        history.contains("reason: 沪市监静处〔2026〕1号行政处罚决定书"),
+        "the revocation's reason, read as a sentence: {history}"
+    );
     let out = tokio::process::Command::new(credmesh_bin())
         .args([
             "license",

@@ -285,6 +285,48 @@ fn print_license(e: Option<&pb::Enterprise>, v: &pb::LicenseVersion, json: bool)
     super::print_rows(&rows);
 }
 
+/// One history entry's detail as a person reads it: the version written, each field
+/// changed (from → to) and the reason; the recorded JSON when it is none of those.
+fn history_summary(detail_json: &str) -> String {
+    let Ok(detail) = serde_json::from_str::<serde_json::Value>(detail_json) else {
+        return detail_json.to_owned();
+    };
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "—".to_owned(),
+        other => other.to_string(),
+    };
+    let mut parts = Vec::new();
+    if let Some(version) = detail.get("version") {
+        parts.push(format!("version {}", text(version)));
+    }
+    let changes: Vec<String> = detail
+        .get("changes")
+        .and_then(|c| c.as_array())
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            format!(
+                "{}: {} → {}",
+                text(&c["field"]),
+                text(&c["from"]),
+                text(&c["to"])
+            )
+        })
+        .collect();
+    if !changes.is_empty() {
+        parts.push(changes.join("; "));
+    }
+    if let Some(reason) = detail.get("reason").filter(|r| !r.is_null()) {
+        parts.push(format!("reason: {}", text(reason)));
+    }
+    if parts.is_empty() {
+        detail_json.to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
 /// Runs `credmesh license …`.
 pub async fn run(args: LicenseArgs) -> anyhow::Result<()> {
     let mut session = Session::open(&args.opts).await?;
@@ -490,7 +532,7 @@ pub async fn run(args: LicenseArgs) -> anyhow::Result<()> {
                             h.actor,
                             h.actor_kind,
                             h.action,
-                            h.detail_json
+                            history_summary(&h.detail_json)
                         );
                     }
                 }
@@ -549,4 +591,24 @@ pub async fn run(args: LicenseArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::history_summary;
+
+    #[test]
+    fn a_history_entry_reads_as_what_changed_and_why() {
+        let amend = r#"{"version":2,"license_id":"1.2.156","changes":[{"field":"domicile","from":"南京西路1266号","to":"南京西路1268号"}],"reason":"门牌号核实"}"#;
+        assert_eq!(
+            history_summary(amend),
+            "version 2, domicile: 南京西路1266号 → 南京西路1268号, reason: 门牌号核实"
+        );
+        assert_eq!(
+            history_summary(r#"{"reason":"沪市监处〔2026〕2号","state":"revoked"}"#),
+            "reason: 沪市监处〔2026〕2号"
+        );
+        assert_eq!(history_summary(r#"{"other":1}"#), r#"{"other":1}"#);
+        assert_eq!(history_summary("not json"), "not json");
+    }
 }
