@@ -1454,10 +1454,38 @@ async fn issuance_planning_and_partner_verification_are_each_one_trace() {
         &partner,
     );
     let verify_trace = traced(request.metadata_mut());
+    let qr_text = request
+        .get_ref()
+        .credential
+        .as_ref()
+        .and_then(|c| match &c.form {
+            Some(vpb::presented_credential::Form::Text(t)) => Some(t.clone()),
+            _ => None,
+        })
+        .unwrap();
     verify_service_client::VerifyServiceClient::new(channel.clone())
         .verify(request)
         .await
         .unwrap();
+
+    // 4. The same over HTTP, as a partner's JSON client calls it with its own trace.
+    let http_trace = (format!("{:0>32}", "7e57ff"), format!("{:0>16}", "c0deff"));
+    let traceparent = format!("00-{}-{}-01", http_trace.0, http_trace.1);
+    let bearer = format!("Bearer {partner}");
+    let answer = credmesh_e2e::http(
+        &dev.http,
+        "POST",
+        "/v1/verify",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &bearer),
+            ("traceparent", &traceparent),
+        ],
+        &serde_json::json!({ "credential": qr_text }).to_string(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
 
     // The trees, once the exporter has sent them.
     let entry = |spans: &[collector::Received], (trace, parent): &(String, String), name: &str| {
@@ -1526,6 +1554,7 @@ async fn issuance_planning_and_partner_verification_are_each_one_trace() {
                 "credmesh.verify.v1.VerifyService/Verify",
             )
             .is_some()
+            && entry(spans, &http_trace, "POST /v1/verify").is_some()
     };
     let mut spans = collector.spans();
     for _ in 0..100 {
@@ -1605,6 +1634,46 @@ async fn issuance_planning_and_partner_verification_are_each_one_trace() {
                 depth += 1;
                 assert!(depth < 64);
             }
+        }
+    }
+    // The HTTP verification: its server span is the caller's child, named by its route,
+    // and everything it caused descends from it.
+    let server = entry(&spans, &http_trace, "POST /v1/verify")
+        .unwrap_or_else(|| panic!("no HTTP server span:\n{}", dump(&http_trace)));
+    assert_eq!(
+        int_attribute(&server, "http.response.status_code"),
+        Some(200)
+    );
+    assert_eq!(
+        server.attribute("http.route"),
+        Some(
+            opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                "/v1/verify".into()
+            )
+        )
+    );
+    let of_trace: Vec<_> = spans
+        .iter()
+        .filter(|s| hex(&s.span.trace_id) == http_trace.0)
+        .collect();
+    assert!(
+        of_trace.len() > 1,
+        "the handler's spans: {}",
+        dump(&http_trace)
+    );
+    for span in &of_trace {
+        let mut at = *span;
+        while at.span.span_id != server.span.span_id {
+            at = of_trace
+                .iter()
+                .find(|p| p.span.span_id == at.span.parent_span_id)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{} is not under the HTTP span:\n{}",
+                        span.span.name,
+                        dump(&http_trace)
+                    )
+                });
         }
     }
     dev.stop().await.unwrap();
