@@ -11,13 +11,15 @@ use tonic::{Code, Status};
 #[derive(thiserror::Error, Debug)]
 pub enum AuthError {
     /// The call carried no `authorization: Bearer …` header.
-    #[error("no access token was sent")]
+    #[error(
+        "no access token was sent; send 'authorization: Bearer <token>', with a token from the identity service (IssueToken, or POST /v1/token over HTTP)"
+    )]
     MissingToken,
     /// The header or token could not be parsed; the detail never quotes the token.
     #[error("access token is malformed: {0}")]
     Malformed(String),
     /// The token's `exp` (plus leeway) is in the past.
-    #[error("access token has expired")]
+    #[error("access token has expired; get a new one from the identity service")]
     Expired,
     /// The token's `nbf` (minus leeway) is in the future.
     #[error("access token is not valid yet")]
