@@ -435,6 +435,7 @@ async fn a_partner_gets_a_token_and_verifies_over_http_alone_from_python() {
     let key = dev.data.join("bank-ningbo.pem");
     let key = key.to_str().unwrap();
     let operator = dev.data.join("cli-profile.toml");
+    let bank = dev.data.join("bank-ningbo.toml");
     let (ok, out) = cli(&["keygen", "--out", key], None).await;
     assert!(ok, "{out}");
     let run = credmesh_e2e::cli_as(
@@ -452,10 +453,31 @@ async fn a_partner_gets_a_token_and_verifies_over_http_alone_from_python() {
             "verify",
             "--key-file",
             key,
+            "--write-profile",
+            bank.to_str().unwrap(),
         ],
     )
     .await;
     assert_eq!(run.status, Some(0), "{}", run.output());
+
+    // From a shell, as the README shows: the CLI signs the assertion, curl would post it.
+    let run = credmesh_e2e::cli_as(&bank, &["identity", "assertion"]).await;
+    assert_eq!(run.status, Some(0), "{}", run.output());
+    let form = format!(
+        "grant_type=client_credentials&scope=verify&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={}",
+        run.stdout.trim()
+    );
+    let answer = credmesh_e2e::http(
+        &dev.http,
+        "POST",
+        "/v1/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &form,
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["scope"], "verify");
     let base = format!("http://{}", dev.http);
     // The gateway may still be loading the trust list right after start.
     let mut last = serde_json::Value::Null;

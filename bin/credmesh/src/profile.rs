@@ -36,6 +36,22 @@ impl Profile {
         Ok(p)
     }
 
+    /// A fresh client assertion for the profile's client, signed with its key: what
+    /// proves the client to the identity service (IssueToken, or `POST /v1/token`).
+    pub fn client_assertion(&self) -> anyhow::Result<String> {
+        let pem = std::fs::read_to_string(&self.key_file)
+            .with_context(|| format!("reading {}", self.key_file.display()))?;
+        let key = credmesh_credential::keys::IssuerKey::from_pkcs8_pem("cli", &pem)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs() as i64;
+        Ok(credmesh_auth::client_assertion(
+            &self.client_id,
+            key.signing_key(),
+            now,
+        )?)
+    }
+
     /// Writes a profile.
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         crate::keyfile::write_private(path, &toml::to_string_pretty(self)?)

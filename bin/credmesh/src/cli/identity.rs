@@ -40,6 +40,10 @@ enum IdentityCommand {
         #[arg(long, default_value = "")]
         audience: String,
     },
+    /// Print a fresh client assertion for the profile's client: an RFC 7523 JWT signed
+    /// with its key, good once and for 2 minutes. It is what an HTTP client sends to the
+    /// token endpoint (POST /v1/token, client_assertion). Needs no connection.
+    Assertion,
     /// Issuer signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -239,8 +243,15 @@ fn key_status(s: i32) -> &'static str {
 
 /// Runs `credmesh identity …`.
 pub async fn run(args: IdentityArgs) -> anyhow::Result<()> {
+    if let IdentityCommand::Assertion = args.command {
+        let profile = crate::profile::Profile::load(&args.opts.profile)?;
+        println!("{}", profile.client_assertion()?);
+        return Ok(());
+    }
     let mut conn = Conn::open(&args.opts).await?;
     match args.command {
+        // Answered above, without a connection.
+        IdentityCommand::Assertion => {}
         IdentityCommand::Token { scopes, audience } => {
             let t = conn.token(scopes, audience).await?;
             println!("{}", t.access_token);

@@ -60,14 +60,7 @@ impl Session {
         scopes: Vec<String>,
         audience: String,
     ) -> anyhow::Result<pb::IssueTokenResponse> {
-        let pem = std::fs::read_to_string(&self.profile.key_file)
-            .with_context(|| format!("reading {}", self.profile.key_file.display()))?;
-        let key = credmesh_credential::keys::IssuerKey::from_pkcs8_pem("cli", &pem)?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_secs() as i64;
-        let assertion =
-            credmesh_auth::client_assertion(&self.profile.client_id, key.signing_key(), now)?;
+        let assertion = self.profile.client_assertion()?;
         let resp = IdentityServiceClient::new(self.channel())
             .issue_token(pb::IssueTokenRequest {
                 client_id: self.profile.client_id.clone(),
