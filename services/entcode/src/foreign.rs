@@ -22,9 +22,8 @@ use tower::ServiceBuilder;
 /// The gateway's answer about a credential of another issuer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ForeignCheck {
-    /// Valid: signature, issuer, window and status all check out.
-    pub valid: bool,
-    /// The gateway's outcome.
+    /// The gateway's outcome: valid when signature, issuer, window and status all
+    /// check out.
     pub outcome: VerificationOutcome,
     /// The stable reason (`VALID`, `REVOKED`, `EXPIRED`, …).
     pub reason: String,
@@ -38,6 +37,13 @@ pub struct ForeignCheck {
     pub subject: String,
     /// Its claims, for a valid answer.
     pub claims: Vec<Claim>,
+}
+
+impl ForeignCheck {
+    /// Whether the gateway answered valid.
+    pub fn is_valid(&self) -> bool {
+        self.outcome == VerificationOutcome::Valid
+    }
 }
 
 /// Whatever verifies credentials this service did not sign.
@@ -89,11 +95,11 @@ impl ForeignVerifier for GatewayVerifier {
                 }
             };
             let r = answer.result?;
-            let valid = r.outcome == VerificationOutcome::Valid as i32;
+            let outcome = VerificationOutcome::try_from(r.outcome)
+                .unwrap_or(VerificationOutcome::Unspecified);
+            let valid = outcome == VerificationOutcome::Valid;
             Some(ForeignCheck {
-                valid,
-                outcome: VerificationOutcome::try_from(r.outcome)
-                    .unwrap_or(VerificationOutcome::Unspecified),
+                outcome,
                 reason: r.reason,
                 detail: r.detail,
                 kind: CredentialKind::try_from(r.kind).unwrap_or(CredentialKind::Unspecified),

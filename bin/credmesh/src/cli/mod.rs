@@ -194,7 +194,7 @@ const LABEL_COLUMNS: usize = 28;
 
 /// How many terminal columns `text` takes: two for each CJK character, as a terminal
 /// draws them, so Chinese and English labels line up.
-pub(crate) fn columns(text: &str) -> usize {
+fn columns(text: &str) -> usize {
     text.chars()
         .map(|c| match u32::from(c) {
             0x1100..=0x115F

@@ -536,9 +536,9 @@ pub fn foreign_page(f: &crate::foreign::ForeignCheck, checked_at: i64) -> String
 <section id=\"who\"><h2>签发 · Issuer</h2><p>{issuer}<br>{subject}</p></section>{disclosed}\
 <footer id=\"checked\">查验时间 · Checked at {at}</footer>\
 </main></body></html>\n",
-        cls = if f.valid { "ok" } else { "bad" },
+        cls = if f.is_valid() { "ok" } else { "bad" },
         reason = escape(&f.reason),
-        mark = if f.valid { "✓" } else { "✗" },
+        mark = if f.is_valid() { "✓" } else { "✗" },
         advice = escape(advice),
         detail = escape(&f.detail),
         issuer = escape(&f.issuer),
@@ -637,7 +637,6 @@ mod tests {
     #[test]
     fn a_foreign_credential_s_page_names_its_outcome() {
         let check = |outcome| crate::foreign::ForeignCheck {
-            valid: outcome == VerificationOutcome::Valid,
             outcome,
             reason: "X".into(),
             detail: "the detail".into(),

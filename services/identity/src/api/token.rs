@@ -96,17 +96,7 @@ async fn issue(
     let issued = identity
         .issue_token(&client_id, credential, &scopes, audience)
         .await
-        .map_err(|err| match err {
-            IdentityError::AuthenticationFailed { reason } => Refusal::invalid_client(
-                reason,
-                if by_assertion {
-                    format!("client authentication failed; {ASSERTION_RULES}")
-                } else {
-                    SECRET_RULES.to_owned()
-                },
-            ),
-            other => Refusal::from(other),
-        })?;
+        .map_err(|err| Refusal::of(err, by_assertion))?;
     Ok(json!({
         "access_token": issued.token,
         "token_type": "Bearer",
@@ -349,13 +339,20 @@ impl Refusal {
     }
 }
 
-impl From<IdentityError> for Refusal {
-    fn from(err: IdentityError) -> Refusal {
+impl Refusal {
+    /// The refusal of a token request `IssueToken` refused; `by_assertion` when the
+    /// client authenticated with an assertion (a failure then says what one must be).
+    fn of(err: IdentityError, by_assertion: bool) -> Refusal {
         let description = err.to_string();
         match err {
-            IdentityError::AuthenticationFailed { reason } => {
-                Refusal::invalid_client(reason, "client authentication failed")
-            }
+            IdentityError::AuthenticationFailed { reason } => Refusal::invalid_client(
+                reason,
+                if by_assertion {
+                    format!("client authentication failed; {ASSERTION_RULES}")
+                } else {
+                    SECRET_RULES.to_owned()
+                },
+            ),
             IdentityError::ClientDisabled(_) => Refusal::new(
                 StatusCode::BAD_REQUEST,
                 "unauthorized_client",
