@@ -304,6 +304,27 @@ async fn credmesh_devs_demo_parties_play_the_journeys_from_the_cli() {
     }
     let uscc = "91310106MA1FL3Q19D";
 
+    // The owner prints the enterprise code for the door: it links to the scan page here.
+    let page = format!("scan page: http://{}/v/CM1:", dev.http);
+    let (status, shown) = cli_as(&owner, &["entcode", "show", uscc]).await;
+    assert_eq!(status, Some(0), "{shown}");
+    assert!(shown.contains(&page), "{shown}");
+    let png = dev.data.join("door.png");
+    let (status, wrote) = cli_as(
+        &owner,
+        &["entcode", "qr", uscc, "--out", &png.display().to_string()],
+    )
+    .await;
+    assert_eq!(status, Some(0), "{wrote}");
+    assert!(
+        wrote.contains(&format!(
+            "a phone camera opens the scan page on http://{}",
+            dev.http
+        )),
+        "{wrote}"
+    );
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+
     // A bank checks the enterprise's bank-loan code: valid once, then "already used",
     // and the exit status says which.
     let (status, code) = cli_as(

@@ -309,6 +309,7 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
         &args.region,
         &identity.identity,
         grpc_addr,
+        http_addr,
         &server_config,
         Arc::new(SystemClock),
     )

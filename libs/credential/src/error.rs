@@ -32,8 +32,11 @@ pub enum FormatError {
     /// The credential decodes but lacks something every credential has.
     #[error("credential is incomplete: {0}")]
     CredentialIncomplete(&'static str),
-    /// QR text does not start with [`crate::QR_PREFIX`].
-    #[error("qr text does not start with the credmesh prefix")]
+    /// QR text does not start with [`crate::QR_PREFIX`], nor is it a scan page URL
+    /// carrying such text.
+    #[error(
+        "qr text does not start with the credmesh prefix CM1:, nor is it a scan page link (…/v/CM1:…)"
+    )]
     QrPrefix,
     /// QR text after the prefix is not valid base45.
     #[error("qr text is not valid base45")]

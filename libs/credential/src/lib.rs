@@ -11,7 +11,8 @@
 //! - [`envelope`]: the native form. [`seal`] signs `context || 0x00 || payload`;
 //!   [`check_signature`] and [`open`] verify the payload bytes as received, never a
 //!   re-encoding.
-//! - [`qr`]: `CM1:` + base45(zlib(envelope)) for printed and on-screen QR codes.
+//! - [`qr`]: `CM1:` + base45(zlib(envelope)) for printed and on-screen QR codes, bare or
+//!   inside the scan page's URL ([`scan_url`]) so that a phone camera opens the page.
 //! - [`vcjwt`]: the interop form, a W3C VC 2.0 as an EdDSA JWT any JOSE library verifies,
 //!   and status lists as W3C `BitstringStatusListCredential` VC-JWTs.
 //! - [`sd_jwt`]: the selective-disclosure form (RFC 9901 SD-JWT): [`sd_jwt::issue`],
@@ -44,7 +45,7 @@ pub use envelope::{
 pub use error::{FormatError, KeyError, OpenError, SignatureError, StatusListError, TrustError};
 pub use hex::{hex, push_hex};
 pub use keys::{IssuerKey, kid_for};
-pub use qr::{QR_PREFIX, from_qr, to_qr};
+pub use qr::{QR_PREFIX, from_qr, scan_path, scan_url, to_qr, unwrap_scan_url};
 pub use sd_jwt::SdJwtError;
 pub use status_list::{Bitstring, sign_status_list};
 pub use vcjwt::{

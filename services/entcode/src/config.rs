@@ -52,6 +52,12 @@ pub struct EntcodeConfig {
     /// `CREDMESH_PRESENTATION_TTL_SECONDS` (default 300, 30–3600): how long a
     /// presentation is valid.
     pub presentation_ttl_secs: i64,
+    /// `CREDMESH_PUBLIC_URL` (default unset): the region's public HTTP base URL, where
+    /// phones reach the scan page (`https://verify.sh.example.gov.cn`). When set, the QR
+    /// images of codes and presentations encode the scan page's URL under it, so that a
+    /// phone camera opens the page; unset, they encode the bare QR text, which only a
+    /// credmesh-aware scanner reads.
+    pub public_url: Option<String>,
 }
 
 impl EntcodeConfig {
@@ -83,6 +89,28 @@ impl EntcodeConfig {
                 _ => bail!("CREDMESH_PRESENTATION_TTL_SECONDS must be 30 to 3600, not '{v}'"),
             },
         };
+        let public_url = match get("CREDMESH_PUBLIC_URL") {
+            None => None,
+            Some(url) => {
+                let lower = url.to_ascii_lowercase();
+                let host = ["https://", "http://"]
+                    .iter()
+                    .find_map(|scheme| lower.strip_prefix(scheme));
+                match host {
+                    Some(rest)
+                        if !rest.is_empty()
+                            && !rest.starts_with('/')
+                            && !url.contains(['?', '#', ' ']) =>
+                    {
+                        Some(url.trim_end_matches('/').to_string())
+                    }
+                    _ => bail!(
+                        "CREDMESH_PUBLIC_URL must be an http:// or https:// URL with a host and no query, \
+                         such as https://verify.sh.example.gov.cn, not '{url}'"
+                    ),
+                }
+            }
+        };
         Ok(EntcodeConfig {
             region,
             database_url: get("DATABASE_URL")
@@ -107,6 +135,7 @@ impl EntcodeConfig {
                 .unwrap_or("credmesh:entcode:")
                 .to_string(),
             presentation_ttl_secs,
+            public_url,
         })
     }
 }
@@ -130,6 +159,43 @@ mod tests {
         assert_eq!(c.presentation_ttl_secs, 300);
         assert_eq!(c.cache_url, "memory://");
         assert_eq!(c.database_url, "sqlite://data/entcode.db");
+        assert_eq!(c.public_url, None);
+    }
+
+    #[test]
+    fn the_public_url_is_checked_and_kept_without_a_trailing_slash() {
+        let with = |url: &str| {
+            EntcodeConfig::from_env(&env(&[
+                ("CREDMESH_SIGNING_KEY_FILE", "k.pem"),
+                ("CREDMESH_PUBLIC_URL", url),
+            ]))
+        };
+        for (given, kept) in [
+            (
+                "https://verify.sh.example.gov.cn/",
+                "https://verify.sh.example.gov.cn",
+            ),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+            (
+                "HTTPS://gov.example/credmesh/sh",
+                "HTTPS://gov.example/credmesh/sh",
+            ),
+        ] {
+            assert_eq!(with(given).unwrap().public_url.as_deref(), Some(kept));
+        }
+        for bad in [
+            "verify.sh.example.gov.cn",
+            "ftp://host",
+            "https://",
+            "https:///x",
+            "https://h/?q=1",
+        ] {
+            let err = with(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("CREDMESH_PUBLIC_URL") && err.contains(bad),
+                "{err}"
+            );
+        }
     }
 
     #[test]

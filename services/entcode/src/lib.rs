@@ -194,7 +194,7 @@ pub async fn build(
     if seeded > 0 {
         tracing::info!(seeded, "stored the built-in scenarios as version 1");
     }
-    let api = api::grpc::EntcodeApi::new(entcode.clone());
+    let api = api::grpc::EntcodeApi::new(entcode.clone(), config.public_url.clone());
     let max = server.max_message_bytes;
     let parts = ServiceParts {
         name: "entcode",

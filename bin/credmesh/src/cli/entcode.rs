@@ -305,6 +305,21 @@ async fn scenario(
     Ok(())
 }
 
+/// The scan page as the service names it: its full URL where the deployment has a public
+/// URL, the path otherwise.
+fn scan_page<'a>(url: &'a str, path: &'a str) -> &'a str {
+    if url.is_empty() { path } else { url }
+}
+
+/// The scheme and host of `url`: `https://verify.sh.example.gov.cn/v/…` →
+/// `https://verify.sh.example.gov.cn`.
+fn host_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    url[after_scheme..]
+        .find('/')
+        .map_or(url, |end| &url[..after_scheme + end])
+}
+
 /// Runs `credmesh entcode`.
 pub async fn run(args: EntcodeArgs) -> anyhow::Result<()> {
     let mut session = Session::open(&args.opts).await?;
@@ -353,7 +368,10 @@ pub async fn run(args: EntcodeArgs) -> anyhow::Result<()> {
                 };
                 println!(
                     "{}\n{}\nscan page: {}\n{permits}\n\n{}",
-                    r.name, code.id, r.scan_path, code.qr_text
+                    r.name,
+                    code.id,
+                    scan_page(&r.scan_url, &r.scan_path),
+                    code.qr_text
                 );
             }
         }
@@ -376,7 +394,20 @@ pub async fn run(args: EntcodeArgs) -> anyhow::Result<()> {
                 code.qr_svg.into_bytes()
             };
             std::fs::write(&out, bytes).with_context(|| format!("writing {}", out.display()))?;
-            println!("wrote {}", out.display());
+            if r.scan_url.is_empty() {
+                println!(
+                    "wrote {}: the bare QR text, which only credmesh-aware scanners read \
+                     (with CREDMESH_PUBLIC_URL set, the entcode service makes codes a phone \
+                     camera opens)",
+                    out.display()
+                );
+            } else {
+                println!(
+                    "wrote {}: a phone camera opens the scan page on {}",
+                    out.display(),
+                    host_of(&r.scan_url)
+                );
+            }
         }
         EntcodeCommand::Scenarios => list_scenarios(&mut session, &mut client).await?,
         EntcodeCommand::Scenario { command } => {
@@ -404,7 +435,10 @@ pub async fn run(args: EntcodeArgs) -> anyhow::Result<()> {
                 for d in r.disclosed {
                     println!("  {:<24} {}", d.name, d.value);
                 }
-                println!("scan page: {}\n\n{text}", r.scan_path);
+                println!(
+                    "scan page: {}\n\n{text}",
+                    scan_page(&r.scan_url, &r.scan_path)
+                );
             }
         }
         EntcodeCommand::Verify { qr_text } => {
@@ -440,4 +474,27 @@ pub async fn run(args: EntcodeArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scan_page_is_named_by_its_url_where_there_is_one() {
+        assert_eq!(scan_page("", "/v/CM1:A"), "/v/CM1:A");
+        assert_eq!(
+            scan_page("https://verify.sh.example.gov.cn/v/CM1:A", "/v/CM1:A"),
+            "https://verify.sh.example.gov.cn/v/CM1:A"
+        );
+        assert_eq!(
+            host_of("https://verify.sh.example.gov.cn/v/CM1:A"),
+            "https://verify.sh.example.gov.cn"
+        );
+        assert_eq!(
+            host_of("http://127.0.0.1:8080/v/CM1:A"),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(host_of("https://host"), "https://host");
+    }
 }

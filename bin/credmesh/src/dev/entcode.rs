@@ -18,6 +18,7 @@ pub async fn build(
     region: &str,
     identity: &Identity,
     grpc: SocketAddr,
+    http: SocketAddr,
     server: &ServerConfig,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<credmesh_entcode::Built> {
@@ -45,6 +46,8 @@ pub async fn build(
         // and the `permits` and `credit_grade` scenario fields.
         ("CREDMESH_CERTIFICATE_URL".into(), format!("http://{grpc}")),
         ("CREDMESH_INSPECTION_URL".into(), format!("http://{grpc}")),
+        // The QR images encode the scan page's URL on this machine.
+        ("CREDMESH_PUBLIC_URL".into(), format!("http://{http}")),
     ]);
     let config = credmesh_entcode::EntcodeConfig::from_env(&env)?;
     let db = Db::connect(&config.database_url, &DbOptions::default()).await?;
@@ -84,10 +87,7 @@ pub async fn demo_scan_url(
         enforcement_certificate: None,
     };
     match entcode.code(&principal, uscc).await {
-        Ok((code, _)) => format!(
-            "http://{http}{}",
-            credmesh_entcode::api::http::scan_path(&code.qr)
-        ),
+        Ok((code, _)) => credmesh_credential::scan_url(&format!("http://{http}"), &code.qr),
         Err(e) => format!("(unavailable: {e})"),
     }
 }

@@ -44,7 +44,7 @@ use ed25519_dalek::{Signature, VerifyingKey};
 
 use crate::envelope::{Context, MAX_ENVELOPE_LEN, decode_envelope, signing_input, verify_parts};
 use crate::error::{FormatError, SignatureError};
-use crate::qr::{QR_PREFIX, from_qr};
+use crate::qr::{QR_PREFIX, from_qr, unwrap_scan_url};
 use crate::sd_jwt::{SdJwt, SdJwtError, looks_like_sd_jwt};
 use crate::vcjwt::{ParsedJwt, parse_vc_jwt, vc_type};
 
@@ -55,7 +55,7 @@ pub enum Presented<'a> {
     Native(&'a [u8]),
     /// An already decoded envelope.
     Envelope(&'a Envelope),
-    /// QR text, `CM1:…`.
+    /// QR text, `CM1:…`, or a scan page URL carrying it.
     Qr(&'a str),
     /// A compact VC-JWT.
     VcJwt(&'a str),
@@ -66,12 +66,13 @@ pub enum Presented<'a> {
 }
 
 impl<'a> Presented<'a> {
-    /// Classifies scanned or pasted text: `CM1:` is QR, three base64url segments are a
-    /// VC-JWT, a JWT followed by `~` is an SD-JWT, anything else is unrecognized (and
-    /// verifies as `Malformed`).
+    /// Classifies scanned or pasted text: `CM1:` is QR, and so is a scan page URL
+    /// carrying it (`https://host/v/CM1:…`, what a printed enterprise code encodes);
+    /// three base64url segments are a VC-JWT, a JWT followed by `~` is an SD-JWT,
+    /// anything else is unrecognized (and verifies as `Malformed`).
     pub fn detect(text: &'a str) -> Presented<'a> {
         let t = text.trim();
-        if t.starts_with(QR_PREFIX) {
+        if t.starts_with(QR_PREFIX) || unwrap_scan_url(t).trim_start().starts_with(QR_PREFIX) {
             Presented::Qr(text)
         } else if looks_like_jwt(t) {
             Presented::VcJwt(text)

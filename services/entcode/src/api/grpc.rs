@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use credmesh_auth::Principal;
+use credmesh_credential::qr::scan_url;
 use credmesh_proto::{
     credential::v1::Claim,
     entcode::v1::{self as pb, enterprise_code_service_server::EnterpriseCodeService},
@@ -24,22 +25,37 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct EntcodeApi {
     inner: Arc<Entcode>,
+    /// The deployment's public HTTP base URL (`CREDMESH_PUBLIC_URL`), if it has one.
+    public_url: Option<String>,
 }
 
 impl EntcodeApi {
-    /// Wraps the service.
-    pub fn new(inner: Arc<Entcode>) -> Self {
-        Self { inner }
+    /// Wraps the service. With `public_url`, the QR images encode the scan page's URL
+    /// under it, so that a phone camera opens the page; without, the bare QR text.
+    pub fn new(inner: Arc<Entcode>, public_url: Option<String>) -> Self {
+        Self { inner, public_url }
     }
-}
 
-fn signed(s: &Signed) -> pb::SignedCode {
-    pb::SignedCode {
-        envelope: Some(s.envelope.clone()),
-        qr_text: s.qr.clone(),
-        qr_svg: qr_svg(&s.qr).unwrap_or_default(),
-        qr_png: qr_png(&s.qr, 6).unwrap_or_default(),
-        id: s.credential.id.clone(),
+    /// The scan page's full URL for `qr`, when the deployment has a public URL.
+    fn scan_url(&self, qr: &str) -> String {
+        self.public_url
+            .as_deref()
+            .map(|base| scan_url(base, qr))
+            .unwrap_or_default()
+    }
+
+    /// The forms of `s`; the images encode its scan URL ([`Self::scan_url`]) or, without
+    /// a public URL, its QR text.
+    fn signed(&self, s: &Signed) -> pb::SignedCode {
+        let url = self.scan_url(&s.qr);
+        let printed = if url.is_empty() { &s.qr } else { &url };
+        pb::SignedCode {
+            envelope: Some(s.envelope.clone()),
+            qr_text: s.qr.clone(),
+            qr_svg: qr_svg(printed).unwrap_or_default(),
+            qr_png: qr_png(printed, 6).unwrap_or_default(),
+            id: s.credential.id.clone(),
+        }
     }
 }
 
@@ -123,7 +139,8 @@ impl EnterpriseCodeService for EntcodeApi {
             };
         Ok(Response::new(pb::GetEnterpriseCodeResponse {
             scan_path: scan_path(&code.qr),
-            code: Some(signed(&code)),
+            scan_url: self.scan_url(&code.qr),
+            code: Some(self.signed(&code)),
             name,
             permits,
             permits_unavailable,
@@ -272,8 +289,9 @@ impl EnterpriseCodeService for EntcodeApi {
             disclosed: disclosed(&p.credential.claims),
             expires_at: p.credential.not_after,
             scan_path: scan_path(&p.qr),
+            scan_url: self.scan_url(&p.qr),
             sd_jwt: p.sd_jwt.clone(),
-            presentation: Some(signed(&p)),
+            presentation: Some(self.signed(&p)),
         }))
     }
 

@@ -30,23 +30,13 @@ pub fn routes(entcode: Arc<Entcode>) -> Router {
         .with_state(entcode)
 }
 
-/// The scan page path for `qr`: `/v/` and the QR text, percent-encoded where a path
-/// needs it (base45 has space, `%` and `/`).
-pub fn scan_path(qr: &str) -> String {
-    let mut out = String::from("/v/");
-    for b in qr.bytes() {
-        if b.is_ascii_alphanumeric() || b"-.:*$+".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use credmesh_credential::qr::scan_path;
 
-/// The QR text as an SVG image (alphanumeric mode fits base45 exactly), for printing.
-pub fn qr_svg(qr: &str) -> Option<String> {
-    let code = qrcode::QrCode::new(qr.as_bytes()).ok()?;
+/// `text` (the QR text, or the scan URL carrying it) as a QR code in an SVG image, for
+/// printing. The encoder picks the densest mode for each run of characters: base45 and
+/// the escaped scan path fit the alphanumeric mode, a URL's host takes byte mode.
+pub fn qr_svg(text: &str) -> Option<String> {
+    let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
     Some(
         code.render::<qrcode::render::svg::Color<'_>>()
             .min_dimensions(240, 240)
@@ -54,12 +44,12 @@ pub fn qr_svg(qr: &str) -> Option<String> {
     )
 }
 
-/// The QR text as a PNG image: black modules, a 4-module quiet zone, `scale` pixels a
+/// `text` as a QR code in a PNG image ([`qr_svg`] says which text): black modules, a 4-module quiet zone, `scale` pixels a
 /// module, 1-bit grayscale. Written by hand (signature, IHDR, one zlib IDAT, IEND)
 /// because the only encoder the `qrcode` crate offers pulls in the whole `image` crate.
-pub fn qr_png(qr: &str, scale: usize) -> Option<Vec<u8>> {
+pub fn qr_png(text: &str, scale: usize) -> Option<Vec<u8>> {
     use std::io::Write as _;
-    let code = qrcode::QrCode::new(qr.as_bytes()).ok()?;
+    let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
     let modules = code.width();
     let colors = code.to_colors();
     let quiet = 4;
@@ -110,28 +100,7 @@ pub fn qr_png(qr: &str, scale: usize) -> Option<Vec<u8>> {
 /// that are not UTF-8 become U+FFFD, so any scan gets a page that says what is wrong
 /// rather than a bare HTTP error.
 fn scanned_text(uri: &Uri) -> String {
-    let raw = uri
-        .path()
-        .strip_prefix("/v/")
-        .unwrap_or_default()
-        .as_bytes();
-    let mut bytes = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        let hex = |b: u8| char::from(b).to_digit(16);
-        match (raw[i], raw.get(i + 1).copied(), raw.get(i + 2).copied()) {
-            (b'%', Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
-                let value = hex(h).unwrap_or_default() * 16 + hex(l).unwrap_or_default();
-                bytes.push(u8::try_from(value).unwrap_or(b'?'));
-                i += 3;
-            }
-            (b, _, _) => {
-                bytes.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
+    credmesh_credential::qr::percent_decode(uri.path().strip_prefix("/v/").unwrap_or_default())
 }
 
 async fn scan(State(entcode): State<Arc<Entcode>>, uri: Uri) -> Response {

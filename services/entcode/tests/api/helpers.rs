@@ -339,3 +339,38 @@ pub fn sh_uscc(n: u32) -> String {
         .unwrap()
         .to_string()
 }
+
+/// What a phone camera reads from `png`, a QR image the service made: the PNG taken
+/// apart as `qr_png` writes it (1-bit grayscale, unfiltered rows, zlib IDAT) and read by
+/// rqrr, a QR reader written apart from the encoder.
+pub fn read_qr(png: &[u8]) -> String {
+    use std::io::Read as _;
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let (mut width, mut height, mut idat) = (0, 0, Vec::new());
+    let mut at = 8;
+    while at + 8 <= png.len() {
+        let word = |i: usize| u32::from_be_bytes(png[i..i + 4].try_into().unwrap()) as usize;
+        let len = word(at);
+        let data = &png[at + 8..at + 8 + len];
+        match &png[at + 4..at + 8] {
+            b"IHDR" => {
+                (width, height) = (word(at + 8), word(at + 12));
+                assert_eq!(&data[8..10], &[1, 0], "1-bit grayscale");
+            }
+            b"IDAT" => idat.extend_from_slice(data),
+            _ => {}
+        }
+        at += 12 + len;
+    }
+    let mut rows = Vec::new();
+    flate2::read::ZlibDecoder::new(idat.as_slice())
+        .read_to_end(&mut rows)
+        .unwrap();
+    let stride = 1 + width.div_ceil(8);
+    let mut image = rqrr::PreparedImage::prepare_from_bitmap(width, height, |x, y| {
+        rows[y * stride + 1 + x / 8] & (0x80 >> (x % 8)) == 0
+    });
+    let grids = image.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in the image");
+    grids[0].decode().expect("the QR code reads").1
+}

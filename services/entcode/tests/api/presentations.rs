@@ -8,7 +8,7 @@ use credmesh_proto::{
 use credmesh_runtime::Clock as _;
 use tonic::Code;
 
-use crate::helpers::{BOTH, Backend, sh_uscc, spawn_app, spawn_with_cache};
+use crate::helpers::{BOTH, Backend, read_qr, sh_uscc, spawn_app, spawn_with_cache};
 
 /// The license claims each scenario must disclose, and only those.
 const EXPECTED: &[(&str, &[&str])] = &[
@@ -129,6 +129,42 @@ async fn a_second_use_is_refused_as_already_used() {
             "{html}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_scanned_presentation_image_is_a_link_that_verifies_once() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let dept = app.department().await;
+    let uscc = sh_uscc(14);
+    let me = app.enterprise(&uscc).await;
+    let bank = app.bank().await;
+    app.establish(&dept, &uscc).await;
+    let answer = app.present(&me, &uscc, "bank-loan").await.unwrap();
+    let presentation = answer.presentation.unwrap();
+
+    // The image holds the scan page's URL, which carries the QR text, both in the PNG
+    // and the SVG (the same code).
+    let link = read_qr(&presentation.qr_png);
+    assert_eq!(link, answer.scan_url);
+    assert_eq!(link, format!("http://{}{}", app.addr, answer.scan_path));
+    assert_eq!(
+        credmesh_credential::unwrap_scan_url(&link),
+        presentation.qr_text
+    );
+    assert_eq!(
+        presentation.qr_svg,
+        credmesh_entcode::api::http::qr_svg(&link).unwrap()
+    );
+
+    // A bank's scanner hands over the link as read: it verifies, and only once.
+    let first = app.verify(&bank, &link).await.unwrap();
+    assert_eq!(
+        first.outcome,
+        PresentationOutcome::Valid as i32,
+        "{first:?}"
+    );
+    let again = app.verify(&bank, &presentation.qr_text).await.unwrap();
+    assert_eq!(again.outcome, PresentationOutcome::AlreadyUsed as i32);
 }
 
 fn crate_scan_path(qr: &str) -> String {

@@ -1,11 +1,12 @@
 //! The scan page in a real browser: headless Chromium (Debian `chromium`, installed by
-//! `scripts/install-deps.sh test`) loads `/v/<QR>` for a valid and a revoked enterprise
+//! `scripts/install-deps.sh test`) loads `/v/<QR>` (for a valid code, the link read from
+//! its printed image, as a phone camera opens it) for a valid and a revoked enterprise
 //! and for a presentation, and the permits under a code's license; the test reads the rendered DOM and keeps screenshots under
 //! `target/screenshots/`.
 
 use std::{path::PathBuf, process::Command};
 
-use crate::helpers::{Backend, Sources, TestApp, sh_uscc, spawn_app, spawn_with_sources};
+use crate::helpers::{Backend, Sources, TestApp, read_qr, sh_uscc, spawn_app, spawn_with_sources};
 
 fn chromium() -> Option<PathBuf> {
     ["chromium", "chromium-browser", "google-chrome"]
@@ -96,7 +97,11 @@ async fn chromium_renders_the_verdict_for_a_valid_and_a_revoked_enterprise() {
     app.establish(&dept, &bad).await;
     let good_token = app.enterprise(&good).await;
     let bad_token = app.enterprise(&bad).await;
-    let good_path = app.code(&good_token, &good).await.unwrap().scan_path;
+    // A phone camera reads the printed code: the link it opens is the scan page's URL.
+    let good_code = app.code(&good_token, &good).await.unwrap();
+    let good_link = read_qr(&good_code.code.unwrap().qr_png);
+    assert_eq!(good_link, good_code.scan_url);
+    assert_eq!(good_link, url(&app, &good_code.scan_path));
     let bad_path = app.code(&bad_token, &bad).await.unwrap().scan_path;
     let presentation = app
         .present(&good_token, &good, "bank-loan")
@@ -106,7 +111,7 @@ async fn chromium_renders_the_verdict_for_a_valid_and_a_revoked_enterprise() {
     app.revoke(&dept, &bad).await;
 
     // Chromium blocks the runtime thread it runs on; the server keeps serving on others.
-    let (b, u) = (browser.clone(), url(&app, &good_path));
+    let (b, u) = (browser.clone(), good_link);
     let dom = tokio::task::spawn_blocking(move || render(&b, &u, "entcode-valid.png"))
         .await
         .unwrap();

@@ -328,3 +328,37 @@ async fn an_sd_jwt_presentation_verifies_once_across_forms_and_forgeries_are_bad
     let again = gw.verify_text(&bank, &sd_jwt).await;
     assert_eq!(again.reason, "ALREADY_USED");
 }
+
+#[tokio::test]
+async fn a_scan_page_link_verifies_as_the_qr_text_it_carries() {
+    let backend = Backend::Sqlite;
+    let clock = credmesh_runtime::ManualClock::new(T0);
+    let sh = spawn_region("SH", backend, clock).await;
+    let gw = spawn_gateway(&sh, &[], backend, Options::default()).await;
+    let bank = sh.partner("bank-shanghai").await;
+    let v = sh.establish(1).await;
+    let qr = &v.credential.as_ref().unwrap().qr_text;
+
+    // What a bank's scanner reads from a printed code: the scan page's URL, on any host.
+    let bare = gw.verify_text(&bank, qr).await;
+    for base in ["https://verify.sh.example.gov.cn", "http://127.0.0.1:8080"] {
+        let link = credmesh_credential::scan_url(base, qr);
+        let by_link = gw.verify_text(&bank, &link).await;
+        assert_outcome(&by_link, VerificationOutcome::Valid);
+        assert_eq!(by_link.form, CredentialForm::Qr as i32);
+        assert_eq!(by_link.credential_id, v.license_id);
+        assert_eq!(by_link.disclosed, bare.disclosed);
+    }
+
+    // A link to anything else is not a credential.
+    let elsewhere = gw
+        .verify_text(&bank, "https://verify.sh.example.gov.cn/about")
+        .await;
+    assert_outcome(&elsewhere, VerificationOutcome::Malformed);
+    // A link whose QR text was altered does not verify.
+    let mut altered = credmesh_credential::scan_url("https://verify.sh.example.gov.cn", qr);
+    let last = altered.pop().unwrap();
+    altered.push(if last == '0' { '1' } else { '0' });
+    let by_altered = gw.verify_text(&bank, &altered).await;
+    assert_ne!(by_altered.outcome, VerificationOutcome::Valid as i32);
+}
