@@ -12,6 +12,7 @@ use credmesh_runtime::{Clock, ServerConfig};
 use credmesh_store::{Db, DbOptions};
 
 /// Builds the enterprise-code service for `credmesh dev`.
+#[allow(clippy::too_many_arguments)]
 pub async fn build(
     data: &Path,
     keys: &Path,
