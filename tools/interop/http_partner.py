@@ -44,7 +44,8 @@ def main() -> int:
         {
             "iss": client_id,
             "sub": client_id,
-            "aud": "credmesh-identity",
+            # What OAuth client libraries put in aud by default: the token endpoint's URL.
+            "aud": f"{base}/v1/token",
             "jti": str(uuid.uuid4()),
             "iat": now,
             "exp": now + 120,

@@ -37,7 +37,8 @@ pub struct AssertionClaims {
     pub iss: String,
     /// The client id again.
     pub sub: String,
-    /// Always [`ASSERTION_AUDIENCE`].
+    /// [`ASSERTION_AUDIENCE`], or the token endpoint's URL (RFC 7523 §3); a received
+    /// assertion may name several audiences, and this is the one accepted.
     pub aud: String,
     /// Issued at, Unix seconds.
     #[serde(default)]
@@ -71,9 +72,42 @@ pub fn client_assertion(client_id: &str, key: &SigningKey, now: i64) -> Result<S
         .map_err(|e| AuthError::Signing(e.to_string()))
 }
 
+/// The claims of an assertion as received: `aud` is one audience or several (RFC 7519
+/// §4.1.3), as OAuth client libraries send either.
+#[derive(Deserialize)]
+struct ReceivedAssertion {
+    iss: String,
+    sub: String,
+    aud: Audiences,
+    #[serde(default)]
+    iat: i64,
+    exp: i64,
+    jti: String,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audiences {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audiences {
+    fn as_slice(&self) -> &[String] {
+        match self {
+            Audiences::One(one) => std::slice::from_ref(one),
+            Audiences::Many(many) => many,
+        }
+    }
+}
+
 /// Checks a client assertion against the client's registered raw public key: the
-/// signature, `iss` = `sub` = `client_id`, `aud`, an expiry in the future but at most
-/// [`ASSERTION_MAX_LIFETIME_SECS`] ahead, and a `jti`.
+/// signature, `iss` = `sub` = `client_id`, an expiry in the future but at most
+/// [`ASSERTION_MAX_LIFETIME_SECS`] ahead, a `jti`, and an `aud` naming the identity
+/// service: [`ASSERTION_AUDIENCE`], or `token_endpoint`, the URL of its OAuth token
+/// endpoint, which is what OAuth client libraries put there by default (RFC 7523 §3).
+/// Another server's URL is refused, so an assertion a client made for some other
+/// service cannot be replayed here.
 ///
 /// The caller must refuse a `jti` it has seen before, remembering each until its `exp`;
 /// after that this function refuses the assertion as expired.
@@ -82,30 +116,48 @@ pub fn verify_client_assertion(
     client_id: &str,
     public_key: &[u8; 32],
     now: i64,
+    token_endpoint: Option<&str>,
 ) -> Result<AssertionClaims, AuthError> {
     let mut validation = Validation::new(Algorithm::EdDSA);
     validation.required_spec_claims.clear();
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.validate_aud = false;
-    let claims = jsonwebtoken::decode::<AssertionClaims>(
+    let received = jsonwebtoken::decode::<ReceivedAssertion>(
         token,
         &DecodingKey::from_ed_der(public_key),
         &validation,
     )
     .map_err(jwt_error)?
     .claims;
-    if claims.iss != client_id || claims.sub != client_id {
+    if received.iss != client_id || received.sub != client_id {
         return Err(AuthError::InvalidAssertion(
             "issuer and subject must both be the client id".into(),
         ));
     }
-    if claims.aud != ASSERTION_AUDIENCE {
+    let accepted: Vec<&str> = std::iter::once(ASSERTION_AUDIENCE)
+        .chain(token_endpoint)
+        .collect();
+    let Some(aud) = received
+        .aud
+        .as_slice()
+        .iter()
+        .find(|a| accepted.contains(&a.as_str()))
+        .cloned()
+    else {
         return Err(AuthError::WrongAudience {
-            expected: vec![ASSERTION_AUDIENCE.to_owned()],
-            found: claims.aud,
+            expected: accepted.iter().map(|a| (*a).to_owned()).collect(),
+            found: received.aud.as_slice().join(", "),
         });
-    }
+    };
+    let claims = AssertionClaims {
+        iss: received.iss,
+        sub: received.sub,
+        aud,
+        iat: received.iat,
+        exp: received.exp,
+        jti: received.jti,
+    };
     if claims.exp <= now {
         return Err(AuthError::Expired);
     }
@@ -415,9 +467,14 @@ mod tests {
     #[test]
     fn a_client_assertion_verifies_with_the_clients_public_key() {
         let assertion = client_assertion(CLIENT, &key(), NOW).unwrap();
-        let claims =
-            verify_client_assertion(&assertion, CLIENT, key().verifying_key().as_bytes(), NOW)
-                .unwrap();
+        let claims = verify_client_assertion(
+            &assertion,
+            CLIENT,
+            key().verifying_key().as_bytes(),
+            NOW,
+            None,
+        )
+        .unwrap();
         assert_eq!(claims.iss, CLIENT);
         assert_eq!(claims.sub, CLIENT);
         assert_eq!(claims.aud, ASSERTION_AUDIENCE);
@@ -425,7 +482,8 @@ mod tests {
         assert_eq!(URL_SAFE_NO_PAD.decode(&claims.jti).unwrap().len(), 16);
 
         let again = client_assertion(CLIENT, &key(), NOW).unwrap();
-        let again = verify_client_assertion(&again, CLIENT, key().verifying_key().as_bytes(), NOW);
+        let again =
+            verify_client_assertion(&again, CLIENT, key().verifying_key().as_bytes(), NOW, None);
         assert_ne!(
             again.unwrap().jti,
             claims.jti,
@@ -439,7 +497,7 @@ mod tests {
         let public = key().verifying_key();
         let later = NOW + ASSERTION_LIFETIME_SECS;
         assert!(matches!(
-            verify_client_assertion(&assertion, CLIENT, public.as_bytes(), later),
+            verify_client_assertion(&assertion, CLIENT, public.as_bytes(), later, None),
             Err(AuthError::Expired)
         ));
     }
@@ -449,12 +507,12 @@ mod tests {
         let assertion = client_assertion(CLIENT, &key(), NOW).unwrap();
         let public = key().verifying_key();
         assert!(matches!(
-            verify_client_assertion(&assertion, "svc-other", public.as_bytes(), NOW),
+            verify_client_assertion(&assertion, "svc-other", public.as_bytes(), NOW, None),
             Err(AuthError::InvalidAssertion(_))
         ));
         let stranger = SigningKey::from_bytes(&[8; 32]).verifying_key();
         assert!(matches!(
-            verify_client_assertion(&assertion, CLIENT, stranger.as_bytes(), NOW),
+            verify_client_assertion(&assertion, CLIENT, stranger.as_bytes(), NOW, None),
             Err(AuthError::BadSignature)
         ));
     }
@@ -465,8 +523,69 @@ mod tests {
         let assertion = client_assertion(CLIENT, &key(), NOW + 300).unwrap();
         let public = key().verifying_key();
         assert!(matches!(
-            verify_client_assertion(&assertion, CLIENT, public.as_bytes(), NOW),
+            verify_client_assertion(&assertion, CLIENT, public.as_bytes(), NOW, None),
             Err(AuthError::InvalidAssertion(_))
+        ));
+    }
+
+    /// An assertion for `CLIENT` with `aud` as given, signed with [`key`].
+    fn assertion_to(aud: serde_json::Value) -> String {
+        let claims = serde_json::json!({
+            "iss": CLIENT, "sub": CLIENT, "aud": aud,
+            "iat": NOW, "exp": NOW + 60, "jti": "j-1",
+        });
+        let der = key().to_pkcs8_der().unwrap();
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some("JWT".to_owned());
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(der.as_bytes())).unwrap()
+    }
+
+    #[test]
+    fn the_audience_is_the_identity_service_or_its_token_endpoints_url() {
+        const ENDPOINT: &str = "https://verify.sh.example.gov.cn/v1/token";
+        let public = key().verifying_key();
+        let check = |aud: serde_json::Value, endpoint: Option<&str>| {
+            verify_client_assertion(&assertion_to(aud), CLIENT, public.as_bytes(), NOW, endpoint)
+        };
+        // The name, alone or among others, as a string or an array (RFC 7519 §4.1.3).
+        assert_eq!(
+            check(ASSERTION_AUDIENCE.into(), None).unwrap().aud,
+            ASSERTION_AUDIENCE
+        );
+        let both = serde_json::json!(["https://elsewhere.example", ASSERTION_AUDIENCE]);
+        assert_eq!(check(both, None).unwrap().aud, ASSERTION_AUDIENCE);
+        // The token endpoint's URL, what OAuth libraries send by default, where it is known.
+        assert_eq!(
+            check(ENDPOINT.into(), Some(ENDPOINT)).unwrap().aud,
+            ENDPOINT
+        );
+        assert_eq!(
+            check(serde_json::json!([ENDPOINT]), Some(ENDPOINT))
+                .unwrap()
+                .aud,
+            ENDPOINT
+        );
+        assert!(matches!(
+            check(ENDPOINT.into(), None),
+            Err(AuthError::WrongAudience { .. })
+        ));
+        // Another server's URL is refused: an assertion made for it cannot be replayed here.
+        for other in [
+            "https://bank.example/v1/token",
+            "https://verify.sh.example.gov.cn/v1/token/",
+            "credmesh-identity-js",
+        ] {
+            match check(other.into(), Some(ENDPOINT)) {
+                Err(AuthError::WrongAudience { expected, found }) => {
+                    assert_eq!(expected, [ASSERTION_AUDIENCE, ENDPOINT]);
+                    assert_eq!(found, other);
+                }
+                answer => panic!("{other}: {answer:?}"),
+            }
+        }
+        assert!(matches!(
+            check(serde_json::json!([]), Some(ENDPOINT)),
+            Err(AuthError::WrongAudience { .. })
         ));
     }
 
@@ -488,6 +607,7 @@ mod tests {
                 &request.client_id,
                 key().verifying_key().as_bytes(),
                 now(),
+                None,
             );
             Box::pin(async move {
                 verified.map_err(|e| e.to_status())?;

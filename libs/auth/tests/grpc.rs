@@ -51,6 +51,7 @@ impl IdentityService for FakeIdentity {
             &request.client_id,
             operator_key().verifying_key().as_bytes(),
             now,
+            None,
         )?;
         let claims = AccessClaims {
             iss: ISSUER.into(),

@@ -74,10 +74,13 @@ pub fn unwrap_scan_url(scanned: &str) -> Cow<'_, str> {
         t.get(..scheme.len())
             .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
     });
+    if !is_url {
+        return Cow::Borrowed(scanned);
+    }
     // Base45 has no lower-case letters, so the last `/v/` ends the URL's own path.
     match t.rfind(SCAN_PATH) {
-        Some(at) if is_url => Cow::Owned(percent_decode(&t[at + SCAN_PATH.len()..])),
-        _ => Cow::Borrowed(scanned),
+        Some(at) => Cow::Owned(percent_decode(&t[at + SCAN_PATH.len()..])),
+        None => Cow::Borrowed(scanned),
     }
 }
 

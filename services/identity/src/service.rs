@@ -36,6 +36,12 @@ pub fn token_issuer(region: Region) -> String {
     credmesh_auth::issuer_for_region(region.code())
 }
 
+/// The URL of the token endpoint (`POST /v1/token`) under the deployment's public URL.
+fn token_endpoint(public_url: &str) -> Option<String> {
+    let base = public_url.trim().trim_end_matches('/');
+    (!base.is_empty()).then(|| format!("{base}/v1/token"))
+}
+
 /// The identity service.
 pub struct Identity {
     pub(crate) region: Region,
@@ -47,6 +53,9 @@ pub struct Identity {
     pub(crate) allow_secrets: bool,
     pub(crate) token_ttl: i64,
     pub(crate) public_url: String,
+    /// The URL of the OAuth token endpoint under `public_url`, when there is one: client
+    /// assertions may name it as their audience.
+    token_endpoint: Option<String>,
     pub(crate) validator: Arc<TokenValidator>,
     trust_cache: Mutex<Option<CachedTrustList>>,
 }
@@ -110,6 +119,7 @@ impl Identity {
             anchor,
             allow_secrets,
             token_ttl,
+            token_endpoint: token_endpoint(&public_url),
             public_url,
             validator,
             trust_cache: Mutex::new(None),
@@ -231,8 +241,14 @@ impl Identity {
             .ok_or_else(|| failed("CLIENT_AUTH_FAILED"))?;
         match (&client.auth, credential) {
             (ClientAuth::PublicKey(pk), Credential::Assertion(assertion)) => {
-                let claims = credmesh_auth::verify_client_assertion(assertion, client_id, pk, now)
-                    .map_err(|_| failed("CLIENT_AUTH_FAILED"))?;
+                let claims = credmesh_auth::verify_client_assertion(
+                    assertion,
+                    client_id,
+                    pk,
+                    now,
+                    self.token_endpoint.as_deref(),
+                )
+                .map_err(|_| failed("CLIENT_AUTH_FAILED"))?;
                 if !self
                     .store
                     .use_assertion(&claims.jti, client_id, claims.exp, now)

@@ -33,8 +33,9 @@ pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jw
 /// the same whichever part failed, so a caller cannot probe, but an integrator can check
 /// their assertion against it.
 const ASSERTION_RULES: &str = "a client assertion is an EdDSA JWT signed with the client's \
-     registered key, with iss = sub = the client id, aud = \"credmesh-identity\", a jti \
-     never used before and exp at most 5 minutes ahead";
+     registered key, with iss = sub = the client id, aud = \"credmesh-identity\" (or this \
+     token endpoint's URL, where the deployment has a public URL), a jti never used before \
+     and exp at most 5 minutes ahead";
 
 /// The same for a client secret.
 const SECRET_RULES: &str = "client authentication failed; check the client id and secret \

@@ -401,3 +401,94 @@ async fn where_secrets_are_allowed_a_client_may_send_its_secret_in_basic_or_the_
     .await
     .refused(400, "unauthorized_client", "CLIENT_DISABLED");
 }
+
+/// A client assertion for `client` signed with `key` and naming `aud`, built by hand as
+/// an OAuth library builds it (the `aud` it chose, a string or an array).
+fn assertion_naming(
+    client: &str,
+    key: &ed25519_dalek::SigningKey,
+    now: i64,
+    aud: &serde_json::Value,
+    jti: usize,
+) -> String {
+    use ed25519_dalek::Signer as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = b64.encode(br#"{"alg":"EdDSA","typ":"JWT"}"#);
+    let claims = serde_json::json!({
+        "iss": client, "sub": client, "aud": aud,
+        "iat": now, "exp": now + 60, "jti": format!("jti-{jti}"),
+    });
+    let input = format!("{header}.{}", b64.encode(claims.to_string()));
+    let signature = b64.encode(key.sign(input.as_bytes()).to_bytes());
+    format!("{input}.{signature}")
+}
+
+#[tokio::test]
+async fn an_assertion_may_name_the_token_endpoints_url_as_its_audience() {
+    use serde_json::json;
+    const ENDPOINT: &str = "https://verify.sh.example.gov.cn/v1/token";
+    let app = spawn_configured(
+        Backend::Sqlite,
+        "SH",
+        &[("CREDMESH_PUBLIC_URL", "https://verify.sh.example.gov.cn/")],
+    )
+    .await;
+    let partner = app
+        .register("bank-suzhou", PrincipalKind::Partner, &["verify"], "")
+        .await;
+    let grant = ("grant_type", "client_credentials");
+    let kind = ("client_assertion_type", ASSERTION_TYPE);
+    let send = |aud: serde_json::Value, jti: usize| {
+        let assertion =
+            assertion_naming("bank-suzhou", partner.signing_key(), app.now(), &aud, jti);
+        let app = &app;
+        async move { post(app, &[grant, kind, ("client_assertion", &assertion)]).await }
+    };
+
+    // What OAuth libraries send: the endpoint's URL, as a string or in an array; and the
+    // service's name among other audiences.
+    for (jti, aud) in [
+        json!(ENDPOINT),
+        json!([ENDPOINT]),
+        json!(["https://elsewhere.example", "credmesh-identity"]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let answer = send(aud.clone(), jti).await;
+        assert_eq!(answer.status, 200, "{aud}: {}", answer.body);
+        assert_eq!(answer.body["scope"], "verify");
+    }
+    // Any other audience: another server's token URL (an assertion made for it must not
+    // buy a token here), another path of ours, none at all.
+    for (jti, aud) in [
+        json!("https://bank.example/v1/token"),
+        json!("https://verify.sh.example.gov.cn/v1/verify"),
+        json!([]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let answer = send(aud.clone(), 10 + jti).await;
+        answer.refused(401, "invalid_client", "CLIENT_AUTH_FAILED");
+        let said = answer.body["error_description"].as_str().unwrap();
+        assert!(said.contains("token endpoint's URL"), "{said}");
+    }
+
+    // A deployment without a public URL knows no URL of its own: only the name will do.
+    let app = spawn_app(Backend::Sqlite).await;
+    let partner = app
+        .register("bank-suzhou", PrincipalKind::Partner, &["verify"], "")
+        .await;
+    let own_url = json!(format!("http://{}/v1/token", app.addr));
+    let assertion = assertion_naming(
+        "bank-suzhou",
+        partner.signing_key(),
+        app.now(),
+        &own_url,
+        20,
+    );
+    post(&app, &[grant, kind, ("client_assertion", &assertion)])
+        .await
+        .refused(401, "invalid_client", "CLIENT_AUTH_FAILED");
+}
