@@ -306,6 +306,7 @@ async fn two_departments_one_visit_through_credmesh_dev() {
     assert_eq!(joined["code_version"], 2);
     let qr_text = joined["qr_text"].as_str().unwrap().to_string();
     let vc_jwt = joined["vc_jwt"].as_str().unwrap().to_string();
+    let scan_url = joined["scan_url"].as_str().unwrap().to_string();
 
     // 3. Grade A: another routine inspection is refused, with the rule and the count.
     let later = (start + 60 * 86_400).to_string();
@@ -356,19 +357,27 @@ async fn two_departments_one_visit_through_credmesh_dev() {
     assert_eq!(answer["issuer"], "SH/inspection");
     assert_eq!(answer["kind"], "inspection_code");
 
-    // It opens on the scan page, verified by the gateway.
-    let mut path = String::from("/v/");
-    for b in qr_text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-.:*$+".contains(&b) {
-            path.push(char::from(b));
-        } else {
-            path.push_str(&format!("%{b:02X}"));
-        }
-    }
-    let page = http_get(&dev.http, &path).await;
+    // Shown on site as a QR image, it is a link to the scan page here: the owner's
+    // phone camera opens it and sees the code verified by the gateway.
+    let path = scan_url
+        .strip_prefix(&format!("http://{}", dev.http))
+        .unwrap_or_else(|| panic!("{scan_url} is not on this deployment"));
+    assert!(path.starts_with("/v/CM1:"), "{path}");
+    let page = http_get(&dev.http, path).await;
     assert!(page.contains("class=\"verdict ok\""), "{page}");
     assert!(page.contains("检查码"), "{page}");
     assert!(page.contains(&id), "{page}");
+    let image = dev.data.join("inspection-code.png");
+    let wrote = cli_as(
+        &health_profile,
+        &["inspect", "qr", &id, "--out", &image.display().to_string()],
+    )
+    .await;
+    assert!(
+        wrote.contains("a phone camera opens the scan page"),
+        "{wrote}"
+    );
+    assert!(std::fs::read(&image).unwrap().starts_with(b"\x89PNG"));
 
     // 4. A result before the code was shown is refused; the owner scans; the result.
     let record = pb::RecordResultRequest {

@@ -137,6 +137,16 @@ enum InspectCommand {
         /// The inspection id.
         inspection_id: String,
     },
+    /// Write an inspection's code as a QR image to show on site: SVG, or PNG when
+    /// `--out` ends in `.png`. Where the deployment has a public URL it links to the scan
+    /// page, so the enterprise can check it with any phone camera.
+    Qr {
+        /// The inspection id.
+        inspection_id: String,
+        /// Where to write the image.
+        #[arg(long, default_value = "inspection-code.svg")]
+        out: std::path::PathBuf,
+    },
     /// List inspections of an enterprise or a department, newest first.
     List {
         /// The department.
@@ -308,6 +318,7 @@ fn print_inspection(i: &pb::Inspection, json: bool) {
                 "alerts": i.alerts.iter().map(|a| &a.message).collect::<Vec<_>>(),
                 "code_version": code.map(|c| c.version),
                 "qr_text": code.map(|c| &c.qr_text),
+                "scan_url": code.map(|c| &c.scan_url).filter(|u| !u.is_empty()),
                 "vc_jwt": code.map(|c| &c.vc_jwt),
             })
         );
@@ -357,6 +368,9 @@ fn print_inspection(i: &pb::Inspection, json: bool) {
     if let Some(c) = code {
         println!("code         version {}", c.version);
         println!("QR text      {}", c.qr_text);
+        if !c.scan_url.is_empty() {
+            println!("scan page    {}", c.scan_url);
+        }
     }
 }
 
@@ -507,6 +521,51 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
                 .into_inner();
             if let Some(i) = r.inspection {
                 print_inspection(&i, json);
+            }
+        }
+        InspectCommand::Qr { inspection_id, out } => {
+            let r = client
+                .get_inspection(
+                    session
+                        .authed(pb::GetInspectionRequest {
+                            inspection_id: inspection_id.clone(),
+                        })
+                        .await?,
+                )
+                .await
+                .map_err(explain)?
+                .into_inner();
+            let code = r
+                .inspection
+                .and_then(|i| i.code)
+                .with_context(|| format!("inspection {inspection_id} has no code to show"))?;
+            let text = if code.scan_url.is_empty() {
+                &code.qr_text
+            } else {
+                &code.scan_url
+            };
+            let png = out
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+            let bytes = if png {
+                credmesh_entcode::api::http::qr_png(text, 6)
+            } else {
+                credmesh_entcode::api::http::qr_svg(text).map(String::into_bytes)
+            }
+            .context("the code is too long for a QR image")?;
+            std::fs::write(&out, bytes).with_context(|| format!("writing {}", out.display()))?;
+            if code.scan_url.is_empty() {
+                println!(
+                    "wrote {}: the bare QR text, which only credmesh-aware scanners read \
+                     (with CREDMESH_PUBLIC_URL set, the inspection service links codes to \
+                     the scan page)",
+                    out.display()
+                );
+            } else {
+                println!(
+                    "wrote {}: a phone camera opens the scan page, which shows the code verified",
+                    out.display()
+                );
             }
         }
         InspectCommand::Show { inspection_id } => {

@@ -130,15 +130,22 @@ pub fn inspection_to_proto(
     let code = if with_code {
         Envelope::decode(r.envelope.as_slice())
             .ok()
-            .map(|envelope| pb::InspectionCode {
-                qr_text: to_qr(&envelope),
-                envelope: Some(envelope),
-                vc_jwt: r.vc_jwt.clone(),
-                status_reference: Some(StatusReference {
-                    list_id: list_id(inspection.region(), r.status.0),
-                    index: r.status.1,
-                }),
-                version: r.code_version,
+            .map(|envelope| {
+                let qr_text = to_qr(&envelope);
+                pb::InspectionCode {
+                    scan_url: match inspection.public_url.as_str() {
+                        "" => String::new(),
+                        base => credmesh_credential::scan_url(base, &qr_text),
+                    },
+                    qr_text,
+                    envelope: Some(envelope),
+                    vc_jwt: r.vc_jwt.clone(),
+                    status_reference: Some(StatusReference {
+                        list_id: list_id(inspection.region(), r.status.0),
+                        index: r.status.1,
+                    }),
+                    version: r.code_version,
+                }
             })
     } else {
         None

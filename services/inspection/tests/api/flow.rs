@@ -131,16 +131,22 @@ async fn two_departments_one_visit_from_plan_to_evaluation() {
             Decision::Issued(_)
         ));
 
-        // 4. On site: the owner scans the code; it is recorded as shown.
+        // 4. On site: the owner scans the code; it is recorded as shown. The code's
+        //    image links to the scan page (the deployment has a public URL), and the
+        //    link is what the owner's scanner reads.
         app.clock.set(start + 3600);
         let owner = app.enterprise(&uscc).await;
+        let link = &new_code.scan_url;
+        assert!(
+            link.starts_with("http://")
+                && link.ends_with(&credmesh_credential::scan_path(&new_code.qr_text)),
+            "{link}"
+        );
         let scanned = app
             .inspection
             .clone()
             .scan_code(with_token(
-                pb::ScanCodeRequest {
-                    code: new_code.qr_text.clone(),
-                },
+                pb::ScanCodeRequest { code: link.clone() },
                 &owner,
             ))
             .await
