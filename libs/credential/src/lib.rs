@@ -45,7 +45,7 @@ pub use envelope::{
 pub use error::{FormatError, KeyError, OpenError, SignatureError, StatusListError, TrustError};
 pub use hex::{hex, push_hex};
 pub use keys::{IssuerKey, kid_for};
-pub use qr::{QR_PREFIX, from_qr, scan_path, scan_url, to_qr, unwrap_scan_url};
+pub use qr::{QR_PREFIX, from_qr, scan_path, scan_url, scan_url_at, to_qr, unwrap_scan_url};
 pub use sd_jwt::SdJwtError;
 pub use status_list::{Bitstring, sign_status_list};
 pub use vcjwt::{

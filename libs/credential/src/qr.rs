@@ -61,6 +61,16 @@ pub fn scan_url(base: &str, qr: &str) -> String {
     url
 }
 
+/// [`scan_url`] on a deployment whose public URL is `public_url`, or nothing (an empty
+/// string, as the `scan_url` fields of answers are) when it has none.
+pub fn scan_url_at(public_url: &str, qr: &str) -> String {
+    if public_url.trim().is_empty() {
+        String::new()
+    } else {
+        scan_url(public_url.trim(), qr)
+    }
+}
+
 /// What follows `/v/` in a scan page URL.
 const SCAN_PATH: &str = "/v/";
 
@@ -209,6 +219,16 @@ mod tests {
         assert!(
             path.chars()
                 .all(|c| QR_ALPHANUMERIC.contains(c) || c == 'v')
+        );
+    }
+
+    #[test]
+    fn without_a_public_url_there_is_no_scan_url() {
+        assert_eq!(scan_url_at("", "CM1:A B"), "");
+        assert_eq!(scan_url_at("  ", "CM1:A B"), "");
+        assert_eq!(
+            scan_url_at("https://verify.sh.example.gov.cn/", "CM1:A B"),
+            "https://verify.sh.example.gov.cn/v/CM1:A%20B"
         );
     }
 

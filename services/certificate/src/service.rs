@@ -188,6 +188,11 @@ fn parse_uscc(uscc: &str, field: &str) -> Result<Uscc, CertificateError> {
 }
 
 impl Certificates {
+    /// The scan page's URL for `qr` under the deployment's public URL; empty without one.
+    pub fn scan_url(&self, qr: &str) -> String {
+        credmesh_credential::scan_url_at(&self.parts.public_url, qr)
+    }
+
     /// The service over `store`.
     pub fn new(store: Arc<dyn CertificateStore>, parts: Parts) -> Self {
         let lists = StatusLists::new(

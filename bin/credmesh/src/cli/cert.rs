@@ -219,6 +219,7 @@ fn print_certificate(c: &pb::Certificate, types: &[pb::CertificateType], json: b
                 "valid_until": c.valid_until,
                 "disputed_fields": c.disputed_fields,
                 "qr": signed.qr_text,
+                "scan_url": signed.scan_url,
                 "vc_jwt": signed.vc_jwt,
             })
         );
@@ -275,6 +276,9 @@ fn print_certificate(c: &pb::Certificate, types: &[pb::CertificateType], json: b
     }
     if !signed.qr_text.is_empty() {
         rows.push(("QR".into(), signed.qr_text.clone()));
+    }
+    if !signed.scan_url.is_empty() {
+        rows.push(("扫码核验 scan page".into(), signed.scan_url.clone()));
     }
     super::print_rows(&rows);
 }

@@ -244,6 +244,7 @@ fn print_license(e: Option<&pb::Enterprise>, v: &pb::LicenseVersion, json: bool)
                 "status_index": status.index,
                 "kid": v.kid,
                 "qr": signed.qr_text,
+                "scan_url": signed.scan_url,
                 "vc_jwt": signed.vc_jwt,
             })
         );
@@ -281,6 +282,9 @@ fn print_license(e: Option<&pb::Enterprise>, v: &pb::LicenseVersion, json: bool)
     }
     if !signed.qr_text.is_empty() {
         rows.push(("QR", signed.qr_text.as_str()));
+    }
+    if !signed.scan_url.is_empty() {
+        rows.push(("扫码核验 scan page", signed.scan_url.as_str()));
     }
     super::print_rows(&rows);
 }

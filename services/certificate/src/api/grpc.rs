@@ -218,8 +218,10 @@ pub fn certificate_to_proto(
                 "a stored credential could not be read",
             )
         })?;
+        let qr_text = to_qr(&envelope);
         Some(pb::SignedCredential {
-            qr_text: to_qr(&envelope),
+            scan_url: inner.scan_url(&qr_text),
+            qr_text,
             envelope: Some(envelope),
             vc_jwt: v.vc_jwt.clone(),
         })

@@ -247,13 +247,31 @@ impl TestApp {
     pub async fn verify(&self, c: &pb::Certificate) -> Verification {
         let (trust, cache) = self.verifier().await;
         let signed = c.credential.as_ref().expect("a signed credential");
-        verify(
+        let native = verify(
             Presented::Envelope(signed.envelope.as_ref().unwrap()),
             &trust,
             &cache,
             &Policy::default(),
             self.now(),
-        )
+        );
+        // The link a phone reads off the printed certificate is the same credential.
+        assert!(
+            signed
+                .scan_url
+                .ends_with(&credmesh_credential::scan_path(&signed.qr_text)),
+            "{}",
+            signed.scan_url
+        );
+        let linked = verify(
+            Presented::detect(&signed.scan_url),
+            &trust,
+            &cache,
+            &Policy::default(),
+            self.now(),
+        );
+        assert_eq!(linked.outcome, native.outcome, "{}", linked.detail);
+        assert_eq!(linked.credential, native.credential);
+        native
     }
 }
 

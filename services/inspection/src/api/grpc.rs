@@ -133,10 +133,7 @@ pub fn inspection_to_proto(
             .map(|envelope| {
                 let qr_text = to_qr(&envelope);
                 pb::InspectionCode {
-                    scan_url: match inspection.public_url.as_str() {
-                        "" => String::new(),
-                        base => credmesh_credential::scan_url(base, &qr_text),
-                    },
+                    scan_url: credmesh_credential::scan_url_at(&inspection.public_url, &qr_text),
                     qr_text,
                     envelope: Some(envelope),
                     vc_jwt: r.vc_jwt.clone(),

@@ -86,8 +86,10 @@ pub fn version_to_proto(
                 "a stored credential could not be read",
             )
         })?;
+        let qr_text = to_qr(&envelope);
         Some(pb::SignedCredential {
-            qr_text: to_qr(&envelope),
+            scan_url: credmesh_credential::scan_url_at(&license.public_url, &qr_text),
+            qr_text,
             envelope: Some(envelope),
             vc_jwt: v.vc_jwt.clone(),
         })

@@ -317,7 +317,18 @@ impl TestApp {
             &policy,
             self.now(),
         );
-        for other in [Presented::Qr(&c.qr_text), Presented::VcJwt(&c.vc_jwt)] {
+        // The link a phone reads off a printed or displayed license is the same credential.
+        assert!(
+            c.scan_url
+                .ends_with(&credmesh_credential::scan_path(&c.qr_text)),
+            "{}",
+            c.scan_url
+        );
+        for other in [
+            Presented::Qr(&c.qr_text),
+            Presented::detect(&c.scan_url),
+            Presented::VcJwt(&c.vc_jwt),
+        ] {
             let v = verify(other, &trust, &cache, &policy, self.now());
             assert_eq!(
                 v.outcome,
