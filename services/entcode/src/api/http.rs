@@ -1,8 +1,13 @@
 //! The public scan page, `GET /v/<QR text>`: what a phone shows after scanning an
 //! enterprise code or a presentation. One HTML page, Chinese first and English beside,
 //! the answer readable at a glance (a green or red banner), then who, what was disclosed
-//! and when it was checked. Every value is HTML-escaped. Scanning a presentation is a
-//! verification and uses it up, like `VerifyPresentation`.
+//! and when it was checked. Every value is HTML-escaped.
+//!
+//! Checking a presentation is a verification and uses it up, like `VerifyPresentation`,
+//! so it is never done by a GET: link previews, prefetching and scanner apps fetch a
+//! link without anyone looking at it, and would use the presentation up before the
+//! person it was shown to could check it. A GET of a presentation's page says what it
+//! is and offers a button; the button posts to the same address, which checks it.
 
 use std::sync::Arc;
 
@@ -26,7 +31,7 @@ use crate::{
 /// The HTTP routes: the scan page.
 pub fn routes(entcode: Arc<Entcode>) -> Router {
     Router::new()
-        .route("/v/{*qr}", get(scan))
+        .route("/v/{*qr}", get(scan).post(check_now))
         .with_state(entcode)
 }
 
@@ -103,11 +108,46 @@ fn scanned_text(uri: &Uri) -> String {
     credmesh_credential::qr::percent_decode(uri.path().strip_prefix("/v/").unwrap_or_default())
 }
 
+/// Whether `text` claims to be a presentation, which a check uses up: the SD-JWT form,
+/// or QR text whose payload says so. Nothing is verified here: this only decides whether
+/// the page asks before checking, and the check that follows verifies everything.
+fn single_use(text: &str) -> bool {
+    use credmesh_proto::{credential::v1::Credential, prost::Message as _};
+    credmesh_credential::sd_jwt::looks_like_sd_jwt(text)
+        || credmesh_credential::from_qr(text)
+            .ok()
+            .and_then(|envelope| Credential::decode(envelope.payload.as_slice()).ok())
+            .is_some_and(|c| c.kind == CredentialKind::Presentation as i32)
+}
+
+/// `GET /v/<QR text>`: the page for what was scanned; for a presentation, the page that
+/// asks before using it up (see the module docs).
 async fn scan(State(entcode): State<Arc<Entcode>>, uri: Uri) -> Response {
     let qr = scanned_text(&uri);
-    let scanned = entcode.scan(&qr).await;
+    if single_use(&qr) {
+        return (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            ask_page(),
+        )
+            .into_response();
+    }
+    check(&entcode, &qr).await
+}
+
+/// `POST /v/<QR text>`: checks what was scanned now, using a presentation up.
+async fn check_now(State(entcode): State<Arc<Entcode>>, uri: Uri) -> Response {
+    check(&entcode, &scanned_text(&uri)).await
+}
+
+/// The page of the check of `qr`.
+async fn check(entcode: &Entcode, qr: &str) -> Response {
+    let scanned = entcode.scan(qr).await;
     if let Ok(checked) = &scanned
-        && let Some(foreign) = entcode.scan_foreign(&qr, checked).await
+        && let Some(foreign) = entcode.scan_foreign(qr, checked).await
     {
         return (
             StatusCode::OK,
@@ -338,7 +378,8 @@ fn rows(claims: &[Claim]) -> String {
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'PingFang SC','Noto Sans CJK SC',sans-serif;margin:0;background:#f4f5f7;color:#1d1d1f}\
 main{max-width:34rem;margin:0 auto;padding:1rem}\
 .verdict{border-radius:12px;padding:1.2rem;color:#fff;text-align:center}\
-.ok{background:#1a7f37}.bad{background:#c62828}\
+.ok{background:#1a7f37}.bad{background:#c62828}.ask{background:#455a64}\
+button{font:inherit;font-size:1.1rem;font-weight:600;width:100%;margin-top:.8rem;padding:.8rem;border:0;border-radius:10px;background:#1a56db;color:#fff}\
 .verdict h1{margin:0;font-size:2rem}.verdict p{margin:.4rem 0 0}\
 section{background:#fff;border-radius:12px;padding:1rem;margin-top:1rem}\
 h2{font-size:1.05rem;margin:0 0 .6rem}\
@@ -516,6 +557,24 @@ pub fn foreign_page(f: &crate::foreign::ForeignCheck, checked_at: i64) -> String
     )
 }
 
+/// The page of a presentation not checked yet: what it is, and the button that checks it.
+pub fn ask_page() -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+<meta name=\"robots\" content=\"noindex\">\
+<title>待核验 · Not checked yet — credmesh</title><style>{STYLE}</style></head>\
+<body><main>\
+<div id=\"verdict\" class=\"verdict ask\" data-outcome=\"UNCHECKED\"><h1>待核验</h1><p>Not checked yet</p></div>\
+<section id=\"why\"><h2>场景亮码 · Scenario presentation</h2>\
+<p class=\"advice\">这是经营主体出示的一次性亮码，核验一次后即失效。请在为其办理业务时点击核验。</p>\
+<p lang=\"en\">A single-use code an enterprise shows for one check: checking it uses it up. \
+Check it when you act on it.</p>\
+<form method=\"post\"><button id=\"check\" type=\"submit\">核验 · Check now</button></form></section>\
+</main></body></html>\n"
+    )
+}
+
 fn unavailable_page(why: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
@@ -570,6 +629,37 @@ mod tests {
         assert_eq!(scanned_text(&uri), text);
         let uri: Uri = "/v/%FF%FEx%4".parse().unwrap();
         assert_eq!(scanned_text(&uri), "\u{fffd}\u{fffd}x%4");
+    }
+
+    #[test]
+    fn only_a_presentation_is_asked_about_before_its_check() {
+        use credmesh_credential::{keys::IssuerKey, sign_credential, to_qr};
+        use credmesh_proto::credential::v1::Credential;
+        let key = IssuerKey::generate("SH-entcode-test").unwrap();
+        let signed = |kind: CredentialKind| {
+            to_qr(&sign_credential(
+                &Credential {
+                    kind: kind as i32,
+                    issuer: "SH/entcode".into(),
+                    subject: "91310106MA1FL3Q19D".into(),
+                    ..Default::default()
+                },
+                &key,
+            ))
+        };
+        let presentation = signed(CredentialKind::Presentation);
+        assert!(single_use(&presentation));
+        assert!(single_use(&credmesh_credential::scan_url(
+            "https://verify.sh.example.gov.cn",
+            &presentation
+        )));
+        assert!(single_use(
+            "eyJhbGciOiJFZERTQSJ9.eyJpc3MiOiJ4In0.c2ln~WyJhIiwiYiIsImMiXQ~"
+        ));
+        assert!(!single_use(&signed(CredentialKind::EnterpriseCode)));
+        assert!(!single_use(&signed(CredentialKind::BusinessLicense)));
+        assert!(!single_use("CM1:NOT-A-CODE"));
+        assert!(!single_use("<script>"));
     }
 
     #[test]

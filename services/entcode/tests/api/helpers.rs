@@ -310,10 +310,20 @@ impl TestApp {
 
     /// GET `path` on the HTTP side of the server: status and body.
     pub async fn http_get(&self, path: &str) -> (u16, String) {
+        self.http("GET", path).await
+    }
+
+    /// POST to `path` with an empty form, as the scan page's button does: status and body.
+    pub async fn http_post(&self, path: &str) -> (u16, String) {
+        self.http("POST", path).await
+    }
+
+    async fn http(&self, method: &str, path: &str) -> (u16, String) {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let mut s = tokio::net::TcpStream::connect(self.addr).await.unwrap();
         let req = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n",
             self.addr
         );
         s.write_all(req.as_bytes()).await.unwrap();

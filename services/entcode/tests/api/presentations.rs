@@ -122,8 +122,8 @@ async fn a_second_use_is_refused_as_already_used() {
             second.disclosed.is_empty(),
             "a refused answer discloses nothing"
         );
-        // The scan page agrees.
-        let (_, html) = app.http_get(&crate_scan_path(&qr)).await;
+        // The scan page agrees when asked to check it.
+        let (_, html) = app.http_post(&crate_scan_path(&qr)).await;
         assert!(
             html.contains("ALREADY_USED") && html.contains("已使用"),
             "{html}"

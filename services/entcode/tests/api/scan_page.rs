@@ -137,21 +137,34 @@ async fn chromium_renders_the_verdict_for_a_valid_and_a_revoked_enterprise() {
         "a withdrawn code shows no license fields"
     );
 
-    // A presentation: the DOM load uses it, so the screenshot shows "already used".
+    // A presentation: opening its link (twice here, for the DOM and the screenshot)
+    // only asks, and uses nothing up; its button posts to the same address.
     let (b, u) = (browser, url(&app, &presentation));
     let dom = tokio::task::spawn_blocking(move || render(&b, &u, "entcode-presentation.png"))
         .await
         .unwrap();
-    assert!(dom.contains("data-outcome=\"VALID\""), "{dom}");
-    assert!(dom.contains("bank-loan"));
+    assert!(dom.contains("data-outcome=\"UNCHECKED\""), "{dom}");
     assert!(
-        dom.contains("注册资本") && dom.contains("500,000.00 元 (CNY)"),
+        dom.contains("<form method=\"post\">") && dom.contains("核验"),
         "{dom}"
     );
     assert!(
-        !dom.contains("南京西路"),
+        !dom.contains("注册资本"),
+        "nothing is disclosed before the check"
+    );
+    let (_, html) = app.http_post(&presentation).await;
+    assert!(html.contains("data-outcome=\"VALID\""), "{html}");
+    assert!(html.contains("bank-loan"));
+    assert!(
+        html.contains("注册资本") && html.contains("500,000.00 元 (CNY)"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("南京西路"),
         "bank-loan does not disclose the domicile"
     );
+    let (_, again) = app.http_post(&presentation).await;
+    assert!(again.contains("ALREADY_USED"), "{again}");
 }
 
 #[tokio::test]

@@ -204,11 +204,16 @@ async fn verify_presentation_and_the_scan_page_accept_the_sd_jwt_form_once() {
         forged.detail
     );
 
-    // The scan page takes the SD-JWT in its path as it takes QR text.
-    let (status, html) = app.http_get(&entcode_scan_path(&p.sd_jwt)).await;
+    // The scan page takes the SD-JWT in its path as it takes QR text. Opening the link
+    // only asks (a link preview uses nothing up); the button's POST checks it, once.
+    let path = entcode_scan_path(&p.sd_jwt);
+    let (status, asked) = app.http_get(&path).await;
+    assert_eq!(status, 200);
+    assert!(asked.contains("data-outcome=\"UNCHECKED\""), "{asked}");
+    let (status, html) = app.http_post(&path).await;
     assert_eq!(status, 200);
     assert!(html.contains("data-outcome=\"VALID\""), "{html}");
-    let (_, again) = app.http_get(&entcode_scan_path(&p.sd_jwt)).await;
+    let (_, again) = app.http_post(&path).await;
     assert!(again.contains("ALREADY_USED"), "{again}");
 }
 
