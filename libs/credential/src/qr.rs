@@ -77,7 +77,9 @@ const SCAN_PATH: &str = "/v/";
 /// The QR text `scanned` carries: the text itself, or, when it is a scan page URL
 /// ([`scan_url`]: `http://` or `https://`, any host, a path ending in `/v/` and the
 /// percent-encoded text), the text in it. Any host will do: what is checked is the
-/// credential's signature, never the page the link points at.
+/// credential's signature, never the page the link points at. A query or fragment is
+/// left out (chat apps append `?from=…` to links they pass on): the escaped text has
+/// neither `?` nor `#`.
 pub fn unwrap_scan_url(scanned: &str) -> Cow<'_, str> {
     let t = scanned.trim();
     let is_url = ["https://", "http://"].iter().any(|scheme| {
@@ -87,6 +89,7 @@ pub fn unwrap_scan_url(scanned: &str) -> Cow<'_, str> {
     if !is_url {
         return Cow::Borrowed(scanned);
     }
+    let t = t.split(['?', '#']).next().unwrap_or_default();
     // Base45 has no lower-case letters, so the last `/v/` ends the URL's own path.
     match t.rfind(SCAN_PATH) {
         Some(at) => Cow::Owned(percent_decode(&t[at + SCAN_PATH.len()..])),
@@ -211,6 +214,12 @@ mod tests {
             assert_eq!(from_qr(&url).unwrap(), env);
             assert_eq!(from_qr(&format!("{url}\r\n")).unwrap(), env);
         }
+        // Passed on through a chat app, with a query and a fragment appended.
+        let shared = format!(
+            "{}?from=singlemessage&isappinstalled=0#top",
+            scan_url("https://h", &text)
+        );
+        assert_eq!(from_qr(&shared).unwrap(), env);
         // Scanners may report the scheme and host in capitals.
         let shouting = scan_url("HTTPS://VERIFY.EXAMPLE", &text);
         assert_eq!(from_qr(&shouting).unwrap(), env);
