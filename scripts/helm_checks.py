@@ -887,6 +887,7 @@ BAD_VALUES = [
     (["--set", "networkPolicy.enabled=yes"], ["/networkPolicy/enabled", "want boolean"]),
     (["--set", "redis.url=http://redis:6379"], ["/redis/url"]),
     (["--set", "region.publicUrl=https://verify.sh.example.gov.cn/?from=qr"], ["/region/publicUrl"]),
+    (["--set", "ingress.scanPageService=verify"], ["/ingress/scanPageService", "'entcode'"]),
     (["--set-json", 'region.partners=[{"code":"SH","url":"https://verify.sh.example","anchorPublicKey":"'
       + "A" * 43 + '"}]'], ["SH is this deployment's own region"]),
     (["--set", "services.identity.enabled=false"], ["externalIdentity.url"]),
