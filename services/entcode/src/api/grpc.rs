@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use credmesh_auth::Principal;
-use credmesh_credential::qr::scan_url;
+use credmesh_credential::qr::scan_url_at;
 use credmesh_proto::{
     credential::v1::Claim,
     entcode::v1::{self as pb, enterprise_code_service_server::EnterpriseCodeService},
@@ -38,24 +38,20 @@ impl EntcodeApi {
 
     /// The scan page's full URL for `qr`, when the deployment has a public URL.
     fn scan_url(&self, qr: &str) -> String {
-        self.public_url
-            .as_deref()
-            .map(|base| scan_url(base, qr))
-            .unwrap_or_default()
+        scan_url_at(self.public_url.as_deref().unwrap_or_default(), qr)
     }
+}
 
-    /// The forms of `s`; the images encode its scan URL ([`Self::scan_url`]) or, without
-    /// a public URL, its QR text.
-    fn signed(&self, s: &Signed) -> pb::SignedCode {
-        let url = self.scan_url(&s.qr);
-        let printed = if url.is_empty() { &s.qr } else { &url };
-        pb::SignedCode {
-            envelope: Some(s.envelope.clone()),
-            qr_text: s.qr.clone(),
-            qr_svg: qr_svg(printed).unwrap_or_default(),
-            qr_png: qr_png(printed, 6).unwrap_or_default(),
-            id: s.credential.id.clone(),
-        }
+/// The forms of `s`, whose scan URL is `scan_url` ([`EntcodeApi::scan_url`]): the images
+/// encode it or, without a public URL, the QR text.
+fn signed(s: &Signed, scan_url: &str) -> pb::SignedCode {
+    let printed = if scan_url.is_empty() { &s.qr } else { scan_url };
+    pb::SignedCode {
+        envelope: Some(s.envelope.clone()),
+        qr_text: s.qr.clone(),
+        qr_svg: qr_svg(printed).unwrap_or_default(),
+        qr_png: qr_png(printed, 6).unwrap_or_default(),
+        id: s.credential.id.clone(),
     }
 }
 
@@ -137,10 +133,11 @@ impl EnterpriseCodeService for EntcodeApi {
                 Permits::Loaded(list) => (list.iter().map(permit_to_proto).collect(), false),
                 Permits::NotAsked | Permits::Unavailable(_) => (Vec::new(), true),
             };
+        let scan_url = self.scan_url(&code.qr);
         Ok(Response::new(pb::GetEnterpriseCodeResponse {
             scan_path: scan_path(&code.qr),
-            scan_url: self.scan_url(&code.qr),
-            code: Some(self.signed(&code)),
+            code: Some(signed(&code, &scan_url)),
+            scan_url,
             name,
             permits,
             permits_unavailable,
@@ -283,15 +280,16 @@ impl EnterpriseCodeService for EntcodeApi {
             .inner
             .present(principal, &req.uscc, &req.scenario)
             .await?;
+        let scan_url = self.scan_url(&p.qr);
         Ok(Response::new(pb::CreatePresentationResponse {
             scenario: req.scenario.trim().to_string(),
             scenario_version: p.credential.version,
             disclosed: disclosed(&p.credential.claims),
             expires_at: p.credential.not_after,
             scan_path: scan_path(&p.qr),
-            scan_url: self.scan_url(&p.qr),
             sd_jwt: p.sd_jwt.clone(),
-            presentation: Some(self.signed(&p)),
+            presentation: Some(signed(&p, &scan_url)),
+            scan_url,
         }))
     }
 
