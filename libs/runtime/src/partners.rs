@@ -2,7 +2,7 @@
 //! (`CREDMESH_PARTNERS_FILE`, `/etc/credmesh/partners/partners.json`):
 //!
 //! ```json
-//! {"region": "SH", "partners": [{"region": "JS", "url": "https://identity.js.example.gov.cn",
+//! {"region": "SH", "partners": [{"region": "JS", "url": "https://verify.js.example.gov.cn",
 //!   "anchor_kid": "js-anchor-1", "anchor_public_key": "<base64url raw Ed25519 key>"}]}
 //! ```
 //!
@@ -19,8 +19,9 @@ use anyhow::{Context as _, bail};
 pub struct PartnerEntry {
     /// SH, JS, ZJ or AH.
     pub region: String,
-    /// Where its trust list is fetched: its identity service's gRPC URL
-    /// (`http://…`/`https://…`), or `identity` for the list this region imported.
+    /// Where its trust list is fetched: the partner region's public URL or its
+    /// identity's address (`http://…`/`https://…`; verify GETs `<url>/v1/trust/list`),
+    /// or `identity` for the list this region imported.
     pub url: String,
     /// The anchor key's id (may be empty).
     pub anchor_kid: String,

@@ -16,9 +16,10 @@ use credmesh_uscc::Region;
 pub struct Partner {
     /// The partner's region code.
     pub region: String,
-    /// The partner identity service's gRPC URL (`http://host:port` or
-    /// `https://host:port`), or `identity` for the trust list this region's identity
-    /// imported (`GetPartnerTrustList`).
+    /// Where the partner's trust list is fetched (`GET <endpoint>/v1/trust/list`): the
+    /// partner region's public URL or its identity's address (`http://…` or
+    /// `https://…`), or `identity` for the trust list this region's identity imported
+    /// (`GetPartnerTrustList`).
     pub endpoint: String,
     /// The partner's pinned raw Ed25519 anchor public key.
     pub anchor: [u8; 32],
@@ -39,7 +40,7 @@ pub struct VerifyConfig {
     /// pinned for the life of the process (trust on first use, logged).
     pub anchor_public_key: Option<[u8; 32]>,
     /// `CREDMESH_PARTNERS` (default empty): partner regions and their pinned anchors,
-    /// `JS=https://js-identity:50051@<base64url anchor key>,ZJ=identity@<key>,…`; the
+    /// `JS=https://verify.js.example.gov.cn@<base64url anchor key>,ZJ=identity@<key>,…`; the
     /// endpoint `identity` reads the list this region's identity imported. Partners of
     /// `CREDMESH_PARTNERS_FILE` (the Helm chart's `partners.json`, see
     /// `credmesh_runtime::partners`) are added; a region named in both is refused.

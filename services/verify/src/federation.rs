@@ -1,10 +1,12 @@
 //! Trust: the region's own trust list and partner regions' lists, each verified against
 //! a pinned anchor key, merged into one [`TrustSnapshot`] that verifications share.
 //!
-//! Lists are fetched from identity services over gRPC (public RPCs): this region's own
-//! identity (`GetTrustList`) and, for each configured partner, either the partner's
-//! identity directly or the copy this region's identity imported
-//! (`GetPartnerTrustList`), always checked against the anchor pinned here. A
+//! This region's own list is fetched from its identity over gRPC (`GetTrustList`). Each
+//! configured partner's list is fetched either over HTTP from the partner's public
+//! address (`GET <url>/v1/trust/list`: its identity, or the Ingress that routes its
+//! public documents there, the address partners are given) or as the copy this
+//! region's identity imported (`GetPartnerTrustList`), always checked against the
+//! anchor pinned here. A
 //! fetched list is kept only if its anchor signature checks and its sequence does not go
 //! backwards; the last good list of each region is kept when a fetch fails, and the raw
 //! signed lists are written to the shared cache so a replica started while a partner is
@@ -48,16 +50,34 @@ pub struct Trust {
     pub http: crate::fetch::Client,
 }
 
+/// Where a partner region's trust list comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PartnerSource {
+    /// `GET <url>/v1/trust/list` (`http://` or `https://`): the partner's public address
+    /// or its identity's.
+    Url(String),
+    /// The copy this region's own identity imported (`GetPartnerTrustList`).
+    Imported,
+}
+
+/// Where a region's trust list is fetched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Origin {
+    /// This region's identity: `GetTrustList`.
+    Own,
+    Partner(PartnerSource),
+}
+
 #[derive(Debug)]
 struct Source {
     region: String,
-    /// Fetched from this region's own identity (`GetPartnerTrustList`), which imported
-    /// it, instead of from the partner's identity directly.
-    imported: bool,
-    client: IdentityServiceClient<TracedChannel>,
+    origin: Origin,
     /// `None` only for the own region before its anchor is pinned at first fetch.
     anchor: Option<VerifyingKey>,
 }
+
+/// The path of the signed trust list on an identity's (or a region's public) HTTP port.
+pub const TRUST_LIST_PATH: &str = "/v1/trust/list";
 
 #[derive(Debug, Clone)]
 struct Held {
@@ -70,6 +90,8 @@ struct Held {
 /// Keeps every region's last good trust list and the merged snapshot.
 #[derive(Debug)]
 pub struct Federation {
+    /// This region's identity (and the lists it imported).
+    identity: IdentityServiceClient<TracedChannel>,
     sources: Mutex<Vec<Source>>,
     held: Mutex<BTreeMap<String, Held>>,
     current: RwLock<Arc<Trust>>,
@@ -141,31 +163,29 @@ pub fn open_trust_list(
 
 impl Federation {
     /// A federation over this region's identity (`own_anchor` pinned or `None` to pin
-    /// on first fetch) and `partners` (region, identity channel or `None` for the list
-    /// this region's identity imported, pinned anchor); status lists are fetched with
-    /// `http`.
+    /// on first fetch) and `partners` (region, where its list comes from, pinned
+    /// anchor); partner lists and status lists are fetched with `http`.
     pub fn new(
         region: &str,
         own: Channel,
         own_anchor: Option<VerifyingKey>,
-        partners: Vec<(String, Option<Channel>, VerifyingKey)>,
+        partners: Vec<(String, PartnerSource, VerifyingKey)>,
         http: crate::fetch::Client,
         cache: Cache,
         clock: Arc<dyn Clock>,
     ) -> Self {
         let mut sources = vec![Source {
             region: region.to_owned(),
-            imported: false,
-            client: IdentityServiceClient::new(traced(own.clone())),
+            origin: Origin::Own,
             anchor: own_anchor,
         }];
-        sources.extend(partners.into_iter().map(|(region, ch, anchor)| Source {
+        sources.extend(partners.into_iter().map(|(region, source, anchor)| Source {
             region,
-            imported: ch.is_none(),
-            client: IdentityServiceClient::new(traced(ch.unwrap_or_else(|| own.clone()))),
+            origin: Origin::Partner(source),
             anchor: Some(anchor),
         }));
         Self {
+            identity: IdentityServiceClient::new(traced(own)),
             sources: Mutex::new(sources),
             held: Mutex::new(BTreeMap::new()),
             current: RwLock::new(Arc::new(Trust {
@@ -215,25 +235,20 @@ impl Federation {
     }
 
     async fn refresh_only(&self, only: Option<&[String]>) -> Vec<String> {
-        type Row = (
-            String,
-            bool,
-            IdentityServiceClient<TracedChannel>,
-            Option<VerifyingKey>,
-        );
+        type Row = (String, Origin, Option<VerifyingKey>);
         let sources: Vec<Row> = self
             .sources
             .lock()
             .map(|s| {
                 s.iter()
                     .filter(|s| only.is_none_or(|o| o.contains(&s.region)))
-                    .map(|s| (s.region.clone(), s.imported, s.client.clone(), s.anchor))
+                    .map(|s| (s.region.clone(), s.origin.clone(), s.anchor))
                     .collect()
             })
             .unwrap_or_default();
         let mut failed = Vec::new();
-        for (region, imported, client, anchor) in sources {
-            let outcome = self.refresh_region(&region, imported, client, anchor).await;
+        for (region, origin, anchor) in sources {
+            let outcome = self.refresh_region(&region, origin, anchor).await;
             if let Ok(mut failures) = self.failures.lock() {
                 match &outcome {
                     Ok(()) => failures.remove(&region),
@@ -266,11 +281,11 @@ impl Federation {
     async fn refresh_region(
         &self,
         region: &str,
-        imported: bool,
-        mut client: IdentityServiceClient<TracedChannel>,
+        origin: Origin,
         anchor: Option<VerifyingKey>,
     ) -> anyhow::Result<()> {
-        if imported {
+        let mut client = self.identity.clone();
+        if origin == Origin::Partner(PartnerSource::Imported) {
             let response = client
                 .get_partner_trust_list(GetPartnerTrustListRequest {
                     region: region.to_owned(),
@@ -295,6 +310,13 @@ impl Federation {
                     fetched_at,
                 },
             );
+        }
+        if let (Origin::Partner(PartnerSource::Url(url)), Some(anchor)) = (&origin, anchor) {
+            let envelope = self
+                .fetch_partner_list(url)
+                .await
+                .with_context(|| format!("fetching the trust list of {region}"))?;
+            return self.keep_fetched(region, envelope, anchor).await;
         }
         let response = client
             .get_trust_list(GetTrustListRequest {})
@@ -323,19 +345,29 @@ impl Federation {
                 key
             }
         };
+        self.keep_fetched(region, envelope, anchor).await
+    }
+
+    /// Checks a list fetched just now against `anchor`, holds it and writes it to the
+    /// shared cache for replicas started while the region is dark.
+    async fn keep_fetched(
+        &self,
+        region: &str,
+        envelope: Envelope,
+        anchor: VerifyingKey,
+    ) -> anyhow::Result<()> {
         let list = open_trust_list(&envelope, region, &anchor)?;
         let now = self.clock.now();
+        let value = [&now.to_be_bytes()[..], &encode_envelope(&envelope)].concat();
         self.hold(
             region,
             Held {
                 list,
-                envelope: envelope.clone(),
+                envelope,
                 anchor,
                 fetched_at: now,
             },
         )?;
-        let mut value = now.to_be_bytes().to_vec();
-        value.extend_from_slice(&encode_envelope(&envelope));
         self.cache
             .set(
                 &cache_key(region),
@@ -344,6 +376,19 @@ impl Federation {
             )
             .await;
         Ok(())
+    }
+
+    /// The signed trust list served at `<url>/v1/trust/list`.
+    async fn fetch_partner_list(&self, url: &str) -> anyhow::Result<Envelope> {
+        let url = format!("{}{TRUST_LIST_PATH}", url.trim_end_matches('/'));
+        let (status, body) = self
+            .http
+            .get(&url, "application/x-protobuf", OPTIONS.request_timeout)
+            .await?;
+        if status != http::StatusCode::OK {
+            bail!("{url} answered {status}; is it the partner's public address or its identity's?");
+        }
+        decode_envelope(&body).with_context(|| format!("{url} did not answer a signed trust list"))
     }
 
     fn hold(&self, region: &str, new: Held) -> anyhow::Result<()> {

@@ -176,12 +176,12 @@ pub async fn build(
                 p.region
             )
         })?;
-        let channel = if p.endpoint == "identity" {
-            None
+        let source = if p.endpoint == "identity" {
+            federation::PartnerSource::Imported
         } else {
-            Some(federation::tls_channel(&p.endpoint, &tls)?)
+            federation::PartnerSource::Url(p.endpoint.clone())
         };
-        partners.push((p.region.clone(), channel, anchor));
+        partners.push((p.region.clone(), source, anchor));
     }
     let federation = Arc::new(federation::Federation::new(
         config.region.code(),

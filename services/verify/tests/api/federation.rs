@@ -229,3 +229,73 @@ async fn a_hung_partner_costs_at_most_a_deadline_and_never_yields_valid() {
     );
     assert!(refresh.await.unwrap().contains(&"JS".to_string()));
 }
+
+/// A partner's public address, as a region's Ingress exposes it: its public documents
+/// only (`/v1/trust/…` and `/v1/status/…` passed to the region's services), no gRPC.
+async fn public_documents_only(region: &Region) -> String {
+    use axum::{
+        extract::Request,
+        http::{StatusCode, header},
+        response::IntoResponse,
+    };
+    let upstream = format!("http://{}", region.addr);
+    let app = axum::Router::new().fallback(move |request: Request| {
+        let upstream = upstream.clone();
+        async move {
+            let path = request.uri().path().to_string();
+            let public = path.starts_with("/v1/trust/") || path.starts_with("/v1/status/");
+            if request.method() != axum::http::Method::GET || !public {
+                return StatusCode::NOT_FOUND.into_response();
+            }
+            let (status, body) = credmesh_verify::fetch::get(
+                &format!("{upstream}{path}"),
+                "application/x-protobuf",
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+            (
+                status,
+                [(header::CONTENT_TYPE, "application/x-protobuf")],
+                body,
+            )
+                .into_response()
+        }
+    });
+    let (listener, url) = credmesh_harness::loopback().await;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test]
+async fn a_partner_is_reached_at_its_public_address_where_only_its_documents_are_served() {
+    let clock = credmesh_runtime::ManualClock::new(T0);
+    let sh = spawn_region("SH", Backend::Sqlite, clock.clone()).await;
+    let js = spawn_region("JS", Backend::Sqlite, clock.clone()).await;
+    let js_public = public_documents_only(&js).await;
+    let sh_gw = spawn_gateway(
+        &sh,
+        &[&js],
+        Backend::Sqlite,
+        Options {
+            endpoints: vec![("JS", js_public)],
+            ..Options::default()
+        },
+    )
+    .await;
+    let bank = sh.partner("bank-public").await;
+    let js_license = license_qr(&js.establish(6).await);
+
+    let r = sh_gw.verify_text(&bank, &js_license).await;
+    assert_outcome(&r, VerificationOutcome::Valid);
+    assert_eq!(r.issuer, "JS/license");
+
+    // Refreshes go through the same address, and a revocation in JS reaches SH.
+    js.revoke(6).await;
+    assert!(sh_gw.gateway.refresh_trust().await.is_empty());
+    sh_gw.gateway.refresh_status().await;
+    assert_outcome(
+        &sh_gw.verify_text(&bank, &js_license).await,
+        VerificationOutcome::Revoked,
+    );
+}
