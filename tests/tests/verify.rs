@@ -180,8 +180,32 @@ async fn the_demo_license_verifies_online_and_offline_through_the_gateway() {
     )
     .await;
     assert!(ok, "{out}");
+    // Partners reach the region at its public URL (dev's HTTP address), where its trust
+    // list is served.
+    let public = format!("http://{}", dev.http);
     assert!(
-        out.contains(&format!("CREDMESH_PARTNERS=SH=http://{}@", dev.grpc)),
+        out.contains(&format!("CREDMESH_PARTNERS=SH={public}@")),
+        "{out}"
+    );
+    let pin = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("credmesh identity anchors pin"))
+        .unwrap_or_else(|| panic!("no pin line: {out}"));
+    assert!(pin.ends_with(&format!("--partner-url {public}")), "{pin}");
+
+    // The printed line works as printed (here pinning the key as if it were JS's): the
+    // partner's URL is recorded, and the connection goes to our own identity.
+    let mut args: Vec<&str> = pin.split_whitespace().skip(1).collect();
+    let region = args.iter().position(|a| *a == "--region").unwrap() + 1;
+    args[region] = "JS";
+    args.extend(["--profile", profile]);
+    let (ok, out) = cli(&args, None).await;
+    assert!(ok, "{out}");
+    let (ok, out) = cli(&["identity", "anchors", "list", "--profile", profile], None).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("JS") && l.ends_with(&public)),
         "{out}"
     );
 }
@@ -478,6 +502,40 @@ async fn a_partner_gets_a_token_and_verifies_over_http_alone_from_python() {
     .unwrap();
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert_eq!(answer.json()["scope"], "verify");
+
+    // A token asked for the gateway by name (`audience=verify`) is accepted by it, as
+    // `credmesh serve verify` accepts it.
+    let run = credmesh_e2e::cli_as(&bank, &["identity", "assertion"]).await;
+    assert_eq!(run.status, Some(0), "{}", run.output());
+    let form = format!(
+        "grant_type=client_credentials&scope=verify&audience=verify&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={}",
+        run.stdout.trim()
+    );
+    let answer = credmesh_e2e::http(
+        &dev.http,
+        "POST",
+        "/v1/token",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &form,
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let bearer = format!("Bearer {}", answer.json()["access_token"].as_str().unwrap());
+    let verified = credmesh_e2e::http(
+        &dev.http,
+        "POST",
+        "/v1/verify",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", bearer.as_str()),
+        ],
+        &serde_json::json!({ "credential": qr }).to_string(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(verified.status, 200, "{}", verified.text());
+
     let base = format!("http://{}", dev.http);
     // The gateway may still be loading the trust list right after start.
     let mut last = serde_json::Value::Null;

@@ -162,9 +162,10 @@ enum AnchorsCommand {
         /// The raw Ed25519 public key, base64url.
         #[arg(long)]
         public_key: String,
-        /// Where the partner's trust list is fetched.
+        /// Where the partner's trust list is fetched: its public URL (as `credmesh region
+        /// anchor` prints it) or its identity's address.
         #[arg(long, default_value = "")]
-        endpoint: String,
+        partner_url: String,
     },
     /// List pinned anchors.
     List,
@@ -469,7 +470,7 @@ pub async fn run(args: IdentityArgs) -> anyhow::Result<()> {
                 region,
                 kid,
                 public_key,
-                endpoint,
+                partner_url,
             } => {
                 let public_key = B64
                     .decode(public_key.trim_end_matches('='))
@@ -481,7 +482,7 @@ pub async fn run(args: IdentityArgs) -> anyhow::Result<()> {
                             kid,
                             public_key,
                             pinned_at: 0,
-                            endpoint,
+                            endpoint: partner_url,
                         }),
                     })
                     .await?;

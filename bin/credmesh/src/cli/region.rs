@@ -28,7 +28,9 @@ enum RegionCommand {
             env = "CREDMESH_ENDPOINT"
         )]
         endpoint: String,
-        /// The endpoint partners reach it at, if different (put in the printed lines).
+        /// The URL partners fetch this region's trust list from (`<url>/v1/trust/list`),
+        /// put in the printed lines; by default the region's public URL named in its
+        /// trust list, or else --endpoint.
         #[arg(long)]
         public_endpoint: Option<String>,
     },
@@ -63,7 +65,13 @@ pub async fn run(args: RegionArgs) -> anyhow::Result<()> {
             )
             .context("the trust list does not verify against the anchor it names")?;
             let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key);
-            let public = public_endpoint.unwrap_or(endpoint);
+            let public = public_endpoint.unwrap_or_else(|| {
+                if list.status_base_url.is_empty() {
+                    endpoint
+                } else {
+                    list.status_base_url.clone()
+                }
+            });
             println!("region       {}", list.region);
             println!("anchor       {} {b64}", r.anchor_kid);
             println!(
@@ -77,7 +85,7 @@ pub async fn run(args: RegionArgs) -> anyhow::Result<()> {
             println!("  CREDMESH_PARTNERS={}={public}@{b64}", list.region);
             println!("a partner's identity service pins it with:");
             println!(
-                "  credmesh identity anchors pin --region {} --kid {} --public-key {b64} --endpoint {public}",
+                "  credmesh identity anchors pin --region {} --kid {} --public-key {b64} --partner-url {public}",
                 list.region, r.anchor_kid
             );
             Ok(())
