@@ -35,6 +35,11 @@ pub struct IdentityConfig {
     /// `CREDMESH_PARTNERS_FILE` (optional): the partner regions whose anchors are pinned
     /// at start (the Helm chart's `partners.json`, see `credmesh_runtime::partners`).
     pub partners: Vec<credmesh_runtime::partners::PartnerEntry>,
+    /// The other services served by the same process and port (not from the
+    /// environment; `credmesh dev` names them all): identity's token validator, which
+    /// that process's server checks every call with, accepts tokens for their audiences
+    /// too, as each of them would in a process of its own.
+    pub co_served: Vec<String>,
 }
 
 impl IdentityConfig {
@@ -86,6 +91,7 @@ impl IdentityConfig {
                 Some(file) => credmesh_runtime::partners::read(file.as_ref(), region.code())
                     .context("CREDMESH_PARTNERS_FILE")?,
             },
+            co_served: Vec::new(),
         })
     }
 }

@@ -140,8 +140,13 @@ pub async fn build(
     let clock_for_validator = clock.clone();
     let validator = TokenValidator::new(
         source,
-        ValidatorConfig::new(issuer, [service::DEFAULT_AUDIENCE, "identity"])
-            .with_clock(Arc::new(move || clock_for_validator.now())),
+        ValidatorConfig::new(
+            issuer,
+            [service::DEFAULT_AUDIENCE, "identity"]
+                .into_iter()
+                .chain(config.co_served.iter().map(String::as_str)),
+        )
+        .with_clock(Arc::new(move || clock_for_validator.now())),
     );
     let store = store::for_db(&db);
     let identity = Arc::new(Identity::new(
