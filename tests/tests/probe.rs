@@ -257,3 +257,90 @@ async fn probe_refuses_half_a_certificate_pair_in_one_line() {
     .await
     .assert_failed_saying("CREDMESH_TLS_KEY_FILE");
 }
+
+/// Runs the operator CLI with only `tls` of the TLS variables set: exit code and the
+/// whole output.
+async fn cli_over(args: &[&str], tls: &[(&str, &Path)]) -> (Option<i32>, String) {
+    let mut cmd = tokio::process::Command::new(credmesh_bin());
+    cmd.args(args);
+    for var in TLS_VARS
+        .iter()
+        .chain(&["CREDMESH_ENDPOINT", "CREDMESH_PROFILE"])
+    {
+        cmd.env_remove(var);
+    }
+    cmd.envs(tls.iter().map(|(k, v)| (*k, *v)));
+    let out = cmd.output().await.expect("running credmesh");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[tokio::test]
+async fn the_operator_cli_and_region_anchor_reach_identity_over_tls() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mesh = ca("mesh");
+    let ca_file = dir.path().join("ca.crt");
+    std::fs::write(&ca_file, &mesh.pem).unwrap();
+    let (crt, key) = leaf(dir.path(), "tls", &mesh, &["localhost"]);
+    let (operator, operator_file) = write_key(dir.path(), "operator.pem");
+    let mut env = identity_env(
+        dir.path(),
+        &[
+            ("CREDMESH_TLS_CERT_FILE", &crt),
+            ("CREDMESH_TLS_KEY_FILE", &key),
+        ],
+    );
+    env.push((
+        "CREDMESH_BOOTSTRAP_OPERATOR_KEY".into(),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(operator.public_key_bytes()),
+    ));
+    let identity = Serve::start("identity", &env).await.unwrap();
+    let trust: [(&str, &Path); 1] = [("CREDMESH_TLS_CA_FILE", &ca_file)];
+    // The probe speaks TLS when it has the pod's certificate, as in the chart.
+    let pod: [(&str, &Path); 3] = [
+        ("CREDMESH_TLS_CERT_FILE", &crt),
+        ("CREDMESH_TLS_KEY_FILE", &key),
+        ("CREDMESH_TLS_CA_FILE", &ca_file),
+    ];
+    let ready = probe_until_passed(
+        &identity.addr,
+        &["--server-name", "localhost", "--service", IDENTITY],
+        &pod,
+    )
+    .await;
+    assert!(ready.passed(), "readiness over TLS: {ready:?}");
+
+    let port = identity.addr.rsplit(':').next().unwrap();
+    let url = format!("https://localhost:{port}");
+    let profile = dir.path().join("operator.toml");
+    std::fs::write(
+        &profile,
+        format!("endpoint = \"{url}\"\nclient_id = \"operator\"\nkey_file = \"{operator_file}\"\n"),
+    )
+    .unwrap();
+    let profile = profile.to_str().unwrap();
+
+    // With the CA the services trust (CREDMESH_TLS_CA_FILE), as the chart's pods have it.
+    let (code, out) = cli_over(
+        &["identity", "clients", "list", "--profile", profile],
+        &trust,
+    )
+    .await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("operator"), "{out}");
+    let (code, out) = cli_over(&["region", "anchor", "--endpoint", &url], &trust).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("region       SH"), "{out}");
+
+    // Without it, the server's certificate is not trusted, and the error says so.
+    let (code, out) = cli_over(&["identity", "clients", "list", "--profile", profile], &[]).await;
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains(&url) && out.contains("UnknownIssuer"), "{out}");
+
+    identity.stop().await.unwrap();
+}

@@ -228,7 +228,7 @@ async fn separate_serve_processes_on_postgresql_and_redis_verify_and_revoke_with
     let d = dir.path();
     let (anchor_key, anchor) = write_key(d, "anchor.pem");
     let (_, token) = write_key(d, "token.pem");
-    let (operator, _) = write_key(d, "operator.pem");
+    let (operator, operator_file) = write_key(d, "operator.pem");
     let (_, signing) = write_key(d, "license-signing.pem");
     let (client, client_file) = write_key(d, "license-client.pem");
     let (bank, _) = write_key(d, "bank.pem");
@@ -416,6 +416,35 @@ async fn separate_serve_processes_on_postgresql_and_redis_verify_and_revoke_with
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+
+    // The operator's CLI against separate processes: the token from identity
+    // (identity_endpoint), the call to license.
+    let profile = d.join("operator.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            "endpoint = \"http://{license_addr}\"\nidentity_endpoint = \"http://{identity_addr}\"\n\
+             client_id = \"operator\"\nkey_file = \"{operator_file}\"\n"
+        ),
+    )
+    .unwrap();
+    let run = credmesh_e2e::cli_as(&profile, &["license", "show", uscc]).await;
+    assert_eq!(run.status, Some(0), "{}", run.output());
+    assert!(run.stdout.contains("revoked"), "{}", run.output());
+    // Asked of license itself, the token is refused, and the error says what to set.
+    let run = credmesh_e2e::cli_as(
+        &profile,
+        &["license", "show", uscc, "--identity-endpoint", ""],
+    )
+    .await;
+    assert_ne!(run.status, Some(0), "{}", run.output());
+    assert!(
+        run.output().contains(&format!(
+            "http://{license_addr} is not the identity service"
+        )) && run.output().contains("identity_endpoint"),
+        "{}",
+        run.output()
+    );
 }
 
 /// A partner in another language with nothing but the address: the official Python

@@ -134,6 +134,7 @@ fn demo_profile(
 ) -> anyhow::Result<()> {
     Profile {
         endpoint: format!("http://{grpc}"),
+        identity_endpoint: None,
         client_id: client_id.into(),
         key_file,
     }
@@ -275,6 +276,7 @@ pub async fn run(args: DevArgs, mut env: HashMap<String, String>) -> anyhow::Res
     let profile_path = data.join("cli-profile.toml");
     Profile {
         endpoint: format!("http://{grpc_addr}"),
+        identity_endpoint: None,
         client_id: "operator".into(),
         key_file: keys.join("operator.pem"),
     }

@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 pub struct Profile {
     /// The gRPC endpoint, e.g. `http://127.0.0.1:50051`.
     pub endpoint: String,
+    /// The identity service's gRPC endpoint, where tokens are asked for and `credmesh
+    /// identity` commands go, when it is not `endpoint`: in a deployment of one service
+    /// per process (`credmesh serve`, the Helm chart). Unset: `endpoint` (`credmesh dev`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_endpoint: Option<String>,
     /// The client id to act as.
     pub client_id: String,
     /// The client's PKCS#8 PEM key file (absolute, or relative to the profile).

@@ -182,7 +182,7 @@ impl Conn {
     async fn open(opts: &ClientOpts) -> anyhow::Result<Conn> {
         let session = Session::open(opts).await?;
         Ok(Conn {
-            client: IdentityServiceClient::new(session.channel()),
+            client: IdentityServiceClient::new(session.identity_channel().await?),
             json: session.json,
             session,
         })
@@ -286,6 +286,7 @@ pub async fn run(args: IdentityArgs) -> anyhow::Result<()> {
                         path.clone(),
                         crate::profile::Profile {
                             endpoint: conn.session.endpoint().to_string(),
+                            identity_endpoint: conn.session.identity_endpoint().map(str::to_string),
                             client_id: id.clone(),
                             key_file: std::path::absolute(key)
                                 .with_context(|| format!("resolving {}", key.display()))?,

@@ -115,6 +115,10 @@ pub struct ClientOpts {
     /// Override the profile's gRPC endpoint.
     #[arg(long, global = true, env = "CREDMESH_ENDPOINT")]
     pub endpoint: Option<String>,
+    /// Override the profile's identity endpoint (tokens and `identity` commands), where
+    /// identity runs apart from the service called.
+    #[arg(long, global = true, env = "CREDMESH_IDENTITY_ENDPOINT")]
+    pub identity_endpoint: Option<String>,
     /// Print answers as JSON.
     #[arg(long, global = true)]
     pub json: bool,

@@ -43,11 +43,7 @@ pub async fn run(args: RegionArgs) -> anyhow::Result<()> {
             endpoint,
             public_endpoint,
         } => {
-            let channel = tonic::transport::Channel::from_shared(endpoint.clone())
-                .with_context(|| format!("'{endpoint}' is not a URL"))?
-                .connect()
-                .await
-                .with_context(|| format!("connecting to {endpoint}"))?;
+            let channel = super::session::connect(&endpoint).await?;
             let r = IdentityServiceClient::new(channel)
                 .get_trust_list(GetTrustListRequest {})
                 .await?
