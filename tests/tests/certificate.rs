@@ -197,6 +197,29 @@ async fn a_permit_verifies_is_shown_disputed_while_a_dispute_is_open_and_revoked
     assert_eq!(answer["disputed"], true, "{answer}");
     assert_eq!(answer["disputed_fields"], serde_json::json!(["address"]));
 
+    // And on the scan page a phone opens from the printed permit: valid, with the
+    // disputed field named.
+    let page = credmesh_e2e::http(
+        &dev.http,
+        "GET",
+        &credmesh_credential::qr::scan_path(&qr),
+        &[],
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(
+        page.text().contains("data-outcome=\"VALID\""),
+        "{}",
+        page.text()
+    );
+    assert!(
+        page.text().contains("data-disputed=\"address\""),
+        "{}",
+        page.text()
+    );
+
     certs
         .revoke_certificate(with_token(
             pb::RevokeCertificateRequest {

@@ -8,6 +8,13 @@
 //! header) on gRPC and `429 Too Many Requests` with `Retry-After` on HTTP, and counts the
 //! refusal in `credmesh_rate_limited_total{service, client}`.
 //!
+//! A credmesh service calling another (a token of kind `service`) is not limited per
+//! client: it calls for many callers at once, each limited where they reach it. The scan
+//! page, for one, asks the verify gateway about every phone's scan as the one client
+//! `entcode`, and each phone is limited by its address at the scan page; one bucket for
+//! all of them would turn a busy hour of genuine scans into refusals. The concurrency
+//! limit still sheds load from services as from anyone.
+//!
 //! A call carrying many items (a batch) costs one token per item: the stack takes the
 //! first, the handler takes the rest through the [`RateCharge`] it finds in the request
 //! extensions, once it has checked the request and knows the count. A cost above the
@@ -135,16 +142,23 @@ pub enum Caller {
 }
 
 impl Caller {
-    /// The caller of a request: its principal's client id, else its peer address.
-    pub fn of(extensions: &http::Extensions) -> Caller {
-        match extensions.get::<Arc<Principal>>() {
+    /// The caller a request is charged to: its principal's client id, else its peer
+    /// address; `None` for a credmesh service (see the module docs).
+    pub fn of(extensions: &http::Extensions) -> Option<Caller> {
+        Caller::charged(extensions.get::<Arc<Principal>>(), extensions)
+    }
+
+    /// Like [`Caller::of`], for the principal `client` (when the request has one).
+    fn charged(client: Option<&Arc<Principal>>, extensions: &http::Extensions) -> Option<Caller> {
+        Some(match client {
+            Some(p) if p.kind == credmesh_auth::PrincipalKind::Service => return None,
             Some(p) => Caller::Client(p.client_id.clone()),
             None => Caller::peer(
                 extensions
                     .get::<ConnectInfo<SocketAddr>>()
                     .map(|ConnectInfo(addr)| addr.ip()),
             ),
-        }
+        })
     }
 
     /// An anonymous caller at `ip`.
@@ -474,8 +488,9 @@ where
             .split('/')
             .next()
             .unwrap_or_default();
-        if let Some(limiter) = self.by_service.get(service) {
-            let caller = Caller::of(req.extensions());
+        if let Some(limiter) = self.by_service.get(service)
+            && let Some(caller) = Caller::of(req.extensions())
+        {
             if let Err(refused) = limiter.check(&caller, 1) {
                 return Either::Right(ready(Ok(refused.to_status().into_http())));
             }
@@ -580,9 +595,8 @@ impl HttpRateLimitLayer {
         req: &mut Request<Body>,
         client: Option<Arc<Principal>>,
     ) -> Result<(), RateLimited> {
-        let caller = match client {
-            Some(principal) => Caller::Client(principal.client_id.clone()),
-            None => Caller::of(req.extensions()),
+        let Some(caller) = Caller::charged(client.as_ref(), req.extensions()) else {
+            return Ok(());
         };
         self.limiter.check(&caller, 1)?;
         req.extensions_mut().insert(RateCharge {
@@ -771,5 +785,51 @@ mod tests {
                 .unwrap();
             assert!(health.headers().get("grpc-status").is_none());
         }
+    }
+
+    #[tokio::test]
+    async fn a_service_calling_for_many_is_not_limited_per_client_and_a_partner_is() {
+        let limiter = Arc::new(limiter(1.0, 1));
+        let ok = tower::service_fn(|_req: Request<()>| async move {
+            Ok::<_, Infallible>(Response::new(Body::empty()))
+        });
+        let mut svc = GrpcRateLimitLayer::new(
+            [("credmesh.verify.v1.VerifyService".to_owned(), limiter)].into(),
+        )
+        .layer(ok);
+        let call = |kind| {
+            let mut req = Request::post("/credmesh.verify.v1.VerifyService/Verify")
+                .body(())
+                .unwrap();
+            req.extensions_mut().insert(Arc::new(Principal {
+                client_id: format!("{kind:?}"),
+                kind,
+                scopes: vec!["verify".into()],
+                organization: None,
+                region: "SH".into(),
+                token_id: "t".into(),
+                expires_at: i64::MAX,
+                enforcement_certificate: None,
+            }));
+            req
+        };
+        use credmesh_auth::PrincipalKind::{Partner, Service};
+        // The scan page's client, asking for every phone: never refused by the bucket.
+        for _ in 0..5 {
+            let answer = svc.call(call(Service)).await.unwrap();
+            assert!(answer.headers().get("grpc-status").is_none());
+        }
+        // A partner: its burst of one, then refused.
+        assert!(
+            svc.call(call(Partner))
+                .await
+                .unwrap()
+                .headers()
+                .get("grpc-status")
+                .is_none()
+        );
+        let refused = svc.call(call(Partner)).await.unwrap();
+        let status = tonic::Status::from_header_map(refused.headers()).unwrap();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
     }
 }

@@ -37,6 +37,13 @@ pub struct ForeignCheck {
     pub subject: String,
     /// Its claims, for a valid answer.
     pub claims: Vec<Claim>,
+    /// For REVOKED: replaced by a newer version rather than revoked as such.
+    pub superseded: bool,
+    /// The claims under an open data dispute (a disputed credential stays valid).
+    pub disputed_fields: Vec<String>,
+    /// How old the status data was, in seconds, when the gateway's freshness target was
+    /// missed (its source could not be reached lately); `None` when fresh or not used.
+    pub stale_seconds: Option<i64>,
 }
 
 impl ForeignCheck {
@@ -46,10 +53,15 @@ impl ForeignCheck {
     }
 }
 
+/// The verifier could not be asked or gave no answer (down, slow, over its rate limit,
+/// no token): the page says "cannot check now", never a verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoAnswer(pub String);
+
 /// Whatever verifies credentials this service did not sign.
 pub trait ForeignVerifier: Send + Sync + std::fmt::Debug + 'static {
-    /// Verifies scanned text; `None` when the verifier cannot be asked.
-    fn check(&self, text: &str) -> BoxFuture<'_, Option<ForeignCheck>>;
+    /// Verifies scanned text.
+    fn check(&self, text: &str) -> BoxFuture<'_, Result<ForeignCheck, NoAnswer>>;
 }
 
 /// The verify gateway over gRPC.
@@ -74,7 +86,7 @@ impl GatewayVerifier {
 }
 
 impl ForeignVerifier for GatewayVerifier {
-    fn check(&self, text: &str) -> BoxFuture<'_, Option<ForeignCheck>> {
+    fn check(&self, text: &str) -> BoxFuture<'_, Result<ForeignCheck, NoAnswer>> {
         let text = text.to_string();
         let mut client = self.client.clone();
         Box::pin(async move {
@@ -91,14 +103,21 @@ impl ForeignVerifier for GatewayVerifier {
                         self.tokens.invalidate();
                     }
                     tracing::warn!(code = ?s.code(), message = s.message(), "the verify gateway did not answer a scan");
-                    return None;
+                    return Err(NoAnswer(format!("{:?}: {}", s.code(), s.message())));
                 }
             };
-            let r = answer.result?;
+            let r = answer
+                .result
+                .ok_or_else(|| NoAnswer("the gateway's answer carries no result".into()))?;
+            let stale_seconds = r
+                .status
+                .as_ref()
+                .filter(|age| age.stale)
+                .map(|age| age.age_seconds);
             let outcome = VerificationOutcome::try_from(r.outcome)
                 .unwrap_or(VerificationOutcome::Unspecified);
             let valid = outcome == VerificationOutcome::Valid;
-            Some(ForeignCheck {
+            Ok(ForeignCheck {
                 outcome,
                 reason: r.reason,
                 detail: r.detail,
@@ -106,6 +125,13 @@ impl ForeignVerifier for GatewayVerifier {
                 issuer: r.issuer,
                 subject: r.subject,
                 claims: if valid { r.disclosed } else { Vec::new() },
+                superseded: r.superseded,
+                disputed_fields: if r.disputed {
+                    r.disputed_fields
+                } else {
+                    Vec::new()
+                },
+                stale_seconds,
             })
         })
     }

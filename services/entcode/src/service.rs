@@ -290,16 +290,16 @@ impl Entcode {
     }
 
     /// The answer about a credential another issuer signed, when a verifier is set and
-    /// `checked` says this service did not sign it.
+    /// `checked` says this service did not sign it (or why the verifier gave none).
     pub async fn scan_foreign(
         &self,
         qr: &str,
         checked: &Checked,
-    ) -> Option<crate::foreign::ForeignCheck> {
+    ) -> Option<Result<crate::foreign::ForeignCheck, crate::foreign::NoAnswer>> {
         if checked.outcome != Outcome::UnknownIssuer {
             return None;
         }
-        self.foreign.as_ref()?.check(qr).await
+        Some(self.foreign.as_ref()?.check(qr).await)
     }
 
     fn sign(&self, credential: Credential) -> Result<Signed, EntcodeError> {

@@ -149,15 +149,23 @@ async fn check(entcode: &Entcode, qr: &str) -> Response {
     if let Ok(checked) = &scanned
         && let Some(foreign) = entcode.scan_foreign(qr, checked).await
     {
-        return (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            foreign_page(&foreign, checked.checked_at),
-        )
-            .into_response();
+        return match foreign {
+            Ok(foreign) => (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                foreign_page(&foreign, checked.checked_at),
+            )
+                .into_response(),
+            // Not signed here and the gateway gave no answer: a genuine license must not
+            // read "unknown issuer" because the gateway is busy or down.
+            Err(no_answer) => unavailable(&format!(
+                "the verify gateway gave no answer ({})",
+                no_answer.0
+            )),
+        };
     }
     match scanned {
         Ok(checked) => (
@@ -174,19 +182,34 @@ async fn check(entcode: &Entcode, qr: &str) -> Response {
                 e,
                 EntcodeError::NonceStoreUnavailable | EntcodeError::LicenseUnavailable(_)
             );
-            let status = if unavailable {
-                StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                StatusCode::INTERNAL_SERVER_ERROR
-            };
+            if unavailable {
+                return self::unavailable(&e.to_string());
+            }
             (
-                status,
-                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [
+                    (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
                 unavailable_page(&e.to_string()),
             )
                 .into_response()
         }
     }
+}
+
+/// 503 "cannot check now" for `why`, to be retried shortly and never kept by a cache.
+fn unavailable(why: &str) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::RETRY_AFTER, "5"),
+        ],
+        unavailable_page(why),
+    )
+        .into_response()
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -521,7 +544,32 @@ pub fn page(checked: &Checked) -> String {
 
 /// The scan page of a credential another issuer signed, as the verify gateway answered.
 pub fn foreign_page(f: &crate::foreign::ForeignCheck, checked_at: i64) -> String {
-    let (zh, en, advice) = foreign_verdict(f.outcome);
+    let (zh, en, advice) = if f.superseded && f.outcome == VerificationOutcome::Revoked {
+        (
+            "已被新版本取代",
+            "Superseded",
+            "该凭证已被新版本取代，不再有效；请向持证主体索取最新版本。",
+        )
+    } else {
+        foreign_verdict(f.outcome)
+    };
+    // A disputed credential stays valid, and says which of its data is disputed; a
+    // status older than the freshness target says how old (the issuer's region could
+    // not be reached lately).
+    let mut notes = String::new();
+    if !f.disputed_fields.is_empty() {
+        let fields = escape(&f.disputed_fields.join(", "));
+        notes.push_str(&format!(
+            "<p class=\"disputed\" data-disputed=\"{fields}\">数据异议处理中：以下内容正在核实 · \
+Data disputed, being checked: {fields}</p>"
+        ));
+    }
+    if let Some(age) = f.stale_seconds {
+        notes.push_str(&format!(
+            "<p class=\"disputed\" data-stale=\"{age}\">状态数据 {age} 秒前更新，签发地区暂时无法连接 · \
+Status data {age} s old: the issuer's region could not be reached lately</p>"
+        ));
+    }
     let kind = match f.kind {
         CredentialKind::InspectionCode => "涉企行政检查码 · Inspection code",
         CredentialKind::BusinessLicense => "营业执照 · Business license",
@@ -542,7 +590,7 @@ pub fn foreign_page(f: &crate::foreign::ForeignCheck, checked_at: i64) -> String
 <title>{zh} · {en} — credmesh</title><style>{STYLE}</style></head>\
 <body><main>\
 <div id=\"verdict\" class=\"verdict {cls}\" data-outcome=\"{reason}\"><h1>{mark} {zh}</h1><p>{en}</p></div>\
-<section id=\"why\"><h2>{kind}</h2><p class=\"advice\">{advice}</p><p lang=\"en\">{detail}</p></section>\
+<section id=\"why\"><h2>{kind}</h2><p class=\"advice\">{advice}</p>{notes}<p lang=\"en\">{detail}</p></section>\
 <section id=\"who\"><h2>签发 · Issuer</h2><p>{issuer}<br>{subject}</p></section>{disclosed}\
 <footer id=\"checked\">查验时间 · Checked at {at}</footer>\
 </main></body></html>\n",
@@ -703,6 +751,9 @@ mod tests {
             issuer: "SH/certificate".into(),
             subject: "91310106MA1FL3Q19D".into(),
             claims: Vec::new(),
+            superseded: false,
+            disputed_fields: Vec::new(),
+            stale_seconds: None,
         };
         let html = foreign_page(&check(VerificationOutcome::Revoked), 1_790_000_000);
         assert!(
@@ -716,6 +767,36 @@ mod tests {
         let html = foreign_page(&check(VerificationOutcome::Valid), 1_790_000_000);
         assert!(
             html.contains("verdict ok") && html.contains("有效"),
+            "{html}"
+        );
+        assert!(!html.contains("data-disputed") && !html.contains("data-stale"));
+
+        // Replaced by a newer version is not the same news as revoked.
+        let superseded = crate::foreign::ForeignCheck {
+            superseded: true,
+            ..check(VerificationOutcome::Revoked)
+        };
+        let html = foreign_page(&superseded, 1_790_000_000);
+        assert!(
+            html.contains("已被新版本取代") && html.contains("Superseded"),
+            "{html}"
+        );
+        assert!(!html.contains("已撤销"), "{html}");
+
+        // Valid, with the disputed fields named, and how old stale status data is.
+        let disputed = crate::foreign::ForeignCheck {
+            disputed_fields: vec!["address".into()],
+            stale_seconds: Some(420),
+            ..check(VerificationOutcome::Valid)
+        };
+        let html = foreign_page(&disputed, 1_790_000_000);
+        assert!(html.contains("verdict ok"), "{html}");
+        assert!(
+            html.contains("data-disputed=\"address\"") && html.contains("数据异议处理中"),
+            "{html}"
+        );
+        assert!(
+            html.contains("data-stale=\"420\"") && html.contains("420 s old"),
             "{html}"
         );
     }

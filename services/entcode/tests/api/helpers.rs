@@ -61,7 +61,7 @@ pub enum Sources {
     None,
     /// Both are served, and entcode asks them.
     Live,
-    /// Both are configured at an address where nothing answers.
+    /// Both, and the verify gateway, are configured at an address where nothing answers.
     Down,
 }
 
@@ -80,6 +80,9 @@ async fn spawn(backend: Backend, cache_url: Option<String>, sources: Sources) ->
     let mut entcode_scopes = vec!["identity.keys", "license.read"];
     if sources != Sources::None {
         entcode_scopes.extend(["certificate.read", "inspection.credit"]);
+    }
+    if sources == Sources::Down {
+        entcode_scopes.push("verify");
     }
     let mut clients: Vec<(&str, &[&str])> = vec![("entcode", &entcode_scopes)];
     if sources == Sources::Live {
@@ -111,7 +114,10 @@ async fn spawn(backend: Backend, cache_url: Option<String>, sources: Sources) ->
     };
     if let Some(url) = source_url {
         environment.insert("CREDMESH_CERTIFICATE_URL".into(), url.clone());
-        environment.insert("CREDMESH_INSPECTION_URL".into(), url);
+        environment.insert("CREDMESH_INSPECTION_URL".into(), url.clone());
+        if sources == Sources::Down {
+            environment.insert("CREDMESH_VERIFY_URL".into(), url);
+        }
     }
     let config = credmesh_entcode::EntcodeConfig::from_env(&environment).unwrap();
     let entcode = credmesh_entcode::build(

@@ -222,6 +222,28 @@ async fn a_silent_certificate_service_leaves_the_license_and_refuses_the_extra_f
     }
     // Scenarios of license fields only are unaffected.
     assert!(app.present(&me, &uscc, "basic").await.is_ok());
+
+    // A license is not signed here, so its page asks the verify gateway: silent, the
+    // page says it cannot be checked now (503, retry shortly), never "unknown issuer".
+    let license = app
+        .license
+        .clone()
+        .establish_enterprise(with_token(crate::helpers::restaurant(&sh_uscc(63)), &dept))
+        .await
+        .unwrap()
+        .into_inner()
+        .license
+        .unwrap()
+        .credential
+        .unwrap();
+    let path = credmesh_credential::qr::scan_path(&license.qr_text);
+    let (status, html) = app.http_get(&path).await;
+    assert_eq!(status, 503, "{html}");
+    assert!(html.contains("data-outcome=\"UNAVAILABLE\""), "{html}");
+    assert!(
+        !html.contains("UNKNOWN_ISSUER") && !html.contains("签发者未知"),
+        "{html}"
+    );
 }
 
 #[tokio::test]
