@@ -598,3 +598,78 @@ fn qr_subject(banner: &str) -> String {
         .unwrap();
     line.split_whitespace().nth(3).unwrap().to_string()
 }
+
+/// Journey 5 at the gateway: the enterprise code and its presentations name the
+/// enterprise's standing entry in the license service's standing list, so after a
+/// revocation the gateway (and any partner region, or an offline bundle) answers
+/// REVOKED for them from a status list. An amendment leaves the code valid.
+#[tokio::test]
+async fn a_revoked_enterprises_code_and_presentations_answer_revoked_at_the_gateway() {
+    const DEMO: &str = "91310106MA1FL3Q19D";
+    let dev = Dev::start().await.unwrap();
+    let token = banner_value(&dev.banner, "operator token");
+    let code = banner_value(&dev.banner, "scan its enterprise code");
+    let operator = dev.data.join("cli-profile.toml");
+    let owner = dev.data.join("demo-owner.toml");
+    let outcome_of = |text: &str| {
+        let body = serde_json::json!({ "credential": text }).to_string();
+        let (http, token) = (dev.http.clone(), token.clone());
+        async move {
+            let (status, answer) = post_json(&http, "/v1/verify", &token, &body).await;
+            assert_eq!(status, 200, "{answer}");
+            answer
+        }
+    };
+    // Polls until the outcome is `want` (the gateway may still be loading lists).
+    let until = |text: String, want: &'static str| async move {
+        let mut answer = serde_json::Value::Null;
+        for _ in 0..100 {
+            answer = outcome_of(&text).await;
+            if answer["outcome"] == want {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        answer
+    };
+
+    let answer = until(code.clone(), "valid").await;
+    assert_eq!(answer["outcome"], "valid", "{answer}");
+    assert_eq!(answer["kind"], "enterprise_code", "{answer}");
+    assert_eq!(answer["status"]["consulted"], true, "{answer}");
+
+    // An amendment supersedes license version 1, not the enterprise: the code stays valid.
+    let run = credmesh_e2e::cli_as(
+        &operator,
+        &[
+            "license",
+            "amend",
+            DEMO,
+            "--domicile",
+            "上海市静安区南京西路1200号",
+            "--reason",
+            "住所变更",
+        ],
+    )
+    .await;
+    assert_eq!(run.status, Some(0), "{}", run.output());
+    let run = credmesh_e2e::cli_as(&owner, &["entcode", "present", DEMO, "--qr"]).await;
+    assert_eq!(run.status, Some(0), "{}", run.output());
+    let presentation = run.stdout.trim().to_string();
+    let answer = outcome_of(&code).await;
+    assert_eq!(answer["outcome"], "valid", "{answer}");
+
+    // Revoked (吊销): the code and the presentation made before it answer revoked.
+    let run = credmesh_e2e::cli_as(
+        &operator,
+        &["license", "revoke", DEMO, "--reason", "沪市监罚〔2026〕1号"],
+    )
+    .await;
+    assert_eq!(run.status, Some(0), "{}", run.output());
+    let answer = until(code, "revoked").await;
+    assert_eq!(answer["outcome"], "revoked", "{answer}");
+    assert_eq!(answer["reason"], "REVOKED", "{answer}");
+    let answer = until(presentation, "revoked").await;
+    assert_eq!(answer["outcome"], "revoked", "{answer}");
+    assert_eq!(answer["kind"], "presentation", "{answer}");
+}

@@ -626,6 +626,15 @@ struct CmIn {
     region: String,
     #[serde(default)]
     nonce: Option<String>,
+    /// The status reference, as in the VC-JWT's `cm.status`.
+    #[serde(default)]
+    status: Option<CmStatus>,
+}
+
+#[derive(Deserialize)]
+struct CmStatus {
+    list: String,
+    index: u64,
 }
 
 impl Disclosed {
@@ -669,7 +678,13 @@ impl Disclosed {
             issued_at: clear.iat,
             not_before: clear.nbf,
             not_after: clear.exp.unwrap_or(0),
-            status: None,
+            status: clear
+                .cm
+                .status
+                .map(|s| credmesh_proto::credential::v1::StatusReference {
+                    list_id: s.list,
+                    index: s.index,
+                }),
             claims,
             version: clear.cm.version,
             nonce,
@@ -681,8 +696,10 @@ impl Disclosed {
 /// disclosable (one disclosure each, salts from `salt`, all attached), `public` extra
 /// string claims in the clear (entcode's `scenario`), no key binding.
 ///
-/// Refused: a credential with a status reference (revocation of SD-JWTs is not
-/// published), claims sharing a name, and claim names that are reserved or clash with a
+/// A status reference travels in `cm.status` (`{"list", "index"}`, as in the VC-JWT),
+/// so the SD-JWT form is checked against the same status list as the native form.
+///
+/// Refused: claims sharing a name, and claim names that are reserved or clash with a
 /// clear claim — the verifier would refuse the result.
 pub fn issue(
     credential: &Credential,
@@ -691,9 +708,6 @@ pub fn issue(
     mut salt: impl FnMut() -> [u8; 16],
 ) -> Result<String, SdJwtError> {
     let refuse = |why: String| Err(SdJwtError::Unissuable(why));
-    if credential.status.is_some() {
-        return refuse("it has a status reference".into());
-    }
     let mut names: HashSet<&str> = HashSet::new();
     for (name, _) in public {
         if CLEAR_CLAIMS.contains(name) || *name == "_sd" || !names.insert(name) {
@@ -724,6 +738,9 @@ pub fn issue(
     });
     if !credential.nonce.is_empty() {
         cm["nonce"] = json!(URL_SAFE_NO_PAD.encode(&credential.nonce));
+    }
+    if let Some(status) = &credential.status {
+        cm["status"] = json!({"list": status.list_id, "index": status.index});
     }
     let mut payload = json!({
         "iss": credential.issuer,

@@ -35,6 +35,10 @@ pub struct LicenseView {
     pub claims: Vec<Claim>,
     /// The GB/T 36904 id of the current version.
     pub license_id: String,
+    /// The enterprise's standing entry in the license service's standing list, set when
+    /// it closes (see `credmesh.license.v1.Enterprise.standing`); `None` from a license
+    /// service that does not publish one.
+    pub standing: Option<credmesh_proto::credential::v1::StatusReference>,
 }
 
 /// Whatever answers license questions: the license service over gRPC in production.
@@ -90,7 +94,8 @@ impl LicenseSource for GrpcLicense {
                     )));
                 }
             };
-            let enterprise = answer.enterprise.unwrap_or_default();
+            let mut enterprise = answer.enterprise.unwrap_or_default();
+            let standing = enterprise.standing.take();
             let version = answer.license.unwrap_or_default();
             let withdrawn = match EnterpriseState::try_from(enterprise.state) {
                 Ok(EnterpriseState::Active) => None,
@@ -110,6 +115,7 @@ impl LicenseSource for GrpcLicense {
                 registered_at: enterprise.created_at,
                 claims,
                 license_id: version.license_id,
+                standing,
             })
         })
     }

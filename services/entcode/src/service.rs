@@ -333,7 +333,9 @@ impl Entcode {
         if let Some(state) = view.withdrawn {
             return Err(EntcodeError::NotActive { uscc, state });
         }
-        let signed = self.sign(code::code(self.region, &uscc, view.registered_at))?;
+        let mut credential = code::code(self.region, &uscc, view.registered_at);
+        credential.status = view.standing;
+        let signed = self.sign(credential)?;
         Ok((signed, view.name))
     }
 
@@ -470,7 +472,7 @@ impl Entcode {
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce)
             .map_err(|e| EntcodeError::Internal(anyhow::anyhow!("no randomness: {e}")))?;
-        let credential = code::presentation(
+        let mut credential = code::presentation(
             self.region,
             &uscc,
             (&found.name, found.version),
@@ -479,6 +481,7 @@ impl Entcode {
             self.clock.now(),
             self.ttl_secs,
         );
+        credential.status = view.standing;
         let mut signed = self.sign(credential)?;
         signed.sd_jwt = crate::domain::sdjwt::issue(&signed.credential, &self.key, || {
             let mut salt = [0u8; 16];

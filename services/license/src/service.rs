@@ -10,7 +10,7 @@ use credmesh_credential::{
     keys::IssuerKey,
     vcjwt::{status_purpose_name, to_vc_jwt},
 };
-use credmesh_proto::{prost::Message as _, status::FieldViolation};
+use credmesh_proto::{credential::v1::StatusPurpose, prost::Message as _, status::FieldViolation};
 use credmesh_runtime::{
     Clock,
     status_lists::{ListRef, StatusLists},
@@ -31,8 +31,8 @@ use crate::{
     error::LicenseError,
     keys::KeyRegistration,
     store::{
-        Actor, Change, EncodeResponse, EnterpriseRecord, Issued, LicenseStore, Signed, State,
-        VersionIssuer, VersionRecord,
+        Actor, Change, EncodeResponse, EnterpriseRecord, Issued, LicenseStore, STANDING_PURPOSE,
+        Signed, State, VersionIssuer, VersionRecord,
     },
 };
 
@@ -156,6 +156,8 @@ pub struct License {
     /// The signed status lists, signed again only when changed (a list's version is
     /// its count of set bits: bits are only ever set).
     lists: StatusLists,
+    /// The enterprises' standing lists (`SH/license/e<n>`), signed the same way.
+    standing: StatusLists,
     /// Where issued and revoked licenses are counted, once [`License::export_metrics`] ran.
     metrics: std::sync::OnceLock<credmesh_telemetry::metrics::CredentialMetrics>,
 }
@@ -193,6 +195,12 @@ impl License {
             registration,
             public_url,
             lists: StatusLists::new(
+                cred::issuer_id(region),
+                LIST_SIZE,
+                STATUS_LIST_VALIDITY_SECS,
+                status_refresh_secs,
+            ),
+            standing: StatusLists::new(
                 cred::issuer_id(region),
                 LIST_SIZE,
                 STATUS_LIST_VALIDITY_SECS,
@@ -521,6 +529,30 @@ impl License {
         self.store.enterprises(after, limit, state, authority).await
     }
 
+    /// The standing entry of the enterprise whose version `v` is: the entry of its first
+    /// version, in the standing list of the same number (see `cred::standing_list_id`).
+    pub async fn standing(
+        &self,
+        v: &VersionRecord,
+    ) -> Result<credmesh_proto::credential::v1::StatusReference, LicenseError> {
+        let (list_no, index) = if v.version == 1 {
+            (v.list_no, v.list_index)
+        } else {
+            let first = self
+                .store
+                .version(v.uscc.as_str(), 1)
+                .await?
+                .ok_or_else(|| {
+                    LicenseError::Internal(anyhow::anyhow!("{} has no version 1", v.uscc))
+                })?;
+            (first.list_no, first.list_index)
+        };
+        Ok(credmesh_proto::credential::v1::StatusReference {
+            list_id: cred::standing_list_id(self.region, list_no),
+            index,
+        })
+    }
+
     /// The public URL of a status list, as credentials name it.
     pub fn status_url(&self, list_id: &str, purpose: &str) -> String {
         format!(
@@ -538,7 +570,7 @@ impl License {
         purpose: i32,
     ) -> Result<Arc<PublishedList>, LicenseError> {
         let not_found = || LicenseError::StatusListNotFound(list_id.chars().take(64).collect());
-        let n = cred::parse_list_id(self.region, list_id).ok_or_else(not_found)?;
+        let kind = cred::parse_list_kind(self.region, list_id).ok_or_else(not_found)?;
         let purpose_name = status_purpose_name(purpose).ok_or_else(|| LicenseError::Invalid {
             reason: "STATUS_PURPOSE_INVALID",
             message: "the purpose is revocation, suspension or superseded".into(),
@@ -547,24 +579,39 @@ impl License {
                 "revocation, suspension or superseded",
             )],
         })?;
+        // A standing list holds closures as revocations; it suspends and supersedes nothing.
+        let (n, lists, stored) = match kind {
+            cred::ListKind::Versions(n) => (n, &self.lists, Some(purpose)),
+            cred::ListKind::Standing(n) => (
+                n,
+                &self.standing,
+                (purpose == StatusPurpose::Revocation as i32).then_some(STANDING_PURPOSE),
+            ),
+        };
         let allocated = self.store.allocated_entries().await?;
         if n != 0 && n.saturating_mul(LIST_SIZE) >= allocated {
             return Err(not_found());
         }
-        let count = self.store.status_count(n, purpose).await?;
+        let count = match stored {
+            Some(p) => self.store.status_count(n, p).await?,
+            None => 0,
+        };
         let now = self.clock.now();
         let key = &self.signer.key;
-        if let Some(signed) = self.lists.signed(n, purpose, count, key.kid(), now) {
+        if let Some(signed) = lists.signed(n, purpose, count, key.kid(), now) {
             return Ok(signed);
         }
-        let indexes = self.store.status_indexes(n, purpose).await?;
+        let indexes = match stored {
+            Some(p) => self.store.status_indexes(n, p).await?,
+            None => Vec::new(),
+        };
         let list = ListRef {
             list_id,
             n,
             purpose,
             url: &self.status_url(list_id, purpose_name),
         };
-        self.lists
+        lists
             .sign(list, indexes.len() as u64, &indexes, key, now)
             .map_err(LicenseError::Internal)
     }

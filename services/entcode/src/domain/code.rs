@@ -5,12 +5,16 @@
 //! Nothing about it depends on the license version, so amendments leave it unchanged;
 //! and since Ed25519 signatures are deterministic, re-signing it with the same key gives
 //! the very same bytes and QR text. It needs no storage and is never reused: the id is
-//! the enterprise's code, which is itself never reassigned. It carries no status entry:
-//! withdrawal (deregistration, revocation) is answered live from the license service by
-//! everything that resolves a code (the scan page, `GetEnterpriseCode`).
+//! the enterprise's code, which is itself never reassigned. Its status entry is the
+//! enterprise's standing entry in the license service's standing list (`SH/license/e<n>`,
+//! fixed at establishment, set when the enterprise is deregistered or revoked), added by
+//! the service: so the verify gateway, partner regions and offline verifiers learn from
+//! a status list that the code is withdrawn, and this service's own scan page and
+//! `GetEnterpriseCode` answer it live from the license service as well.
 //!
-//! **A presentation** discloses one scenario's fields, lives minutes, and carries a
-//! random 16-byte nonce, recorded when first verified so that a second use is refused.
+//! **A presentation** discloses one scenario's fields, lives minutes, carries a random
+//! 16-byte nonce, recorded when first verified so that a second use is refused, and the
+//! same standing entry as the code.
 
 use credmesh_credential::hex;
 use credmesh_proto::credential::v1::{Claim, Credential, CredentialKind};

@@ -61,6 +61,7 @@ pub fn enterprise_to_proto(e: &EnterpriseRecord) -> pb::Enterprise {
         state_reason: e.state_reason.clone(),
         created_at: e.created_at,
         updated_at: e.updated_at,
+        standing: None,
     }
 }
 
@@ -379,8 +380,12 @@ impl LicenseService for LicenseApi {
             .inner
             .license(principal, &request.get_ref().uscc)
             .await?;
+        let enterprise = pb::Enterprise {
+            standing: Some(self.inner.standing(&v).await?),
+            ..enterprise_to_proto(&e)
+        };
         Ok(Response::new(pb::GetLicenseResponse {
-            enterprise: Some(enterprise_to_proto(&e)),
+            enterprise: Some(enterprise),
             license: Some(version_to_proto(&self.inner, &v, true)?),
         }))
     }

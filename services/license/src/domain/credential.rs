@@ -20,13 +20,47 @@ pub fn list_id(region: Region, n: u64) -> String {
     format!("{}/license/{n}", region.code())
 }
 
-/// The number of a status list id of this service, if it is one.
-pub fn parse_list_id(region: Region, id: &str) -> Option<u64> {
-    let n = id.strip_prefix(&format!("{}/license/", region.code()))?;
+/// The id of standing list `n` (`SH/license/e0`): a bit per enterprise, at the status
+/// entry of its first license version, set when the enterprise is deregistered or
+/// revoked. Its enterprise code and presentations point there, so a verifier learns
+/// from a status list, offline, that the code is withdrawn; amendments never touch it.
+pub fn standing_list_id(region: Region, n: u64) -> String {
+    format!("{}/license/e{n}", region.code())
+}
+
+/// Which of this service's status lists an id names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListKind {
+    /// `SH/license/<n>`: the license versions' entries.
+    Versions(u64),
+    /// `SH/license/e<n>`: the enterprises' standing (see [`standing_list_id`]).
+    Standing(u64),
+}
+
+/// The kind and number of a status list id of this service, if it is one.
+pub fn parse_list_kind(region: Region, id: &str) -> Option<ListKind> {
+    let rest = id.strip_prefix(&format!("{}/license/", region.code()))?;
+    let (standing, n) = match rest.strip_prefix('e') {
+        Some(n) => (true, n),
+        None => (false, rest),
+    };
     if n.is_empty() || n.len() > 12 || !n.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    n.parse().ok()
+    let n = n.parse().ok()?;
+    Some(if standing {
+        ListKind::Standing(n)
+    } else {
+        ListKind::Versions(n)
+    })
+}
+
+/// The number of a license versions' status list id of this service, if it is one.
+pub fn parse_list_id(region: Region, id: &str) -> Option<u64> {
+    match parse_list_kind(region, id)? {
+        ListKind::Versions(n) => Some(n),
+        ListKind::Standing(_) => None,
+    }
 }
 
 /// The list number and index of status entry `entry` (entries are allocated in order).
@@ -131,6 +165,14 @@ mod tests {
         assert_eq!(parse_list_id(Region::Shanghai, "SH/license/"), None);
         assert_eq!(parse_list_id(Region::Shanghai, "SH/license/-1"), None);
         assert_eq!(parse_list_id(Region::Shanghai, "SH/health/0"), None);
+        assert_eq!(standing_list_id(Region::Shanghai, 2), "SH/license/e2");
+        assert_eq!(
+            parse_list_kind(Region::Shanghai, "SH/license/e2"),
+            Some(ListKind::Standing(2))
+        );
+        assert_eq!(parse_list_id(Region::Shanghai, "SH/license/e2"), None);
+        assert_eq!(parse_list_kind(Region::Shanghai, "SH/license/e"), None);
+        assert_eq!(parse_list_kind(Region::Shanghai, "SH/license/ee1"), None);
         assert_eq!(status_slot(131_073), (1, 1));
     }
 

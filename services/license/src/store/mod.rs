@@ -787,6 +787,12 @@ fn nothing_written(outcome: &Result<Outcome<Issued>, LicenseError>) -> bool {
     }
 }
 
+/// The purpose under which the enterprises' standing bits are stored in `status_bits`
+/// (outside `StatusPurpose`'s values): a set bit at the entry of an enterprise's first
+/// version means the enterprise was deregistered or revoked. Published as the
+/// revocation bitstring of the standing lists (`SH/license/e<n>`).
+pub const STANDING_PURPOSE: i32 = 101;
+
 /// Sets a status bit inside a transaction.
 macro_rules! set_bit {
     ($tx:ident, $list_no:expr, $purpose:expr, $index:expr, $now:expr) => {
@@ -1191,6 +1197,19 @@ macro_rules! impl_license_store {
                 .await?;
                 let version = VersionRecord::try_from(row)?;
                 set_bit!(tx, version.list_no, StatusPurpose::Revocation, version.list_index, now);
+                // The enterprise's standing bit, at its first version's entry, which its
+                // enterprise code and presentations name.
+                let (list_no, list_index) = if version.version == 1 {
+                    (version.list_no as i64, version.list_index as i64)
+                } else {
+                    sqlx::query_as::<_, (i64, i64)>(
+                        "SELECT list_no, list_index FROM license_versions WHERE uscc = $1 AND version = 1",
+                    )
+                    .bind(uscc)
+                    .fetch_one(&mut *tx)
+                    .await?
+                };
+                set_bit!(tx, list_no, STANDING_PURPOSE, list_index, now);
                 sqlx::query("UPDATE enterprises SET state = $1, state_reason = $2, updated_at = $3 WHERE uscc = $4")
                     .bind(closing.as_str())
                     .bind(reason)
